@@ -1,0 +1,344 @@
+//! The judge: from metric-set pairs (control vs experiment series per metric and tag
+//! combination) and a canary config to a scored, classified `CanaryJudgeResult`.
+//!
+//! Pure and IO-free: slices and JSON values in, a structured result out; no clock, no global
+//! random generator (the one random step Kayenta has is seeded from the data).
+//!
+//! Judges:
+//! * [`JudgeKind::NetflixAcaV1`] — `NetflixACAJudge-v1.0`, Kayenta's default judge reproduced
+//!   exactly (see `kayenta_mw` and `classifier`), so migrating users get the same verdicts.
+//! * [`JudgeKind::CoalmineV1`] — `coalmine-v1`, the default: the same pipeline and result
+//!   shape, with the R-semantics Mann–Whitney ([`mann_whitney()`]: exact distribution for small
+//!   samples, exact interval endpoints, no root-finder artefacts), per-metric `confidence`
+//!   and `tolerance`, and the test's statistics in every result.
+
+pub mod classifier;
+pub mod effect;
+pub mod json;
+pub mod kayenta_mw;
+pub mod lookup;
+pub mod mann_whitney;
+pub mod model;
+pub(crate) mod pairwise;
+pub(crate) mod ranks;
+pub mod score;
+pub mod stats;
+pub mod transform;
+
+use serde_json::Value;
+
+pub use classifier::{Direction, Label, NanStrategy};
+pub use mann_whitney::{mann_whitney, MannWhitney, Method, WilcoxonDistribution};
+pub use model::{CanaryConfig, CanaryJudgeResult, JudgeRequest, MetricSetPair};
+pub use score::Thresholds;
+
+use classifier::{classify, ClassifierParams, ClassifyInput, IntervalMethod, TestDetail};
+use effect::EffectMeasure;
+use json::{JsonPath, ShapeError};
+use lookup::Reader;
+use model::{
+    AnalysisResult, EffectReport, GroupScoreResult, MetricConfig, ResultMetadata, ScoreResult, SeriesMetadata,
+    TestReport,
+};
+use score::ScoredResult;
+use transform::{remove_nans, replace_nans, Detector};
+
+/// Errors of the statistical functions.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StatsError {
+    #[error("cannot compute confidence interval when all observations are tied")]
+    AllTied,
+    #[error("{0}")]
+    NotEnoughData(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// Errors of a judgment: all are problems with the input.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JudgeError {
+    #[error(transparent)]
+    Invalid(#[from] ShapeError),
+    #[error("Unable to resolve canary judge '{name}' (known judges: {known})")]
+    UnknownJudge { name: String, known: String },
+    #[error("{path}: could not find metric config for '{name}' in canaryConfig.metrics")]
+    MissingMetricConfig { path: JsonPath, name: String },
+}
+
+/// The judges coalmine ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JudgeKind {
+    /// `NetflixACAJudge-v1.0`.
+    NetflixAcaV1,
+    /// `coalmine-v1`.
+    CoalmineV1,
+}
+
+impl JudgeKind {
+    /// The judge used when neither the caller nor the config names one.
+    pub const DEFAULT: JudgeKind = JudgeKind::CoalmineV1;
+    pub const ALL: [JudgeKind; 2] = [JudgeKind::CoalmineV1, JudgeKind::NetflixAcaV1];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JudgeKind::NetflixAcaV1 => "NetflixACAJudge-v1.0",
+            JudgeKind::CoalmineV1 => "coalmine-v1",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Self, JudgeError> {
+        JudgeKind::ALL.into_iter().find(|j| j.name() == name).ok_or_else(|| JudgeError::UnknownJudge {
+            name: name.to_string(),
+            known: JudgeKind::ALL.map(JudgeKind::name).join(", "),
+        })
+    }
+
+    /// The caller's choice, else the config's `judge.name`, else [`JudgeKind::DEFAULT`].
+    pub fn resolve(override_name: Option<&str>, config: &CanaryConfig) -> Result<Self, JudgeError> {
+        match override_name.or(config.judge_name.as_deref()) {
+            Some(name) => JudgeKind::from_name(name),
+            None => Ok(JudgeKind::DEFAULT),
+        }
+    }
+}
+
+/// Parse a remote-judge request document and judge it.
+pub fn judge_value(request: &Value, judge: Option<&str>) -> Result<CanaryJudgeResult, JudgeError> {
+    let request = JudgeRequest::from_value(request)?;
+    judge_request(&request, judge)
+}
+
+/// Judge a request with the named judge (or the config's, or the default).
+pub fn judge_request(request: &JudgeRequest, judge: Option<&str>) -> Result<CanaryJudgeResult, JudgeError> {
+    let kind = JudgeKind::resolve(judge, &request.canary_config)?;
+    run(kind, &request.canary_config, &request.metric_set_pair_list, request.score_thresholds)
+}
+
+/// Judge metric-set pairs against a config with the given judge.
+pub fn run(
+    kind: JudgeKind,
+    config: &CanaryConfig,
+    pairs: &[MetricSetPair],
+    thresholds: Thresholds,
+) -> Result<CanaryJudgeResult, JudgeError> {
+    let defaults = JudgeDefaults::from_config(kind, config)?;
+    let list_path = JsonPath::root().key("metricSetPairList");
+    let mut results = Vec::with_capacity(pairs.len());
+    for (i, pair) in pairs.iter().enumerate() {
+        let metric = config.metric(&pair.name).ok_or_else(|| JudgeError::MissingMetricConfig {
+            path: list_path.index(i).key("name"),
+            name: pair.name.clone(),
+        })?;
+        let params = MetricParams::resolve(kind, metric, &defaults)?;
+        results.push(judge_pair(kind, pair, metric, &params));
+    }
+    let scored: Vec<ScoredResult<'_>> = results
+        .iter()
+        .map(|r| ScoredResult {
+            label: Label::parse(&r.classification).unwrap_or(Label::Error),
+            groups: &r.groups,
+            critical: r.critical,
+            muted: r.muted,
+            reason: r.classification_reason.as_deref(),
+        })
+        .collect();
+    let s = score::score(&scored, &config.group_weights, thresholds);
+    Ok(CanaryJudgeResult {
+        judge_name: kind.name().to_string(),
+        score: ScoreResult {
+            score: s.summary,
+            classification: s.classification.as_str().to_string(),
+            classification_reason: s.reason,
+        },
+        group_scores: s
+            .groups
+            .into_iter()
+            .map(|g| GroupScoreResult {
+                name: g.name,
+                score: g.score,
+                classification: String::new(),
+                classification_reason: String::new(),
+            })
+            .collect(),
+        results,
+    })
+}
+
+/// Judge-wide settings of `coalmine-v1`, from `canaryConfig.judge.judgeConfigurations`.
+#[derive(Debug, Clone, Copy)]
+struct JudgeDefaults {
+    confidence: f64,
+    tolerance: f64,
+    exact: Option<bool>,
+    correct: bool,
+}
+
+impl JudgeDefaults {
+    /// Kayenta hard-codes tolerance 0.25 and confidence 0.98 in `NetflixACAJudge`.
+    const KAYENTA: JudgeDefaults = JudgeDefaults { confidence: 0.98, tolerance: 0.25, exact: None, correct: true };
+
+    fn from_config(kind: JudgeKind, config: &CanaryConfig) -> Result<Self, JudgeError> {
+        if kind == JudgeKind::NetflixAcaV1 {
+            return Ok(Self::KAYENTA);
+        }
+        let empty = Value::Null;
+        let data = config
+            .raw
+            .get("judge")
+            .and_then(|j| j.get("judgeConfigurations"))
+            .unwrap_or(&empty);
+        let reader = Reader { data, base_path: JsonPath::root().key("canaryConfig").key("judge").key("judgeConfigurations") };
+        let d = Self::KAYENTA;
+        let out = JudgeDefaults {
+            confidence: reader.f64(&["confidence"], d.confidence)?,
+            tolerance: reader.f64(&["tolerance"], d.tolerance)?,
+            exact: reader.opt_bool(&["exact"])?,
+            correct: reader.bool(&["continuityCorrection"], d.correct)?,
+        };
+        check_confidence(out.confidence, &reader.base_path.key("confidence"))?;
+        check_tolerance(out.tolerance, &reader.base_path.key("tolerance"))?;
+        Ok(out)
+    }
+}
+
+fn check_confidence(c: f64, path: &JsonPath) -> Result<(), ShapeError> {
+    if c > 0.0 && c < 1.0 {
+        Ok(())
+    } else {
+        Err(ShapeError::new(path, format!("confidence must be in (0, 1), got {c}")))
+    }
+}
+
+fn check_tolerance(t: f64, path: &JsonPath) -> Result<(), ShapeError> {
+    if t >= 0.0 && t.is_finite() {
+        Ok(())
+    } else {
+        Err(ShapeError::new(path, format!("tolerance must be a finite number ≥ 0, got {t}")))
+    }
+}
+
+/// A metric's resolved `analysisConfigurations.canary` settings (Kayenta's defaults).
+#[derive(Debug, Clone, Copy)]
+struct MetricParams {
+    direction: Direction,
+    nan_strategy: NanStrategy,
+    outlier_factor: Option<f64>,
+    critical: bool,
+    must_have_data: bool,
+    muted: bool,
+    classifier: ClassifierParams,
+}
+
+impl MetricParams {
+    fn resolve(kind: JudgeKind, metric: &MetricConfig, defaults: &JudgeDefaults) -> Result<Self, ShapeError> {
+        let r = Reader { data: &metric.analysis, base_path: metric.path.key("analysisConfigurations") };
+        let direction = Direction::parse(&r.string(&["canary", "direction"], "either"));
+        let nan_strategy = NanStrategy::parse(&r.string(&["canary", "nanStrategy"], "none"));
+        let remove_outliers = r.string(&["canary", "outliers", "strategy"], "none") == "remove";
+        let outlier_factor = r.f64(&["canary", "outliers", "outlierFactor"], 3.0)?;
+        let critical = r.bool(&["canary", "critical"], false)?;
+        let must_have_data = r.bool(&["canary", "mustHaveData"], false)?;
+        let muted = r.bool(&["canary", "muted"], false)?;
+        let measure = EffectMeasure::parse(&r.string(&["canary", "effectSize", "measure"], "meanRatio"));
+        let neutral = measure.neutral();
+        let allowed_increase = r.f64(&["canary", "effectSize", "allowedIncrease"], neutral)?;
+        let allowed_decrease = r.f64(&["canary", "effectSize", "allowedDecrease"], neutral)?;
+        let critical_increase = r.f64(&["canary", "effectSize", "criticalIncrease"], neutral)?;
+        let critical_decrease = r.f64(&["canary", "effectSize", "criticalDecrease"], neutral)?;
+        let (confidence, tolerance, interval) = match kind {
+            JudgeKind::NetflixAcaV1 => (defaults.confidence, defaults.tolerance, IntervalMethod::Kayenta),
+            JudgeKind::CoalmineV1 => {
+                let confidence = r.f64(&["canary", "confidence"], defaults.confidence)?;
+                check_confidence(confidence, &r.base_path.key("canary").key("confidence"))?;
+                let tolerance = r.f64(&["canary", "tolerance"], defaults.tolerance)?;
+                check_tolerance(tolerance, &r.base_path.key("canary").key("tolerance"))?;
+                let exact = r.opt_bool(&["canary", "exact"])?.or(defaults.exact);
+                let correct = r.bool(&["canary", "continuityCorrection"], defaults.correct)?;
+                (confidence, tolerance, IntervalMethod::Exact { exact, correct })
+            }
+        };
+        Ok(MetricParams {
+            direction,
+            nan_strategy,
+            outlier_factor: remove_outliers.then_some(outlier_factor),
+            critical,
+            must_have_data,
+            muted,
+            classifier: ClassifierParams {
+                tolerance,
+                confidence,
+                effect_thresholds: (allowed_decrease, allowed_increase),
+                critical_thresholds: (critical_decrease, critical_increase),
+                measure,
+                interval,
+            },
+        })
+    }
+}
+
+/// NaN handling, then outlier removal (Kayenta's order).
+fn prepare(series: &[f64], params: &MetricParams) -> Vec<f64> {
+    let cleaned = match params.nan_strategy {
+        NanStrategy::Remove => remove_nans(series),
+        NanStrategy::Replace => replace_nans(series, 0.0),
+    };
+    match params.outlier_factor {
+        Some(factor) => Detector::Iqr { factor, reduce_sensitivity: true }.remove_outliers(&cleaned),
+        None => cleaned,
+    }
+}
+
+fn judge_pair(kind: JudgeKind, pair: &MetricSetPair, metric: &MetricConfig, params: &MetricParams) -> AnalysisResult {
+    let experiment = prepare(&pair.experiment, params);
+    let control = prepare(&pair.control, params);
+    let input = ClassifyInput {
+        metric_name: &pair.name,
+        direction: params.direction,
+        nan_strategy: params.nan_strategy,
+        critical: params.critical,
+        data_required: params.must_have_data,
+        experiment_label: "Canary",
+        control_label: "Baseline",
+    };
+    let outcome = classify(&control, &experiment, &input, &params.classifier);
+    let (classification, reason, critical, result_metadata) = match outcome {
+        Ok(c) => {
+            let test = match (kind, &c.test) {
+                (JudgeKind::CoalmineV1, Some(TestDetail::MannWhitney(mw))) => Some(TestReport {
+                    kind: "mann-whitney".into(),
+                    method: mw.method.as_str().into(),
+                    lower: mw.lower,
+                    upper: mw.upper,
+                    estimate: mw.estimate,
+                    p_value: mw.p_value,
+                    confidence: mw.confidence,
+                    achieved_confidence: mw.achieved_confidence,
+                    n_experiment: mw.n_experiment,
+                    n_control: mw.n_control,
+                    bound: c.bound.unwrap_or(f64::NAN),
+                    effect_size: EffectReport {
+                        measure: params.classifier.measure,
+                        value: c.effect_size.unwrap_or(f64::NAN),
+                    },
+                    warnings: mw.warnings.clone(),
+                }),
+                _ => None,
+            };
+            (c.label, c.reason, c.critical, Some(ResultMetadata { ratio: c.deviation, test }))
+        }
+        Err(_) => (Label::Error, Some("Metric Classification Failed".to_string()), false, None),
+    };
+    AnalysisResult {
+        name: pair.name.clone(),
+        id: pair.id.clone(),
+        tags: pair.tags.clone(),
+        classification: classification.as_str().to_string(),
+        classification_reason: reason,
+        groups: metric.groups.clone(),
+        experiment_metadata: SeriesMetadata { stats: stats::summary(&experiment) },
+        control_metadata: SeriesMetadata { stats: stats::summary(&control) },
+        result_metadata,
+        critical,
+        muted: params.muted,
+    }
+}

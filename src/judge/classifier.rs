@@ -1,0 +1,338 @@
+//! Metric classification: Kayenta's `MannWhitneyClassifier` decision procedure
+//! (`judge/classifiers/metric/MannWhitneyClassifier.scala`), with the interval computed
+//! either by Kayenta's root finder (`NetflixACAJudge-v1.0`) or by the exact R-semantics
+//! Mann–Whitney (`coalmine-v1`).
+
+use serde::Serialize;
+
+use super::effect::{mean_ratio, EffectMeasure};
+use super::kayenta_mw::mann_whitney_kayenta;
+use super::mann_whitney::{mann_whitney, MannWhitney, Method};
+use super::transform::{add_gaussian_noise, seed_from, JavaRandom};
+use super::StatsError;
+
+/// Which change of a metric counts against the canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Increase,
+    Decrease,
+    Either,
+}
+
+impl Direction {
+    /// Kayenta: `"increase"`, `"decrease"`, anything else is `Either` (case-sensitive).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "increase" => Direction::Increase,
+            "decrease" => Direction::Decrease,
+            _ => Direction::Either,
+        }
+    }
+
+    fn allows_high(self) -> bool {
+        matches!(self, Direction::Increase | Direction::Either)
+    }
+
+    fn allows_low(self) -> bool {
+        matches!(self, Direction::Decrease | Direction::Either)
+    }
+}
+
+/// What to do with NaN values (`nanStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NanStrategy {
+    Remove,
+    Replace,
+}
+
+impl NanStrategy {
+    /// Kayenta: `"replace"` replaces, anything else (the default `"none"` included) removes.
+    pub fn parse(s: &str) -> Self {
+        if s == "replace" {
+            NanStrategy::Replace
+        } else {
+            NanStrategy::Remove
+        }
+    }
+}
+
+/// A metric's classification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+pub enum Label {
+    Pass,
+    High,
+    Low,
+    Nodata,
+    NodataFailMetric,
+    Error,
+}
+
+impl Label {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Pass => "Pass",
+            Label::High => "High",
+            Label::Low => "Low",
+            Label::Nodata => "Nodata",
+            Label::NodataFailMetric => "NodataFailMetric",
+            Label::Error => "Error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Pass" => Label::Pass,
+            "High" => Label::High,
+            "Low" => Label::Low,
+            "Nodata" => Label::Nodata,
+            "NodataFailMetric" => Label::NodataFailMetric,
+            "Error" => Label::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// How the confidence interval of the shift is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum IntervalMethod {
+    /// Kayenta's asymptotic interval solved by Brent with tolerance 1e-4; Gaussian noise on
+    /// constant series (seeded from the data).
+    Kayenta,
+    /// [`mann_whitney`] with R `wilcox.test` semantics (exact distribution for small samples
+    /// without ties, exact interval endpoints, continuity correction).
+    Exact { exact: Option<bool>, correct: bool },
+}
+
+/// The classifier's parameters (`MannWhitneyClassifier` constructor arguments).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassifierParams {
+    /// Half-width of the "no change" band, as a fraction of `|estimate|`.
+    pub tolerance: f64,
+    pub confidence: f64,
+    /// `(allowedDecrease, allowedIncrease)`.
+    pub effect_thresholds: (f64, f64),
+    /// `(criticalDecrease, criticalIncrease)`.
+    pub critical_thresholds: (f64, f64),
+    pub measure: EffectMeasure,
+    pub interval: IntervalMethod,
+}
+
+impl ClassifierParams {
+    /// The class defaults Kayenta's unit tests use (tolerance 0.25, confidence 0.95).
+    pub fn kayenta_class_defaults() -> Self {
+        ClassifierParams {
+            tolerance: 0.25,
+            confidence: 0.95,
+            effect_thresholds: (1.0, 1.0),
+            critical_thresholds: (1.0, 1.0),
+            measure: EffectMeasure::MeanRatio,
+            interval: IntervalMethod::Kayenta,
+        }
+    }
+}
+
+/// The statistics behind a classification (absent on early exits).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestDetail {
+    Kayenta { lower: f64, upper: f64, estimate: f64 },
+    MannWhitney(MannWhitney),
+}
+
+impl TestDetail {
+    pub fn interval(&self) -> (f64, f64, f64) {
+        match self {
+            TestDetail::Kayenta { lower, upper, estimate } => (*lower, *upper, *estimate),
+            TestDetail::MannWhitney(mw) => (mw.lower, mw.upper, mw.estimate),
+        }
+    }
+}
+
+/// Outcome of [`classify`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricClassification {
+    pub label: Label,
+    pub reason: Option<String>,
+    /// Kayenta's `deviation`: the mean ratio (reported as `resultMetadata.ratio`).
+    pub deviation: f64,
+    pub critical: bool,
+    /// The effect size that gated the decision (meanRatio or CLES).
+    pub effect_size: Option<f64>,
+    /// The interval bound `tolerance · |estimate|` the CI was compared against.
+    pub bound: Option<f64>,
+    pub test: Option<TestDetail>,
+}
+
+impl MetricClassification {
+    fn early(label: Label, reason: Option<String>, deviation: f64, critical: bool) -> Self {
+        MetricClassification { label, reason, deviation, critical, effect_size: None, bound: None, test: None }
+    }
+}
+
+/// Inputs of one classification beyond the two series.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassifyInput<'a> {
+    pub metric_name: &'a str,
+    pub direction: Direction,
+    pub nan_strategy: NanStrategy,
+    pub critical: bool,
+    pub data_required: bool,
+    /// Labels used in reason strings ("Canary" / "Baseline" in the judge).
+    pub experiment_label: &'a str,
+    pub control_label: &'a str,
+}
+
+/// `MannWhitneyClassifier.classify(control, experiment, direction, nanStrategy, isCritical,
+/// isDataRequired)` on already transformed series. `Err` means the classification failed
+/// (the judge reports `Error`, "Metric Classification Failed").
+pub fn classify(
+    control: &[f64],
+    experiment: &[f64],
+    input: &ClassifyInput<'_>,
+    params: &ClassifierParams,
+) -> Result<MetricClassification, StatsError> {
+    // 1. No data.
+    if experiment.is_empty() || control.is_empty() {
+        return Ok(match input.nan_strategy {
+            NanStrategy::Remove => {
+                let reason = Some(format!("Missing data for {}", input.metric_name));
+                if input.data_required && !input.critical {
+                    MetricClassification::early(Label::NodataFailMetric, reason, 1.0, false)
+                } else {
+                    MetricClassification::early(Label::Nodata, reason, 1.0, input.critical)
+                }
+            }
+            NanStrategy::Replace => MetricClassification::early(Label::Pass, None, 1.0, false),
+        });
+    }
+    // 2. Identical samples.
+    let mut se = experiment.to_vec();
+    let mut sc = control.to_vec();
+    se.sort_by(f64::total_cmp);
+    sc.sort_by(f64::total_cmp);
+    if se.len() == sc.len() && se.iter().zip(&sc).all(|(a, b)| a == b) {
+        let reason = format!("The {} and {} data are identical", input.experiment_label, input.control_label);
+        return Ok(MetricClassification::early(Label::Pass, Some(reason), 1.0, false));
+    }
+    // 3. A single value overall.
+    let first = se[0];
+    if se.iter().chain(sc.iter()).all(|&v| v == first) {
+        return Ok(MetricClassification::early(Label::Pass, None, 1.0, false));
+    }
+    // 4. Compare.
+    let mut c = compare(control, experiment, &se, &sc, input, params)?;
+    // 5. Critical escalation.
+    let effect = c.effect_size.unwrap_or(f64::NAN);
+    let (crit_dec, crit_inc) = params.critical_thresholds;
+    if input.critical && c.label == Label::High && (effect.is_nan() || effect >= crit_inc) {
+        c.reason = Some(format!("The metric {} was classified as High (Critical)", input.metric_name));
+        c.critical = true;
+    } else if input.critical && c.label == Label::Low && (effect.is_nan() || effect <= crit_dec) {
+        c.reason = Some(format!("The metric {} was classified as Low (Critical)", input.metric_name));
+        c.critical = true;
+    }
+    Ok(c)
+}
+
+fn distinct_count_is_one(sorted: &[f64]) -> bool {
+    sorted.first() == sorted.last()
+}
+
+fn compare(
+    control: &[f64],
+    experiment: &[f64],
+    sorted_experiment: &[f64],
+    sorted_control: &[f64],
+    input: &ClassifyInput<'_>,
+    params: &ClassifierParams,
+) -> Result<MetricClassification, StatsError> {
+    let (experiment, control, test) = match params.interval {
+        IntervalMethod::Kayenta => {
+            // Both series constant (and different): Kayenta adds N(0, (v·1e-5)²) noise so the
+            // ranks are not all tied. Seeded from the data: the same input, the same verdict.
+            let (exp, ctl) = if distinct_count_is_one(sorted_experiment) && distinct_count_is_one(sorted_control) {
+                let mut rng = JavaRandom::new(seed_from(&[experiment, control]));
+                let e = add_gaussian_noise(experiment, 0.0, experiment[0] * 1e-5, &mut rng);
+                let c = add_gaussian_noise(control, 0.0, control[0] * 1e-5, &mut rng);
+                (e, c)
+            } else {
+                (experiment.to_vec(), control.to_vec())
+            };
+            let iv = mann_whitney_kayenta(&exp, &ctl, params.confidence)?;
+            let test = TestDetail::Kayenta { lower: iv.lower, upper: iv.upper, estimate: iv.estimate };
+            (exp, ctl, test)
+        }
+        IntervalMethod::Exact { exact, correct } => {
+            let mw = mann_whitney(experiment, control, params.confidence, exact, correct)?;
+            (experiment.to_vec(), control.to_vec(), TestDetail::MannWhitney(mw))
+        }
+    };
+    let (lower, upper, estimate) = test.interval();
+    let deviation = mean_ratio(&control, &experiment);
+    let effect = match params.measure {
+        EffectMeasure::MeanRatio => deviation,
+        EffectMeasure::Cles => EffectMeasure::Cles.compute(&control, &experiment),
+    };
+    let bound = params.tolerance * estimate.abs();
+    let (allowed_dec, allowed_inc) = params.effect_thresholds;
+    let is_high = input.direction.allows_high() && lower > bound && (effect.is_nan() || effect >= allowed_inc);
+    let is_low = input.direction.allows_low() && upper < -bound && (effect.is_nan() || effect <= allowed_dec);
+    let (label, reason) = if is_high {
+        (Label::High, Some(format!("{} was classified as High", input.metric_name)))
+    } else if is_low {
+        (Label::Low, Some(format!("{} was classified as Low", input.metric_name)))
+    } else {
+        (Label::Pass, None)
+    };
+    Ok(MetricClassification {
+        label,
+        reason,
+        deviation,
+        critical: false,
+        effect_size: Some(effect),
+        bound: Some(bound),
+        test: Some(test),
+    })
+}
+
+/// Kayenta's `MeanInequalityClassifier` ("primarily used for benchmarking"): compares means,
+/// no significance test.
+pub fn classify_mean_inequality(
+    control: &[f64],
+    experiment: &[f64],
+    input: &ClassifyInput<'_>,
+) -> MetricClassification {
+    if experiment.is_empty() || control.is_empty() {
+        return match input.nan_strategy {
+            NanStrategy::Remove if input.data_required && !input.critical => {
+                MetricClassification::early(Label::NodataFailMetric, None, 0.0, false)
+            }
+            NanStrategy::Remove => MetricClassification::early(Label::Nodata, None, 0.0, input.critical),
+            NanStrategy::Replace => MetricClassification::early(Label::Pass, None, 1.0, false),
+        };
+    }
+    let me = super::stats::mean(experiment);
+    let mc = super::stats::mean(control);
+    let ratio = me / mc;
+    if input.direction.allows_high() && me > mc {
+        let reason = format!("The {} mean was greater than the {} mean", input.experiment_label, input.control_label);
+        MetricClassification::early(Label::High, Some(reason), ratio, input.critical)
+    } else if input.direction.allows_low() && me < mc {
+        let reason = format!("The {} mean was less than the {} mean", input.experiment_label, input.control_label);
+        MetricClassification::early(Label::Low, Some(reason), ratio, input.critical)
+    } else {
+        MetricClassification::early(Label::Pass, None, 1.0, false)
+    }
+}
+
+/// The method name of a test, for reports.
+pub fn method_name(test: &TestDetail) -> &'static str {
+    match test {
+        TestDetail::Kayenta { .. } => "kayenta-asymptotic",
+        TestDetail::MannWhitney(mw) => match mw.method {
+            Method::Exact => "exact",
+            Method::Asymptotic => "asymptotic",
+        },
+    }
+}

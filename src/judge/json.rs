@@ -1,0 +1,149 @@
+//! JSON conventions shared with Kayenta: NaN travels as the string `"NaN"` (Jackson's way),
+//! and every input error names the JSON path that is wrong.
+
+use std::fmt;
+
+use serde::Serializer;
+use serde_json::Value;
+
+/// Serialise an `f64` as Kayenta does: a number, or `"NaN"` / `"Infinity"` / `"-Infinity"`.
+pub fn f64_kayenta<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_nan() {
+        s.serialize_str("NaN")
+    } else if v.is_infinite() {
+        s.serialize_str(if *v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+/// A list of `f64` with [`f64_kayenta`] elements.
+pub fn f64_vec_kayenta<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for x in v {
+        seq.serialize_element(&KayentaF64(*x))?;
+    }
+    seq.end()
+}
+
+struct KayentaF64(f64);
+
+impl serde::Serialize for KayentaF64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        f64_kayenta(&self.0, s)
+    }
+}
+
+/// Where in a JSON document a value sits, e.g. `metricSetPairList[3].values.control[17]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JsonPath(String);
+
+impl JsonPath {
+    pub fn root() -> Self {
+        JsonPath(String::new())
+    }
+
+    pub fn key(&self, key: &str) -> Self {
+        let plain = !key.is_empty()
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !key.starts_with(|c: char| c.is_ascii_digit());
+        let part = if plain { key.to_string() } else { format!("[{}]", serde_json::to_string(key).unwrap_or_default()) };
+        if self.0.is_empty() {
+            JsonPath(part)
+        } else if plain {
+            JsonPath(format!("{}.{}", self.0, part))
+        } else {
+            JsonPath(format!("{}{}", self.0, part))
+        }
+    }
+
+    pub fn index(&self, i: usize) -> Self {
+        JsonPath(format!("{}[{}]", self.0, i))
+    }
+
+    pub fn as_str(&self) -> &str {
+        if self.0.is_empty() {
+            "(document)"
+        } else {
+            &self.0
+        }
+    }
+}
+
+impl fmt::Display for JsonPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An input document that does not have the expected shape.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ShapeError {
+    pub path: JsonPath,
+    pub message: String,
+}
+
+impl ShapeError {
+    pub fn new(path: &JsonPath, message: impl Into<String>) -> Self {
+        ShapeError { path: path.clone(), message: message.into() }
+    }
+}
+
+/// A short description of a JSON value for error messages: `string "true"`, `an object`, …
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) => {
+            let mut shown: String = s.chars().take(40).collect();
+            if shown.len() < s.len() {
+                shown.push('…');
+            }
+            format!("string {:?}", shown)
+        }
+        Value::Array(a) => format!("an array of {} elements", a.len()),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// A sample value: a JSON number or one of the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+/// JSON `null` is read as NaN (Kayenta's Jackson does the same for `Double` lists).
+pub fn sample_value(v: &Value, path: &JsonPath) -> Result<f64, ShapeError> {
+    match v {
+        Value::Number(n) => n.as_f64().ok_or_else(|| ShapeError::new(path, "number out of range")),
+        Value::String(s) if s == "NaN" => Ok(f64::NAN),
+        Value::String(s) if s == "Infinity" => Ok(f64::INFINITY),
+        Value::String(s) if s == "-Infinity" => Ok(f64::NEG_INFINITY),
+        Value::Null => Ok(f64::NAN),
+        other => Err(ShapeError::new(path, format!("expected a number or \"NaN\", found {}", describe(other)))),
+    }
+}
+
+/// A list of sample values.
+pub fn sample_list(v: &Value, path: &JsonPath) -> Result<Vec<f64>, ShapeError> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| ShapeError::new(path, format!("expected an array of numbers, found {}", describe(v))))?;
+    arr.iter().enumerate().map(|(i, x)| sample_value(x, &path.index(i))).collect()
+}
+
+/// Parse JSON text, reporting syntax errors with line and column.
+pub fn parse_text(text: &str, origin: &str) -> Result<Value, ShapeError> {
+    serde_json::from_str(text).map_err(|e| {
+        ShapeError::new(
+            &JsonPath::root(),
+            format!("{origin} is not valid JSON: {} at line {}, column {}", strip_position(&e), e.line(), e.column()),
+        )
+    })
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}

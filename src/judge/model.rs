@@ -1,0 +1,302 @@
+//! The judge's input and output documents, in Kayenta's JSON shapes:
+//! the remote-judge request `{canaryConfig, metricSetPairList, scoreThresholds}` and the
+//! `CanaryJudgeResult`. Inputs are read from `serde_json::Value` by hand so that every
+//! problem is reported with the JSON path of the offending value.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::json::{describe, f64_kayenta, sample_list, JsonPath, ShapeError};
+use super::score::Thresholds;
+use super::stats::Summary;
+
+/// A metric's configuration as the judge sees it (`CanaryMetricConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricConfig {
+    pub name: String,
+    pub groups: Vec<String>,
+    /// `analysisConfigurations`, read with Kayenta's `MapUtils` semantics.
+    pub analysis: Value,
+    /// Where this metric sits in the request, for error messages.
+    pub path: JsonPath,
+}
+
+/// The parts of a `CanaryConfig` the judge uses; the document itself is kept in `raw`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryConfig {
+    pub name: Option<String>,
+    pub judge_name: Option<String>,
+    pub metrics: Vec<MetricConfig>,
+    pub group_weights: BTreeMap<String, f64>,
+    pub raw: Value,
+}
+
+/// One `MetricSetPair`: a metric's control and experiment series for one tag combination.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricSetPair {
+    pub name: String,
+    pub id: String,
+    pub tags: BTreeMap<String, String>,
+    #[serde(serialize_with = "super::json::f64_vec_kayenta")]
+    pub control: Vec<f64>,
+    #[serde(serialize_with = "super::json::f64_vec_kayenta")]
+    pub experiment: Vec<f64>,
+}
+
+/// A Kayenta remote-judge request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeRequest {
+    pub canary_config: CanaryConfig,
+    pub metric_set_pair_list: Vec<MetricSetPair>,
+    pub score_thresholds: Thresholds,
+}
+
+fn obj<'a>(v: &'a Value, path: &JsonPath) -> Result<&'a Map<String, Value>, ShapeError> {
+    v.as_object().ok_or_else(|| ShapeError::new(path, format!("expected an object, found {}", describe(v))))
+}
+
+fn string(v: &Value, path: &JsonPath) -> Result<String, ShapeError> {
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ShapeError::new(path, format!("expected a string, found {}", describe(v))))
+}
+
+fn number(v: &Value, path: &JsonPath) -> Result<f64, ShapeError> {
+    v.as_f64().ok_or_else(|| ShapeError::new(path, format!("expected a number, found {}", describe(v))))
+}
+
+fn required<'a>(m: &'a Map<String, Value>, key: &str, path: &JsonPath) -> Result<&'a Value, ShapeError> {
+    m.get(key).filter(|v| !v.is_null()).ok_or_else(|| ShapeError::new(&path.key(key), "missing"))
+}
+
+fn optional<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    m.get(key).filter(|v| !v.is_null())
+}
+
+impl CanaryConfig {
+    /// Read a `CanaryConfig` document at `path`.
+    pub fn from_value(v: &Value, path: &JsonPath) -> Result<Self, ShapeError> {
+        let m = obj(v, path)?;
+        let name = optional(m, "name").map(|n| string(n, &path.key("name"))).transpose()?;
+        let judge_name = match optional(m, "judge") {
+            Some(j) => {
+                let jp = path.key("judge");
+                let jm = obj(j, &jp)?;
+                optional(jm, "name").map(|n| string(n, &jp.key("name"))).transpose()?
+            }
+            None => None,
+        };
+        let mut metrics = Vec::new();
+        if let Some(list) = optional(m, "metrics") {
+            let lp = path.key("metrics");
+            let arr = list
+                .as_array()
+                .ok_or_else(|| ShapeError::new(&lp, format!("expected an array, found {}", describe(list))))?;
+            for (i, metric) in arr.iter().enumerate() {
+                metrics.push(MetricConfig::from_value(metric, &lp.index(i))?);
+            }
+        }
+        let mut group_weights = BTreeMap::new();
+        if let Some(classifier) = optional(m, "classifier") {
+            let cp = path.key("classifier");
+            let cm = obj(classifier, &cp)?;
+            if let Some(weights) = optional(cm, "groupWeights") {
+                let wp = cp.key("groupWeights");
+                for (group, w) in obj(weights, &wp)? {
+                    group_weights.insert(group.clone(), number(w, &wp.key(group))?);
+                }
+            }
+        }
+        Ok(CanaryConfig { name, judge_name, metrics, group_weights, raw: v.clone() })
+    }
+
+    /// The first metric config with this name (Kayenta matches pairs to configs by name).
+    pub fn metric(&self, name: &str) -> Option<&MetricConfig> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+}
+
+impl MetricConfig {
+    fn from_value(v: &Value, path: &JsonPath) -> Result<Self, ShapeError> {
+        let m = obj(v, path)?;
+        let name = string(required(m, "name", path)?, &path.key("name"))?;
+        let mut groups = Vec::new();
+        if let Some(g) = optional(m, "groups") {
+            let gp = path.key("groups");
+            let arr = g
+                .as_array()
+                .ok_or_else(|| ShapeError::new(&gp, format!("expected an array of strings, found {}", describe(g))))?;
+            for (i, item) in arr.iter().enumerate() {
+                groups.push(string(item, &gp.index(i))?);
+            }
+        }
+        let analysis = match optional(m, "analysisConfigurations") {
+            Some(a) => {
+                obj(a, &path.key("analysisConfigurations"))?;
+                a.clone()
+            }
+            None => Value::Object(Map::new()),
+        };
+        Ok(MetricConfig { name, groups, analysis, path: path.clone() })
+    }
+}
+
+impl MetricSetPair {
+    pub fn from_value(v: &Value, path: &JsonPath) -> Result<Self, ShapeError> {
+        let m = obj(v, path)?;
+        let name = string(required(m, "name", path)?, &path.key("name"))?;
+        let id = match optional(m, "id") {
+            Some(id) => string(id, &path.key("id"))?,
+            None => String::new(),
+        };
+        let mut tags = BTreeMap::new();
+        if let Some(t) = optional(m, "tags") {
+            let tp = path.key("tags");
+            for (k, val) in obj(t, &tp)? {
+                tags.insert(k.clone(), string(val, &tp.key(k))?);
+            }
+        }
+        let vp = path.key("values");
+        let values = obj(required(m, "values", path)?, &vp)?;
+        let control = sample_list(required(values, "control", &vp)?, &vp.key("control"))?;
+        let experiment = sample_list(required(values, "experiment", &vp)?, &vp.key("experiment"))?;
+        Ok(MetricSetPair { name, id, tags, control, experiment })
+    }
+}
+
+impl JudgeRequest {
+    /// Read a remote-judge request document. Unknown top-level fields are rejected (they are
+    /// almost always a misspelt `scoreThresholds` or `metricSetPairList`).
+    pub fn from_value(v: &Value) -> Result<Self, ShapeError> {
+        let root = JsonPath::root();
+        let m = obj(v, &root)?;
+        for key in m.keys() {
+            if !matches!(key.as_str(), "canaryConfig" | "metricSetPairList" | "scoreThresholds") {
+                return Err(ShapeError::new(
+                    &root.key(key),
+                    "unknown field (expected canaryConfig, metricSetPairList, scoreThresholds)",
+                ));
+            }
+        }
+        let canary_config = CanaryConfig::from_value(required(m, "canaryConfig", &root)?, &root.key("canaryConfig"))?;
+        let lp = root.key("metricSetPairList");
+        let list = required(m, "metricSetPairList", &root)?;
+        let arr = list
+            .as_array()
+            .ok_or_else(|| ShapeError::new(&lp, format!("expected an array, found {}", describe(list))))?;
+        let metric_set_pair_list =
+            arr.iter().enumerate().map(|(i, p)| MetricSetPair::from_value(p, &lp.index(i))).collect::<Result<_, _>>()?;
+        let tp = root.key("scoreThresholds");
+        let t = obj(required(m, "scoreThresholds", &root)?, &tp)?;
+        let score_thresholds = Thresholds {
+            pass: number(required(t, "pass", &tp)?, &tp.key("pass"))?,
+            marginal: number(required(t, "marginal", &tp)?, &tp.key("marginal"))?,
+        };
+        Ok(JudgeRequest { canary_config, metric_set_pair_list, score_thresholds })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+/// `CanaryJudgeResult`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryJudgeResult {
+    pub judge_name: String,
+    pub score: ScoreResult,
+    pub group_scores: Vec<GroupScoreResult>,
+    pub results: Vec<AnalysisResult>,
+}
+
+/// `CanaryJudgeScore`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScoreResult {
+    #[serde(serialize_with = "f64_kayenta")]
+    pub score: f64,
+    pub classification: String,
+    pub classification_reason: String,
+}
+
+/// `CanaryJudgeGroupScore`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupScoreResult {
+    pub name: String,
+    #[serde(serialize_with = "f64_kayenta")]
+    pub score: f64,
+    pub classification: String,
+    pub classification_reason: String,
+}
+
+/// `{ "stats": {...} }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesMetadata {
+    pub stats: Summary,
+}
+
+/// `CanaryAnalysisResult`: one metric-set pair's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisResult {
+    pub name: String,
+    pub id: String,
+    pub tags: BTreeMap<String, String>,
+    pub classification: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification_reason: Option<String>,
+    pub groups: Vec<String>,
+    pub experiment_metadata: SeriesMetadata,
+    pub control_metadata: SeriesMetadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result_metadata: Option<ResultMetadata>,
+    pub critical: bool,
+    pub muted: bool,
+}
+
+/// `resultMetadata`: Kayenta's `ratio`, plus (coalmine judges) the test behind the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResultMetadata {
+    #[serde(serialize_with = "f64_kayenta")]
+    pub ratio: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestReport>,
+}
+
+/// The statistics behind a coalmine judge's classification, so a verdict explains itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestReport {
+    /// `"mann-whitney"`.
+    pub kind: String,
+    /// `"exact"` or `"asymptotic"`.
+    pub method: String,
+    #[serde(serialize_with = "f64_kayenta")]
+    pub lower: f64,
+    #[serde(serialize_with = "f64_kayenta")]
+    pub upper: f64,
+    #[serde(serialize_with = "f64_kayenta")]
+    pub estimate: f64,
+    #[serde(serialize_with = "f64_kayenta")]
+    pub p_value: f64,
+    pub confidence: f64,
+    pub achieved_confidence: f64,
+    pub n_experiment: usize,
+    pub n_control: usize,
+    /// The no-change band `tolerance · |estimate|` the interval was compared against.
+    #[serde(serialize_with = "f64_kayenta")]
+    pub bound: f64,
+    pub effect_size: EffectReport,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffectReport {
+    pub measure: super::effect::EffectMeasure,
+    #[serde(serialize_with = "f64_kayenta")]
+    pub value: f64,
+}

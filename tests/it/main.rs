@@ -1,0 +1,5 @@
+//! The integration tests: one binary, a module per stage.
+
+mod kayenta_vectors;
+mod r_wilcox;
+mod util;
