@@ -11,3 +11,7 @@
 //!   coalmine's own judges (`coalmine-v1`, exact Mann–Whitney intervals).
 
 pub mod judge;
+pub mod error;
+pub mod report;
+
+pub use error::{Error, ErrorKind};

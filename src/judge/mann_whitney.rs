@@ -338,9 +338,9 @@ impl WilcoxonDistribution {
             return 1.0;
         }
         if 2 * q <= self.nm() {
-            (0..=q).map(|i| self.pmf(i)).sum()
+            (0..=q).fold(0.0, |acc, i| acc + self.pmf(i))
         } else {
-            let upper: f64 = (0..self.nm() - q).map(|i| self.pmf(i)).sum();
+            let upper = (0..self.nm() - q).fold(0.0, |acc, i| acc + self.pmf(i));
             1.0 - upper
         }
     }
@@ -354,10 +354,10 @@ impl WilcoxonDistribution {
             return 0.0;
         }
         if 2 * q <= self.nm() {
-            1.0 - (0..=q).map(|i| self.pmf(i)).sum::<f64>()
+            1.0 - (0..=q).fold(0.0, |acc, i| acc + self.pmf(i))
         } else {
             // P(W > q) = P(W < nm − q) by symmetry
-            (0..self.nm() - q).map(|i| self.pmf(i)).sum()
+            (0..self.nm() - q).fold(0.0, |acc, i| acc + self.pmf(i))
         }
     }
 

@@ -123,17 +123,15 @@ fn group_scores(results: &[&ScoredResult<'_>]) -> Vec<GroupScore> {
 }
 
 fn weighted_sum(groups: &[GroupScore], weights: &BTreeMap<String, f64>) -> f64 {
-    let configured: f64 = weights.values().sum();
+    let configured: f64 = weights.values().fold(0.0, |acc, w| acc + w);
     let unweighted = groups.iter().filter(|g| !weights.contains_key(&g.name)).count();
     let default_weight = if unweighted > 0 { (100.0 - configured) / unweighted as f64 } else { 0.0 };
-    let sum: f64 = groups
-        .iter()
-        .map(|g| {
-            let effective = if g.no_data { 100.0 } else { g.score };
-            let weight = weights.get(&g.name).copied().unwrap_or(default_weight);
-            effective * (weight / 100.0)
-        })
-        .sum();
+    // fold from +0.0: `Iterator::sum` of f64 starts at -0.0, and Kayenta's empty sum is 0.0
+    let sum = groups.iter().fold(0.0, |acc, g| {
+        let effective = if g.no_data { 100.0 } else { g.score };
+        let weight = weights.get(&g.name).copied().unwrap_or(default_weight);
+        acc + effective * (weight / 100.0)
+    });
     round_half_up(sum, 2)
 }
 

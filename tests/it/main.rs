@@ -1,5 +1,6 @@
 //! The integration tests: one binary, a module per stage.
 
+mod cli;
 mod kayenta_vectors;
 mod r_wilcox;
 mod util;

@@ -1,0 +1,127 @@
+//! Human-readable renderings of judge results (terminal tables).
+
+use std::fmt::Write as _;
+
+use crate::judge::model::{AnalysisResult, CanaryJudgeResult};
+use crate::judge::Thresholds;
+
+/// A fixed-width table of every metric result, the group scores and the verdict.
+pub fn judge_table(result: &CanaryJudgeResult, thresholds: Option<Thresholds>) -> String {
+    let mut rows: Vec<[String; 9]> = vec![[
+        "metric".into(),
+        "tags".into(),
+        "class".into(),
+        "ratio".into(),
+        "shift".into(),
+        "interval".into(),
+        "p-value".into(),
+        "method".into(),
+        "n canary/base".into(),
+    ]];
+    for r in &result.results {
+        rows.push(metric_row(r));
+    }
+    let widths: Vec<usize> =
+        (0..9).map(|c| rows.iter().map(|row| row[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    let verdict = result.score.classification.to_uppercase();
+    let _ = write!(out, "{} · verdict {} · score {:.2}", result.judge_name, verdict, result.score.score);
+    if let Some(t) = thresholds {
+        let _ = write!(out, " (pass ≥ {}, marginal ≥ {})", t.pass, t.marginal);
+    }
+    out.push_str("\n\n");
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| {
+                let pad = widths[c] - cell.chars().count();
+                // numbers right-aligned, text left-aligned
+                if i > 0 && matches!(c, 3 | 4 | 6) {
+                    format!("{}{}", " ".repeat(pad), cell)
+                } else {
+                    format!("{}{}", cell, " ".repeat(pad))
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    if !result.group_scores.is_empty() {
+        let groups: Vec<String> = result.group_scores.iter().map(|g| format!("{} {:.2}", g.name, g.score)).collect();
+        let _ = writeln!(out, "\ngroups: {}", groups.join(" · "));
+    }
+    let reasons: Vec<String> = result
+        .results
+        .iter()
+        .filter(|r| !r.muted && r.classification != "Pass")
+        .filter_map(|r| r.classification_reason.clone())
+        .collect();
+    if !result.score.classification_reason.is_empty() {
+        let _ = writeln!(out, "reason: {}", result.score.classification_reason);
+    } else if !reasons.is_empty() {
+        let _ = writeln!(out, "reasons: {}", reasons.join("; "));
+    }
+    out
+}
+
+fn metric_row(r: &AnalysisResult) -> [String; 9] {
+    let tags = if r.tags.is_empty() {
+        "-".to_string()
+    } else {
+        r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    };
+    let mut class = r.classification.clone();
+    if r.critical {
+        class.push_str(" (critical)");
+    }
+    if r.muted {
+        class.push_str(" (muted)");
+    }
+    let ratio = r.result_metadata.as_ref().map_or("-".to_string(), |m| number(m.ratio, 3));
+    let (shift, interval, p, method) = match r.result_metadata.as_ref().and_then(|m| m.test.as_ref()) {
+        Some(t) => (
+            signed(t.estimate),
+            format!("[{}, {}] @{:.0}%", signed(t.lower), signed(t.upper), t.achieved_confidence * 100.0),
+            pvalue(t.p_value),
+            t.method.clone(),
+        ),
+        None => ("-".into(), "-".into(), "-".into(), "-".into()),
+    };
+    let n = format!("{}/{}", r.experiment_metadata.stats.count, r.control_metadata.stats.count);
+    [r.name.clone(), tags, class, ratio, shift, interval, p, method, n]
+}
+
+fn number(v: f64, digits: usize) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
+/// Four significant digits with a sign; scientific notation for very large or small values.
+fn signed(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{v:+.3e}");
+    }
+    let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:+.decimals$}")
+}
+
+fn pvalue(p: f64) -> String {
+    if p.is_nan() {
+        "NaN".into()
+    } else if p < 1e-4 {
+        format!("{p:.1e}")
+    } else {
+        format!("{p:.4}")
+    }
+}

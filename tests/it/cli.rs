@@ -1,0 +1,114 @@
+//! The `coalmine` binary, run as a user would.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn coalmine(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coalmine"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("coalmine starts");
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn example() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checkout-canary.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn judges_the_bundled_example() {
+    let out = coalmine(&["judge", "examples/checkout-canary.json"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["judgeName"], "coalmine-v1");
+    assert_eq!(result["score"]["classification"], "Fail");
+    let p99 = &result["results"][0];
+    assert_eq!(p99["name"], "latency p99");
+    assert_eq!(p99["classification"], "High");
+    assert_eq!(p99["critical"], true);
+    let test = &p99["resultMetadata"]["test"];
+    assert_eq!(test["kind"], "mann-whitney");
+    assert!(test["lower"].as_f64().unwrap() > 0.0);
+    assert!(test["pValue"].as_f64().unwrap() < 1e-6);
+    // the same request from standard input, with the Kayenta judge
+    let text = serde_json::to_string(&example()).unwrap();
+    let out = coalmine(&["judge", "-", "--judge", "NetflixACAJudge-v1.0"], Some(&text));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kayenta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(kayenta["judgeName"], "NetflixACAJudge-v1.0");
+    assert!(kayenta["results"][0]["resultMetadata"].get("test").is_none(), "Kayenta output stays Kayenta's");
+}
+
+#[test]
+fn table_and_exit_status() {
+    let out = coalmine(&["judge", "examples/checkout-canary.json", "--format", "table", "--fail-on", "fail"], None);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("coalmine-v1 · verdict FAIL · score 0.00"), "{table}");
+    assert!(table.contains("latency p99") && table.contains("High (critical)"), "{table}");
+    assert!(table.contains("reason: Canary Failed: The metric latency p99 was classified as High (Critical)"));
+}
+
+#[test]
+fn invalid_input_names_the_json_path() {
+    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        (
+            Box::new(|r: &mut Value| r["metricSetPairList"][3]["values"]["control"][17] = "oops".into()),
+            "metricSetPairList[3].values.control[17]: expected a number or \"NaN\", found string \"oops\"",
+        ),
+        (
+            Box::new(|r: &mut Value| r["metricSetPairList"][1]["name"] = "nope".into()),
+            "metricSetPairList[1].name: could not find metric config for 'nope'",
+        ),
+        (
+            Box::new(|r: &mut Value| r["canaryConfig"]["metrics"][2]["analysisConfigurations"]["canary"]["critical"] = "true".into()),
+            "canaryConfig.metrics[2].analysisConfigurations.canary.critical: expected a boolean, found string \"true\"",
+        ),
+        (
+            Box::new(|r: &mut Value| {
+                r["canaryConfig"]["metrics"][0]["analysisConfigurations"]["canary"]["effectSize"]["allowedIncrease"] = "1.1".into()
+            }),
+            "canaryConfig.metrics[0].analysisConfigurations.canary.effectSize.allowedIncrease: expected a number",
+        ),
+        (
+            Box::new(|r: &mut Value| r["canaryConfig"]["metrics"][0]["analysisConfigurations"]["canary"]["confidence"] = 1.5.into()),
+            "canaryConfig.metrics[0].analysisConfigurations.canary.confidence: confidence must be in (0, 1)",
+        ),
+        (Box::new(|r: &mut Value| r["scoreThresholds"]["pass"] = Value::Null), "scoreThresholds.pass: missing"),
+        (
+            Box::new(|r: &mut Value| r["canaryConfig"]["classifier"]["groupWeights"]["latency"] = "half".into()),
+            "canaryConfig.classifier.groupWeights.latency: expected a number",
+        ),
+    ];
+    for (mutate, want) in cases {
+        let mut r = example();
+        mutate(&mut r);
+        let out = coalmine(&["judge"], Some(&r.to_string()));
+        assert_eq!(out.status.code(), Some(2), "{want}");
+        assert!(stderr(&out).contains(want), "wanted {want:?}, got {:?}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+    let out = coalmine(&["judge", "examples/checkout-canary.json", "--judge", "dredd-v1.0"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Unable to resolve canary judge 'dredd-v1.0'"), "{}", stderr(&out));
+    let out = coalmine(&["judge"], Some("{\"canaryConfig\": {},\n  \"metricSetPairList\": [,]}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not valid JSON") && stderr(&out).contains("line 2"), "{}", stderr(&out));
+    let out = coalmine(&["judge", "does/not/exist.json"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read 'does/not/exist.json'"), "{}", stderr(&out));
+}
