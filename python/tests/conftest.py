@@ -1,0 +1,34 @@
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def r_cases():
+    """R's wilcox.test reference cases (tests/r/gen_wilcox_cases.R, R 4.2.2)."""
+    return json.loads((ROOT / "tests" / "data" / "r_wilcox_cases.json").read_text())["cases"]
+
+
+@pytest.fixture(scope="session")
+def kayenta_vectors():
+    return json.loads((ROOT / "tests" / "data" / "kayenta_vectors.json").read_text())[1:]
+
+
+@pytest.fixture(scope="session")
+def coalmine_bin() -> str:
+    """The CLI built from this checkout (COALMINE_BIN, else target/debug/coalmine)."""
+    candidates = [os.environ.get("COALMINE_BIN"), str(ROOT / "target" / "debug" / "coalmine"), shutil.which("coalmine")]
+    for c in candidates:
+        if c and Path(c).exists():
+            return c
+    pytest.fail("the coalmine binary is not built: run `cargo build` first or set COALMINE_BIN")

@@ -1,0 +1,96 @@
+"""coalmine.judge: the same JSON as the CLI, Kayenta vectors, input handling."""
+
+import copy
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+
+import coalmine
+
+
+@pytest.fixture()
+def example(root):
+    return json.loads((root / "examples" / "checkout-canary.json").read_text())
+
+
+def cli(coalmine_bin, root, *args, stdin=None):
+    return subprocess.run(
+        [coalmine_bin, *args], input=stdin, capture_output=True, text=True, cwd=root, check=False
+    )
+
+
+@pytest.mark.parametrize("judge_name", [None, "coalmine-v1", "NetflixACAJudge-v1.0"])
+def test_same_json_as_cli(coalmine_bin, root, judge_name):
+    args = ["judge", "examples/checkout-canary.json"] + (["--judge", judge_name] if judge_name else [])
+    out = cli(coalmine_bin, root, *args)
+    assert out.returncode == 0, out.stderr
+    from_cli = json.loads(out.stdout)
+    for request in (root / "examples" / "checkout-canary.json", str(root / "examples" / "checkout-canary.json")):
+        r = coalmine.judge(request, judge=judge_name)
+        assert r.to_dict() == from_cli
+    text = (root / "examples" / "checkout-canary.json").read_text()
+    assert coalmine.judge(text, judge=judge_name).to_dict() == from_cli
+    assert coalmine.judge(json.loads(text), judge=judge_name).to_dict() == from_cli
+
+
+def test_result_accessors(example):
+    r = coalmine.judge(example)
+    assert r.judge_name == "coalmine-v1"
+    assert r.classification == "Fail" and r.score == 0.0
+    assert r.reason.startswith("Canary Failed: The metric latency p99")
+    assert r.group_scores["latency"] == 50.0
+    m = r.metrics()[0]
+    assert m["name"] == "latency p99" and m["classification"] == "High" and m["critical"]
+    assert m["lower"] > 0 and m["p_value"] < 1e-6 and m["method"] in ("exact", "asymptotic")
+    assert "latency p99" in r._repr_html_()
+    assert "Fail" in repr(r)
+    assert json.loads(r.to_json()) == r.to_dict()
+
+
+def test_python_values_nan_and_numpy(example):
+    """Python NaN floats and numpy arrays are accepted where JSON has numbers and "NaN"."""
+    as_python = copy.deepcopy(example)
+    for p in as_python["metricSetPairList"]:
+        for side in ("control", "experiment"):
+            p["values"][side] = np.array([math.nan if v == "NaN" else v for v in p["values"][side]])
+    assert coalmine.judge(as_python) == coalmine.judge(example)
+
+
+def test_kayenta_vectors(kayenta_vectors):
+    n = 0
+    for v in kayenta_vectors:
+        if v["kind"] != "judge":
+            continue
+        got = coalmine.judge(v["input"], judge="NetflixACAJudge-v1.0").to_dict()
+        want = copy.deepcopy(v["expected"])
+        for r in want["results"]:
+            r.pop("_debug", None)
+        assert got == want, v["id"]
+        n += 1
+    assert n == 5
+
+
+def test_errors_name_the_path(example, tmp_path):
+    bad = copy.deepcopy(example)
+    bad["metricSetPairList"][3]["values"]["control"][17] = "oops"
+    with pytest.raises(coalmine.InvalidInputError, match=r"metricSetPairList\[3\]\.values\.control\[17\]: expected a number"):
+        coalmine.judge(bad)
+    with pytest.raises(coalmine.InvalidInputError, match="Unable to resolve canary judge 'nope'"):
+        coalmine.judge(example, judge="nope")
+    with pytest.raises(coalmine.NotFoundError, match="no such file"):
+        coalmine.judge(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"canaryConfig": {},\n "metricSetPairList": [,]}')
+    with pytest.raises(coalmine.InvalidInputError, match="line 2"):
+        coalmine.judge(broken)
+    with pytest.raises(coalmine.InvalidInputError, match="expected a dict"):
+        coalmine.judge(42)  # type: ignore[arg-type]
+    with pytest.raises(coalmine.InvalidInputError, match="keys must be strings"):
+        coalmine.judge({1: 2})  # type: ignore[dict-item]
+
+
+def test_judges():
+    assert coalmine.judges() == ["coalmine-v1", "NetflixACAJudge-v1.0"]

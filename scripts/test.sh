@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit and integration tests, then the Python suite against the
+# module built from this checkout. Installs what it needs on a fresh machine.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_cmd cargo
+
+log "Rust tests (cargo test)"
+cargo test -p coalmine --all-targets
+
+python_env
+python_module
+
+log "Python tests (pytest)"
+COALMINE_BIN="$ROOT/target/debug/coalmine" "$VENV/bin/pytest" -q
+
+log "Type stubs (mypy.stubtest) and types (mypy --strict)"
+(cd /tmp && "$VENV/bin/python" -m mypy.stubtest coalmine._internal)
+(cd /tmp && "$VENV/bin/python" -m mypy --strict -p coalmine)
+
+log "All tests passed"
