@@ -9,7 +9,7 @@
 //! magnitude the answers depend on the iteration path; `NetflixACAJudge-v1.0` must reproduce
 //! them to give the same verdicts. `coalmine-v1` uses [`super::mann_whitney`] instead.
 
-use super::ranks::rank_sums;
+use super::ranks::{rank_sums_with, tie_sum};
 use super::stats::qnorm_commons;
 use super::StatsError;
 
@@ -25,14 +25,14 @@ pub fn wdiff(d: f64, zq: f64, x: &[f64], y: &[f64]) -> Result<f64, StatsError> {
     let mut ys = y.to_vec();
     xs.sort_unstable_by(f64::total_cmp);
     ys.sort_unstable_by(f64::total_cmp);
-    wdiff_sorted(d, zq, &xs, &ys)
+    wdiff_sorted(d, zq, &xs, &ys, tie_sum(&ys))
 }
 
 /// [`wdiff`] on samples sorted ascending, `O(nx + ny)`.
-fn wdiff_sorted(d: f64, zq: f64, xs: &[f64], ys: &[f64]) -> Result<f64, StatsError> {
+fn wdiff_sorted(d: f64, zq: f64, xs: &[f64], ys: &[f64], y_ties: f64) -> Result<f64, StatsError> {
     let nx = xs.len() as f64;
     let ny = ys.len() as f64;
-    let r = rank_sums(xs, d, ys);
+    let r = rank_sums_with(xs, d, ys, y_ties);
     // U is a multiple of ½ and exact, so this equals Kayenta's rank-sum expression bit for bit.
     let dz = r.u - nx * ny / 2.0;
     let correction = signum(dz) * 0.5;
@@ -78,7 +78,8 @@ pub fn mann_whitney_kayenta(x: &[f64], y: &[f64], confidence: f64) -> Result<Kay
     let mut ys = y.to_vec();
     xs.sort_unstable_by(f64::total_cmp);
     ys.sort_unstable_by(f64::total_cmp);
-    let f = |d: f64, z: f64| wdiff_sorted(d, z, &xs, &ys);
+    let y_ties = tie_sum(&ys);
+    let f = |d: f64, z: f64| wdiff_sorted(d, z, &xs, &ys, y_ties);
     let root = |z: f64| -> Result<f64, StatsError> {
         let f_lower = f(mu_min, z)?;
         let f_upper = f(mu_max, z)?;

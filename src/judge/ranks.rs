@@ -20,45 +20,62 @@ pub(crate) struct RankSums {
 /// `x` and `y` sorted ascending, free of NaN. `x_i − shift` is computed exactly as a caller
 /// building the shifted array would (subtraction is monotone, so it stays sorted).
 pub(crate) fn rank_sums(x: &[f64], shift: f64, y: &[f64]) -> RankSums {
-    let (n, m) = (x.len(), y.len());
-    let xv = |i: usize| x[i] - shift;
-    let (mut i, mut j) = (0, 0);
-    let mut u2: u128 = 0; // 2·U, exact
-    let mut pooled_ties = 0.0;
-    let mut within_ties = 0.0;
-    let cube = |t: usize| {
-        let t = t as f64;
-        t * t * t - t
-    };
-    while i < n || j < m {
-        let v = match (i < n, j < m) {
-            (true, true) => xv(i).min(y[j]),
-            (true, false) => xv(i),
-            (false, true) => y[j],
-            (false, false) => unreachable!(),
-        };
-        let i0 = i;
-        while i < n && xv(i) == v {
-            i += 1;
+    rank_sums_with(x, shift, y, tie_sum(y))
+}
+
+/// `Σ(t³ − t)` over tie groups of a sorted sample.
+pub(crate) fn tie_sum(sorted: &[f64]) -> f64 {
+    let mut total = 0.0;
+    let mut start = 0;
+    while start < sorted.len() {
+        let mut end = start + 1;
+        while end < sorted.len() && sorted[end] == sorted[start] {
+            end += 1;
         }
-        let j0 = j;
-        while j < m && y[j] == v {
+        total += cube(end - start);
+        start = end;
+    }
+    total
+}
+
+#[inline]
+fn cube(t: usize) -> f64 {
+    let t = t as f64;
+    t * t * t - t
+}
+
+/// [`rank_sums`] with `y`'s tie sum ([`tie_sum`]) computed once by the caller: the inner
+/// loop of Kayenta's root finder, which evaluates it ~100 times per metric.
+pub(crate) fn rank_sums_with(x: &[f64], shift: f64, y: &[f64], y_ties: f64) -> RankSums {
+    let (n, m) = (x.len(), y.len());
+    let mut j = 0;
+    let mut i = 0;
+    let mut u2: u64 = 0; // 2·U, exact
+    let mut x_ties = 0.0;
+    let mut mixed = 0.0; // cube(tx + ty) − cube(ty) for groups shared with y
+    while i < n {
+        let v = x[i] - shift;
+        while j < m && y[j] < v {
             j += 1;
         }
-        let (tx, ty) = (i - i0, j - j0);
-        // every x equal to v is above the j0 ys below v and ties with the ty ys at v
-        u2 += tx as u128 * (2 * j0 as u128 + ty as u128);
-        if tx + ty > 1 {
-            pooled_ties += cube(tx + ty);
+        let mut je = j;
+        while je < m && y[je] == v {
+            je += 1;
         }
-        if tx > 1 {
-            within_ties += cube(tx);
+        let i0 = i;
+        i += 1;
+        while i < n && x[i] - shift == v {
+            i += 1;
         }
-        if ty > 1 {
-            within_ties += cube(ty);
+        let (tx, ty) = (i - i0, je - j);
+        u2 += tx as u64 * (2 * j as u64 + ty as u64);
+        x_ties += cube(tx);
+        if ty > 0 {
+            mixed += cube(tx + ty) - cube(ty) - cube(tx);
         }
+        j = je;
     }
-    RankSums { u: u2 as f64 / 2.0, pooled_ties, within_ties }
+    RankSums { u: u2 as f64 / 2.0, pooled_ties: x_ties + y_ties + mixed, within_ties: x_ties + y_ties }
 }
 
 #[cfg(test)]
