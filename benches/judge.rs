@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::hint::black_box;
 
 use coalmine::judge::kayenta_mw::mann_whitney_kayenta;
-use coalmine::judge::{judge_request, mann_whitney, JudgeKind, JudgeRequest};
+use coalmine::judge::{mann_whitney, run_with, JudgeKind, JudgeRequest, Parallelism};
 
 #[path = "data.rs"]
 mod data;
@@ -37,7 +37,14 @@ fn judgment_bench(c: &mut Criterion) {
     let value = data::judge_request(100, 1_000, 42);
     let request = JudgeRequest::from_value(&value).unwrap();
     for kind in [JudgeKind::NetflixAcaV1, JudgeKind::CoalmineV1] {
-        group.bench_function(kind.name(), |b| b.iter(|| judge_request(black_box(&request), Some(kind.name())).unwrap()));
+        for (label, p) in [("1 thread", Parallelism::Sequential), ("all cores", Parallelism::Auto)] {
+            group.bench_function(format!("{} {label}", kind.name()), |b| {
+                b.iter(|| {
+                    let r = black_box(&request);
+                    run_with(kind, &r.canary_config, &r.metric_set_pair_list, r.score_thresholds, p).unwrap()
+                })
+            });
+        }
     }
     group.bench_function("parse+judge coalmine-v1", |b| {
         b.iter(|| coalmine::judge::judge_value(black_box(&value), Some("coalmine-v1")).unwrap())

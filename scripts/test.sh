@@ -13,6 +13,9 @@ python_module
 log "Python tests (pytest)"
 COALMINE_BIN="$ROOT/target/debug/coalmine" "$VENV/bin/pytest" -q
 
+log "Notebooks (executed top to bottom)"
+PATH="$VENV/bin:$PATH" "$VENV/bin/python" scripts/run_notebooks.py
+
 log "Type stubs (mypy.stubtest) and types (mypy --strict)"
 (cd /tmp && "$VENV/bin/python" -m mypy.stubtest coalmine._internal)
 (cd /tmp && "$VENV/bin/python" -m mypy --strict -p coalmine)

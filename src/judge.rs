@@ -121,17 +121,76 @@ pub fn run(
     pairs: &[MetricSetPair],
     thresholds: Thresholds,
 ) -> Result<CanaryJudgeResult, JudgeError> {
+    run_with(kind, config, pairs, thresholds, Parallelism::Auto)
+}
+
+/// How many threads one judgment may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parallelism {
+    /// The calling thread only: for callers that already run many judgments in parallel
+    /// (the daemon's pool, `rejudge`).
+    Sequential,
+    /// Up to the machine's cores, when the judgment is big enough to gain from it.
+    Auto,
+}
+
+/// Below this many points in a judgment, threads cost more than they save.
+const PARALLEL_MIN_POINTS: usize = 50_000;
+
+/// [`run`] with explicit [`Parallelism`]. Results do not depend on it.
+pub fn run_with(
+    kind: JudgeKind,
+    config: &CanaryConfig,
+    pairs: &[MetricSetPair],
+    thresholds: Thresholds,
+    parallelism: Parallelism,
+) -> Result<CanaryJudgeResult, JudgeError> {
     let defaults = JudgeDefaults::from_config(kind, config)?;
     let list_path = JsonPath::root().key("metricSetPairList");
-    let mut results = Vec::with_capacity(pairs.len());
+    // Resolve every metric's settings first, so input errors are reported in list order.
+    let mut jobs = Vec::with_capacity(pairs.len());
     for (i, pair) in pairs.iter().enumerate() {
         let metric = config.metric(&pair.name).ok_or_else(|| JudgeError::MissingMetricConfig {
             path: list_path.index(i).key("name"),
             name: pair.name.clone(),
         })?;
-        let params = MetricParams::resolve(kind, metric, &defaults)?;
-        results.push(judge_pair(kind, pair, metric, &params));
+        jobs.push((pair, metric, MetricParams::resolve(kind, metric, &defaults)?));
     }
+    let points: usize = pairs.iter().map(|p| p.control.len() + p.experiment.len()).sum();
+    let threads = match parallelism {
+        Parallelism::Sequential => 1,
+        Parallelism::Auto if points < PARALLEL_MIN_POINTS => 1,
+        Parallelism::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()),
+    };
+    let results: Vec<AnalysisResult> = if threads <= 1 {
+        jobs.iter().map(|(pair, metric, params)| judge_pair(kind, pair, metric, params)).collect()
+    } else {
+        // Metrics interleaved over threads (neighbours often have similar sizes), then put
+        // back in request order.
+        let mut slots: Vec<Option<AnalysisResult>> = (0..jobs.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let jobs = &jobs;
+                    scope.spawn(move || {
+                        (t..jobs.len())
+                            .step_by(threads)
+                            .map(|i| {
+                                let (pair, metric, params) = &jobs[i];
+                                (i, judge_pair(kind, pair, metric, params))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                for (i, r) in h.join().expect("judging a metric does not panic") {
+                    slots[i] = Some(r);
+                }
+            }
+        });
+        slots.into_iter().map(|r| r.expect("every metric judged")).collect()
+    };
     let scored: Vec<ScoredResult<'_>> = results
         .iter()
         .map(|r| ScoredResult {
