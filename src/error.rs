@@ -49,6 +49,12 @@ pub enum Error {
     },
     #[error("{0}")]
     InvalidInput(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("ingest: {0}")]
+    Ingest(String, ErrorKind),
 }
 
 impl Error {
@@ -57,6 +63,9 @@ impl Error {
             Error::Judge(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
             Error::Io { .. } => ErrorKind::Unavailable,
+            Error::Store(e) => e.kind(),
+            Error::Config(_) => ErrorKind::InvalidInput,
+            Error::Ingest(_, kind) => *kind,
         }
     }
 

@@ -10,7 +10,11 @@
 //! * [`judge`] — pure statistics: Kayenta's `NetflixACAJudge-v1.0` reproduced exactly, and
 //!   coalmine's own judges (`coalmine-v1`, exact Mann–Whitney intervals).
 
+pub mod config;
+pub mod daemon;
+pub mod ingest;
 pub mod judge;
+pub mod store;
 pub mod error;
 pub mod report;
 

@@ -42,6 +42,34 @@ enum Command {
     },
     /// List the judges this build knows.
     Judges,
+    /// Inspect a data directory (read-only; safe beside a running daemon).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// Run the daemon: consume metric points from Kafka into the embedded store.
+    ///
+    /// Stops gracefully on SIGINT/SIGTERM (stop polling, flush, commit durable offsets,
+    /// exit 0); a second signal exits at once.
+    #[command(after_long_help = coalmine::config::settings_help())]
+    Serve {
+        /// Settings file (defaults are used for everything it does not set).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Check the configuration, print it and exit.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Points, series, segments, bytes, the sum of all values and the durable Kafka offsets.
+    Stats {
+        /// The daemon's store.data-dir.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,6 +90,14 @@ enum FailOn {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve { config, check } = &cli.command {
+        return serve(config.as_deref(), *check);
+    }
+    // Tools that print: end quietly when the reader goes away (`coalmine … | head`).
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -91,6 +127,22 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             Ok(if failed { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
+        Command::Serve { .. } => unreachable!("handled in main"),
+        Command::Store { command: StoreCommand::Stats { data_dir } } => {
+            let store = coalmine::store::Store::open_read_only(&data_dir)?;
+            let (points, sum) = store.count_and_sum()?;
+            let st = store.stats();
+            let out = serde_json::json!({
+                "points": points,
+                "sum": sum,
+                "series": st.series,
+                "segments": st.segments,
+                "disk_bytes": st.disk_bytes,
+                "durable_offsets": store.durable_offsets(),
+            });
+            println!("{}", serde_json::to_string_pretty(&out).expect("stats serialise"));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Judges => {
             for j in JudgeKind::ALL {
                 let default = if j == JudgeKind::DEFAULT { " (default)" } else { "" };
@@ -111,4 +163,64 @@ fn read_input(file: &str) -> Result<(String, String), Error> {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("cannot read '{file}'"), e))?;
         Ok((text, format!("'{file}'")))
     }
+}
+
+fn serve(path: Option<&std::path::Path>, check: bool) -> ExitCode {
+    let cfg = match coalmine::config::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("coalmine: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if check {
+        println!("configuration OK ({})\n{cfg:#?}", cfg.source);
+        return ExitCode::SUCCESS;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("coalmine: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(coalmine::daemon::run(cfg, shutdown_signal()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "coalmine stopped with an error");
+            eprintln!("coalmine: error: {e}");
+            ExitCode::from(e.kind().exit_code() as u8)
+        }
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM; a second one exits the process at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("Signal received: shutting down (send it again to exit at once)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("coalmine: second signal, exiting now");
+        std::process::exit(130);
+    });
 }

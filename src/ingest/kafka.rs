@@ -1,0 +1,494 @@
+//! The Kafka source: a consumer-group member that feeds the store and commits offsets only
+//! for points the store has made durable.
+//!
+//! Threads:
+//! * **consumer** — polls, copies payloads into a batch arena (one copy per message, no
+//!   per-point work), hands batches to the decoder, and commits offsets it is told are
+//!   durable. On a partition revocation it drains the decoder, flushes the store and
+//!   commits synchronously before giving the partitions up.
+//! * **decoder** — decodes batches, skips messages the store already holds (offset below
+//!   the durable mark: replays after a crash), appends points, dead-letters bad messages.
+//! * **flusher** — flushes the store every `flush-interval` and passes the durable offsets
+//!   back for commit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::decode::{Decoder, Format};
+use super::{BurstLog, IngestStats};
+use crate::config::KafkaConfig;
+use crate::error::ErrorKind;
+use crate::store::manifest::Durable;
+use crate::store::segment::{OffsetRange, Offsets, PointColumns};
+use crate::store::Store;
+
+/// Errors starting or stopping the Kafka source.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("Kafka client: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Thread(String),
+}
+
+impl IngestError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IngestError::Kafka(_) => ErrorKind::Unavailable,
+            IngestError::Store(e) => e.kind(),
+            IngestError::Thread(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Messages copied out of librdkafka: one arena, one small record per message.
+#[derive(Default)]
+struct MessageBatch {
+    data: Vec<u8>,
+    msgs: Vec<Msg>,
+    started: Option<Instant>,
+}
+
+struct Msg {
+    topic: u16,
+    partition: i32,
+    offset: i64,
+    ts_ms: Option<i64>,
+    start: u32,
+    len: u32,
+    /// No payload at all (a tombstone).
+    null: bool,
+}
+
+impl MessageBatch {
+    fn payload(&self, m: &Msg) -> &[u8] {
+        &self.data[m.start as usize..(m.start + m.len) as usize]
+    }
+}
+
+enum Work {
+    Batch(MessageBatch),
+    /// Reply once everything sent before has been appended to the store.
+    Barrier(SyncSender<()>),
+}
+
+/// The consumer context: rebalance handling needs the pipeline and the store.
+struct Ctx {
+    topics: Vec<String>,
+    pending: Mutex<MessageBatch>,
+    work: SyncSender<Work>,
+    store: Store,
+    stats: Arc<IngestStats>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = %describe(tpl), "Partitions revoked: flushing and committing what is durable");
+                if let Err(e) = self.drain() {
+                    tracing::error!(error = %e, "Could not drain the decoder before a revocation");
+                    return;
+                }
+                match self.store.flush() {
+                    Ok(durable) => {
+                        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+                        let revoked: Vec<(String, i32)> =
+                            tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                        commit(consumer, &durable, Some(&revoked), CommitMode::Sync, &self.stats);
+                    }
+                    Err(e) => tracing::error!(error = %e, "Flush before revocation failed; uncommitted messages will be re-read"),
+                }
+            }
+            Rebalance::Assign(tpl) => tracing::info!(partitions = %describe(tpl), "Partitions assigned"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "Offset commit failed; it is retried with the next flush");
+        }
+    }
+}
+
+impl Ctx {
+    /// Hand the pending batch to the decoder and wait until it has been appended.
+    fn drain(&self) -> Result<(), String> {
+        let batch = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
+        if !batch.msgs.is_empty() {
+            self.work.send(Work::Batch(batch)).map_err(|_| "decoder stopped".to_string())?;
+        }
+        let (tx, rx) = sync_channel(1);
+        self.work.send(Work::Barrier(tx)).map_err(|_| "decoder stopped".to_string())?;
+        rx.recv().map_err(|_| "decoder stopped".to_string())
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect::<Vec<_>>().join(",")
+}
+
+/// Commit durable offsets of the assigned (or the given) partitions.
+fn commit(
+    consumer: &BaseConsumer<Ctx>,
+    durable: &Durable,
+    only: Option<&[(String, i32)]>,
+    mode: CommitMode,
+    stats: &IngestStats,
+) {
+    let partitions: Vec<(String, i32)> = match only {
+        Some(p) => p.to_vec(),
+        None => match consumer.assignment() {
+            Ok(a) => a.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read the assignment; commit skipped");
+                return;
+            }
+        },
+    };
+    let mut tpl = TopicPartitionList::new();
+    for (topic, p) in partitions {
+        if let Some(&next) = durable.get(&topic).and_then(|d| d.get(&p)) {
+            if let Err(e) = tpl.add_partition_offset(&topic, p, Offset::Offset(next)) {
+                tracing::warn!(error = %e, topic, partition = p, "Cannot add an offset to commit");
+            }
+        }
+    }
+    if tpl.count() == 0 {
+        return;
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!(error = %e, "Offset commit failed; it is retried with the next flush"),
+    }
+}
+
+/// A running Kafka source.
+pub struct KafkaSource {
+    stop: Arc<AtomicBool>,
+    consumer: Option<JoinHandle<Result<(), IngestError>>>,
+    stats: Arc<IngestStats>,
+}
+
+impl KafkaSource {
+    /// Connect, subscribe and start the threads.
+    pub fn start(cfg: &KafkaConfig, store: Store, stats: Arc<IngestStats>) -> Result<KafkaSource, IngestError> {
+        let topics: Vec<String> = cfg.topics.iter().map(|t| t.name.clone()).collect();
+        let formats: Vec<Format> = cfg.topics.iter().map(|t| t.format).collect();
+        let (work_tx, work_rx) = sync_channel::<Work>(4);
+        let (commit_tx, commit_rx) = channel::<Durable>();
+        let ctx = Ctx {
+            topics: topics.clone(),
+            pending: Mutex::new(MessageBatch::default()),
+            work: work_tx.clone(),
+            store: store.clone(),
+            stats: stats.clone(),
+        };
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &cfg.bootstrap_servers)
+            .set("group.id", &cfg.group_id)
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000");
+        for (k, v) in &cfg.client {
+            cc.set(k, v);
+        }
+        // Offsets are committed by coalmine, after the points are durable.
+        cc.set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+        let consumer: BaseConsumer<Ctx> = cc.create_with_context(ctx)?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names)?;
+        let producer: Option<BaseProducer> = match &cfg.dead_letter_topic {
+            Some(_) => {
+                let mut pc = ClientConfig::new();
+                pc.set("bootstrap.servers", &cfg.bootstrap_servers);
+                for (k, v) in &cfg.client {
+                    if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+                        pc.set(k, v);
+                    }
+                }
+                Some(pc.create()?)
+            }
+            None => None,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let decoder = {
+            let store = store.clone();
+            let stats = stats.clone();
+            let commit_tx = commit_tx.clone();
+            let dlq = cfg.dead_letter_topic.clone();
+            let topics = topics.clone();
+            let max = cfg.max_message_bytes;
+            std::thread::Builder::new()
+                .name("coalmine-decode".into())
+                .spawn(move || decode_loop(work_rx, store, stats, commit_tx, topics, formats, max, producer, dlq))
+                .map_err(|e| IngestError::Thread(e.to_string()))?
+        };
+        let flusher = {
+            let store = store.clone();
+            let stats = stats.clone();
+            let stop = stop.clone();
+            let interval = store.config().flush_interval;
+            std::thread::Builder::new()
+                .name("coalmine-flush".into())
+                .spawn(move || {
+                    let mut last = Instant::now();
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(interval.min(Duration::from_millis(100)));
+                        if !stop.load(Ordering::Relaxed) && last.elapsed() >= interval {
+                            last = Instant::now();
+                            flush_and_commit(&store, &stats, &commit_tx);
+                        }
+                    }
+                })
+                .map_err(|e| IngestError::Thread(e.to_string()))?
+        };
+        let poll_batch = cfg.poll_batch;
+        let consumer_thread = {
+            let stop = stop.clone();
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("coalmine-consume".into())
+                .spawn(move || consume_loop(consumer, stop, stats, commit_rx, poll_batch, decoder, flusher, store))
+                .map_err(|e| IngestError::Thread(e.to_string()))?
+        };
+        Ok(KafkaSource { stop, consumer: Some(consumer_thread), stats })
+    }
+
+    pub fn stats(&self) -> &Arc<IngestStats> {
+        &self.stats
+    }
+
+    /// Stop polling, append everything received, flush, commit, leave the group.
+    pub fn shutdown(mut self) -> Result<(), IngestError> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.consumer.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(IngestError::Thread("the consumer thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn flush_and_commit(store: &Store, stats: &IngestStats, commit_tx: &Sender<Durable>) {
+    match store.flush() {
+        Ok(durable) => {
+            stats.flushes.fetch_add(1, Ordering::Relaxed);
+            let _ = commit_tx.send(durable);
+        }
+        Err(e) => tracing::error!(error = %e, "Flush failed; points stay buffered and the flush is retried"),
+    }
+}
+
+/// How long the consumer waits to fill a batch before handing it over.
+const BATCH_WAIT: Duration = Duration::from_millis(5);
+
+#[allow(clippy::too_many_arguments)]
+fn consume_loop(
+    consumer: BaseConsumer<Ctx>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<IngestStats>,
+    commits: Receiver<Durable>,
+    poll_batch: usize,
+    decoder: JoinHandle<()>,
+    flusher: JoinHandle<()>,
+    store: Store,
+) -> Result<(), IngestError> {
+    let errors = BurstLog::new(Duration::from_secs(10));
+    let ctx = consumer.context();
+    let topic_index: HashMap<String, u16> = ctx.topics.iter().enumerate().map(|(i, t)| (t.clone(), i as u16)).collect();
+    while !stop.load(Ordering::Relaxed) {
+        // Commit what the flusher made durable (latest wins).
+        if let Some(durable) = commits.try_iter().last() {
+            commit(&consumer, &durable, None, CommitMode::Async, &stats);
+        }
+        match consumer.poll(Duration::from_millis(20)) {
+            None => {}
+            Some(Err(e)) => {
+                if let Some(suppressed) = errors.admit() {
+                    tracing::warn!(error = %e, suppressed, "Kafka consumer error");
+                }
+            }
+            Some(Ok(m)) => {
+                let Some(&topic) = topic_index.get(m.topic()) else { continue };
+                let mut b = ctx.pending.lock().expect("pending lock");
+                let payload = m.payload();
+                let start = b.data.len() as u32;
+                if let Some(p) = payload {
+                    b.data.extend_from_slice(p);
+                }
+                b.msgs.push(Msg {
+                    topic,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    ts_ms: m.timestamp().to_millis(),
+                    start,
+                    len: payload.map_or(0, |p| p.len() as u32),
+                    null: payload.is_none(),
+                });
+                b.started.get_or_insert_with(Instant::now);
+            }
+        }
+        let send = {
+            let b = ctx.pending.lock().expect("pending lock");
+            b.msgs.len() >= poll_batch || b.started.is_some_and(|s| s.elapsed() >= BATCH_WAIT)
+        };
+        if send {
+            let batch = std::mem::take(&mut *ctx.pending.lock().expect("pending lock"));
+            if ctx.work.send(Work::Batch(batch)).is_err() {
+                return Err(IngestError::Thread("the decoder thread stopped".into()));
+            }
+        }
+    }
+    // Graceful stop: everything polled is appended, made durable and committed.
+    tracing::info!("Stopping ingest: draining, flushing and committing");
+    let drained = ctx.drain();
+    let _ = flusher.join();
+    if let Err(e) = drained {
+        tracing::error!(error = %e, "Decoder did not drain");
+    }
+    let result = store.flush();
+    if let Ok(durable) = &result {
+        stats.flushes.fetch_add(1, Ordering::Relaxed);
+        commit(&consumer, durable, None, CommitMode::Sync, &stats);
+    }
+    consumer.unsubscribe();
+    // Dropping the consumer closes it (leaving the group); the decoder ends when its
+    // channel closes with it.
+    drop(consumer);
+    let _ = decoder.join();
+    result.map(|_| ()).map_err(IngestError::from)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn decode_loop(
+    work: Receiver<Work>,
+    store: Store,
+    stats: Arc<IngestStats>,
+    commit_tx: Sender<Durable>,
+    topics: Vec<String>,
+    formats: Vec<Format>,
+    max_message_bytes: usize,
+    producer: Option<BaseProducer>,
+    dlq: Option<String>,
+) {
+    let mut decoders: Vec<Decoder> = formats.iter().map(|&f| Decoder::new(f, max_message_bytes)).collect();
+    let mut points = PointColumns::default();
+    let mut offsets = Offsets::new();
+    let errors = BurstLog::new(Duration::from_secs(10));
+    let flush_points = store.config().flush_points;
+    while let Ok(w) = work.recv() {
+        let batch = match w {
+            Work::Barrier(reply) => {
+                let _ = reply.send(());
+                continue;
+            }
+            Work::Batch(b) => b,
+        };
+        let mut durable: HashMap<(u16, i32), Option<i64>> = HashMap::new();
+        {
+            let mut reg = store.registry_mut();
+            for m in &batch.msgs {
+                let topic = &topics[m.topic as usize];
+                let mark = *durable.entry((m.topic, m.partition)).or_insert_with(|| store.durable_offset(topic, m.partition));
+                if mark.is_some_and(|next| m.offset < next) {
+                    stats.duplicates_skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                stats.messages.fetch_add(1, Ordering::Relaxed);
+                let result = if m.null {
+                    Err(super::decode::DecodeError { reason: "message has no payload".into() })
+                } else {
+                    decoders[m.topic as usize].decode(batch.payload(m), m.ts_ms, &mut reg, &mut points)
+                };
+                match result {
+                    Ok(n) => {
+                        stats.points.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                        if let Some(suppressed) = errors.admit() {
+                            tracing::warn!(topic, partition = m.partition, offset = m.offset, reason = %e.reason, suppressed,
+                                "Undecodable message{}", if dlq.is_some() { " sent to the dead-letter topic" } else { " skipped" });
+                        }
+                        if let (Some(p), Some(t)) = (&producer, &dlq) {
+                            dead_letter(p, t, topic, m, batch.payload(m), &e.reason, &stats);
+                        }
+                    }
+                }
+                let r = offsets.entry(topic.clone()).or_insert_with(BTreeMap::new).entry(m.partition).or_insert(OffsetRange {
+                    first: m.offset,
+                    next: m.offset + 1,
+                });
+                r.first = r.first.min(m.offset);
+                r.next = r.next.max(m.offset + 1);
+            }
+        }
+        let buffered = store.append(&points, &offsets);
+        points.clear();
+        offsets.clear();
+        if buffered >= flush_points {
+            flush_and_commit(&store, &stats, &commit_tx);
+        }
+        if let Some(p) = &producer {
+            p.poll(Duration::ZERO);
+        }
+    }
+    if let Some(p) = producer {
+        if let Err(e) = p.flush(Duration::from_secs(10)) {
+            tracing::warn!(error = %e, "Dead-letter messages may not all have been delivered");
+        }
+    }
+}
+
+fn dead_letter(p: &BaseProducer, topic: &str, source: &str, m: &Msg, payload: &[u8], reason: &str, stats: &IngestStats) {
+    let partition = m.partition.to_string();
+    let offset = m.offset.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header { key: "coalmine-source-topic", value: Some(source) })
+        .insert(Header { key: "coalmine-source-partition", value: Some(&partition) })
+        .insert(Header { key: "coalmine-source-offset", value: Some(&offset) })
+        .insert(Header { key: "coalmine-error", value: Some(reason) });
+    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload).headers(headers);
+    for _ in 0..100 {
+        match p.send(record) {
+            Ok(()) => {
+                stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                p.poll(Duration::from_millis(10));
+                record = r;
+            }
+            Err((e, _)) => {
+                tracing::error!(error = %e, "Cannot send to the dead-letter topic");
+                return;
+            }
+        }
+    }
+    tracing::error!("Dead-letter queue full for a second; message not dead-lettered");
+}

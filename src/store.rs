@@ -1,0 +1,689 @@
+//! The embedded store: metric points as Arrow record batches, in memory and in segment files
+//! under the data directory. No external database.
+//!
+//! ```text
+//! append ─► active buffer ─flush─► sorted segment ─fsync, rename─► segments/NNN.arrow
+//!                                        │                          manifest.json (atomic)
+//!                                        └─► in memory while hot; read from disk when cold
+//! ```
+//!
+//! * Points are `(series, ts, value)`: 20 bytes each; the series index (metric + tags) is
+//!   [`SeriesRegistry`]. Segments are sorted by `(series, ts)` and carry a series → rows
+//!   index and min/max times, so a window query for one series binary-searches instead of
+//!   scanning.
+//! * **No loss, no duplicates.** A flush makes a segment durable (file fsynced, renamed,
+//!   manifest replaced atomically) together with the Kafka offsets of the messages whose
+//!   points it holds; only then may those offsets be committed. Messages are atomic (all
+//!   their points are in the same flush). After a crash the manifest says, per partition,
+//!   the next offset not yet durable: the consumer skips anything before it, so replayed
+//!   messages are not stored twice.
+//! * Retention by age and by bytes; small segments are compacted into larger ones.
+
+pub mod manifest;
+pub mod segment;
+pub mod series;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+
+use crate::error::ErrorKind;
+use manifest::{Durable, Manifest};
+use segment::{build_sorted, columns, merge_offsets, Offsets, OffsetRange, PointColumns, SegmentMeta, SeriesRange};
+pub use segment::point_schema;
+pub use series::{sort_tags, SeriesKey, SeriesRegistry};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("data directory {} is in use by another coalmine process (lock file {})", dir.display(), dir.join("LOCK").display())]
+    Locked { dir: PathBuf },
+    #[error("{0}")]
+    Arrow(String),
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            StoreError::Io { .. } | StoreError::Locked { .. } => ErrorKind::Unavailable,
+            StoreError::Corrupt { .. } | StoreError::Arrow(_) => ErrorKind::Internal,
+            StoreError::InvalidInput(_) => ErrorKind::InvalidInput,
+        }
+    }
+}
+
+/// Store settings (the `[store]` section of `coalmine.toml`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    /// Flush the active buffer at least this often.
+    pub flush_interval: Duration,
+    /// … or when it holds this many points.
+    pub flush_points: usize,
+    /// Segments whose newest point is younger than this stay in memory.
+    pub hot_window: Duration,
+    /// Points older than this are deleted (whole segments).
+    pub retention: Duration,
+    /// Total segment bytes kept on disk, oldest segments deleted first.
+    pub max_bytes: Option<u64>,
+    /// Merge segments smaller than this many points …
+    pub compact_below_points: usize,
+    /// … once there are this many of them.
+    pub compact_min_segments: usize,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            flush_interval: Duration::from_secs(1),
+            flush_points: 1_000_000,
+            hot_window: Duration::from_secs(6 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: None,
+            compact_below_points: 4_000_000,
+            compact_min_segments: 8,
+        }
+    }
+}
+
+/// Which points a scan returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanFilter {
+    /// Exact metric name; `None` for every metric.
+    pub metric: Option<String>,
+    /// Tags that must all be present with these values.
+    pub tags: BTreeMap<String, String>,
+    /// `[start, end)` in epoch milliseconds.
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl ScanFilter {
+    pub fn all() -> Self {
+        ScanFilter { metric: None, tags: BTreeMap::new(), start_ms: i64::MIN, end_ms: i64::MAX }
+    }
+}
+
+/// Counters a user would graph.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StoreStats {
+    pub series: usize,
+    pub segments: usize,
+    pub segment_points: u64,
+    pub active_points: u64,
+    pub disk_bytes: u64,
+    /// Bytes of in-memory point data (hot segments + buffers).
+    pub memory_bytes: u64,
+    pub hot_segments: usize,
+    pub flushes: u64,
+    pub compactions: u64,
+}
+
+/// A segment as the store holds it.
+struct Segment {
+    meta: SegmentMeta,
+    index: Vec<SeriesRange>,
+    /// `None` while cold (on disk only).
+    batch: RwLock<Option<RecordBatch>>,
+}
+
+impl Segment {
+    fn data(&self, root: &Path) -> Result<RecordBatch, StoreError> {
+        if let Some(b) = self.batch.read().expect("segment lock").as_ref() {
+            return Ok(b.clone());
+        }
+        Ok(segment::read(&segment::path(root, &self.meta.file))?.batch)
+    }
+}
+
+#[derive(Default)]
+struct Active {
+    points: PointColumns,
+    /// Offsets of the messages whose points are in `points` (or that had none).
+    offsets: Offsets,
+}
+
+struct State {
+    segments: Vec<Arc<Segment>>,
+    /// Points taken from the active buffer and not yet in a segment: visible to scans.
+    pending: Option<Arc<PointColumns>>,
+    durable: Durable,
+    next_segment_id: u64,
+}
+
+struct Inner {
+    root: PathBuf,
+    cfg: StoreConfig,
+    read_only: bool,
+    registry: RwLock<SeriesRegistry>,
+    active: Mutex<Active>,
+    state: RwLock<State>,
+    flush_lock: Mutex<()>,
+    flushes: AtomicU64,
+    compactions: AtomicU64,
+    _lock: Option<File>,
+}
+
+/// The store. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn io_err(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
+    move |source| StoreError::Io { context, source }
+}
+
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(format!("cannot open {}", path.display())))?;
+    // SAFETY: flock on a file descriptor we own; released when the file is closed.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(StoreError::Locked { dir: dir.to_path_buf() });
+    }
+    Ok(f)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Open (or create) the store in `cfg.data_dir` for reading and writing; takes the data
+    /// directory's lock, removes files a crash left behind, loads the live segments.
+    pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
+        let root = cfg.data_dir.clone();
+        for d in [root.clone(), root.join("segments"), root.join("tmp")] {
+            std::fs::create_dir_all(&d).map_err(io_err(format!("cannot create directory {}", d.display())))?;
+        }
+        let lock = lock_dir(&root)?;
+        let manifest = Manifest::load(&root)?.unwrap_or(Manifest { version: 1, ..Default::default() });
+        // Files not in the manifest were being written when the process stopped.
+        let live: std::collections::HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        for dir in ["segments", "tmp"] {
+            let d = root.join(dir);
+            for entry in std::fs::read_dir(&d).map_err(io_err(format!("cannot list {}", d.display())))? {
+                let entry = entry.map_err(io_err(format!("cannot list {}", d.display())))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if dir == "tmp" || !live.contains(name.as_str()) {
+                    tracing::info!(file = %entry.path().display(), "Removing a file left by an interrupted write");
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Self::from_manifest(cfg, manifest, false, Some(lock))
+    }
+
+    /// Open a store read-only, beside a daemon that may be writing it: reads the manifest
+    /// and the segments it lists (a consistent snapshot of the durable data).
+    pub fn open_read_only(data_dir: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let cfg = StoreConfig::new(data_dir);
+        let root = cfg.data_dir.clone();
+        if !root.is_dir() {
+            return Err(StoreError::Io {
+                context: format!("cannot open store {}", root.display()),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            });
+        }
+        let manifest = Manifest::load(&root)?.ok_or_else(|| StoreError::Io {
+            context: format!("cannot open store {}", root.display()),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no manifest.json: not a coalmine data directory"),
+        })?;
+        // All segments are read into memory: a reader is for analysis, not for a daemon.
+        let mut cfg = cfg;
+        cfg.hot_window = Duration::from_secs(u64::MAX / 4);
+        Self::from_manifest(cfg, manifest, true, None)
+    }
+
+    fn from_manifest(cfg: StoreConfig, manifest: Manifest, read_only: bool, lock: Option<File>) -> Result<Store, StoreError> {
+        let root = cfg.data_dir.clone();
+        let mut registry = SeriesRegistry::new();
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        let hot_from = now_ms().saturating_sub(cfg.hot_window.as_millis().min(i64::MAX as u128) as i64);
+        for meta in &manifest.segments {
+            let path = segment::path(&root, &meta.file);
+            let loaded = segment::read(&path)?;
+            for (id, key) in loaded.series {
+                registry.insert_with_id(id, key).map_err(|reason| StoreError::Corrupt { path: path.clone(), reason })?;
+            }
+            let hot = loaded.max_ts >= hot_from;
+            segments.push(Arc::new(Segment {
+                meta: meta.clone(),
+                index: loaded.index,
+                batch: RwLock::new(hot.then_some(loaded.batch)),
+            }));
+        }
+        tracing::info!(
+            dir = %root.display(),
+            segments = segments.len(),
+            series = registry.len(),
+            "Store opened"
+        );
+        Ok(Store {
+            inner: Arc::new(Inner {
+                root,
+                cfg,
+                read_only,
+                registry: RwLock::new(registry),
+                active: Mutex::new(Active::default()),
+                state: RwLock::new(State {
+                    segments,
+                    pending: None,
+                    durable: manifest.durable,
+                    next_segment_id: manifest.next_segment_id,
+                }),
+                flush_lock: Mutex::new(()),
+                flushes: AtomicU64::new(0),
+                compactions: AtomicU64::new(0),
+                _lock: lock,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The series index (shared lock).
+    pub fn registry(&self) -> std::sync::RwLockReadGuard<'_, SeriesRegistry> {
+        self.inner.registry.read().expect("registry lock")
+    }
+
+    /// The series index for writing (ingest resolves series under it, one batch at a time).
+    pub fn registry_mut(&self) -> std::sync::RwLockWriteGuard<'_, SeriesRegistry> {
+        self.inner.registry.write().expect("registry lock")
+    }
+
+    /// Next offset not yet durable, per partition.
+    pub fn durable_offsets(&self) -> Durable {
+        self.inner.state.read().expect("state lock").durable.clone()
+    }
+
+    /// Next durable offset of one partition, if any.
+    pub fn durable_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.inner.state.read().expect("state lock").durable.get(topic)?.get(&partition).copied()
+    }
+
+    /// Add points (series ids from [`Store::registry_mut`]) and record that the messages in
+    /// `offsets` are fully processed. Returns the active buffer's size.
+    pub fn append(&self, points: &PointColumns, offsets: &Offsets) -> usize {
+        let mut a = self.inner.active.lock().expect("active lock");
+        a.points.extend(points);
+        merge_offsets(&mut a.offsets, offsets);
+        a.points.len()
+    }
+
+    /// Points waiting in the active buffer.
+    pub fn active_points(&self) -> usize {
+        self.inner.active.lock().expect("active lock").points.len()
+    }
+
+    /// Make everything appended so far durable: one new segment and a new manifest.
+    /// Returns the durable offsets (what may now be committed to Kafka).
+    pub fn flush(&self) -> Result<Durable, StoreError> {
+        if self.inner.read_only {
+            return Err(StoreError::InvalidInput("the store is open read-only".into()));
+        }
+        let _serial = self.inner.flush_lock.lock().expect("flush lock");
+        let (points, offsets) = {
+            let mut a = self.inner.active.lock().expect("active lock");
+            if a.points.is_empty() && a.offsets.is_empty() {
+                return Ok(self.durable_offsets());
+            }
+            let points = Arc::new(std::mem::take(&mut a.points));
+            let offsets = std::mem::take(&mut a.offsets);
+            // visible to scans until the segment replaces it (taken under both locks)
+            self.inner.state.write().expect("state lock").pending = Some(points.clone());
+            (points, offsets)
+        };
+        let result = self.write_flush(&points, &offsets);
+        if result.is_err() {
+            // Put the points back so nothing accepted is lost; the next flush retries.
+            let mut a = self.inner.active.lock().expect("active lock");
+            let mut back = (*points).clone();
+            back.extend(&a.points);
+            a.points = back;
+            let mut o = offsets.clone();
+            merge_offsets(&mut o, &a.offsets);
+            a.offsets = o;
+            self.inner.state.write().expect("state lock").pending = None;
+        }
+        result?;
+        self.inner.flushes.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.maintain() {
+            tracing::warn!(error = %e, "Store maintenance failed; will retry after the next flush");
+        }
+        Ok(self.durable_offsets())
+    }
+
+    fn write_flush(&self, points: &PointColumns, offsets: &Offsets) -> Result<(), StoreError> {
+        let id = {
+            let mut s = self.inner.state.write().expect("state lock");
+            s.next_segment_id += 1;
+            s.next_segment_id
+        };
+        let new_segment = if points.is_empty() {
+            None
+        } else {
+            let (batch, index) = build_sorted(points);
+            Some(self.write_segment(id, batch, index, offsets)?)
+        };
+        let mut s = self.inner.state.write().expect("state lock");
+        let mut manifest = self.manifest_of(&s);
+        if let Some(seg) = &new_segment {
+            manifest.segments.push(seg.meta.clone());
+        }
+        for (topic, parts) in offsets {
+            let d = manifest.durable.entry(topic.clone()).or_default();
+            for (&p, r) in parts {
+                let e = d.entry(p).or_insert(r.next);
+                *e = (*e).max(r.next);
+            }
+        }
+        manifest.store(&self.inner.root)?;
+        if let Some(seg) = new_segment {
+            s.segments.push(seg);
+        }
+        s.durable = manifest.durable;
+        s.pending = None;
+        Ok(())
+    }
+
+    fn manifest_of(&self, s: &State) -> Manifest {
+        Manifest {
+            version: 1,
+            next_segment_id: s.next_segment_id,
+            segments: s.segments.iter().map(|g| g.meta.clone()).collect(),
+            durable: s.durable.clone(),
+        }
+    }
+
+    fn write_segment(&self, id: u64, batch: RecordBatch, index: Vec<SeriesRange>, offsets: &Offsets) -> Result<Arc<Segment>, StoreError> {
+        let series: Vec<(u32, SeriesKey)> = {
+            let reg = self.registry();
+            index
+                .iter()
+                .map(|r| {
+                    let key = reg.key(r.series).cloned().expect("appended points have registered series");
+                    (r.series, key)
+                })
+                .collect()
+        };
+        let min_ts = index.iter().map(|r| r.min_ts).min().unwrap_or(0);
+        let max_ts = index.iter().map(|r| r.max_ts).max().unwrap_or(0);
+        let (file, bytes) = segment::write(&self.inner.root, id, &batch, &index, series, offsets, min_ts, max_ts)?;
+        let meta = SegmentMeta { id, file, rows: batch.num_rows() as u64, bytes, min_ts, max_ts, offsets: offsets.clone() };
+        let hot = max_ts >= now_ms().saturating_sub(self.inner.cfg.hot_window.as_millis() as i64);
+        Ok(Arc::new(Segment { meta, index, batch: RwLock::new(hot.then_some(batch)) }))
+    }
+
+    /// Retention, compaction and cooling (hot segments older than the hot window leave
+    /// memory). Called after flushes.
+    pub fn maintain(&self) -> Result<(), StoreError> {
+        self.enforce_retention(now_ms())?;
+        self.compact()?;
+        let hot_from = now_ms().saturating_sub(self.inner.cfg.hot_window.as_millis() as i64);
+        for seg in self.inner.state.read().expect("state lock").segments.iter() {
+            if seg.meta.max_ts < hot_from {
+                seg.batch.write().expect("segment lock").take();
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete segments entirely older than the retention, then the oldest ones while the
+    /// total exceeds `max_bytes`.
+    pub fn enforce_retention(&self, now: i64) -> Result<usize, StoreError> {
+        let cutoff = now.saturating_sub(self.inner.cfg.retention.as_millis().min(i64::MAX as u128) as i64);
+        let mut s = self.inner.state.write().expect("state lock");
+        let mut keep: Vec<Arc<Segment>> = s.segments.iter().filter(|g| g.meta.max_ts >= cutoff).cloned().collect();
+        if let Some(max) = self.inner.cfg.max_bytes {
+            keep.sort_by_key(|g| (g.meta.max_ts, g.meta.id));
+            let mut total: u64 = keep.iter().map(|g| g.meta.bytes).sum();
+            while total > max && keep.len() > 1 {
+                total -= keep[0].meta.bytes;
+                keep.remove(0);
+            }
+            keep.sort_by_key(|g| g.meta.id);
+        }
+        let dropped: Vec<Arc<Segment>> = s.segments.iter().filter(|g| !keep.iter().any(|k| k.meta.id == g.meta.id)).cloned().collect();
+        if dropped.is_empty() {
+            return Ok(0);
+        }
+        let old = std::mem::replace(&mut s.segments, keep);
+        let manifest = self.manifest_of(&s);
+        if let Err(e) = manifest.store(&self.inner.root) {
+            s.segments = old;
+            return Err(e);
+        }
+        drop(s);
+        for g in &dropped {
+            tracing::info!(segment = g.meta.id, rows = g.meta.rows, "Retention removed a segment");
+            let _ = std::fs::remove_file(segment::path(&self.inner.root, &g.meta.file));
+        }
+        Ok(dropped.len())
+    }
+
+    /// Merge small segments into one when enough have accumulated.
+    pub fn compact(&self) -> Result<bool, StoreError> {
+        let small: Vec<Arc<Segment>> = {
+            let s = self.inner.state.read().expect("state lock");
+            s.segments.iter().filter(|g| (g.meta.rows as usize) < self.inner.cfg.compact_below_points).cloned().collect()
+        };
+        if small.len() < self.inner.cfg.compact_min_segments.max(2) {
+            return Ok(false);
+        }
+        let mut points = PointColumns::default();
+        let mut offsets = Offsets::new();
+        for g in &small {
+            let batch = g.data(&self.inner.root)?;
+            let (se, ts, v) = columns(&batch);
+            points.series.extend_from_slice(se.values());
+            points.ts.extend_from_slice(ts.values());
+            points.value.extend_from_slice(v.values());
+            merge_offsets(&mut offsets, &g.meta.offsets);
+        }
+        let (batch, index) = build_sorted(&points);
+        let id = {
+            let mut s = self.inner.state.write().expect("state lock");
+            s.next_segment_id += 1;
+            s.next_segment_id
+        };
+        let merged = self.write_segment(id, batch, index, &offsets)?;
+        let mut s = self.inner.state.write().expect("state lock");
+        let ids: std::collections::HashSet<u64> = small.iter().map(|g| g.meta.id).collect();
+        let old = s.segments.clone();
+        s.segments.retain(|g| !ids.contains(&g.meta.id));
+        s.segments.push(merged);
+        let manifest = self.manifest_of(&s);
+        if let Err(e) = manifest.store(&self.inner.root) {
+            s.segments = old;
+            return Err(e);
+        }
+        drop(s);
+        for g in &small {
+            let _ = std::fs::remove_file(segment::path(&self.inner.root, &g.meta.file));
+        }
+        self.inner.compactions.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(inputs = small.len(), segment = id, "Compacted segments");
+        Ok(true)
+    }
+
+    /// Points matching `filter`, as record batches of [`point_schema`]. Segments are pruned
+    /// by time and series; within a segment each series' rows are found by binary search
+    /// and returned as zero-copy slices.
+    pub fn scan(&self, filter: &ScanFilter) -> Result<Vec<RecordBatch>, StoreError> {
+        let series = self.registry().select(filter.metric.as_deref(), &filter.tags);
+        self.scan_series(&series, filter.start_ms, filter.end_ms)
+    }
+
+    /// Points of the given series (sorted ids) in `[start_ms, end_ms)`.
+    pub fn scan_series(&self, series: &[u32], start_ms: i64, end_ms: i64) -> Result<Vec<RecordBatch>, StoreError> {
+        let mut out = Vec::new();
+        if series.is_empty() || start_ms >= end_ms {
+            return Ok(out);
+        }
+        let wanted = |s: u32| series.binary_search(&s).is_ok();
+        let in_range = |t: i64| t >= start_ms && t < end_ms;
+        // In-memory sources first, under the locks, in the order flush takes them.
+        let segments = {
+            let a = self.inner.active.lock().expect("active lock");
+            let s = self.inner.state.read().expect("state lock");
+            let mut unsorted = PointColumns::default();
+            for src in s.pending.iter().map(|p| &**p).chain(std::iter::once(&a.points)) {
+                for i in 0..src.len() {
+                    if in_range(src.ts[i]) && wanted(src.series[i]) {
+                        unsorted.push(src.series[i], src.ts[i], src.value[i]);
+                    }
+                }
+            }
+            if !unsorted.is_empty() {
+                out.push(build_sorted(&unsorted).0);
+            }
+            s.segments.clone()
+        };
+        for seg in segments {
+            if seg.meta.max_ts < start_ms || seg.meta.min_ts >= end_ms {
+                continue;
+            }
+            let mut batch: Option<RecordBatch> = None;
+            for &sid in series {
+                let Ok(pos) = seg.index.binary_search_by_key(&sid, |r| r.series) else { continue };
+                let r = seg.index[pos];
+                if r.max_ts < start_ms || r.min_ts >= end_ms {
+                    continue;
+                }
+                if batch.is_none() {
+                    batch = Some(seg.data(&self.inner.root)?);
+                }
+                let b = batch.as_ref().expect("loaded");
+                let (_, ts, _) = columns(b);
+                let rows = &ts.values()[r.start as usize..(r.start + r.len) as usize];
+                let lo = rows.partition_point(|&t| t < start_ms);
+                let hi = rows.partition_point(|&t| t < end_ms);
+                if hi > lo {
+                    out.push(b.slice(r.start as usize + lo, hi - lo));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts for monitoring and the benchmarks.
+    pub fn stats(&self) -> StoreStats {
+        let (active_points, active_bytes) = {
+            let a = self.inner.active.lock().expect("active lock");
+            (a.points.len() as u64, a.points.capacity_bytes() as u64)
+        };
+        let s = self.inner.state.read().expect("state lock");
+        let mut st = StoreStats {
+            series: self.registry().len(),
+            segments: s.segments.len(),
+            active_points,
+            memory_bytes: active_bytes + s.pending.as_ref().map_or(0, |p| p.capacity_bytes() as u64),
+            flushes: self.inner.flushes.load(Ordering::Relaxed),
+            compactions: self.inner.compactions.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        for g in &s.segments {
+            st.segment_points += g.meta.rows;
+            st.disk_bytes += g.meta.bytes;
+            if let Some(b) = g.batch.read().expect("segment lock").as_ref() {
+                st.hot_segments += 1;
+                st.memory_bytes += segment::memory_bytes(b) as u64;
+            }
+        }
+        st
+    }
+
+    /// Number of points and the sum of their values, over all durable and buffered points
+    /// (a checksum for tests and tools).
+    pub fn count_and_sum(&self) -> Result<(u64, f64), StoreError> {
+        let mut count = 0u64;
+        let mut sum = 0.0f64;
+        let all: Vec<u32> = {
+            let reg = self.registry();
+            (0..reg.len() as u32).filter(|&id| reg.key(id).is_some()).collect()
+        };
+        for b in self.scan_series(&all, i64::MIN, i64::MAX)? {
+            let (_, _, v) = columns(&b);
+            count += v.len() as u64;
+            sum += v.values().iter().sum::<f64>();
+        }
+        Ok((count, sum))
+    }
+
+    /// Expand point batches with the series' metric name and tags (for SQL and Python).
+    pub fn with_series_columns(&self, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+        expand_series(&self.registry(), batch)
+    }
+}
+
+/// `(series, ts, value)` → `(ts, metric, value, tags)` with the metric dictionary-encoded
+/// and tags as a `Map<Utf8, Utf8>`.
+pub fn expand_series(reg: &SeriesRegistry, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+    use arrow::array::{MapBuilder, StringBuilder, StringDictionaryBuilder};
+    use arrow::datatypes::Int32Type;
+    let (se, ts, v) = columns(batch);
+    let mut metric = StringDictionaryBuilder::<Int32Type>::new();
+    let mut tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for &s in se.values().iter() {
+        let key = reg.key(s).ok_or_else(|| StoreError::Arrow(format!("unknown series id {s}")))?;
+        metric.append_value(&*key.metric);
+        for (k, val) in &key.tags {
+            tags.keys().append_value(&**k);
+            tags.values().append_value(&**val);
+        }
+        tags.append(true).map_err(|e| StoreError::Arrow(e.to_string()))?;
+    }
+    let metric = metric.finish();
+    let tags = tags.finish();
+    let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("ts", ts.data_type().clone(), false),
+        arrow::datatypes::Field::new("metric", metric.data_type().clone(), false),
+        arrow::datatypes::Field::new("value", arrow::datatypes::DataType::Float64, false),
+        arrow::datatypes::Field::new("tags", tags.data_type().clone(), false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![Arc::new(ts.clone()) as ArrayRef, Arc::new(metric), Arc::new(v.clone()) as ArrayRef, Arc::new(tags)],
+    )
+    .map_err(|e| StoreError::Arrow(e.to_string()))
+}
+
+/// Offsets covering one message.
+pub fn message_offsets(topic: &str, partition: i32, offset: i64) -> Offsets {
+    let mut o = Offsets::new();
+    o.entry(topic.to_string()).or_default().insert(partition, OffsetRange { first: offset, next: offset + 1 });
+    o
+}

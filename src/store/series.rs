@@ -1,0 +1,219 @@
+//! The series index: every distinct (metric, tags) pair gets a dense `u32` id.
+//!
+//! Points are stored as `(series, ts, value)` — 20 bytes — and the strings live once, here.
+//! Lookups on the ingest hot path hash borrowed strings and compare against the stored key,
+//! so resolving an existing series allocates nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// A series' identity: the metric name and its tags, sorted by key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SeriesKey {
+    pub metric: Arc<str>,
+    /// Sorted by key, keys unique.
+    pub tags: Vec<(Arc<str>, Arc<str>)>,
+}
+
+impl SeriesKey {
+    pub fn new(metric: &str, tags: &[(&str, &str)]) -> Self {
+        let mut tags: Vec<(Arc<str>, Arc<str>)> = tags.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect();
+        tags.sort_by(|a, b| a.0.cmp(&b.0));
+        tags.dedup_by(|a, b| a.0 == b.0);
+        SeriesKey { metric: Arc::from(metric), tags }
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.tags[i].1)
+    }
+
+    /// `metric{k=v,...}` for messages.
+    pub fn display(&self) -> String {
+        let tags: Vec<String> = self.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{}{{{}}}", self.metric, tags.join(","))
+    }
+
+    fn matches(&self, metric: &str, sorted_tags: &[(&str, &str)]) -> bool {
+        *self.metric == *metric
+            && self.tags.len() == sorted_tags.len()
+            && self.tags.iter().zip(sorted_tags).all(|((k, v), (k2, v2))| **k == **k2 && **v == **v2)
+    }
+}
+
+/// The registry of series. Not thread-safe by itself; the store wraps it in a lock.
+#[derive(Debug, Default)]
+pub struct SeriesRegistry {
+    keys: Vec<SeriesKey>,
+    by_hash: HashMap<u64, Vec<u32>>,
+    by_metric: HashMap<Arc<str>, Vec<u32>>,
+    hasher: ahash::RandomState,
+}
+
+impl SeriesRegistry {
+    pub fn new() -> Self {
+        SeriesRegistry { hasher: ahash::RandomState::with_seeds(1, 2, 3, 4), ..Default::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn hash_parts(&self, metric: &str, sorted_tags: &[(&str, &str)]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(metric.as_bytes());
+        h.write_u8(0xff);
+        for (k, v) in sorted_tags {
+            h.write(k.as_bytes());
+            h.write_u8(0xfe);
+            h.write(v.as_bytes());
+            h.write_u8(0xfd);
+        }
+        h.finish()
+    }
+
+    /// The id of `(metric, tags)`, registering it if new. `tags` must be sorted by key with
+    /// unique keys (see [`sort_tags`]).
+    pub fn resolve(&mut self, metric: &str, sorted_tags: &[(&str, &str)]) -> u32 {
+        let h = self.hash_parts(metric, sorted_tags);
+        if let Some(ids) = self.by_hash.get(&h) {
+            for &id in ids {
+                if self.keys[id as usize].matches(metric, sorted_tags) {
+                    return id;
+                }
+            }
+        }
+        let id = self.keys.len() as u32;
+        let key = SeriesKey::new(metric, sorted_tags);
+        self.by_metric.entry(key.metric.clone()).or_default().push(id);
+        self.keys.push(key);
+        self.by_hash.entry(h).or_default().push(id);
+        id
+    }
+
+    /// The id of `(metric, tags)` if known.
+    pub fn lookup(&self, metric: &str, sorted_tags: &[(&str, &str)]) -> Option<u32> {
+        let h = self.hash_parts(metric, sorted_tags);
+        self.by_hash.get(&h)?.iter().copied().find(|&id| self.keys[id as usize].matches(metric, sorted_tags))
+    }
+
+    /// Install a series with a known id (when loading segments). Ids must be loaded densely
+    /// or with gaps filled by later calls; a conflicting definition is an error.
+    pub fn insert_with_id(&mut self, id: u32, key: SeriesKey) -> Result<(), String> {
+        let idx = id as usize;
+        if idx < self.keys.len() {
+            if self.keys[idx] == key || self.keys[idx].metric.is_empty() {
+                if self.keys[idx].metric.is_empty() {
+                    self.install(id, key);
+                }
+                return Ok(());
+            }
+            return Err(format!(
+                "series id {id} is {} in one segment and {} in another",
+                self.keys[idx].display(),
+                key.display()
+            ));
+        }
+        while self.keys.len() < idx {
+            // placeholder for ids defined by segments not loaded yet
+            self.keys.push(SeriesKey { metric: Arc::from(""), tags: Vec::new() });
+        }
+        self.keys.push(SeriesKey { metric: Arc::from(""), tags: Vec::new() });
+        self.install(id, key);
+        Ok(())
+    }
+
+    fn install(&mut self, id: u32, key: SeriesKey) {
+        let tags: Vec<(&str, &str)> = key.tags.iter().map(|(k, v)| (&**k, &**v)).collect();
+        let h = self.hash_parts(&key.metric, &tags);
+        self.by_hash.entry(h).or_default().push(id);
+        self.by_metric.entry(key.metric.clone()).or_default().push(id);
+        self.keys[id as usize] = key;
+    }
+
+    pub fn key(&self, id: u32) -> Option<&SeriesKey> {
+        self.keys.get(id as usize).filter(|k| !k.metric.is_empty())
+    }
+
+    /// Series of a metric whose tags include all of `tag_filter`.
+    pub fn select(&self, metric: Option<&str>, tag_filter: &BTreeMap<String, String>) -> Vec<u32> {
+        let candidates: Box<dyn Iterator<Item = u32>> = match metric {
+            Some(m) => Box::new(self.by_metric.get(m).into_iter().flatten().copied()),
+            None => Box::new((0..self.keys.len() as u32).filter(|&id| !self.keys[id as usize].metric.is_empty())),
+        };
+        let mut out: Vec<u32> = candidates
+            .filter(|&id| {
+                let key = &self.keys[id as usize];
+                tag_filter.iter().all(|(k, v)| key.tag(k) == Some(v.as_str()))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// All metric names.
+    pub fn metrics(&self) -> Vec<Arc<str>> {
+        let mut m: Vec<Arc<str>> = self.by_metric.keys().cloned().collect();
+        m.sort();
+        m
+    }
+}
+
+/// Sort tags by key in place and drop repeated keys (the last value wins, as in a JSON
+/// object). Returns the count kept.
+pub fn sort_tags(tags: &mut Vec<(&str, &str)>) {
+    // stable: equal keys keep input order, so "last wins" is the last of each run
+    tags.sort_by(|a, b| a.0.cmp(b.0));
+    let mut w = 0;
+    for r in 0..tags.len() {
+        if w > 0 && tags[w - 1].0 == tags[r].0 {
+            tags[w - 1] = tags[r];
+        } else {
+            tags[w] = tags[r];
+            w += 1;
+        }
+    }
+    tags.truncate(w);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_is_stable_and_order_insensitive() {
+        let mut r = SeriesRegistry::new();
+        let mut t1 = vec![("b", "2"), ("a", "1")];
+        sort_tags(&mut t1);
+        let a = r.resolve("cpu", &t1);
+        let mut t2 = vec![("a", "1"), ("b", "2")];
+        sort_tags(&mut t2);
+        assert_eq!(r.resolve("cpu", &t2), a);
+        assert_ne!(r.resolve("cpu", &[("a", "1")]), a);
+        assert_ne!(r.resolve("mem", &t2), a);
+        assert_eq!(r.lookup("cpu", &t2), Some(a));
+        let mut dup = vec![("a", "1"), ("a", "3")];
+        sort_tags(&mut dup);
+        assert_eq!(dup, vec![("a", "3")]);
+        let f: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
+        assert_eq!(r.select(Some("cpu"), &f).len(), 2);
+        assert_eq!(r.select(None, &f).len(), 3);
+    }
+
+    #[test]
+    fn loading_with_ids_detects_conflicts() {
+        let mut r = SeriesRegistry::new();
+        r.insert_with_id(2, SeriesKey::new("m", &[("x", "1")])).unwrap();
+        r.insert_with_id(0, SeriesKey::new("n", &[])).unwrap();
+        assert_eq!(r.lookup("m", &[("x", "1")]), Some(2));
+        assert!(r.insert_with_id(2, SeriesKey::new("m", &[("x", "2")])).is_err());
+        // a new series continues after the highest id
+        assert_eq!(r.resolve("z", &[]), 3);
+    }
+}
