@@ -4,10 +4,17 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_cmd cargo
 
+python_env
+
+log "Starting a Kafka-protocol broker (Tansu) for the integration tests"
+COALMINE_TEST_KAFKA="$("$VENV/bin/python" scripts/tansu.py start)"
+export COALMINE_TEST_KAFKA COALMINE_REQUIRE_KAFKA=1
+trap '"$VENV/bin/python" scripts/tansu.py stop >/dev/null 2>&1 || true' EXIT
+echo "broker at $COALMINE_TEST_KAFKA"
+
 log "Rust tests (cargo test)"
 cargo test -p coalmine --all-targets
 
-python_env
 python_module
 
 log "Python tests (pytest)"

@@ -223,7 +223,15 @@ impl Store {
             std::fs::create_dir_all(&d).map_err(io_err(format!("cannot create directory {}", d.display())))?;
         }
         let lock = lock_dir(&root)?;
-        let manifest = Manifest::load(&root)?.unwrap_or(Manifest { version: 1, ..Default::default() });
+        let manifest = match Manifest::load(&root)? {
+            Some(m) => m,
+            None => {
+                // a new data directory: an empty manifest marks it as ours for readers
+                let m = Manifest { version: 1, ..Default::default() };
+                m.store(&root)?;
+                m
+            }
+        };
         // Files not in the manifest were being written when the process stopped.
         let live: std::collections::HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
         for dir in ["segments", "tmp"] {

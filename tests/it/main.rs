@@ -1,7 +1,10 @@
 //! The integration tests: one binary, a module per stage.
 
 mod cli;
+mod ingest;
 mod judge;
+mod kafka;
 mod kayenta_vectors;
 mod r_wilcox;
+mod store;
 mod util;

@@ -1,0 +1,232 @@
+//! Ingest against a real broker with the real daemon: formats round-trip, dead letters,
+//! consumer groups, and the crash test (no loss, no duplicates after `kill -9`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use coalmine::store::{ScanFilter, Store};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+
+use crate::kafka::{broker, create_topic, produce_all, producer, unique, Daemon, TempDir};
+
+fn values_of(store: &Store, metric: &str, tags: &[(&str, &str)]) -> Vec<(i64, f64)> {
+    let filter = ScanFilter {
+        metric: Some(metric.to_string()),
+        tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..ScanFilter::all()
+    };
+    let mut out = Vec::new();
+    for b in store.scan(&filter).unwrap() {
+        let (_, ts, v) = coalmine::store::segment::columns(&b);
+        out.extend(ts.values().iter().copied().zip(v.values().iter().copied()));
+    }
+    out.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    out
+}
+
+#[test]
+fn three_formats_round_trip() {
+    let Some(addr) = broker() else { return };
+    let dir = TempDir::new("formats");
+    let (tj, ti, tp) = (unique("json"), unique("influx"), unique("prom"));
+    for t in [&tj, &ti, &tp] {
+        create_topic(&addr, t, 2);
+    }
+    let p = producer(&addr);
+    let json = vec![
+        (Some("a".into()), br#"{"metric": "http.latency_ms", "ts": 1795302000123, "value": 12.5, "tags": {"app": "checkout", "version": "v42"}}"#.to_vec()),
+        (Some("b".into()), br#"[{"metric": "http.latency_ms", "ts": "2026-11-21T23:00:01Z", "value": 13, "tags": {"app": "checkout", "version": "v42"}}, {"metric": "errors", "ts": 1795302000000, "value": "NaN"}]"#.to_vec()),
+        (Some("c".into()), b"{\"metric\": \"errors\", \"ts\": 1795302001000, \"value\": 2}\n{\"metric\": \"errors\", \"ts\": 1795302002000, \"value\": 3}\n".to_vec()),
+    ];
+    let influx = vec![
+        (Some("a".into()), b"http,app=checkout,version=v42 latency_ms=12.5,count=3i 1795302000123000000".to_vec()),
+        (Some("b".into()), b"cpu\\ load,host=h\\ 1 user=0.25,idle=75u,ok=true 1795302000000000000\ncpu\\ load,host=h\\ 1 user=0.5 1795302001000000000".to_vec()),
+    ];
+    let prom = vec![(
+        None,
+        br#"{"timestamp": "2026-11-21T23:00:00Z", "value": "12.5", "name": "http_latency", "labels": {"__name__": "http_latency", "app": "checkout"}}"#.to_vec(),
+    )];
+    produce_all(&p, &tj, &json);
+    produce_all(&p, &ti, &influx);
+    produce_all(&p, &tp, &prom);
+    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&tj, "json"), (&ti, "influx"), (&tp, "prometheus-json")], "");
+    d.wait_for_points(5 + 6 + 1, Duration::from_secs(60));
+    let st = d.terminate();
+    assert!(st.success(), "graceful stop exits 0: {st}\n{}", d.log_text());
+    let store = Store::open_read_only(&d.data_dir).unwrap();
+    assert_eq!(store.count_and_sum().unwrap().0, 12);
+    // JSON and line protocol name the same series: http + latency_ms field = http.latency_ms
+    assert_eq!(
+        values_of(&store, "http.latency_ms", &[("app", "checkout")]),
+        vec![(1795302000123, 12.5), (1795302000123, 12.5), (1795302001000, 13.0)]
+    );
+    let errors = values_of(&store, "errors", &[]);
+    assert_eq!(errors.len(), 3);
+    assert!(errors[0].1.is_nan() && errors[1] == (1795302001000, 2.0) && errors[2] == (1795302002000, 3.0));
+    assert_eq!(values_of(&store, "http.count", &[("version", "v42")]), vec![(1795302000123, 3.0)]);
+    assert_eq!(values_of(&store, "cpu load.user", &[("host", "h 1")]), vec![(1795302000000, 0.25), (1795302001000, 0.5)]);
+    assert_eq!(values_of(&store, "cpu load.idle", &[]), vec![(1795302000000, 75.0)]);
+    assert_eq!(values_of(&store, "cpu load.ok", &[]), vec![(1795302000000, 1.0)]);
+    assert_eq!(values_of(&store, "http_latency", &[("app", "checkout")]), vec![(1795302000000, 12.5)]);
+    // tags are part of the series: the same metric with another tag is another series
+    assert!(values_of(&store, "http.latency_ms", &[("app", "other")]).is_empty());
+}
+
+#[test]
+fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
+    let Some(addr) = broker() else { return };
+    let dir = TempDir::new("dlq");
+    let (topic, dlq) = (unique("in"), unique("dlq"));
+    create_topic(&addr, &topic, 1);
+    create_topic(&addr, &dlq, 1);
+    let good = |i: u32| format!(r#"{{"metric": "m", "ts": {}, "value": {i}}}"#, 1795302000000u64 + i as u64).into_bytes();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        ("bad JSON", b"{\"metric\": \"m\", ".to_vec()),
+        ("bad UTF-8", vec![b'{', 0xff, 0xfe, b'}']),
+        ("missing field", br#"{"metric": "m", "value": 1}"#.to_vec()),
+        ("bad timestamp", br#"{"metric": "m", "ts": "soon", "value": 1}"#.to_vec()),
+        ("infinite value", br#"{"metric": "m", "ts": 1, "value": "Infinity"}"#.to_vec()),
+        ("huge message", format!(r#"{{"metric": "m", "ts": 1, "value": 1, "pad": "{}"}}"#, "x".repeat(3000)).into_bytes()),
+    ];
+    let mut messages = Vec::new();
+    let mut want_sum = 0.0;
+    for i in 0..10u32 {
+        messages.push((None, good(i)));
+        want_sum += i as f64;
+        if let Some((_, b)) = bad.get(i as usize) {
+            messages.push((None, b.clone()));
+        }
+    }
+    produce_all(&producer(&addr), &topic, &messages);
+    let extra = format!("dead-letter-topic = \"{dlq}\"\nmax-message-bytes = \"2KiB\"\n");
+    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], &extra);
+    let (n, sum) = d.wait_for_points(10, Duration::from_secs(60));
+    assert_eq!((n, sum), (10, want_sum));
+    assert!(d.terminate().success());
+    // every bad message is in the dead-letter topic, with where it came from and why
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .set("group.id", unique("dlq-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    c.subscribe(&[dlq.as_str()]).unwrap();
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    while seen.len() < bad.len() && start.elapsed() < Duration::from_secs(60) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let h = m.headers().expect("dead letters carry headers");
+            let header = |name: &str| {
+                h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+            };
+            assert_eq!(header("coalmine-source-topic"), topic);
+            seen.push((m.payload().unwrap_or_default().to_vec(), header("coalmine-source-offset"), header("coalmine-error")));
+        }
+    }
+    assert_eq!(seen.len(), bad.len(), "all bad messages dead-lettered");
+    for (i, (what, payload)) in bad.iter().enumerate() {
+        let (got, offset, reason) = &seen[i];
+        assert_eq!(got, payload, "{what}: payload kept byte for byte");
+        assert_eq!(offset, &(2 * i + 1).to_string(), "{what}: source offset");
+        assert!(!reason.is_empty(), "{what}: reason");
+    }
+    assert!(seen[5].2.contains("exceeds max-message-bytes"), "{}", seen[5].2);
+    assert!(seen[1].2.contains("invalid JSON"), "{}", seen[1].2);
+    let log = d.log_text();
+    assert!(log.contains("Undecodable message sent to the dead-letter topic") && log.contains(&format!("topic=\"{topic}\"")), "{log}");
+}
+
+#[test]
+fn two_daemons_in_one_group_split_partitions() {
+    let Some(addr) = broker() else { return };
+    let dir = TempDir::new("group");
+    let topic = unique("split");
+    create_topic(&addr, &topic, 4);
+    let group = unique("g");
+    let mut a = Daemon::start(&dir.0, "a", &addr, &group, &[(&topic, "json")], "");
+    a.wait_for_log("Partitions assigned", Duration::from_secs(30));
+    let mut b = Daemon::start(&dir.0, "b", &addr, &group, &[(&topic, "json")], "");
+    b.wait_for_log("Partitions assigned", Duration::from_secs(60));
+    // let the rebalance settle: a gave up some partitions
+    a.wait_for_log("Partitions revoked", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(4));
+    let messages: Vec<(Option<String>, Vec<u8>)> = (0..4000u64)
+        .map(|i| (Some(format!("k{i}")), format!(r#"{{"metric": "m", "ts": {}, "value": {i}}}"#, 1795302000000 + i).into_bytes()))
+        .collect();
+    produce_all(&producer(&addr), &topic, &messages);
+    let start = std::time::Instant::now();
+    let (na, nb) = loop {
+        let (na, nb) = (a.durable().0, b.durable().0);
+        if na + nb >= 4000 || start.elapsed() > Duration::from_secs(90) {
+            break (na, nb);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(a.terminate().success() && b.terminate().success());
+    let (ca, sa) = a.durable();
+    let (cb, sb) = b.durable();
+    assert_eq!(ca + cb, 4000, "a {na}, b {nb}:\n{}\n{}", a.log_text(), b.log_text());
+    assert_eq!(sa + sb, (0..4000).sum::<u64>() as f64);
+    assert!(ca > 0 && cb > 0, "both members consumed: a {ca}, b {cb}");
+    let pa: Vec<i32> = a.durable_offsets().get(&topic).map(|m| m.keys().copied().collect()).unwrap_or_default();
+    let pb: Vec<i32> = b.durable_offsets().get(&topic).map(|m| m.keys().copied().collect()).unwrap_or_default();
+    assert!(pa.iter().all(|p| !pb.contains(p)), "partitions split: a {pa:?}, b {pb:?}");
+}
+
+/// Produce 2M points while the daemon runs, `kill -9` it twice mid-stream, and check the
+/// stored count and sum equal what was produced, exactly.
+#[test]
+fn crash_kill9_twice_loses_and_duplicates_nothing() {
+    let Some(addr) = broker() else { return };
+    let dir = TempDir::new("crash");
+    let topic = unique("crash");
+    create_topic(&addr, &topic, 4);
+    const MESSAGES: u64 = 20_000;
+    const PER: u64 = 100;
+    let total = MESSAGES * PER;
+    // values are multiples of 0.5 below 2^20: every partial sum is exact in f64
+    let value = |m: u64, j: u64| ((m * PER + j) % 1_000_003) as f64 * 0.5;
+    let want_sum: f64 = (0..MESSAGES).flat_map(|m| (0..PER).map(move |j| value(m, j))).sum();
+    let producer_addr = addr.clone();
+    let producer_topic = topic.clone();
+    let producing = std::thread::spawn(move || {
+        let p = producer(&producer_addr);
+        for chunk in 0..10u64 {
+            let msgs: Vec<(Option<String>, Vec<u8>)> = (chunk * MESSAGES / 10..(chunk + 1) * MESSAGES / 10)
+                .map(|m| {
+                    let pts: Vec<String> = (0..PER)
+                        .map(|j| format!(r#"{{"metric":"m{}","ts":{},"value":{},"tags":{{"i":"{}"}}}}"#, j % 5, 1795302000000 + m, value(m, j), m % 50))
+                        .collect();
+                    (Some(format!("{m}")), format!("[{}]", pts.join(",")).into_bytes())
+                })
+                .collect();
+            produce_all(&p, &producer_topic, &msgs);
+        }
+    });
+    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], "");
+    d.wait_for_points(300_000, Duration::from_secs(180));
+    d.kill9();
+    let after_first = d.durable().0;
+    d.restart();
+    d.wait_for_points(after_first + 400_000, Duration::from_secs(180));
+    d.kill9();
+    let after_second = d.durable().0;
+    assert!(after_second < total, "the second kill happened mid-stream ({after_second} of {total})");
+    producing.join().unwrap();
+    d.restart();
+    let (n, _) = d.wait_for_points(total, Duration::from_secs(300));
+    // give a duplicate the chance to show up before stopping
+    std::thread::sleep(Duration::from_secs(2));
+    let st = d.terminate();
+    assert!(st.success(), "{st}");
+    let (n2, sum) = d.durable();
+    assert_eq!(n2, total, "stored == produced (first check {n})");
+    assert_eq!(sum, want_sum, "sum of values equal: nothing lost, nothing doubled");
+    let offsets: BTreeMap<i32, i64> = d.durable_offsets()[&topic].clone();
+    assert_eq!(offsets.values().sum::<i64>() as u64, MESSAGES, "every message durable exactly once: {offsets:?}");
+    let log = d.log_text();
+    assert!(log.matches("coalmine is running").count() == 3, "three lives");
+}

@@ -1,0 +1,214 @@
+//! Helpers for tests against a real Kafka-protocol broker (Tansu, started by
+//! `scripts/test.sh`; its address is in `COALMINE_TEST_KAFKA`) and a real `coalmine serve`
+//! child process.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use coalmine::store::Store;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+/// The broker's address, or `None` (test skipped) when no broker was started; with
+/// `COALMINE_REQUIRE_KAFKA=1` (set by scripts/test.sh) a missing broker is a failure.
+pub fn broker() -> Option<String> {
+    match std::env::var("COALMINE_TEST_KAFKA") {
+        Ok(a) if !a.is_empty() => Some(a),
+        _ => {
+            if std::env::var("COALMINE_REQUIRE_KAFKA").is_ok() {
+                panic!("COALMINE_TEST_KAFKA is not set: scripts/test.sh starts a broker and sets it");
+            }
+            eprintln!("skipped: no Kafka broker (run scripts/test.sh, or set COALMINE_TEST_KAFKA)");
+            None
+        }
+    }
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this test process and call (Tansu: one topic/group per test).
+pub fn unique(prefix: &str) -> String {
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    format!("{prefix}-{}-{t}-{n}", std::process::id())
+}
+
+pub fn create_topic(addr: &str, name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", addr).create().expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let res = rt.block_on(admin.create_topics([&topic], &AdminOptions::new())).expect("create_topics");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+    }
+}
+
+pub fn producer(addr: &str) -> ThreadedProducer<DefaultProducerContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer")
+}
+
+/// Send and wait until everything is acknowledged.
+pub fn produce_all(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, messages: &[(Option<String>, Vec<u8>)]) {
+    for (key, payload) in messages {
+        let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).payload(payload);
+        if let Some(k) = key {
+            rec = rec.key(k.as_str());
+        }
+        let mut rec = rec;
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(60)).expect("produce flush");
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `coalmine serve` child process.
+pub struct Daemon {
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    config: PathBuf,
+}
+
+impl Daemon {
+    /// Write a config (`extra` is appended verbatim) and start the daemon.
+    pub fn start(dir: &Path, name: &str, addr: &str, group: &str, topics: &[(&str, &str)], extra: &str) -> Daemon {
+        let data_dir = dir.join(format!("{name}-data"));
+        let topics: Vec<String> = topics.iter().map(|(t, f)| format!("{{ name = \"{t}\", format = \"{f}\" }}")).collect();
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\ndata-dir = \"{}\"\nflush-interval = \"200ms\"\n\n[kafka]\nbootstrap-servers = \"{addr}\"\ngroup-id = \"{group}\"\ntopics = [{}]\n{extra}\n",
+                data_dir.display(),
+                topics.join(", ")
+            ),
+        )
+        .unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let mut d = Daemon { child: spawn(&config, &log), data_dir, log, config };
+        d.wait_for_log("coalmine is running", Duration::from_secs(30));
+        d
+    }
+
+    /// Start the same daemon again (after a crash).
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.config, &self.log);
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.log_text().contains(needle) {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("daemon exited ({st}) before logging {needle:?}:\n{}", self.log_text());
+            }
+            assert!(start.elapsed() < timeout, "no {needle:?} after {timeout:?}:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Durable points and their sum, read from the data directory.
+    pub fn durable(&self) -> (u64, f64) {
+        match Store::open_read_only(&self.data_dir) {
+            Ok(s) => s.count_and_sum().expect("read store"),
+            Err(_) => (0, 0.0),
+        }
+    }
+
+    pub fn durable_offsets(&self) -> BTreeMap<String, BTreeMap<i32, i64>> {
+        Store::open_read_only(&self.data_dir).map(|s| s.durable_offsets()).unwrap_or_default()
+    }
+
+    /// Wait until the durable point count reaches `n` (panics on timeout or exit).
+    pub fn wait_for_points(&mut self, n: u64, timeout: Duration) -> (u64, f64) {
+        let start = Instant::now();
+        loop {
+            let got = self.durable();
+            if got.0 >= n {
+                return got;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("daemon exited ({st}) at {} of {n} points:\n{}", got.0, self.log_text());
+            }
+            assert!(start.elapsed() < timeout, "only {} of {n} points after {timeout:?}:\n{}", got.0, self.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "daemon did not stop after SIGTERM:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &Path, log: &Path) -> Child {
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_coalmine"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .expect("coalmine serve starts")
+}
