@@ -16,6 +16,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use smallvec::SmallVec;
 
 use crate::store::segment::PointColumns;
 use crate::store::series::{sort_tags, SeriesRegistry};
@@ -121,7 +122,10 @@ struct Ctx<'r> {
 
 fn decode_json(payload: &[u8], format: Format, registry: &mut SeriesRegistry, out: &mut PointColumns) -> Result<(), DecodeError> {
     let mut ctx = Ctx { format, registry, out, points: 0 };
-    let mut de = serde_json::Deserializer::from_slice(payload);
+    // One UTF-8 check for the whole message lets serde_json skip it for every string.
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+    let mut de = serde_json::Deserializer::from_str(text);
     loop {
         Top(&mut ctx).deserialize(&mut de).map_err(|e| json_error(e, payload))?;
         if de.end().is_ok() {
@@ -293,8 +297,11 @@ fn parse_sample_text(v: &str) -> Result<f64, String> {
     Ok(x)
 }
 
+/// Tags of one point: inline up to 12, so decoding does not allocate per point.
+type TagList<'de> = SmallVec<[(Cow<'de, str>, Cow<'de, str>); 12]>;
+
 /// The `tags` / `labels` object.
-struct Tags<'a, 'de>(&'a mut Vec<(Cow<'de, str>, Cow<'de, str>)>, bool);
+struct Tags<'a, 'de>(&'a mut TagList<'de>, bool);
 
 impl<'de> DeserializeSeed<'de> for Tags<'_, 'de> {
     type Value = ();
@@ -338,7 +345,7 @@ impl<'de> Visitor<'de> for PointVisitor<'_, '_> {
         let mut metric: Option<Cow<'de, str>> = None;
         let mut ts: Option<i64> = None;
         let mut value: Option<f64> = None;
-        let mut tags: Vec<(Cow<'de, str>, Cow<'de, str>)> = Vec::new();
+        let mut tags: TagList<'de> = SmallVec::new();
         let mut name_label: Option<Cow<'de, str>> = None;
         while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             match key.as_ref() {
@@ -348,7 +355,7 @@ impl<'de> Visitor<'de> for PointVisitor<'_, '_> {
                 k if k == tags_key => {
                     if prom {
                         // keep __name__ aside: it names the metric when "name" is absent
-                        let mut all = Vec::new();
+                        let mut all = TagList::new();
                         map.next_value_seed(Tags(&mut all, false))?;
                         for (k, v) in all {
                             if k == "__name__" {
@@ -372,7 +379,7 @@ impl<'de> Visitor<'de> for PointVisitor<'_, '_> {
         }
         let ts = ts.ok_or_else(|| de::Error::custom(format!("missing field `{ts_key}`")))?;
         let value = value.ok_or_else(|| de::Error::custom("missing field `value`"))?;
-        let mut sorted: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        let mut sorted: SmallVec<[(&str, &str); 12]> = tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
         sort_tags(&mut sorted);
         let series = ctx.registry.resolve(&metric, &sorted);
         ctx.out.push(series, ts, value);
@@ -476,7 +483,7 @@ fn decode_line(
         return Err(DecodeError::new("empty measurement"));
     }
     let measurement = unescape(measurement);
-    let mut tags: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::new();
+    let mut tags: SmallVec<[(Cow<'_, str>, Cow<'_, str>); 12]> = SmallVec::new();
     while let Some((_, r)) = tag_rest {
         let (pair, next) = split_unescaped(r, b",", false);
         let (k, v) = split_unescaped(pair, b"=", false);
@@ -489,7 +496,7 @@ fn decode_line(
         tags.push((unescape(k), unescape(v)));
         tag_rest = next;
     }
-    let mut sorted: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    let mut sorted: SmallVec<[(&str, &str); 12]> = tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
     sort_tags(&mut sorted);
     if fields_part.is_empty() {
         return Err(DecodeError::new("no fields"));

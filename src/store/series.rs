@@ -167,7 +167,10 @@ impl SeriesRegistry {
 
 /// Sort tags by key in place and drop repeated keys (the last value wins, as in a JSON
 /// object). Returns the count kept.
-pub fn sort_tags(tags: &mut Vec<(&str, &str)>) {
+pub fn sort_tags<'a, V>(tags: &mut V)
+where
+    V: std::ops::DerefMut<Target = [(&'a str, &'a str)]> + Truncate,
+{
     // stable: equal keys keep input order, so "last wins" is the last of each run
     tags.sort_by(|a, b| a.0.cmp(b.0));
     let mut w = 0;
@@ -179,7 +182,24 @@ pub fn sort_tags(tags: &mut Vec<(&str, &str)>) {
             w += 1;
         }
     }
-    tags.truncate(w);
+    tags.truncate_to(w);
+}
+
+/// `truncate` for the tag buffers [`sort_tags`] accepts.
+pub trait Truncate {
+    fn truncate_to(&mut self, len: usize);
+}
+
+impl<T> Truncate for Vec<T> {
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+impl<A: smallvec::Array> Truncate for smallvec::SmallVec<A> {
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
 }
 
 #[cfg(test)]
