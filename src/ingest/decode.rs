@@ -54,7 +54,7 @@ impl DecodeError {
 }
 
 /// Latest timestamp accepted (year 10000), in epoch milliseconds.
-const MAX_TS_MS: i64 = 253_402_300_800_000;
+pub(crate) const MAX_TS_MS: i64 = 253_402_300_800_000;
 
 /// Decodes payloads of one format into point columns.
 pub struct Decoder {
@@ -125,6 +125,9 @@ fn decode_json(payload: &[u8], format: Format, registry: &mut SeriesRegistry, ou
     // One UTF-8 check for the whole message lets serde_json skip it for every string.
     let text = std::str::from_utf8(payload)
         .map_err(|e| DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+    if format == Format::Json && ctx.registry_fast_path(text) {
+        return Ok(());
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     loop {
         Top(&mut ctx).deserialize(&mut de).map_err(|e| json_error(e, payload))?;
@@ -133,6 +136,18 @@ fn decode_json(payload: &[u8], format: Format, registry: &mut SeriesRegistry, ou
         }
     }
     Ok(())
+}
+
+impl Ctx<'_> {
+    /// The fast path for the common message shape (see `fast_json`); `false` if it declined.
+    fn registry_fast_path(&mut self, text: &str) -> bool {
+        FAST_PATH.with(|on| on.get()) && super::fast_json::decode(text, self.registry, self.out).is_ok()
+    }
+}
+
+thread_local! {
+    /// Tests switch the fast path off to compare it with the general decoder.
+    static FAST_PATH: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }
 
 fn json_error(e: serde_json::Error, payload: &[u8]) -> DecodeError {
@@ -591,6 +606,39 @@ mod tests {
         assert_eq!(run(Format::Json, nd).unwrap().len(), 2);
         let escaped = r#"{"metric":"a\"q","ts":5,"value":2,"tags":{"k\n":"v\u00e9","n":3}}"#;
         assert_eq!(run(Format::Json, escaped).unwrap()[0].0, "a\"q{k\n=vé,n=3}");
+    }
+
+    /// The fast path and the serde path decode the same inputs to the same points.
+    #[test]
+    fn fast_path_agrees_with_serde() {
+        let inputs = [
+            r#"{"metric":"a","ts":1,"value":1.5,"tags":{"b":"2","a":"1"}}"#,
+            r#"[ {"metric":"a","ts":1,"value":-0,"tags":{}} , {"value":"NaN","ts":2,"metric":"a"} ]"#,
+            "{\"metric\":\"a\",\"ts\":5,\"value\":2e3}\n\n{\"metric\":\"b\",\"ts\":6,\"value\":18446744073709551615}\n",
+            r#"{"metric":"a","ts":1,"value":1,"tags":{"k":"x"},"tags":{"k":"y","j":"z"}}"#,
+            r#"{"metric":"a","metric":"b","ts":1,"value":-12345678901234}"#,
+            r#"[]"#,
+            r#"{"metric":"a","ts":1,"value":1.0000000000000002}"#,
+            r#"{"metric":"é","ts":1,"value":0.1,"tags":{"ü":"ß"}}"#,
+        ];
+        for input in inputs {
+            let fast = run(Format::Json, input);
+            FAST_PATH.with(|f| f.set(false));
+            let slow = run(Format::Json, input);
+            FAST_PATH.with(|f| f.set(true));
+            let (fast, slow) = (fast.unwrap(), slow.unwrap());
+            assert_eq!(fast.len(), slow.len(), "{input}");
+            for (a, b) in fast.iter().zip(&slow) {
+                assert_eq!((&a.0, a.1), (&b.0, b.1), "{input}");
+                assert_eq!(a.2.to_bits(), b.2.to_bits(), "{input}");
+            }
+        }
+        // and it takes the fast path for them (declining only on escapes, other keys, RFC 3339)
+        let mut reg = SeriesRegistry::new();
+        let mut out = PointColumns::default();
+        assert!(super::super::fast_json::decode(inputs[0], &mut reg, &mut out).is_ok());
+        assert!(super::super::fast_json::decode(r#"{"metric":"a\"","ts":1,"value":1}"#, &mut reg, &mut out).is_err());
+        assert!(super::super::fast_json::decode(r#"{"metric":"a","ts":"2026-01-01T00:00:00Z","value":1}"#, &mut reg, &mut out).is_err());
     }
 
     #[test]

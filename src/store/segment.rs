@@ -137,11 +137,9 @@ impl PointColumns {
 
 /// Sort points by `(series, ts)` (stable) into a record batch and its series index.
 pub fn build_sorted(points: &PointColumns) -> (RecordBatch, Vec<SeriesRange>) {
-    let n = points.len();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    // radix-friendly key: series in the high bits would overflow with i64 ts; sort by tuple
-    order.sort_by_key(|&i| (points.series[i as usize], points.ts[i as usize]));
+    let order = sort_order(points);
     let series: Vec<u32> = order.iter().map(|&i| points.series[i as usize]).collect();
+    debug_assert!(series.windows(2).all(|w| w[0] <= w[1]));
     let ts: Vec<i64> = order.iter().map(|&i| points.ts[i as usize]).collect();
     let value: Vec<f64> = order.iter().map(|&i| points.value[i as usize]).collect();
     let index = index_of(&series, &ts);
@@ -155,6 +153,39 @@ pub fn build_sorted(points: &PointColumns) -> (RecordBatch, Vec<SeriesRange>) {
     )
     .expect("columns match the point schema");
     (batch, index)
+}
+
+/// The stable `(series, ts)` order of the points. Streams arrive nearly time-ordered per
+/// series, so a counting sort by series followed by a check (and, rarely, a sort) of each
+/// series' times beats a comparison sort of the whole buffer by a wide margin.
+fn sort_order(points: &PointColumns) -> Vec<u32> {
+    let n = points.len();
+    let max_series = points.series.iter().copied().max().map_or(0, |m| m as usize + 1);
+    if max_series > 4 * n + 1024 {
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by_key(|&i| (points.series[i as usize], points.ts[i as usize]));
+        return order;
+    }
+    let mut start = vec![0u32; max_series + 1];
+    for &s in &points.series {
+        start[s as usize + 1] += 1;
+    }
+    for k in 1..start.len() {
+        start[k] += start[k - 1];
+    }
+    let mut order = vec![0u32; n];
+    let mut next = start.clone();
+    for (i, &s) in points.series.iter().enumerate() {
+        order[next[s as usize] as usize] = i as u32;
+        next[s as usize] += 1;
+    }
+    for w in start.windows(2) {
+        let run = &mut order[w[0] as usize..w[1] as usize];
+        if run.windows(2).any(|p| points.ts[p[0] as usize] > points.ts[p[1] as usize]) {
+            run.sort_by_key(|&i| points.ts[i as usize]); // stable: arrival order kept for equal times
+        }
+    }
+    order
 }
 
 /// The series index of sorted columns.

@@ -44,10 +44,30 @@ impl SeriesKey {
 }
 
 /// The registry of series. Not thread-safe by itself; the store wraps it in a lock.
+/// The registry's map keys are already hashes: pass them through.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type HashIndex = HashMap<u64, smallvec::SmallVec<[u32; 1]>, std::hash::BuildHasherDefault<PassThrough>>;
+
 #[derive(Debug, Default)]
 pub struct SeriesRegistry {
     keys: Vec<SeriesKey>,
-    by_hash: HashMap<u64, Vec<u32>>,
+    by_hash: HashIndex,
     by_metric: HashMap<Arc<str>, Vec<u32>>,
     hasher: ahash::RandomState,
 }
