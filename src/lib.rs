@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod ingest;
 pub mod judge;
+pub mod query;
 pub mod store;
 pub mod error;
 pub mod report;

@@ -5,6 +5,7 @@ mod ingest;
 mod judge;
 mod kafka;
 mod kayenta_vectors;
+mod query;
 mod r_wilcox;
 mod store;
 mod util;

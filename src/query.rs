@@ -1,0 +1,260 @@
+//! The query layer: metric SQL through DataFusion over the store.
+//!
+//! A canary config's metric query is plain SQL over one table, `metrics`, with columns
+//! `ts` (timestamp, UTC), `metric`, `value`, one text column per tag key the store knows,
+//! and `tags` (a map of every tag). The SQL never mentions scopes or time: the engine binds
+//! `metrics` to one scope's series and the judgment window (a [`Binding`]) — no user input
+//! is templated into SQL. The provider pushes `metric = …`, `metric IN (…)`, tag equality
+//! and time bounds down to the store's series index, so a query reads only the series and
+//! segments it needs.
+//!
+//! Queries are read-only: exactly one `SELECT`; DDL, DML, `COPY`, `SET`, external tables and
+//! URL tables are refused when a config is saved ([`validate_sql`]) and again when it runs.
+
+pub mod provider;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::Statement;
+
+use crate::error::ErrorKind;
+use crate::store::Store;
+pub use provider::{Binding, StoreTableProvider};
+
+/// Errors of metric queries.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// The SQL is not acceptable (syntax, not a single SELECT, unknown column …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The query ran but its result has the wrong shape.
+    #[error("{0}")]
+    Result(String),
+    #[error("query failed: {0}")]
+    Execution(String),
+}
+
+impl QueryError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            QueryError::Invalid(_) | QueryError::Result(_) => ErrorKind::InvalidInput,
+            QueryError::Execution(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// SQL options for metric queries: no DDL, no DML (`INSERT`, `COPY`), no statements.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+/// Check that `sql` is exactly one read-only `SELECT` (syntax only; see [`Engine::plan`]
+/// for columns and types). Errors give the line and column.
+pub fn check_statement(sql: &str) -> Result<(), QueryError> {
+    let statements = DFParser::parse_sql(sql).map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
+    if statements.len() != 1 {
+        return Err(QueryError::Invalid(format!("query must be a single SELECT, found {} statements", statements.len())));
+    }
+    match &statements[0] {
+        DfStatement::Statement(s) if matches!(**s, Statement::Query(_)) => Ok(()),
+        DfStatement::Statement(s) => {
+            let (line, col) = start_of(sql);
+            Err(QueryError::Invalid(format!("query must be a single SELECT, found {} at {line}:{col}", statement_kind(s))))
+        }
+        other => {
+            let kind = format!("{other}").split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            Err(QueryError::Invalid(format!("query must be a single SELECT, found {kind}")))
+        }
+    }
+}
+
+/// Line and column (1-based) of the first non-blank character.
+fn start_of(sql: &str) -> (usize, usize) {
+    let lead = sql.len() - sql.trim_start().len();
+    let before = &sql[..lead];
+    let line = before.matches('\n').count() + 1;
+    let col = lead - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
+
+fn statement_kind(s: &Statement) -> String {
+    let text = s.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    match words.first().map(|w| w.to_uppercase()) {
+        Some(w) if w == "CREATE" || w == "DROP" || w == "ALTER" => words.join(" ").to_uppercase(),
+        Some(w) => w,
+        None => "an empty statement".into(),
+    }
+}
+
+/// DataFusion's messages, without the internal prefixes.
+fn clean(msg: &str) -> String {
+    let m = msg
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .to_string();
+    m.replace("ParserError(\"", "").replace("\")", "").replace('\n', " ").trim().to_string()
+}
+
+/// A metric query's result as series: one per combination of the non-value columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySeries {
+    pub tags: BTreeMap<String, String>,
+    /// Epoch milliseconds when the query returns `ts`.
+    pub ts: Vec<Option<i64>>,
+    pub values: Vec<f64>,
+}
+
+/// The query engine: one per store, shared by the daemon and Python.
+#[derive(Clone)]
+pub struct Engine {
+    store: Store,
+}
+
+impl Engine {
+    pub fn new(store: Store) -> Self {
+        Engine { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A session with `metrics` bound to `binding`. Single partition: metric queries are
+    /// small, and many run in parallel across canary runs instead.
+    pub fn session(&self, binding: Binding) -> (SessionContext, Arc<StoreTableProvider>) {
+        let cfg = SessionConfig::new()
+            .with_target_partitions(1)
+            .with_information_schema(false)
+            .with_default_catalog_and_schema("coalmine", "public");
+        let ctx = SessionContext::new_with_config(cfg);
+        let provider = Arc::new(StoreTableProvider::new(self.store.clone(), binding));
+        ctx.register_table("metrics", provider.clone()).expect("a fresh session has no `metrics` table");
+        (ctx, provider)
+    }
+
+    /// Parse and plan `sql` against `metrics` (no data is read). The plan can be executed
+    /// many times with other bindings through the returned provider.
+    pub async fn plan(&self, sql: &str, binding: Binding) -> Result<PreparedQuery, QueryError> {
+        check_statement(sql)?;
+        let (ctx, provider) = self.session(binding);
+        let df = ctx.sql_with_options(sql, read_only()).await.map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
+        let plan = df.logical_plan().clone();
+        check_output_schema(&plan)?;
+        Ok(PreparedQuery { ctx, provider, plan })
+    }
+
+    /// Run `sql` once.
+    pub async fn query(&self, sql: &str, binding: Binding) -> Result<Vec<RecordBatch>, QueryError> {
+        self.plan(sql, binding).await?.collect().await
+    }
+}
+
+/// A planned metric query, re-runnable with new bindings (each tick of a canary run).
+pub struct PreparedQuery {
+    ctx: SessionContext,
+    provider: Arc<StoreTableProvider>,
+    plan: LogicalPlan,
+}
+
+impl PreparedQuery {
+    pub fn rebind(&self, binding: Binding) {
+        self.provider.rebind(binding);
+    }
+
+    pub async fn collect(&self) -> Result<Vec<RecordBatch>, QueryError> {
+        let df = datafusion::dataframe::DataFrame::new(self.ctx.state(), self.plan.clone());
+        df.collect().await.map_err(|e| QueryError::Execution(clean(&e.to_string())))
+    }
+
+    /// Run and shape the result as series.
+    pub async fn series(&self) -> Result<Vec<QuerySeries>, QueryError> {
+        to_series(&self.collect().await?)
+    }
+}
+
+/// The result must have a numeric `value` column; `ts`, if present, a timestamp or integer.
+fn check_output_schema(plan: &LogicalPlan) -> Result<(), QueryError> {
+    let schema = plan.schema();
+    let fields = schema.fields();
+    let Some(value) = fields.iter().find(|f| f.name() == "value") else {
+        let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        return Err(QueryError::Invalid(format!(
+            "the query must return a column named `value` (the sample); it returns: {}",
+            names.join(", ")
+        )));
+    };
+    if !value.data_type().is_numeric() && !matches!(value.data_type(), DataType::Null) {
+        return Err(QueryError::Invalid(format!("column `value` must be numeric, it is {}", value.data_type())));
+    }
+    if let Some(ts) = fields.iter().find(|f| f.name() == "ts") {
+        if !matches!(ts.data_type(), DataType::Timestamp(_, _) | DataType::Int64 | DataType::Date32 | DataType::Date64) {
+            return Err(QueryError::Invalid(format!("column `ts` must be a timestamp, it is {}", ts.data_type())));
+        }
+    }
+    Ok(())
+}
+
+/// Split a result into series by the values of every column other than `value` and `ts`.
+pub fn to_series(batches: &[RecordBatch]) -> Result<Vec<QuerySeries>, QueryError> {
+    let mut by_tags: BTreeMap<BTreeMap<String, String>, QuerySeries> = BTreeMap::new();
+    for batch in batches {
+        let schema = batch.schema();
+        let value_idx = schema.index_of("value").map_err(|_| QueryError::Result("no `value` column".into()))?;
+        let values = arrow::compute::cast(batch.column(value_idx), &DataType::Float64)
+            .map_err(|e| QueryError::Result(format!("`value` is not numeric: {e}")))?;
+        let values = values.as_any().downcast_ref::<arrow::array::Float64Array>().expect("cast to f64");
+        let ts = match schema.index_of("ts") {
+            Ok(i) => Some(ts_millis(batch.column(i))?),
+            Err(_) => None,
+        };
+        let tag_cols: Vec<(String, ArrayRef)> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.name() != "value" && f.name() != "ts")
+            .map(|(i, f)| {
+                arrow::compute::cast(batch.column(i), &DataType::Utf8)
+                    .map(|a| (f.name().clone(), a))
+                    .map_err(|e| QueryError::Result(format!("column `{}` cannot be used as a tag: {e}", f.name())))
+            })
+            .collect::<Result<_, _>>()?;
+        for row in 0..batch.num_rows() {
+            let mut tags = BTreeMap::new();
+            for (name, col) in &tag_cols {
+                let s = col.as_any().downcast_ref::<arrow::array::StringArray>().expect("cast to utf8");
+                let v = if s.is_null(row) { String::new() } else { s.value(row).to_string() };
+                tags.insert(name.clone(), v);
+            }
+            let entry = by_tags.entry(tags.clone()).or_insert_with(|| QuerySeries { tags, ts: Vec::new(), values: Vec::new() });
+            entry.values.push(if values.is_null(row) { f64::NAN } else { values.value(row) });
+            entry.ts.push(ts.as_ref().and_then(|t| t[row]));
+        }
+    }
+    // time order within a series when the query returns `ts`
+    for s in by_tags.values_mut() {
+        if s.ts.iter().all(Option::is_some) && s.ts.windows(2).any(|w| w[0] > w[1]) {
+            let mut idx: Vec<usize> = (0..s.ts.len()).collect();
+            idx.sort_by_key(|&i| s.ts[i]);
+            s.ts = idx.iter().map(|&i| s.ts[i]).collect();
+            s.values = idx.iter().map(|&i| s.values[i]).collect();
+        }
+    }
+    Ok(by_tags.into_values().collect())
+}
+
+fn ts_millis(col: &ArrayRef) -> Result<Vec<Option<i64>>, QueryError> {
+    let ms = arrow::compute::cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None))
+        .or_else(|_| arrow::compute::cast(col, &DataType::Int64))
+        .map_err(|e| QueryError::Result(format!("`ts` is not a time: {e}")))?;
+    let ms = arrow::compute::cast(&ms, &DataType::Int64).map_err(|e| QueryError::Result(e.to_string()))?;
+    let a = ms.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to i64");
+    Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect())
+}

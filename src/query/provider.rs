@@ -1,0 +1,345 @@
+//! `StoreTableProvider`: the `metrics` table, a DataFusion `TableProvider` over the store
+//! restricted to one scope (tag filter) and time window, with filter pushdown to the
+//! store's series index.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use arrow::array::{
+    Array, ArrayRef, Float64Array, MapBuilder, RecordBatch, StringBuilder, StringDictionaryBuilder, TimestampMillisecondArray,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::store::segment::columns;
+use crate::store::{SeriesRegistry, Store};
+
+/// What `metrics` means for one query: a scope's tags and the judgment window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Binding {
+    /// Every series must have these tags (the scope).
+    pub tags: BTreeMap<String, String>,
+    /// `[start_ms, end_ms)`.
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl Binding {
+    pub fn new(tags: BTreeMap<String, String>, start_ms: i64, end_ms: i64) -> Self {
+        Binding { tags, start_ms, end_ms }
+    }
+
+    /// Everything in the store.
+    pub fn all() -> Self {
+        Binding { tags: BTreeMap::new(), start_ms: i64::MIN, end_ms: i64::MAX }
+    }
+}
+
+const FIXED: [&str; 4] = ["ts", "metric", "value", "tags"];
+
+/// The `metrics` table.
+pub struct StoreTableProvider {
+    store: Store,
+    binding: RwLock<Binding>,
+    schema: SchemaRef,
+    /// Tag keys exposed as columns (schema order), after the fixed columns.
+    tag_columns: Vec<String>,
+}
+
+impl fmt::Debug for StoreTableProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreTableProvider").field("binding", &self.binding).finish()
+    }
+}
+
+impl StoreTableProvider {
+    pub fn new(store: Store, binding: Binding) -> Self {
+        let tag_columns: Vec<String> = {
+            let reg = store.registry();
+            let mut keys = BTreeSet::new();
+            for id in 0..reg.len() as u32 {
+                if let Some(k) = reg.key(id) {
+                    for (t, _) in &k.tags {
+                        if !FIXED.contains(&&**t) {
+                            keys.insert(t.to_string());
+                        }
+                    }
+                }
+            }
+            keys.into_iter().collect()
+        };
+        let mut fields = vec![
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+            Field::new("metric", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), false),
+            Field::new("value", DataType::Float64, false),
+            Field::new("tags", tags_type(), false),
+        ];
+        for k in &tag_columns {
+            fields.push(Field::new(k, DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true));
+        }
+        StoreTableProvider { store, binding: RwLock::new(binding), schema: Arc::new(Schema::new(fields)), tag_columns }
+    }
+
+    /// Point the table at another scope or window (a canary run's next tick).
+    pub fn rebind(&self, binding: Binding) {
+        *self.binding.write().expect("binding lock") = binding;
+    }
+
+    pub fn binding(&self) -> Binding {
+        self.binding.read().expect("binding lock").clone()
+    }
+}
+
+fn tags_type() -> DataType {
+    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()).finish().data_type().clone()
+}
+
+/// What the pushed-down filters allow.
+#[derive(Default, Debug)]
+struct Pushed {
+    metrics: Option<BTreeSet<String>>,
+    tags: BTreeMap<String, String>,
+    start: Option<i64>,
+    end: Option<i64>,
+    impossible: bool,
+}
+
+fn literal_str(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => Some(s.clone()),
+        Expr::Literal(ScalarValue::Dictionary(_, v), _) => literal_str(&Expr::Literal((**v).clone(), None)),
+        Expr::Cast(c) => literal_str(&c.expr),
+        Expr::TryCast(c) => literal_str(&c.expr),
+        _ => None,
+    }
+}
+
+fn literal_ms(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::TimestampMillisecond(Some(x), _) => Some(*x),
+            ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1000),
+            ScalarValue::TimestampMicrosecond(Some(x), _) => Some(x.div_euclid(1000)),
+            ScalarValue::TimestampNanosecond(Some(x), _) => Some(x.div_euclid(1_000_000)),
+            _ => None,
+        },
+        Expr::Cast(c) => literal_ms(&c.expr),
+        _ => None,
+    }
+}
+
+fn column_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(c.name.as_str()),
+        Expr::Cast(c) => column_name(&c.expr),
+        Expr::TryCast(c) => column_name(&c.expr),
+        _ => None,
+    }
+}
+
+impl StoreTableProvider {
+    /// Apply one filter to `p` if it is one the store can use; `true` if it could.
+    fn push(&self, e: &Expr, p: &mut Pushed) -> bool {
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (col, lit, op) = match (column_name(left), column_name(right)) {
+                    (Some(c), None) => (c, right.as_ref(), *op),
+                    (None, Some(c)) => match op.swap() {
+                        Some(o) => (c, left.as_ref(), o),
+                        None => return false,
+                    },
+                    _ => return false,
+                };
+                match (col, op) {
+                    ("metric", Operator::Eq) => match literal_str(lit) {
+                        Some(m) => {
+                            let set: BTreeSet<String> = [m].into();
+                            p.metrics = Some(match p.metrics.take() {
+                                Some(prev) => prev.intersection(&set).cloned().collect(),
+                                None => set,
+                            });
+                            true
+                        }
+                        None => false,
+                    },
+                    ("ts", Operator::GtEq | Operator::Gt | Operator::Lt | Operator::LtEq) => match literal_ms(lit) {
+                        Some(t) => {
+                            match op {
+                                Operator::GtEq => p.start = Some(p.start.map_or(t, |s| s.max(t))),
+                                Operator::Gt => p.start = Some(p.start.map_or(t + 1, |s| s.max(t + 1))),
+                                Operator::Lt => p.end = Some(p.end.map_or(t, |s| s.min(t))),
+                                _ => p.end = Some(p.end.map_or(t + 1, |s| s.min(t + 1))),
+                            }
+                            true
+                        }
+                        None => false,
+                    },
+                    (c, Operator::Eq) if self.tag_columns.iter().any(|k| k == c) => match literal_str(lit) {
+                        Some(v) => {
+                            if p.tags.get(c).is_some_and(|old| *old != v) {
+                                p.impossible = true;
+                            }
+                            p.tags.insert(c.to_string(), v);
+                            true
+                        }
+                        None => false,
+                    },
+                    _ => false,
+                }
+            }
+            Expr::InList(list) if !list.negated && column_name(&list.expr) == Some("metric") => {
+                let vals: Option<BTreeSet<String>> = list.list.iter().map(literal_str).collect();
+                match vals {
+                    Some(set) => {
+                        p.metrics = Some(match p.metrics.take() {
+                            Some(prev) => prev.intersection(&set).cloned().collect(),
+                            None => set,
+                        });
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Expr::Between(b) if !b.negated && column_name(&b.expr) == Some("ts") => match (literal_ms(&b.low), literal_ms(&b.high)) {
+                (Some(lo), Some(hi)) => {
+                    p.start = Some(p.start.map_or(lo, |s| s.max(lo)));
+                    p.end = Some(p.end.map_or(hi + 1, |e| e.min(hi + 1)));
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Series ids matching the binding and the pushed filters.
+    fn select_series(&self, reg: &SeriesRegistry, binding: &Binding, p: &Pushed) -> Vec<u32> {
+        if p.impossible {
+            return Vec::new();
+        }
+        let mut tags = binding.tags.clone();
+        for (k, v) in &p.tags {
+            if tags.get(k).is_some_and(|old| old != v) {
+                return Vec::new();
+            }
+            tags.insert(k.clone(), v.clone());
+        }
+        match &p.metrics {
+            Some(ms) => {
+                let mut out: Vec<u32> = ms.iter().flat_map(|m| reg.select(Some(m), &tags)).collect();
+                out.sort_unstable();
+                out
+            }
+            None => reg.select(None, &tags),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for StoreTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // The store prunes with them; DataFusion still applies them (inexact is always safe).
+        Ok(filters
+            .iter()
+            .map(|f| {
+                let mut scratch = Pushed::default();
+                if self.push(f, &mut scratch) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let binding = self.binding();
+        let mut pushed = Pushed::default();
+        for f in filters {
+            self.push(f, &mut pushed);
+        }
+        let start = pushed.start.map_or(binding.start_ms, |s| s.max(binding.start_ms));
+        let end = pushed.end.map_or(binding.end_ms, |e| e.min(binding.end_ms));
+        let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection: Vec<usize> = projection.cloned().unwrap_or(all);
+        let projected = Arc::new(self.schema.project(&projection)?);
+        let batches = {
+            let series = self.select_series(&self.store.registry(), &binding, &pushed);
+            let raw = self.store.scan_series(&series, start, end).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            let reg = self.store.registry();
+            raw.iter().map(|b| self.widen(&reg, b, &projection, &projected)).collect::<DfResult<Vec<_>>>()?
+        };
+        let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[batches], projected, None)?;
+        Ok(exec)
+    }
+}
+
+impl StoreTableProvider {
+    /// `(series, ts, value)` → the projected `metrics` columns.
+    fn widen(&self, reg: &SeriesRegistry, batch: &RecordBatch, projection: &[usize], schema: &SchemaRef) -> DfResult<RecordBatch> {
+        let (se, ts, v) = columns(batch);
+        let n = batch.num_rows();
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(projection.len());
+        for &i in projection {
+            let col: ArrayRef = match i {
+                0 => Arc::new(TimestampMillisecondArray::from(ts.values().to_vec()).with_timezone("UTC")),
+                1 => {
+                    let mut b = StringDictionaryBuilder::<Int32Type>::new();
+                    for &s in se.values().iter() {
+                        b.append_value(reg.key(s).map_or("", |k| &*k.metric));
+                    }
+                    Arc::new(b.finish())
+                }
+                2 => Arc::new(Float64Array::from(v.values().to_vec())),
+                3 => {
+                    let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+                    for &s in se.values().iter() {
+                        if let Some(k) = reg.key(s) {
+                            for (key, val) in &k.tags {
+                                b.keys().append_value(&**key);
+                                b.values().append_value(&**val);
+                            }
+                        }
+                        b.append(true)?;
+                    }
+                    Arc::new(b.finish())
+                }
+                _ => {
+                    let tag = &self.tag_columns[i - FIXED.len()];
+                    let mut b = StringDictionaryBuilder::<Int32Type>::new();
+                    for &s in se.values().iter() {
+                        match reg.key(s).and_then(|k| k.tag(tag)) {
+                            Some(val) => b.append_value(val),
+                            None => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+            };
+            debug_assert_eq!(col.len(), n);
+            cols.push(col);
+        }
+        Ok(RecordBatch::try_new_with_options(schema.clone(), cols, &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)))?)
+    }
+}

@@ -1,0 +1,205 @@
+//! Metric SQL, pinned with golden files: `tests/data/sql/*.slt` hold queries over a fixed
+//! dataset, a binding (scope tags and window), and the expected rows or error. Regenerate
+//! after an intended change with `COALMINE_BLESS=1 cargo test --test it query::golden`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use coalmine::query::{check_statement, Binding, Engine};
+use coalmine::store::segment::PointColumns;
+use coalmine::store::{message_offsets, Store, StoreConfig};
+
+use crate::kafka::TempDir;
+
+pub const T0: i64 = 1_795_302_000_000; // 2026-11-21T23:00:00Z
+
+/// Latency of 6 instances (v1: i-1..i-3, v2: i-4..i-6), one point per 10 s for 10 minutes,
+/// v2 about 10% slower; error counts; one untagged metric.
+pub fn dataset(dir: &Path) -> Store {
+    let mut cfg = StoreConfig::new(dir.join("data"));
+    cfg.retention = std::time::Duration::from_secs(100 * 365 * 86400);
+    cfg.hot_window = cfg.retention;
+    let store = Store::open(cfg).unwrap();
+    let mut pts = PointColumns::default();
+    {
+        let mut reg = store.registry_mut();
+        for inst in 1..=6 {
+            let version = if inst <= 3 { "v1" } else { "v2" };
+            let instance = format!("i-{inst}");
+            let tags = [("app", "checkout"), ("instance", instance.as_str()), ("version", version)];
+            let lat = reg.resolve("http.latency_ms", &tags);
+            let err = reg.resolve("http.errors", &tags);
+            for k in 0..60 {
+                let ts = T0 + k * 10_000;
+                let base = 100.0 + (k % 7) as f64 + inst as f64;
+                pts.push(lat, ts, if inst <= 3 { base } else { base * 1.1 });
+                pts.push(err, ts, ((k + inst) % 5 == 0) as u8 as f64);
+            }
+        }
+        let up = reg.resolve("up", &[]);
+        pts.push(up, T0, 1.0);
+    }
+    store.append(&pts, &message_offsets("t", 0, 0));
+    store.flush().unwrap();
+    store
+}
+
+fn render(batches: &[RecordBatch]) -> Vec<String> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for b in batches {
+        let fmts: Vec<ArrayFormatter<'_>> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        for r in 0..b.num_rows() {
+            rows.push(fmts.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join(" | "));
+        }
+    }
+    rows
+}
+
+struct Case {
+    name: String,
+    binding: Binding,
+    sql: String,
+    expected: Vec<String>,
+}
+
+fn parse_binding(line: &str) -> Binding {
+    // binding: version=v1 [0m, 5m)
+    let mut tags = BTreeMap::new();
+    let (tag_part, window) = line.split_once('[').expect("binding has a window");
+    for t in tag_part.split_whitespace() {
+        let (k, v) = t.split_once('=').unwrap();
+        tags.insert(k.to_string(), v.to_string());
+    }
+    let (a, b) = window.trim_end_matches(')').split_once(',').unwrap();
+    let minutes = |s: &str| s.trim().trim_end_matches('m').parse::<i64>().unwrap() * 60_000;
+    Binding::new(tags, T0 + minutes(a), T0 + minutes(b))
+}
+
+fn parse_cases(text: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for block in text.split("\n=== ").filter(|b| !b.trim().is_empty()) {
+        let block = block.trim_start_matches("=== ");
+        let mut lines = block.lines();
+        let name = lines.next().unwrap().trim().to_string();
+        let binding = parse_binding(lines.next().unwrap().trim_start_matches("binding:").trim());
+        let rest: Vec<&str> = lines.collect();
+        let sep = rest.iter().position(|l| *l == "----").expect("---- separator");
+        cases.push(Case {
+            name,
+            binding,
+            sql: rest[..sep].join("\n").trim().to_string(),
+            expected: rest[sep + 1..].iter().map(|l| l.to_string()).filter(|l| !l.is_empty()).collect(),
+        });
+    }
+    cases
+}
+
+fn write_cases(cases: &[Case], tag_text: &[String]) -> String {
+    let mut out = String::new();
+    for (c, binding) in cases.iter().zip(tag_text) {
+        out.push_str(&format!("=== {}\nbinding: {binding}\n{}\n----\n", c.name, c.sql));
+        for e in &c.expected {
+            out.push_str(e);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn golden() {
+    let dir = TempDir::new("sql");
+    let store = dataset(&dir.0);
+    let engine = Engine::new(store);
+    let bless = std::env::var("COALMINE_BLESS").is_ok();
+    let sql_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sql");
+    let mut files: Vec<_> = std::fs::read_dir(&sql_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut checked = 0;
+    for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "slt")) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let mut cases = parse_cases(&text);
+        let bindings: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("binding: ").map(str::to_string))
+            .collect();
+        let mut failures = Vec::new();
+        for c in cases.iter_mut() {
+            let got = match engine.query(&c.sql, c.binding.clone()).await {
+                Ok(b) => {
+                    let mut rows = render(&b);
+                    rows.sort();
+                    rows
+                }
+                Err(e) => vec![format!("error: {e}")],
+            };
+            if got != c.expected {
+                failures.push(format!("{}: {}\n  expected: {:?}\n  got:      {:?}", file.display(), c.name, c.expected, got));
+                c.expected = got;
+            }
+            checked += 1;
+        }
+        if bless && !failures.is_empty() {
+            std::fs::write(file, write_cases(&cases, &bindings)).unwrap();
+        } else {
+            assert!(failures.is_empty(), "{}", failures.join("\n"));
+        }
+    }
+    assert!(checked >= 10, "golden cases run: {checked}");
+}
+
+#[test]
+fn only_one_read_only_select_is_accepted() {
+    for (sql, want) in [
+        ("INSERT INTO metrics VALUES (1)", "found INSERT at 1:1"),
+        ("  CREATE TABLE x AS SELECT 1", "found CREATE TABLE at 1:3"),
+        ("DROP TABLE metrics", "found DROP TABLE"),
+        ("COPY metrics TO '/tmp/x.csv'", "found COPY"),
+        ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'", "found CREATE EXTERNAL TABLE"),
+        ("SELECT 1 AS value; SELECT 2 AS value", "found 2 statements"),
+        ("SET datafusion.execution.batch_size = 1", "found SET"),
+        ("SELEC value FROM metrics", "Expected"),
+    ] {
+        let e = check_statement(sql).unwrap_err().to_string();
+        assert!(e.contains(want), "{sql}: {e}");
+    }
+    check_statement("SELECT avg(value) AS value FROM metrics WHERE metric = 'x'").unwrap();
+    check_statement("WITH m AS (SELECT value FROM metrics) SELECT max(value) AS value FROM m").unwrap();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn files_and_urls_are_not_tables() {
+    let dir = TempDir::new("sqlsec");
+    let engine = Engine::new(dataset(&dir.0));
+    for sql in [
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT value FROM 'file:///etc/passwd'",
+        "SELECT count(*) AS value FROM information_schema.tables",
+        "SELECT value FROM other_table",
+    ] {
+        let e = engine.query(sql, Binding::all()).await.err().unwrap_or_else(|| panic!("{sql} must fail"));
+        assert!(e.to_string().contains("not found") || e.to_string().contains("table"), "{sql}: {e}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pushdown_reads_only_the_bound_series() {
+    let dir = TempDir::new("sqlpush");
+    let engine = Engine::new(dataset(&dir.0));
+    let b = Binding::new([("version".to_string(), "v2".to_string())].into(), T0, T0 + 60_000);
+    let q = engine.plan("SELECT metric, count(*) AS value FROM metrics GROUP BY metric", b).await.unwrap();
+    let series = q.series().await.unwrap();
+    // only v2's two metrics, 6 points each per instance in one minute
+    assert_eq!(series.len(), 2);
+    assert!(series.iter().all(|s| s.values == vec![18.0]));
+    // the same prepared query, rebound to another scope and window
+    q.rebind(Binding::new([("instance".to_string(), "i-1".to_string())].into(), T0, T0 + 30_000));
+    let series = q.series().await.unwrap();
+    assert!(series.iter().all(|s| s.values == vec![3.0]), "{series:?}");
+    let col = q.collect().await.unwrap();
+    assert_eq!(col[0].column(0).len(), 2);
+}
