@@ -18,6 +18,8 @@ use toml::Spanned;
 use crate::ingest::decode::Format;
 use crate::store::StoreConfig;
 
+const SECTIONS: [&str; 6] = ["store", "kafka", "server", "runs", "verdicts", "log"];
+
 /// One documented setting (drives validation, `coalmine serve --help` and the example file).
 pub struct Setting {
     pub key: &'static str,
@@ -58,8 +60,19 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "kafka.max-message-bytes", kind: Kind::Bytes, default: "1MiB", doc: "Messages larger than this are rejected as undecodable." },
     Setting { key: "kafka.poll-batch", kind: Kind::Int, default: "5000", doc: "Messages handed to the decoder at a time." },
     Setting { key: "kafka.client", kind: Kind::StrMap, default: "{}", doc: "Any other librdkafka consumer property, e.g. { \"session.timeout.ms\" = \"6000\", \"security.protocol\" = \"ssl\" }." },
+    Setting { key: "server.listen", kind: Kind::Str, default: "127.0.0.1:8090", doc: "Address of the HTTP API (Kayenta's port by default; port 0 picks a free one)." },
+    Setting { key: "server.token", kind: Kind::OptStr, default: "", doc: "When set, POST/PUT/DELETE on /canaryConfig and /runs need `Authorization: Bearer <token>` (prefer COALMINE__SERVER__TOKEN to keep it out of files)." },
+    Setting { key: "runs.judge-threads", kind: Kind::Int, default: "0", doc: "Judgments computed at once (0: one less than the cores, at least 1), so ingest keeps a core." },
+    Setting { key: "verdicts.topic", kind: Kind::OptStr, default: "", doc: "Kafka topic receiving every judgment and final verdict as JSON, keyed by run id (unset: none)." },
     Setting { key: "log.level", kind: Kind::Str, default: "info", doc: "Log filter (error | warn | info | debug | trace, or a tracing directive like coalmine=debug)." },
 ];
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub token: Option<String>,
+}
 
 /// A Kafka topic to consume.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +98,10 @@ pub struct KafkaConfig {
 pub struct Config {
     pub store: StoreConfig,
     pub kafka: KafkaConfig,
+    pub server: ServerConfig,
+    /// Concurrent judgments (resolved: never 0).
+    pub judge_threads: usize,
+    pub verdicts_topic: Option<String>,
     pub log_level: String,
     /// Where it came from, for messages.
     pub source: String,
@@ -211,7 +228,7 @@ impl Config {
         for (section, value) in root.iter() {
             let sname = section.get_ref().to_string();
             match value.get_ref() {
-                DeValue::Table(t) if ["store", "kafka", "log"].contains(&sname.as_str()) => {
+                DeValue::Table(t) if SECTIONS.contains(&sname.as_str()) => {
                     for (k, v) in t.iter() {
                         let full = format!("{sname}.{}", k.get_ref());
                         if !SETTINGS.iter().any(|s| s.key == full) {
@@ -224,7 +241,7 @@ impl Config {
                 other => {
                     let w = l.at(section.span());
                     let what = if matches!(other, DeValue::Table(_)) { "section" } else { "top-level key" };
-                    l.problems.push(format!("{w}: unknown {what} `{sname}` (sections: store, kafka, log)"));
+                    l.problems.push(format!("{w}: unknown {what} `{sname}` (sections: {})", SECTIONS.join(", ")));
                 }
             }
         }
@@ -331,7 +348,22 @@ impl Config {
             poll_batch: int("kafka.poll-batch"),
             client,
         };
-        let cfg = Config { store, kafka, log_level: string("log.level").unwrap_or_else(|| "info".into()), source: origin.to_string() };
+        let threads = match int("runs.judge-threads") {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1),
+            n => n,
+        };
+        let cfg = Config {
+            store,
+            kafka,
+            server: ServerConfig {
+                listen: string("server.listen").unwrap_or_default(),
+                token: string("server.token").filter(|t| !t.is_empty()),
+            },
+            judge_threads: threads,
+            verdicts_topic: string("verdicts.topic").filter(|t| !t.is_empty()),
+            log_level: string("log.level").unwrap_or_else(|| "info".into()),
+            source: origin.to_string(),
+        };
         cfg.validate()?;
         Ok(cfg)
     }
@@ -360,6 +392,12 @@ impl Config {
             if Some(&t.name) == self.kafka.dead_letter_topic.as_ref() {
                 p.push(format!("kafka.dead-letter-topic: {:?} is also a consumed topic (would loop)", t.name));
             }
+        }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() && !self.server.listen.contains(':') {
+            p.push(format!("server.listen: {:?} is not an address like 127.0.0.1:8090", self.server.listen));
+        }
+        if self.verdicts_topic.as_ref().is_some_and(|v| self.kafka.topics.iter().any(|t| &t.name == v)) {
+            p.push("verdicts.topic: is also a consumed topic".into());
         }
         if self.kafka.poll_batch == 0 {
             p.push("kafka.poll-batch: must be at least 1".into());

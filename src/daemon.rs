@@ -1,56 +1,154 @@
-//! `coalmine serve`: the daemon. Wires the store, the Kafka source and (later stages) the
-//! scheduler and the HTTP API, and shuts them down in order.
+//! `coalmine serve`: the daemon. Wires the store, the query engine, canary configs and
+//! runs, the Kafka source, the verdict publisher and the HTTP API, and stops them in order:
+//! stop polling Kafka → flush into the store → commit durable offsets → let judgments in
+//! flight finish → stop HTTP.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
+use crate::canary::ConfigStore;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ingest::IngestStats;
+use crate::query::Engine;
+use crate::runs::{RunListener, RunManager};
 use crate::store::Store;
 
-/// Run until `shutdown` resolves, then stop polling Kafka, append and flush everything
-/// received, commit the durable offsets and return.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let store = tokio::task::spawn_blocking({
-        let sc = cfg.store.clone();
-        move || Store::open(sc)
-    })
-    .await
-    .map_err(|e| Error::InvalidInput(format!("store task failed: {e}")))??;
-    let stats = Arc::new(IngestStats::default());
+/// A running daemon.
+pub struct Daemon {
+    pub store: Store,
+    pub runs: RunManager,
+    pub configs: Arc<ConfigStore>,
+    pub ingest: Arc<IngestStats>,
+    /// Where the HTTP API listens.
+    pub addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     #[cfg(feature = "kafka")]
-    let source = {
-        let kc = cfg.kafka.clone();
-        let (store, stats) = (store.clone(), stats.clone());
-        tokio::task::spawn_blocking(move || crate::ingest::kafka::KafkaSource::start(&kc, store, stats))
-            .await
-            .map_err(|e| Error::InvalidInput(format!("ingest task failed: {e}")))?
-            .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?
-    };
-    let topics: Vec<String> = cfg.kafka.topics.iter().map(|t| format!("{} ({})", t.name, t.format.name())).collect();
-    tracing::info!(
-        data_dir = %cfg.store.data_dir.display(),
-        brokers = %cfg.kafka.bootstrap_servers,
-        group = %cfg.kafka.group_id,
-        topics = %topics.join(", "),
-        "coalmine is running"
-    );
-    shutdown.await;
-    tracing::info!("Shutting down");
-    #[cfg(feature = "kafka")]
-    tokio::task::spawn_blocking(move || source.shutdown())
+    source: Option<crate::ingest::kafka::KafkaSource>,
+}
+
+fn task_err(e: tokio::task::JoinError) -> Error {
+    Error::InvalidInput(format!("a start-up task failed: {e}"))
+}
+
+impl Daemon {
+    /// Open the store, start ingest, the scheduler and the HTTP API. `extra` listeners are
+    /// told about judgments too (the demo's live table, the archive).
+    pub async fn start(cfg: Config, extra: Vec<Arc<dyn RunListener>>) -> Result<Daemon, Error> {
+        let store = tokio::task::spawn_blocking({
+            let sc = cfg.store.clone();
+            move || Store::open(sc)
+        })
         .await
-        .map_err(|e| Error::InvalidInput(format!("ingest task failed: {e}")))?
-        .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
-    let s = stats.snapshot();
-    let st = store.stats();
-    tracing::info!(
-        messages = s.messages,
-        points = s.points,
-        decode_errors = s.decode_errors,
-        stored_points = st.segment_points,
-        "Stopped cleanly"
-    );
-    Ok(())
+        .map_err(task_err)??;
+        let engine = Engine::new(store.clone());
+        let configs = Arc::new(ConfigStore::open(&cfg.store.data_dir).map_err(|e| Error::InvalidInput(e.to_string()))?);
+        let mut listeners = extra;
+        #[cfg(feature = "kafka")]
+        if let Some(topic) = &cfg.verdicts_topic {
+            let v = crate::ingest::kafka::KafkaVerdicts::new(&cfg.kafka, topic).map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
+            listeners.push(Arc::new(v));
+        }
+        let runs = RunManager::open(engine.clone(), configs.clone(), &cfg.store.data_dir, cfg.judge_threads, listeners)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let ingest = Arc::new(IngestStats::default());
+        #[cfg(feature = "kafka")]
+        let source = {
+            let kc = cfg.kafka.clone();
+            let (st, stats) = (store.clone(), ingest.clone());
+            Some(
+                tokio::task::spawn_blocking(move || crate::ingest::kafka::KafkaSource::start(&kc, st, stats))
+                    .await
+                    .map_err(task_err)?
+                    .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?,
+            )
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(runs.clone().schedule(stopped(stop_rx.clone()))));
+        #[cfg(feature = "server")]
+        let addr = {
+            let (listener, addr) = crate::api::bind(&cfg.server.listen)
+                .await
+                .map_err(|e| Error::io(format!("cannot listen on {}", cfg.server.listen), e))?;
+            let state = crate::api::AppState {
+                engine,
+                configs: configs.clone(),
+                runs: runs.clone(),
+                ingest: ingest.clone(),
+                token: cfg.server.token.as_deref().map(Arc::from),
+                judge_requests: Arc::new(AtomicU64::new(0)),
+            };
+            let shutdown = stopped(stop_rx.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = crate::api::serve(listener, state, shutdown).await {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            }));
+            Some(addr)
+        };
+        #[cfg(not(feature = "server"))]
+        let addr = None;
+        let topics: Vec<String> = cfg.kafka.topics.iter().map(|t| format!("{} ({})", t.name, t.format.name())).collect();
+        tracing::info!(
+            data_dir = %cfg.store.data_dir.display(),
+            brokers = %cfg.kafka.bootstrap_servers,
+            group = %cfg.kafka.group_id,
+            topics = %topics.join(", "),
+            api = %addr.map(|a| format!("http://{a}")).unwrap_or_default(),
+            "coalmine is running"
+        );
+        Ok(Daemon {
+            store,
+            runs,
+            configs,
+            ingest,
+            addr,
+            stop,
+            tasks,
+            #[cfg(feature = "kafka")]
+            source,
+        })
+    }
+
+    /// Stop in order; returns when everything accepted is durable and committed.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        tracing::info!("Shutting down");
+        #[cfg(feature = "kafka")]
+        if let Some(source) = self.source.take() {
+            tokio::task::spawn_blocking(move || source.shutdown())
+                .await
+                .map_err(task_err)?
+                .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
+        }
+        let _ = self.stop.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        let s = self.ingest.snapshot();
+        let st = self.store.stats();
+        tracing::info!(
+            messages = s.messages,
+            points = s.points,
+            decode_errors = s.decode_errors,
+            stored_points = st.segment_points,
+            "Stopped cleanly"
+        );
+        Ok(())
+    }
+}
+
+/// Run until `shutdown` resolves, then stop in order.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let d = Daemon::start(cfg, Vec::new()).await?;
+    shutdown.await;
+    d.shutdown().await
 }

@@ -22,6 +22,7 @@ pub mod model;
 pub(crate) mod pairwise;
 pub(crate) mod ranks;
 pub mod score;
+pub mod sequential;
 pub mod stats;
 pub mod transform;
 
@@ -72,17 +73,20 @@ pub enum JudgeKind {
     NetflixAcaV1,
     /// `coalmine-v1`.
     CoalmineV1,
+    /// `coalmine-seq-v1`: anytime-valid sequential tests ([`sequential`]).
+    CoalmineSeqV1,
 }
 
 impl JudgeKind {
     /// The judge used when neither the caller nor the config names one.
     pub const DEFAULT: JudgeKind = JudgeKind::CoalmineV1;
-    pub const ALL: [JudgeKind; 2] = [JudgeKind::CoalmineV1, JudgeKind::NetflixAcaV1];
+    pub const ALL: [JudgeKind; 3] = [JudgeKind::CoalmineV1, JudgeKind::NetflixAcaV1, JudgeKind::CoalmineSeqV1];
 
     pub fn name(self) -> &'static str {
         match self {
             JudgeKind::NetflixAcaV1 => "NetflixACAJudge-v1.0",
             JudgeKind::CoalmineV1 => "coalmine-v1",
+            JudgeKind::CoalmineSeqV1 => "coalmine-seq-v1",
         }
     }
 
@@ -145,6 +149,9 @@ pub fn run_with(
     thresholds: Thresholds,
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
+    if kind == JudgeKind::CoalmineSeqV1 {
+        return sequential::run(config, pairs, thresholds, parallelism);
+    }
     let defaults = JudgeDefaults::from_config(kind, config)?;
     let list_path = JsonPath::root().key("metricSetPairList");
     // Resolve every metric's settings first, so input errors are reported in list order.
@@ -221,6 +228,16 @@ pub fn run_with(
             .collect(),
         results,
     })
+}
+
+/// Check a config's judge settings (types and ranges of `analysisConfigurations` and
+/// `judge.judgeConfigurations`) for one judge, without judging anything.
+pub fn check_settings(kind: JudgeKind, config: &CanaryConfig) -> Result<(), JudgeError> {
+    let defaults = JudgeDefaults::from_config(kind, config)?;
+    for metric in &config.metrics {
+        MetricParams::resolve(kind, metric, &defaults)?;
+    }
+    Ok(())
 }
 
 /// Judge-wide settings of `coalmine-v1`, from `canaryConfig.judge.judgeConfigurations`.
@@ -306,7 +323,7 @@ impl MetricParams {
         let critical_decrease = r.f64(&["canary", "effectSize", "criticalDecrease"], neutral)?;
         let (confidence, tolerance, interval) = match kind {
             JudgeKind::NetflixAcaV1 => (defaults.confidence, defaults.tolerance, IntervalMethod::Kayenta),
-            JudgeKind::CoalmineV1 => {
+            JudgeKind::CoalmineV1 | JudgeKind::CoalmineSeqV1 => {
                 let confidence = r.f64(&["canary", "confidence"], defaults.confidence)?;
                 check_confidence(confidence, &r.base_path.key("canary").key("confidence"))?;
                 let tolerance = r.f64(&["canary", "tolerance"], defaults.tolerance)?;
@@ -383,7 +400,7 @@ fn judge_pair(kind: JudgeKind, pair: &MetricSetPair, metric: &MetricConfig, para
                 }),
                 _ => None,
             };
-            (c.label, c.reason, c.critical, Some(ResultMetadata { ratio: c.deviation, test }))
+            (c.label, c.reason, c.critical, Some(ResultMetadata { ratio: c.deviation, test, sequential: None }))
         }
         Err(_) => (Label::Error, Some("Metric Classification Failed".to_string()), false, None),
     };

@@ -10,11 +10,17 @@
 //! * [`judge`] — pure statistics: Kayenta's `NetflixACAJudge-v1.0` reproduced exactly, and
 //!   coalmine's own judges (`coalmine-v1`, exact Mann–Whitney intervals).
 
+#[cfg(feature = "server")]
+pub mod api;
+pub mod canary;
 pub mod config;
 pub mod daemon;
+#[cfg(all(feature = "kafka", feature = "server"))]
+pub mod demo;
 pub mod ingest;
 pub mod judge;
 pub mod query;
+pub mod runs;
 pub mod store;
 pub mod error;
 pub mod report;

@@ -42,6 +42,41 @@ enum Command {
     },
     /// List the judges this build knows.
     Judges,
+    /// The whole pipeline on an embedded default: an in-process broker, synthetic traffic
+    /// from 3 baseline and 3 canary instances, the daemon, a bundled SQL canary config and
+    /// one canary run printed tick by tick. Exits 0 if the canary passes, 1 if not.
+    Demo {
+        /// Use this Kafka broker instead of the in-process mock cluster.
+        #[arg(long, value_name = "HOST:PORT")]
+        kafka: Option<String>,
+        /// What the canary does wrong: latency=+15%, errors=x3, cpu=+20% or none.
+        #[arg(long, default_value = "latency=+15%")]
+        regression: String,
+        /// How long the run lasts.
+        #[arg(long, default_value = "40s")]
+        lifetime: String,
+        /// Time between judgments.
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        /// Sliding window each judgment looks at.
+        #[arg(long, default_value = "20s")]
+        window: String,
+        /// Wait before the first window starts.
+        #[arg(long, default_value = "5s")]
+        warmup: String,
+        /// Latency samples per instance per second.
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Judge (coalmine-v1, NetflixACAJudge-v1.0, ...).
+        #[arg(long)]
+        judge: Option<String>,
+        /// Keep the data here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Seed of the traffic generator.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Inspect a data directory (read-only; safe beside a running daemon).
     Store {
         #[command(subcommand)]
@@ -93,6 +128,9 @@ fn main() -> ExitCode {
     if let Command::Serve { config, check } = &cli.command {
         return serve(config.as_deref(), *check);
     }
+    if let Command::Demo { .. } = &cli.command {
+        return demo(cli.command);
+    }
     // Tools that print: end quietly when the reader goes away (`coalmine … | head`).
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe {
@@ -127,7 +165,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             Ok(if failed { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
-        Command::Serve { .. } => unreachable!("handled in main"),
+        Command::Serve { .. } | Command::Demo { .. } => unreachable!("handled in main"),
         Command::Store { command: StoreCommand::Stats { data_dir } } => {
             let store = coalmine::store::Store::open_read_only(&data_dir)?;
             let (points, sum) = store.count_and_sum()?;
@@ -223,4 +261,42 @@ async fn shutdown_signal() {
         eprintln!("coalmine: second signal, exiting now");
         std::process::exit(130);
     });
+}
+
+fn demo(cmd: Command) -> ExitCode {
+    let Command::Demo { kafka, regression, lifetime, interval, window, warmup, rate, judge, data_dir, seed } = cmd else {
+        unreachable!()
+    };
+    let parse = |name: &str, v: &str| coalmine::config::parse_duration(v).map_err(|e| format!("--{name}: {e}"));
+    let opts = (|| -> Result<coalmine::demo::DemoOptions, String> {
+        Ok(coalmine::demo::DemoOptions {
+            kafka,
+            regression: coalmine::demo::Regression::parse(&regression).map_err(|e| format!("--regression: {e}"))?,
+            lifetime: parse("lifetime", &lifetime)?,
+            interval: parse("interval", &interval)?,
+            window: parse("window", &window)?,
+            warmup: parse("warmup", &warmup)?,
+            rate,
+            judge,
+            data_dir,
+            seed,
+        })
+    })();
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("coalmine demo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    match runtime.block_on(coalmine::demo::run(opts)) {
+        Ok(run) => ExitCode::from(coalmine::demo::exit_code(&run)),
+        Err(e) => {
+            eprintln!("coalmine demo: error: {e}");
+            ExitCode::from(e.kind().exit_code() as u8)
+        }
+    }
 }

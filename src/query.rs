@@ -169,6 +169,10 @@ impl PreparedQuery {
         self.provider.rebind(binding);
     }
 
+    pub fn binding(&self) -> Binding {
+        self.provider.binding()
+    }
+
     pub async fn collect(&self) -> Result<Vec<RecordBatch>, QueryError> {
         let df = datafusion::dataframe::DataFrame::new(self.ctx.state(), self.plan.clone());
         df.collect().await.map_err(|e| QueryError::Execution(clean(&e.to_string())))

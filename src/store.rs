@@ -689,6 +689,20 @@ pub fn expand_series(reg: &SeriesRegistry, batch: &RecordBatch) -> Result<Record
     .map_err(|e| StoreError::Arrow(e.to_string()))
 }
 
+/// Replace a small file atomically: write a sibling temporary file, fsync it, rename it over
+/// the target, fsync the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
 /// Offsets covering one message.
 pub fn message_offsets(topic: &str, partition: i32, offset: i64) -> Offsets {
     let mut o = Offsets::new();

@@ -492,3 +492,63 @@ fn dead_letter(p: &BaseProducer, topic: &str, source: &str, m: &Msg, payload: &[
     }
     tracing::error!("Dead-letter queue full for a second; message not dead-lettered");
 }
+
+/// Publishes every judgment and final verdict of canary runs to a Kafka topic as JSON,
+/// keyed by run id (so a run's events stay in order on one partition).
+pub struct KafkaVerdicts {
+    producer: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: String,
+}
+
+impl KafkaVerdicts {
+    pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<KafkaVerdicts, IngestError> {
+        let mut pc = ClientConfig::new();
+        pc.set("bootstrap.servers", &cfg.bootstrap_servers).set("linger.ms", "5");
+        for (k, v) in &cfg.client {
+            if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+                pc.set(k, v);
+            }
+        }
+        Ok(KafkaVerdicts { producer: pc.create()?, topic: topic.to_string() })
+    }
+
+    fn send(&self, key: &str, event: &serde_json::Value) {
+        let payload = event.to_string();
+        let rec: BaseRecord<'_, str, str> = BaseRecord::to(&self.topic).key(key).payload(&payload);
+        if let Err((e, _)) = self.producer.send(rec) {
+            tracing::warn!(error = %e, topic = %self.topic, "Cannot publish a verdict event");
+        }
+    }
+
+    /// Wait for queued events to be delivered.
+    pub fn flush(&self) {
+        let _ = self.producer.flush(Duration::from_secs(10));
+    }
+}
+
+impl crate::runs::RunListener for KafkaVerdicts {
+    fn judged(&self, run: &crate::runs::Run, _pairs: &[crate::judge::MetricSetPair]) {
+        if let Some(j) = run.judgments.last() {
+            let metrics: Vec<serde_json::Value> = j.result["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| serde_json::json!({"name": r["name"], "tags": r["tags"], "classification": r["classification"], "critical": r["critical"]}))
+                .collect();
+            self.send(
+                &run.id,
+                &serde_json::json!({
+                    "type": "judgment", "runId": run.id, "config": run.config.get("name"), "index": j.index,
+                    "of": run.spec.judgments(), "tickMs": j.tick_ms, "windowStartMs": j.window_start_ms,
+                    "windowEndMs": j.window_end_ms, "score": j.score, "classification": j.classification,
+                    "reason": j.reason, "status": run.status.as_str(), "metrics": metrics,
+                }),
+            );
+        }
+    }
+
+    fn finished(&self, run: &crate::runs::Run) {
+        self.send(&run.id, &serde_json::json!({"type": "verdict", "runId": run.id, "verdict": run.verdict()}));
+        self.flush();
+    }
+}

@@ -19,6 +19,8 @@ pub struct MetricConfig {
     pub groups: Vec<String>,
     /// `analysisConfigurations`, read with Kayenta's `MapUtils` semantics.
     pub analysis: Value,
+    /// `scopeName` (runs use it to pick the scope; Kayenta's convention is "default").
+    pub scope_name: Option<String>,
     /// Where this metric sits in the request, for error messages.
     pub path: JsonPath,
 }
@@ -139,7 +141,8 @@ impl MetricConfig {
             }
             None => Value::Object(Map::new()),
         };
-        Ok(MetricConfig { name, groups, analysis, path: path.clone() })
+        let scope_name = optional(m, "scopeName").map(|s| string(s, &path.key("scopeName"))).transpose()?;
+        Ok(MetricConfig { name, groups, analysis, scope_name, path: path.clone() })
     }
 }
 
@@ -264,6 +267,9 @@ pub struct ResultMetadata {
     pub ratio: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test: Option<TestReport>,
+    /// `coalmine-seq-v1`'s statistics, serialised as `test` too (at most one of the two is set).
+    #[serde(rename = "test", skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<super::sequential::SequentialReport>,
 }
 
 /// The statistics behind a coalmine judge's classification, so a verdict explains itself.

@@ -7,5 +7,6 @@ mod kafka;
 mod kayenta_vectors;
 mod query;
 mod r_wilcox;
+mod sequential;
 mod store;
 mod util;

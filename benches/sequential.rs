@@ -1,0 +1,75 @@
+//! `coalmine-seq-v1` state updates: a run's tick over 10,000 metrics, each getting 100 new
+//! points per arm (the target: < 50 ms for the tick).
+//!
+//! `cargo bench --bench sequential`. States are warmed with 1,000 points per arm first and
+//! keep growing across iterations, as a long run's would.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+
+use coalmine::judge::sequential::{Alternative, MetricType, SequentialParams, SequentialState};
+
+#[path = "data.rs"]
+mod data;
+
+const METRICS: usize = 10_000;
+const NEW_POINTS: usize = 100;
+
+fn states(kind: MetricType, pool_c: &[f64], pool_e: &[f64]) -> Vec<SequentialState> {
+    let mut p = SequentialParams::new(kind);
+    p.alternative = Alternative::Either;
+    p.alpha = 0.01 / METRICS as f64;
+    if kind == MetricType::Continuous {
+        p.quantiles = vec![0.5, 0.9];
+    }
+    (0..METRICS)
+        .map(|i| {
+            let mut s = SequentialState::new(p.clone()).unwrap();
+            let off = (i * 37) % (pool_c.len() - 1000);
+            s.update(&pool_c[off..off + 1000], &pool_e[off..off + 1000]).unwrap();
+            s
+        })
+        .collect()
+}
+
+fn tick(c: &mut Criterion) {
+    let mut g = data::Gen::new(42);
+    let lat_c: Vec<f64> = (0..20_000).map(|_| (4.6 + 0.3 * g.normal(0.0, 1.0)).exp()).collect();
+    let lat_e: Vec<f64> = (0..20_000).map(|_| (4.6 + 0.3 * g.normal(0.0, 1.0)).exp()).collect();
+    let cnt_c: Vec<f64> = (0..20_000).map(|_| (g.uniform() * 6.0).floor()).collect();
+    let cnt_e: Vec<f64> = (0..20_000).map(|_| (g.uniform() * 6.0).floor()).collect();
+    let mut group = c.benchmark_group("sequential_tick_10000_metrics_x_100_points");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements((METRICS * NEW_POINTS * 2) as u64));
+    for (name, kind, pc, pe) in [
+        ("continuous p50+p90", MetricType::Continuous, &lat_c, &lat_e),
+        ("count", MetricType::Count, &cnt_c, &cnt_e),
+    ] {
+        let mut st = states(kind, pc, pe);
+        let mut round = 0usize;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                round += 1;
+                for (i, s) in st.iter_mut().enumerate() {
+                    let off = (i * 131 + round * 977) % (pc.len() - NEW_POINTS);
+                    s.update(black_box(&pc[off..off + NEW_POINTS]), black_box(&pe[off..off + NEW_POINTS])).unwrap();
+                }
+            })
+        });
+        let exact: u64 = st.iter().map(|s| s.monitor.exact_looks).sum();
+        let looks: u64 = st.iter().map(|s| s.looks()).sum();
+        eprintln!("{name}: {exact} of {looks} looks needed the exact e-value");
+    }
+    group.finish();
+
+    // The per-tick report a run publishes (exact e-values and confidence sequences).
+    let mut group = c.benchmark_group("sequential_report");
+    let st = states(MetricType::Continuous, &lat_c, &lat_e);
+    group.bench_function("continuous p50+p90, 1000 points/arm", |b| b.iter(|| black_box(&st[7]).report()));
+    let st = states(MetricType::Count, &cnt_c, &cnt_e);
+    group.bench_function("count", |b| b.iter(|| black_box(&st[7]).report()));
+    group.finish();
+}
+
+criterion_group!(benches, tick);
+criterion_main!(benches);

@@ -1,0 +1,523 @@
+//! Canary runs: a config bound to scopes and a schedule, judged every `interval` over a
+//! sliding (or growing) window while the rollout proceeds (DESIGN §5).
+//!
+//! * A judgment whose score is at or below `marginal` ends the run as failed (Kayenta's
+//!   standalone semantics); otherwise the last judgment decides the final verdict: `pass`
+//!   when it meets `pass`, `marginal` when it is between the thresholds (a failure for
+//!   Kayenta's `didPassThresholds`), `fail` at or below `marginal`.
+//! * Runs and their judgments live in `<data-dir>/runs/<id>.json` (replaced atomically after
+//!   every judgment), so they survive a restart: a running run resumes at its next tick;
+//!   ticks missed by more than an interval are skipped, and a run whose lifetime ended while
+//!   the daemon was down gets its final judgment at once.
+//! * Ticks run on the async runtime, at most `judge-threads` at a time (a semaphore), with
+//!   the judging itself on the blocking pool: ingest has its own threads and keeps a core.
+
+pub mod spec;
+mod tick;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::canary::{non_sql_metrics, ConfigStore};
+use crate::error::ErrorKind;
+use crate::query::Engine;
+use crate::store::now_ms;
+pub use spec::{RunSpec, Scope, ScopeSide, Window};
+
+/// Errors of run handling.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("run '{0}' not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Config(#[from] crate::canary::CanaryError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            RunError::Invalid(_) => ErrorKind::InvalidInput,
+            RunError::NotFound(_) => ErrorKind::NotFound,
+            RunError::Config(e) => e.kind(),
+            RunError::Io { .. } => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Pass,
+    Marginal,
+    Fail,
+    /// Stopped by `DELETE /runs/{id}` before its end.
+    Stopped,
+    /// A judgment could not be made (a query failed); the message says why.
+    Error,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Pass => "pass",
+            RunStatus::Marginal => "marginal",
+            RunStatus::Fail => "fail",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Error => "error",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+/// One judgment of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Judgment {
+    pub index: u64,
+    pub tick_ms: i64,
+    pub window_start_ms: i64,
+    pub window_end_ms: i64,
+    pub score: f64,
+    pub classification: String,
+    pub reason: String,
+    /// Milliseconds the judgment took (queries + judge).
+    pub took_ms: f64,
+    /// The full `CanaryJudgeResult`.
+    pub result: Value,
+}
+
+/// A run and everything it has decided so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub id: String,
+    pub spec: RunSpec,
+    /// The config as it was when the run started.
+    pub config: Value,
+    pub status: RunStatus,
+    pub created_ms: i64,
+    pub next_tick: u64,
+    pub judgments: Vec<Judgment>,
+    pub message: Option<String>,
+}
+
+impl Run {
+    /// `{"id", "status", "score", "judgments", "message"}` — what a pipeline gate needs.
+    pub fn verdict(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "status": self.status.as_str(),
+            "score": self.judgments.last().map(|j| j.score),
+            "judgments": self.judgments.len(),
+            "of": self.spec.judgments(),
+            "message": self.message,
+        })
+    }
+
+    /// A one-line summary for lists.
+    pub fn summary(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "config": self.config.get("name"),
+            "status": self.status.as_str(),
+            "score": self.judgments.last().map(|j| j.score),
+            "judgments": self.judgments.len(),
+            "startMs": self.spec.start_ms,
+            "endMs": self.spec.end_ms(),
+        })
+    }
+}
+
+/// Receives judgments and verdicts (the Kafka verdict topic, the archive).
+pub trait RunListener: Send + Sync {
+    /// After every judgment (`run.judgments.last()`), and once more when the run ends.
+    fn judged(&self, run: &Run, pairs: &[crate::judge::MetricSetPair]);
+    fn finished(&self, run: &Run);
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    pub judgments: AtomicU64,
+    pub tick_errors: AtomicU64,
+    pub tick_micros_total: AtomicU64,
+    pub tick_micros_max: AtomicU64,
+    pub verdicts: Mutex<HashMap<&'static str, u64>>,
+}
+
+struct Entry {
+    run: Run,
+    prepared: Option<Arc<tick::Prepared>>,
+    in_flight: bool,
+}
+
+struct Inner {
+    engine: Engine,
+    configs: Arc<ConfigStore>,
+    dir: PathBuf,
+    runs: Mutex<HashMap<String, Entry>>,
+    cpu: Arc<Semaphore>,
+    wake: Notify,
+    listeners: Vec<Arc<dyn RunListener>>,
+    stats: Arc<RunStats>,
+}
+
+/// Creates, schedules, stops and reports canary runs.
+#[derive(Clone)]
+pub struct RunManager {
+    inner: Arc<Inner>,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Io { context, source }
+}
+
+impl RunManager {
+    /// Load the runs of `data_dir` and prepare to schedule them.
+    pub fn open(
+        engine: Engine,
+        configs: Arc<ConfigStore>,
+        data_dir: &Path,
+        judge_threads: usize,
+        listeners: Vec<Arc<dyn RunListener>>,
+    ) -> Result<RunManager, RunError> {
+        let dir = data_dir.join("runs");
+        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let mut runs = HashMap::new();
+        let now = now_ms();
+        for entry in std::fs::read_dir(&dir).map_err(io(format!("cannot list {}", dir.display())))?.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+            let mut run: Run = serde_json::from_str(&text)
+                .map_err(|e| RunError::Invalid(format!("{} is not a run file: {e}", path.display())))?;
+            if run.status == RunStatus::Running {
+                resume(&mut run, now);
+                tracing::info!(run = %run.id, next_tick = run.next_tick, "Resuming a canary run");
+            }
+            runs.insert(run.id.clone(), Entry { run, prepared: None, in_flight: false });
+        }
+        Ok(RunManager {
+            inner: Arc::new(Inner {
+                engine,
+                configs,
+                dir,
+                runs: Mutex::new(runs),
+                cpu: Arc::new(Semaphore::new(judge_threads.max(1))),
+                wake: Notify::new(),
+                listeners,
+                stats: Arc::new(RunStats::default()),
+            }),
+        })
+    }
+
+    pub fn stats(&self) -> &Arc<RunStats> {
+        &self.inner.stats
+    }
+
+    /// Start a run from a `POST /runs` body.
+    pub async fn create(&self, body: &Value) -> Result<Run, RunError> {
+        let now = now_ms();
+        let (spec, config_ref) = spec::parse(body, now).map_err(RunError::Invalid)?;
+        let config = match &config_ref {
+            Value::String(id) => self.inner.configs.get(id)?,
+            inline => {
+                crate::canary::validate(inline, &self.inner.engine).await?;
+                inline.clone()
+            }
+        };
+        let bad = non_sql_metrics(&config);
+        if !bad.is_empty() {
+            return Err(RunError::Invalid(format!(
+                "config: metrics {} are not SQL queries (query.type = \"sql\"): coalmine runs only SQL metrics",
+                bad.iter().map(|b| format!("'{b}'")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let parsed = crate::judge::CanaryConfig::from_value(&config, &crate::judge::json::JsonPath::root().key("config"))
+            .map_err(|e| RunError::Invalid(e.to_string()))?;
+        for m in &parsed.metrics {
+            let scope = m.scope_name.clone().unwrap_or_else(|| "default".into());
+            if !spec.scopes.contains_key(&scope) {
+                return Err(RunError::Invalid(format!(
+                    "scopes: metric '{}' uses scope '{scope}', which the request does not define",
+                    m.name
+                )));
+            }
+        }
+        let prepared = tick::Prepared::new(&self.inner.engine, &parsed, &config, &spec).await.map_err(RunError::Invalid)?;
+        let run = Run {
+            id: uuid::Uuid::new_v4().to_string(),
+            spec,
+            config,
+            status: RunStatus::Running,
+            created_ms: now,
+            next_tick: 1,
+            judgments: Vec::new(),
+            message: None,
+        };
+        self.persist(&run)?;
+        tracing::info!(run = %run.id, config = ?run.config.get("name"), judgments = run.spec.judgments(), "Canary run started");
+        self.inner.runs.lock().expect("runs lock").insert(
+            run.id.clone(),
+            Entry { run: run.clone(), prepared: Some(Arc::new(prepared)), in_flight: false },
+        );
+        self.inner.wake.notify_one();
+        Ok(run)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Run, RunError> {
+        self.inner.runs.lock().expect("runs lock").get(id).map(|e| e.run.clone()).ok_or_else(|| RunError::NotFound(id.into()))
+    }
+
+    pub fn list(&self) -> Vec<Value> {
+        let runs = self.inner.runs.lock().expect("runs lock");
+        let mut v: Vec<&Run> = runs.values().map(|e| &e.run).collect();
+        v.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
+        v.iter().map(|r| r.summary()).collect()
+    }
+
+    /// Stop a running run (its judgments are kept).
+    pub fn stop(&self, id: &str) -> Result<Run, RunError> {
+        let run = {
+            let mut runs = self.inner.runs.lock().expect("runs lock");
+            let e = runs.get_mut(id).ok_or_else(|| RunError::NotFound(id.into()))?;
+            if e.run.status == RunStatus::Running {
+                e.run.status = RunStatus::Stopped;
+                e.run.message = Some("stopped by request".into());
+            }
+            e.run.clone()
+        };
+        self.persist(&run)?;
+        for l in &self.inner.listeners {
+            l.finished(&run);
+        }
+        Ok(run)
+    }
+
+    fn persist(&self, run: &Run) -> Result<(), RunError> {
+        let path = self.inner.dir.join(format!("{}.json", run.id));
+        crate::store::write_atomically(&path, &serde_json::to_vec(run).expect("runs serialise"))
+            .map_err(io(format!("cannot write {}", path.display())))
+    }
+
+    /// Tick runs as they become due until `shutdown` resolves.
+    pub async fn schedule(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let next = self.dispatch_due();
+            let sleep = next.map_or(Duration::from_millis(500), |t| Duration::from_millis((t - now_ms()).clamp(5, 500) as u64));
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        // let judgments in flight finish (bounded by the semaphore size)
+        let permits = self.inner.cpu.available_permits();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.inner.cpu.acquire_many(permits as u32)).await;
+    }
+
+    /// Start every due tick; returns when the next one is due.
+    fn dispatch_due(&self) -> Option<i64> {
+        let now = now_ms();
+        let mut next: Option<i64> = None;
+        let mut due = Vec::new();
+        {
+            let mut runs = self.inner.runs.lock().expect("runs lock");
+            for e in runs.values_mut() {
+                if e.run.status != RunStatus::Running || e.in_flight {
+                    continue;
+                }
+                let t = e.run.spec.tick_ms(e.run.next_tick);
+                if t <= now {
+                    e.in_flight = true;
+                    due.push(e.run.id.clone());
+                } else {
+                    next = Some(next.map_or(t, |n: i64| n.min(t)));
+                }
+            }
+        }
+        for id in due {
+            let me = self.clone();
+            tokio::spawn(async move { me.tick(&id).await });
+        }
+        next
+    }
+
+    async fn tick(&self, id: &str) {
+        let _permit = self.inner.cpu.clone().acquire_owned().await.expect("semaphore open");
+        let started = std::time::Instant::now();
+        let (run, prepared) = {
+            let runs = self.inner.runs.lock().expect("runs lock");
+            let Some(e) = runs.get(id) else { return };
+            (e.run.clone(), e.prepared.clone())
+        };
+        let prepared = match prepared {
+            Some(p) => Ok(p),
+            None => self.prepare(&run).await,
+        };
+        let index = run.next_tick;
+        let tick_ms = run.spec.tick_ms(index);
+        let outcome = match prepared {
+            Ok(p) => tick::judge_tick(&p, &run, tick_ms).await.map(|r| (r, p)),
+            Err(e) => Err(e),
+        };
+        let took = started.elapsed();
+        let stats = &self.inner.stats;
+        let mut runs = self.inner.runs.lock().expect("runs lock");
+        let Some(e) = runs.get_mut(id) else { return };
+        e.in_flight = false;
+        if e.run.status != RunStatus::Running {
+            return; // stopped meanwhile
+        }
+        let pairs = match outcome {
+            Ok(((result, pairs), prepared)) => {
+                e.prepared = Some(prepared);
+                let (start, end) = run.spec.window_at(tick_ms);
+                let score = result["score"]["score"].as_f64().unwrap_or(0.0);
+                e.run.judgments.push(Judgment {
+                    index,
+                    tick_ms,
+                    window_start_ms: start,
+                    window_end_ms: end,
+                    score,
+                    classification: result["score"]["classification"].as_str().unwrap_or("").to_string(),
+                    reason: result["score"]["classificationReason"].as_str().unwrap_or("").to_string(),
+                    took_ms: took.as_secs_f64() * 1e3,
+                    result,
+                });
+                stats.judgments.fetch_add(1, Ordering::Relaxed);
+                let micros = took.as_micros() as u64;
+                stats.tick_micros_total.fetch_add(micros, Ordering::Relaxed);
+                stats.tick_micros_max.fetch_max(micros, Ordering::Relaxed);
+                decide(&mut e.run, score, index);
+                pairs
+            }
+            Err(msg) => {
+                stats.tick_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(run = %id, tick = index, error = %msg, "Judgment failed; the run stops");
+                e.run.status = RunStatus::Error;
+                e.run.message = Some(format!("judgment {index} failed: {msg}"));
+                Vec::new()
+            }
+        };
+        let run = e.run.clone();
+        drop(runs);
+        if let Err(err) = self.persist(&run) {
+            tracing::error!(run = %id, error = %err, "Cannot save the run");
+        }
+        if !pairs.is_empty() {
+            for l in &self.inner.listeners {
+                l.judged(&run, &pairs);
+            }
+        }
+        if run.status.is_final() {
+            *stats.verdicts.lock().expect("stats lock").entry(run.status.as_str()).or_default() += 1;
+            tracing::info!(run = %id, status = run.status.as_str(), message = ?run.message, "Canary run finished");
+            for l in &self.inner.listeners {
+                l.finished(&run);
+            }
+        }
+        self.inner.wake.notify_one();
+    }
+
+    async fn prepare(&self, run: &Run) -> Result<Arc<tick::Prepared>, String> {
+        let parsed = crate::judge::CanaryConfig::from_value(&run.config, &crate::judge::json::JsonPath::root())
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(tick::Prepared::new(&self.inner.engine, &parsed, &run.config, &run.spec).await?))
+    }
+}
+
+/// After judgment `index` scored `score`: stop early, finish, or go on.
+fn decide(run: &mut Run, score: f64, index: u64) {
+    let (pass, marginal) = (run.spec.pass, run.spec.marginal);
+    let last = index >= run.spec.judgments();
+    if score <= marginal {
+        run.status = RunStatus::Fail;
+        run.message = Some(if last {
+            format!("Final canary score {score} is not above the marginal score threshold ({marginal}).")
+        } else {
+            format!("Judgment {index} scored {score}, at or below the marginal threshold ({marginal}): the run stopped early.")
+        });
+    } else if last {
+        if crate::judge::score::standalone_passed(score, Some(pass), Some(marginal)) {
+            run.status = RunStatus::Pass;
+            run.message = Some(format!("Final canary score {score} met or exceeded the pass score threshold ({pass})."));
+        } else {
+            run.status = RunStatus::Marginal;
+            run.message = Some(format!("Final canary score {score} is below the pass score threshold ({pass})."));
+        }
+    } else {
+        run.next_tick = index + 1;
+    }
+}
+
+/// After a restart: skip ticks missed by more than an interval; a run whose end has passed
+/// goes straight to its final judgment.
+fn resume(run: &mut Run, now: i64) {
+    let n = run.spec.judgments();
+    while run.next_tick < n && run.spec.tick_ms(run.next_tick) < now - run.spec.interval_ms {
+        run.next_tick += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run() -> Run {
+        let body = json!({"config": "c", "scopes": {"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "2"}}}},
+                          "lifetime": "10m", "interval": "1m"});
+        let (spec, _) = spec::parse(&body, 0).unwrap();
+        Run { id: "r".into(), spec, config: json!({}), status: RunStatus::Running, created_ms: 0, next_tick: 1, judgments: vec![], message: None }
+    }
+
+    #[test]
+    fn decisions_follow_kayenta_standalone_semantics() {
+        let mut r = run();
+        decide(&mut r, 80.0, 1);
+        assert_eq!((r.status, r.next_tick), (RunStatus::Running, 2));
+        decide(&mut r, 75.0, 2);
+        assert_eq!(r.status, RunStatus::Fail, "≤ marginal stops the run");
+        let mut r = run();
+        decide(&mut r, 96.0, 10);
+        assert_eq!(r.status, RunStatus::Pass);
+        let mut r = run();
+        decide(&mut r, 90.0, 10);
+        assert_eq!(r.status, RunStatus::Marginal);
+    }
+
+    #[test]
+    fn resume_skips_stale_ticks_and_finishes_ended_runs() {
+        let mut r = run();
+        resume(&mut r, 5 * 60_000 + 30_000);
+        assert_eq!(r.next_tick, 5, "the 5-minute tick is within an interval: judged now");
+        let mut r = run();
+        resume(&mut r, 3_600_000);
+        assert_eq!(r.next_tick, 10, "the lifetime ended: final judgment");
+    }
+}

@@ -1,0 +1,256 @@
+//! The run request (`POST /runs`): a config (by id or inline), scopes and a schedule.
+//!
+//! ```json
+//! {"config": "<id>" | {...},
+//!  "scopes": {"default": {"control": {"tags": {"app": "checkout", "version": "v41"}},
+//!                         "experiment": {"tags": {"app": "checkout", "version": "v42"}}}},
+//!  "start": "now" | "2026-11-22T10:00:00Z", "lifetime": "2h", "interval": "1m",
+//!  "window": "30m" | "growing", "warmup": "5m",
+//!  "thresholds": {"pass": 95, "marginal": 75}, "judge": "NetflixACAJudge-v1.0"}
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::judge::json::describe;
+
+/// Tags selecting one side of a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeSide {
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Control (baseline) and experiment (canary) of one scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub control: ScopeSide,
+    pub experiment: ScopeSide,
+}
+
+/// How much data each judgment looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Window {
+    /// `[tick − window, tick)`.
+    Sliding { ms: i64 },
+    /// `[start + warmup, tick)`.
+    Growing,
+}
+
+/// A validated run request, times resolved to epoch milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub config_id: Option<String>,
+    pub scopes: BTreeMap<String, Scope>,
+    pub start_ms: i64,
+    pub lifetime_ms: i64,
+    pub interval_ms: i64,
+    pub window: Window,
+    pub warmup_ms: i64,
+    pub pass: f64,
+    pub marginal: f64,
+    pub judge: Option<String>,
+}
+
+impl RunSpec {
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + self.lifetime_ms
+    }
+
+    /// Number of judgments: one every `interval` after the warm-up, the last at the end.
+    pub fn judgments(&self) -> u64 {
+        (((self.lifetime_ms - self.warmup_ms) / self.interval_ms).max(1)) as u64
+    }
+
+    /// Time of judgment `i` (1-based).
+    pub fn tick_ms(&self, i: u64) -> i64 {
+        if i >= self.judgments() {
+            self.end_ms()
+        } else {
+            self.start_ms + self.warmup_ms + i as i64 * self.interval_ms
+        }
+    }
+
+    /// `[start, end)` judged at `tick`.
+    pub fn window_at(&self, tick: i64) -> (i64, i64) {
+        let first = self.start_ms + self.warmup_ms;
+        match self.window {
+            Window::Growing => (first, tick),
+            Window::Sliding { ms } => ((tick - ms).max(first), tick),
+        }
+    }
+}
+
+/// A human duration (`"30s"`, `"5m"`, `"2h"`) in milliseconds.
+pub fn duration_ms(v: &Value, field: &str) -> Result<i64, String> {
+    let s = v.as_str().ok_or_else(|| format!("{field}: expected a duration like \"5m\", found {}", describe(v)))?;
+    let d = crate::config::parse_duration(s).map_err(|e| format!("{field}: {e}"))?;
+    Ok(d.as_millis() as i64)
+}
+
+const FIELDS: [&str; 9] = ["config", "scopes", "start", "lifetime", "interval", "window", "warmup", "thresholds", "judge"];
+
+/// Parse and check a run request. `now_ms` resolves `"now"` and a missing start. Returns the
+/// spec and the `config` value (an id string or an inline config object).
+pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
+    let o = body.as_object().ok_or_else(|| format!("a run request must be a JSON object, found {}", describe(body)))?;
+    for k in o.keys() {
+        if !FIELDS.contains(&k.as_str()) {
+            return Err(format!("{k}: unknown field (expected one of {})", FIELDS.join(", ")));
+        }
+    }
+    let config = o.get("config").cloned().ok_or("config: missing (a canary config id or an inline config)")?;
+    if !config.is_string() && !config.is_object() {
+        return Err(format!("config: expected a config id or an inline config object, found {}", describe(&config)));
+    }
+    let scopes_v = o.get("scopes").ok_or("scopes: missing (e.g. {\"default\": {\"control\": {\"tags\": {...}}, \"experiment\": {\"tags\": {...}}}})")?;
+    let scopes_o = scopes_v.as_object().ok_or_else(|| format!("scopes: expected an object, found {}", describe(scopes_v)))?;
+    if scopes_o.is_empty() {
+        return Err("scopes: at least one scope (usually \"default\") is required".into());
+    }
+    let mut scopes = BTreeMap::new();
+    for (name, s) in scopes_o {
+        let side = |which: &str| -> Result<ScopeSide, String> {
+            let path = format!("scopes.{name}.{which}");
+            let v = s.get(which).ok_or_else(|| format!("{path}: missing"))?;
+            let tags = v.get("tags").ok_or_else(|| format!("{path}.tags: missing"))?;
+            let tags = tags.as_object().ok_or_else(|| format!("{path}.tags: expected an object of strings, found {}", describe(tags)))?;
+            let mut out = BTreeMap::new();
+            for (k, t) in tags {
+                let t = t.as_str().ok_or_else(|| format!("{path}.tags.{k}: expected a string, found {}", describe(t)))?;
+                out.insert(k.clone(), t.to_string());
+            }
+            if out.is_empty() {
+                return Err(format!("{path}.tags: at least one tag is needed to tell the {which} apart"));
+            }
+            Ok(ScopeSide { tags: out })
+        };
+        let scope = Scope { control: side("control")?, experiment: side("experiment")? };
+        if scope.control == scope.experiment {
+            return Err(format!("scopes.{name}: control and experiment select the same series"));
+        }
+        scopes.insert(name.clone(), scope);
+    }
+    let start_ms = match o.get("start") {
+        None | Some(Value::Null) => now_ms,
+        Some(Value::String(s)) if s == "now" => now_ms,
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|e| format!("start: {s:?} is not \"now\" or an RFC 3339 time ({e})"))?
+            .timestamp_millis(),
+        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| format!("start: {n} is not epoch milliseconds"))?,
+        Some(other) => return Err(format!("start: expected \"now\" or a time, found {}", describe(other))),
+    };
+    let lifetime_ms = duration_ms(o.get("lifetime").ok_or("lifetime: missing (e.g. \"2h\")")?, "lifetime")?;
+    let interval_ms = match o.get("interval") {
+        Some(v) => duration_ms(v, "interval")?,
+        None => lifetime_ms,
+    };
+    let warmup_ms = match o.get("warmup") {
+        Some(v) => duration_ms(v, "warmup")?,
+        None => 0,
+    };
+    let window = match o.get("window") {
+        None => Window::Growing,
+        Some(Value::String(s)) if s == "growing" => Window::Growing,
+        Some(v) => Window::Sliding { ms: duration_ms(v, "window").map_err(|e| format!("{e} (or \"growing\")"))? },
+    };
+    if lifetime_ms <= 0 {
+        return Err("lifetime: must be longer than 0s".into());
+    }
+    if interval_ms <= 0 {
+        return Err("interval: must be longer than 0s".into());
+    }
+    if interval_ms > lifetime_ms {
+        return Err(format!("interval: {} is longer than the lifetime", humantime::format_duration(std::time::Duration::from_millis(interval_ms as u64))));
+    }
+    if warmup_ms < 0 || warmup_ms >= lifetime_ms {
+        return Err("warmup: must be shorter than the lifetime".into());
+    }
+    if let Window::Sliding { ms } = window {
+        if ms <= 0 {
+            return Err("window: must be longer than 0s".into());
+        }
+    }
+    let (pass, marginal) = match o.get("thresholds") {
+        None => (95.0, 75.0),
+        Some(t) => {
+            let get = |k: &str| -> Result<f64, String> {
+                let v = t.get(k).ok_or_else(|| format!("thresholds.{k}: missing"))?;
+                v.as_f64().ok_or_else(|| format!("thresholds.{k}: expected a number, found {}", describe(v)))
+            };
+            (get("pass")?, get("marginal")?)
+        }
+    };
+    if !(0.0..=100.0).contains(&pass) || !(0.0..=100.0).contains(&marginal) || marginal > pass {
+        return Err(format!("thresholds: need 0 ≤ marginal ≤ pass ≤ 100, got pass {pass}, marginal {marginal}"));
+    }
+    let judge = match o.get("judge") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(j)) => {
+            crate::judge::JudgeKind::from_name(j).map_err(|e| format!("judge: {e}"))?;
+            Some(j.clone())
+        }
+        Some(other) => return Err(format!("judge: expected a judge name, found {}", describe(other))),
+    };
+    let spec = RunSpec {
+        config_id: config.as_str().map(str::to_owned),
+        scopes,
+        start_ms,
+        lifetime_ms,
+        interval_ms,
+        window,
+        warmup_ms,
+        pass,
+        marginal,
+        judge,
+    };
+    Ok((spec, config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body() -> Value {
+        json!({"config": "c1", "scopes": {"default": {"control": {"tags": {"version": "v1"}}, "experiment": {"tags": {"version": "v2"}}}},
+               "lifetime": "10m", "interval": "1m", "window": "5m", "warmup": "2m"})
+    }
+
+    #[test]
+    fn schedule() {
+        let (s, _) = parse(&body(), 1_000_000).unwrap();
+        assert_eq!(s.judgments(), 8);
+        assert_eq!(s.tick_ms(1), 1_000_000 + 180_000);
+        assert_eq!(s.tick_ms(8), 1_000_000 + 600_000);
+        assert_eq!(s.window_at(s.tick_ms(1)), (1_000_000 + 120_000, 1_000_000 + 180_000));
+        assert_eq!(s.window_at(s.tick_ms(8)), (1_000_000 + 300_000, 1_000_000 + 600_000));
+        let mut g = body();
+        g["window"] = json!("growing");
+        let (s, _) = parse(&g, 0).unwrap();
+        assert_eq!(s.window_at(s.tick_ms(8)), (120_000, 600_000));
+    }
+
+    #[test]
+    fn bad_requests_say_what() {
+        for (field, value, want) in [
+            ("lifetime", json!("2 hours please"), "lifetime: \"2 hours please\" is not a duration"),
+            ("interval", json!("20m"), "interval: 20m is longer than the lifetime"),
+            ("window", json!(5), "window: expected a duration"),
+            ("start", json!("yesterday"), "start: \"yesterday\" is not \"now\" or an RFC 3339 time"),
+            ("thresholds", json!({"pass": 50, "marginal": 75}), "need 0 ≤ marginal ≤ pass"),
+            ("judge", json!("dredd-v1.0"), "judge: Unable to resolve canary judge 'dredd-v1.0'"),
+            ("lifetme", json!("1h"), "lifetme: unknown field"),
+            ("scopes", json!({"default": {"control": {"tags": {"v": "1"}}}}), "scopes.default.experiment: missing"),
+            ("scopes", json!({"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "1"}}}}), "select the same series"),
+            ("config", json!(42), "config: expected a config id"),
+        ] {
+            let mut b = body();
+            b[field] = value;
+            let e = parse(&b, 0).unwrap_err();
+            assert!(e.contains(want), "{field}: {e}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! One judgment of a run: every metric's SQL over both scopes for the window, the
+//! metric-set pairs (Kayenta mixer semantics), the judge.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::{Run, RunSpec};
+use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism, Thresholds};
+use crate::query::{Binding, Engine, PreparedQuery, QuerySeries};
+
+/// A run's planned queries: per metric, control and experiment (planned once, rebound to
+/// each tick's window).
+pub(crate) struct Prepared {
+    config: CanaryConfig,
+    kind: JudgeKind,
+    metrics: Vec<(String, PreparedQuery, PreparedQuery)>,
+    tick_lock: tokio::sync::Mutex<()>,
+}
+
+impl Prepared {
+    pub(crate) async fn new(engine: &Engine, config: &CanaryConfig, doc: &Value, spec: &RunSpec) -> Result<Prepared, String> {
+        let kind = JudgeKind::resolve(spec.judge.as_deref(), config).map_err(|e| e.to_string())?;
+        let docs = doc.get("metrics").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut metrics = Vec::new();
+        for (m, d) in config.metrics.iter().zip(docs) {
+            let sql = d
+                .get("query")
+                .and_then(|q| q.get("sql"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("metric '{}' has no SQL query", m.name))?;
+            let scope_name = m.scope_name.clone().unwrap_or_else(|| "default".into());
+            let scope = spec.scopes.get(&scope_name).ok_or_else(|| format!("metric '{}': no scope '{scope_name}'", m.name))?;
+            let control = engine
+                .plan(sql, Binding::new(scope.control.tags.clone(), 0, 0))
+                .await
+                .map_err(|e| format!("metric '{}': {e}", m.name))?;
+            let experiment = engine
+                .plan(sql, Binding::new(scope.experiment.tags.clone(), 0, 0))
+                .await
+                .map_err(|e| format!("metric '{}': {e}", m.name))?;
+            metrics.push((m.name.clone(), control, experiment));
+        }
+        Ok(Prepared { config: config.clone(), kind, metrics, tick_lock: tokio::sync::Mutex::new(()) })
+    }
+}
+
+/// Query, pair and judge one tick. Returns the `CanaryJudgeResult` (as JSON) and the pairs.
+pub(crate) async fn judge_tick(p: &Prepared, run: &Run, tick_ms: i64) -> Result<(Value, Vec<MetricSetPair>), String> {
+    let _one_at_a_time = p.tick_lock.lock().await;
+    let (start, end) = run.spec.window_at(tick_ms);
+    let mut pairs = Vec::new();
+    for (name, control_q, experiment_q) in &p.metrics {
+        let scope = |q: &PreparedQuery| Binding::new(q_tags(q), start, end);
+        control_q.rebind(scope(control_q));
+        experiment_q.rebind(scope(experiment_q));
+        let control = control_q.series().await.map_err(|e| format!("metric '{name}' (control): {e}"))?;
+        let experiment = experiment_q.series().await.map_err(|e| format!("metric '{name}' (experiment): {e}"))?;
+        let base = format!("{}-{}", &run.id[..8.min(run.id.len())], run.next_tick);
+        pairs.extend(mix(name, &base, control, experiment));
+    }
+    let thresholds = Thresholds { pass: run.spec.pass, marginal: run.spec.marginal };
+    let config = p.config.clone();
+    let kind = p.kind;
+    let judged_pairs = pairs.clone();
+    let result = tokio::task::spawn_blocking(move || judge::run_with(kind, &config, &judged_pairs, thresholds, Parallelism::Sequential))
+        .await
+        .map_err(|e| format!("judge task: {e}"))?
+        .map_err(|e| e.to_string())?;
+    Ok((serde_json::to_value(&result).expect("results serialise"), pairs))
+}
+
+fn q_tags(q: &PreparedQuery) -> BTreeMap<String, String> {
+    q.binding().tags
+}
+
+/// Kayenta's mixer (`MetricSetMixerService`): pair control and experiment series by tags;
+/// an untagged side is the template for every tagged series of the other; a missing partner
+/// is all NaN (so the judge's NaN strategy decides: Nodata, or zeros with `replace`).
+pub(crate) fn mix(name: &str, base_id: &str, control: Vec<QuerySeries>, experiment: Vec<QuerySeries>) -> Vec<MetricSetPair> {
+    let untagged = |s: &[QuerySeries]| s.len() == 1 && s[0].tags.is_empty();
+    let mut c: BTreeMap<BTreeMap<String, String>, Vec<f64>> = control.into_iter().map(|s| (s.tags, s.values)).collect();
+    let mut e: BTreeMap<BTreeMap<String, String>, Vec<f64>> = experiment.into_iter().map(|s| (s.tags, s.values)).collect();
+    let c_vec: Vec<QuerySeries> = c.iter().map(|(t, v)| QuerySeries { tags: t.clone(), ts: vec![], values: v.clone() }).collect();
+    let e_vec: Vec<QuerySeries> = e.iter().map(|(t, v)| QuerySeries { tags: t.clone(), ts: vec![], values: v.clone() }).collect();
+    if untagged(&c_vec) && !e.is_empty() && !untagged(&e_vec) {
+        let template = c.remove(&BTreeMap::new()).unwrap_or_default();
+        c = e.keys().map(|k| (k.clone(), template.clone())).collect();
+    } else if untagged(&e_vec) && !c.is_empty() && !untagged(&c_vec) {
+        let template = e.remove(&BTreeMap::new()).unwrap_or_default();
+        e = c.keys().map(|k| (k.clone(), template.clone())).collect();
+    }
+    let mut keys: Vec<BTreeMap<String, String>> = c.keys().chain(e.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        // neither side returned anything: one empty pair, judged Nodata
+        keys.push(BTreeMap::new());
+    }
+    keys.into_iter()
+        .enumerate()
+        .map(|(i, tags)| {
+            let cv = c.remove(&tags);
+            let ev = e.remove(&tags);
+            let len = cv.as_ref().map_or(0, Vec::len).max(ev.as_ref().map_or(0, Vec::len)).max(1);
+            let nan = || vec![f64::NAN; len];
+            MetricSetPair {
+                name: name.to_string(),
+                id: format!("{base_id}-{}", slug(name, i)),
+                tags,
+                control: cv.unwrap_or_else(nan),
+                experiment: ev.unwrap_or_else(nan),
+            }
+        })
+        .collect()
+}
+
+fn slug(name: &str, i: usize) -> String {
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    format!("{s}-{i}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(tags: &[(&str, &str)], values: &[f64]) -> QuerySeries {
+        QuerySeries { tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ts: vec![], values: values.to_vec() }
+    }
+
+    #[test]
+    fn mixer_pairs_by_tags_and_pads_with_nan() {
+        // Kayenta vector mixer-001: same tags on both sides
+        let p = mix("cpu", "r", vec![s(&[("tagName", "tagValue")], &[1.0, 3.0, 5.0, 7.0])], vec![s(&[("tagName", "tagValue")], &[2.0, 4.0, 6.0, 8.0])]);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].control.clone(), p[0].experiment.clone()), (vec![1.0, 3.0, 5.0, 7.0], vec![2.0, 4.0, 6.0, 8.0]));
+        // a partner missing: all NaN of the same length
+        let p = mix("m", "r", vec![s(&[("pod", "a")], &[1.0, 2.0])], vec![s(&[("pod", "b")], &[3.0])]);
+        assert_eq!(p.len(), 2);
+        assert!(p[0].experiment.iter().all(|v| v.is_nan()) && p[0].experiment.len() == 2);
+        assert!(p[1].control.iter().all(|v| v.is_nan()));
+        // an untagged side is the template for every tagged series of the other
+        let p = mix("m", "r", vec![s(&[], &[9.0])], vec![s(&[("pod", "a")], &[1.0]), s(&[("pod", "b")], &[2.0])]);
+        assert_eq!(p.len(), 2);
+        assert!(p.iter().all(|x| x.control == vec![9.0]));
+        // nothing at all: one pair with no data
+        let p = mix("m", "r", vec![], vec![]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].control.iter().all(|v| v.is_nan()));
+    }
+}
