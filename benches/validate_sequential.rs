@@ -1,6 +1,6 @@
 //! Validation of `coalmine-seq-v1` against Kayenta-style continuous judgment.
 //!
-//! `cargo bench --bench validate_sequential` (release; ~3 minutes on 2 cores). Prints the
+//! `cargo bench --bench validate_sequential` (release; about 10 minutes on 2 cores). Prints the
 //! table that `docs/sequential.md` shows. `-- --quick` runs a tenth of the runs.
 //!
 //! Every run lasts 3 h of 10 s ticks (1,080 ticks); each tick delivers one value per arm
@@ -10,7 +10,8 @@
 //!   scenario.
 //! * `NetflixACAJudge-v1.0` (Kayenta standalone): from tick 30 (5 min) on, the classifier
 //!   on the last 180 values (30 min sliding window) at every tick, alarm at the first
-//!   `High`. 1,000 runs per scenario (each run is ~1,000 Mann–Whitney intervals).
+//!   `High`. 200 runs per scenario (each run is ~1,000 Kayenta Mann–Whitney intervals,
+//!   ~0.3 s).
 //!
 //! Latency: lognormal, median 100, σ_log 0.25; regressions multiply the canary's values
 //! (+5/10/20 %) or its σ_log (×1.5, variance only); the sequential judge tests p50 and p90.
@@ -50,6 +51,9 @@ struct Scenario {
     kind: Kind,
     batch: u32,
     null: bool,
+    /// The sequential judge's α; rows at 0.05 compare at Kayenta-like false-alarm rates.
+    alpha: f64,
+    kayenta: bool,
 }
 
 /// One run's series generator.
@@ -128,7 +132,7 @@ fn seq_params(s: &Scenario) -> SequentialParams {
         Kind::Counts { .. } => SequentialParams::new(MetricType::Count),
     };
     p.alternative = Alternative::Increase;
-    p.alpha = 0.01;
+    p.alpha = s.alpha;
     p.batch_size = s.batch;
     p
 }
@@ -224,30 +228,35 @@ fn evaluate_inner(s: &Scenario, judge: &'static str, runs: usize, f: fn(&Scenari
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let (seq_runs, kay_runs) = if quick { (1_000, 100) } else { (10_000, 1_000) };
+    let (seq_runs, kay_runs) = if quick { (1_000, 20) } else { (10_000, 200) };
     let lat = |mult, sigma_mult, phi| Kind::Latency { mult, sigma_mult, phi };
     let cnt = |base, mult, burst| Kind::Counts { base, mult, burst };
     let scenarios = [
-        Scenario { name: "A/A latency, i.i.d.", kind: lat(1.0, 1.0, 0.0), batch: 1, null: true },
-        Scenario { name: "A/A latency, AR(1) φ=0.8", kind: lat(1.0, 1.0, 0.8), batch: 1, null: true },
-        Scenario { name: "A/A latency, AR(1) φ=0.8, batchSize 10", kind: lat(1.0, 1.0, 0.8), batch: 10, null: true },
-        Scenario { name: "A/A errors, Poisson (2/tick)", kind: cnt(2.0, 1.0, 1.0), batch: 1, null: true },
-        Scenario { name: "A/A errors, bursty (incidents × 5)", kind: cnt(2.0, 1.0, 5.0), batch: 1, null: true },
-        Scenario { name: "latency +5 %", kind: lat(1.05, 1.0, 0.0), batch: 1, null: false },
-        Scenario { name: "latency +10 %", kind: lat(1.10, 1.0, 0.0), batch: 1, null: false },
-        Scenario { name: "latency +20 %", kind: lat(1.20, 1.0, 0.0), batch: 1, null: false },
-        Scenario { name: "latency variance ×1.5 (median unchanged)", kind: lat(1.0, 1.5, 0.0), batch: 1, null: false },
-        Scenario { name: "errors ×1.5", kind: cnt(2.0, 1.5, 1.0), batch: 1, null: false },
-        Scenario { name: "errors ×2", kind: cnt(2.0, 2.0, 1.0), batch: 1, null: false },
-        Scenario { name: "errors ×3", kind: cnt(2.0, 3.0, 1.0), batch: 1, null: false },
-        Scenario { name: "sparse errors ×4 (0.05/tick)", kind: cnt(0.05, 4.0, 1.0), batch: 1, null: false },
+        Scenario { name: "A/A latency, i.i.d.", kind: lat(1.0, 1.0, 0.0), batch: 1, null: true, alpha: 0.01, kayenta: true },
+        Scenario { name: "A/A latency, AR(1) φ=0.8", kind: lat(1.0, 1.0, 0.8), batch: 1, null: true, alpha: 0.01, kayenta: true },
+        Scenario { name: "A/A latency, AR(1) φ=0.8, batchSize 10", kind: lat(1.0, 1.0, 0.8), batch: 10, null: true, alpha: 0.01, kayenta: false },
+        Scenario { name: "A/A errors, Poisson (2/tick)", kind: cnt(2.0, 1.0, 1.0), batch: 1, null: true, alpha: 0.01, kayenta: true },
+        Scenario { name: "A/A errors, bursty (incidents × 5)", kind: cnt(2.0, 1.0, 5.0), batch: 1, null: true, alpha: 0.01, kayenta: true },
+        Scenario { name: "A/A errors, sparse (0.05/tick)", kind: cnt(0.05, 1.0, 1.0), batch: 1, null: true, alpha: 0.01, kayenta: true },
+        Scenario { name: "latency +5 %", kind: lat(1.05, 1.0, 0.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
+        Scenario { name: "latency +10 %", kind: lat(1.10, 1.0, 0.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
+        Scenario { name: "latency +20 %", kind: lat(1.20, 1.0, 0.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
+        Scenario { name: "latency variance ×1.5 (median unchanged)", kind: lat(1.0, 1.5, 0.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
+        Scenario { name: "A/A latency, i.i.d., α = 0.05", kind: lat(1.0, 1.0, 0.0), batch: 1, null: true, alpha: 0.05, kayenta: false },
+        Scenario { name: "latency +5 %, α = 0.05", kind: lat(1.05, 1.0, 0.0), batch: 1, null: false, alpha: 0.05, kayenta: false },
+        Scenario { name: "latency +10 %, α = 0.05", kind: lat(1.10, 1.0, 0.0), batch: 1, null: false, alpha: 0.05, kayenta: false },
+        Scenario { name: "latency +20 %, α = 0.05", kind: lat(1.20, 1.0, 0.0), batch: 1, null: false, alpha: 0.05, kayenta: false },
+        Scenario { name: "errors ×1.5", kind: cnt(2.0, 1.5, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
+        Scenario { name: "errors ×2", kind: cnt(2.0, 2.0, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
+        Scenario { name: "errors ×3", kind: cnt(2.0, 3.0, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
+        Scenario { name: "sparse errors ×4 (0.05/tick)", kind: cnt(0.05, 4.0, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
     ];
     println!("| scenario | judge | runs | {} | median time to alarm |", "alarm rate within 3 h");
     println!("|---|---|---:|---:|---:|");
     let start = Instant::now();
     for s in &scenarios {
         let mut rows = vec![evaluate(s, "coalmine-seq-v1", seq_runs, run_seq)];
-        if s.batch == 1 {
+        if s.kayenta {
             rows.push(evaluate(s, "NetflixACAJudge-v1.0 (30 min window)", kay_runs, run_kayenta));
         }
         for r in rows {

@@ -63,6 +63,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "server.listen", kind: Kind::Str, default: "127.0.0.1:8090", doc: "Address of the HTTP API (Kayenta's port by default; port 0 picks a free one)." },
     Setting { key: "server.token", kind: Kind::OptStr, default: "", doc: "When set, POST/PUT/DELETE on /canaryConfig and /runs need `Authorization: Bearer <token>` (prefer COALMINE__SERVER__TOKEN to keep it out of files)." },
     Setting { key: "runs.judge-threads", kind: Kind::Int, default: "0", doc: "Judgments computed at once (0: one less than the cores, at least 1), so ingest keeps a core." },
+    Setting { key: "runs.lateness", kind: Kind::Duration, default: "500ms", doc: "A judgment of a window ending at t runs at t + lateness, and only once ingest has caught up past that (points produced up to t are in)." },
     Setting { key: "verdicts.topic", kind: Kind::OptStr, default: "", doc: "Kafka topic receiving every judgment and final verdict as JSON, keyed by run id (unset: none)." },
     Setting { key: "log.level", kind: Kind::Str, default: "info", doc: "Log filter (error | warn | info | debug | trace, or a tracing directive like coalmine=debug)." },
 ];
@@ -101,6 +102,7 @@ pub struct Config {
     pub server: ServerConfig,
     /// Concurrent judgments (resolved: never 0).
     pub judge_threads: usize,
+    pub lateness: Duration,
     pub verdicts_topic: Option<String>,
     pub log_level: String,
     /// Where it came from, for messages.
@@ -360,6 +362,7 @@ impl Config {
                 token: string("server.token").filter(|t| !t.is_empty()),
             },
             judge_threads: threads,
+            lateness: dur("runs.lateness"),
             verdicts_topic: string("verdicts.topic").filter(|t| !t.is_empty()),
             log_level: string("log.level").unwrap_or_else(|| "info".into()),
             source: origin.to_string(),

@@ -54,9 +54,10 @@ impl Daemon {
             let v = crate::ingest::kafka::KafkaVerdicts::new(&cfg.kafka, topic).map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
             listeners.push(Arc::new(v));
         }
-        let runs = RunManager::open(engine.clone(), configs.clone(), &cfg.store.data_dir, cfg.judge_threads, listeners)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let ingest = Arc::new(IngestStats::default());
+        let readiness = if cfg!(feature = "kafka") { Some(ingest.clone()) } else { None };
+        let runs = RunManager::open(engine.clone(), configs.clone(), &cfg.store.data_dir, cfg.judge_threads, listeners, readiness, cfg.lateness)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
         #[cfg(feature = "kafka")]
         let source = {
             let kc = cfg.kafka.clone();

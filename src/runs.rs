@@ -173,6 +173,9 @@ struct Entry {
 }
 
 struct Inner {
+    /// When set, a tick at `t` waits until ingest is caught up past `t + lateness`.
+    ingest: Option<Arc<crate::ingest::IngestStats>>,
+    lateness_ms: i64,
     engine: Engine,
     configs: Arc<ConfigStore>,
     dir: PathBuf,
@@ -201,6 +204,8 @@ impl RunManager {
         data_dir: &Path,
         judge_threads: usize,
         listeners: Vec<Arc<dyn RunListener>>,
+        ingest: Option<Arc<crate::ingest::IngestStats>>,
+        lateness: Duration,
     ) -> Result<RunManager, RunError> {
         let dir = data_dir.join("runs");
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
@@ -222,6 +227,8 @@ impl RunManager {
         }
         Ok(RunManager {
             inner: Arc::new(Inner {
+                ingest,
+                lateness_ms: lateness.as_millis() as i64,
                 engine,
                 configs,
                 dir,
@@ -340,9 +347,13 @@ impl RunManager {
         let _ = tokio::time::timeout(Duration::from_secs(30), self.inner.cpu.acquire_many(permits as u32)).await;
     }
 
-    /// Start every due tick; returns when the next one is due.
+    /// Start every due tick; returns when the next one is due. A tick at `t` is due at
+    /// `t + lateness`, once ingest is caught up past that (after a restart the consumer
+    /// first re-reads what it missed: judging before would see a hole in the data).
     fn dispatch_due(&self) -> Option<i64> {
         let now = now_ms();
+        let caught_up = self.inner.ingest.as_ref().map_or(i64::MAX, |s| s.caught_up_ms());
+        let late = self.inner.lateness_ms;
         let mut next: Option<i64> = None;
         let mut due = Vec::new();
         {
@@ -351,10 +362,16 @@ impl RunManager {
                 if e.run.status != RunStatus::Running || e.in_flight {
                     continue;
                 }
-                let t = e.run.spec.tick_ms(e.run.next_tick);
-                if t <= now {
+                let t = e.run.spec.tick_ms(e.run.next_tick) + late;
+                if t <= now && t <= caught_up {
                     e.in_flight = true;
                     due.push(e.run.id.clone());
+                } else if t <= now {
+                    // waiting for ingest to catch up: look again soon
+                    next = Some(now + 50);
+                    if now - t > 30_000 && (now - t) % 30_000 < 500 {
+                        tracing::warn!(run = %e.run.id, behind_ms = now - caught_up, "Judgment delayed: ingest is behind");
+                    }
                 } else {
                     next = Some(next.map_or(t, |n: i64| n.min(t)));
                 }

@@ -81,6 +81,8 @@ impl MessageBatch {
 
 enum Work {
     Batch(MessageBatch),
+    /// Nothing was waiting at this time (epoch ms): once appended, ingest is caught up to it.
+    CaughtUp(i64),
     /// Reply once everything sent before has been appended to the store.
     Barrier(SyncSender<()>),
 }
@@ -100,6 +102,7 @@ impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
+                self.stats.assigned.store(false, Ordering::Release);
                 tracing::info!(partitions = %describe(tpl), "Partitions revoked: flushing and committing what is durable");
                 if let Err(e) = self.drain() {
                     tracing::error!(error = %e, "Could not drain the decoder before a revocation");
@@ -115,7 +118,10 @@ impl ConsumerContext for Ctx {
                     Err(e) => tracing::error!(error = %e, "Flush before revocation failed; uncommitted messages will be re-read"),
                 }
             }
-            Rebalance::Assign(tpl) => tracing::info!(partitions = %describe(tpl), "Partitions assigned"),
+            Rebalance::Assign(tpl) => {
+                self.stats.assigned.store(tpl.count() > 0, Ordering::Release);
+                tracing::info!(partitions = %describe(tpl), "Partitions assigned")
+            }
             Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance error"),
         }
     }
@@ -321,13 +327,27 @@ fn consume_loop(
     let errors = BurstLog::new(Duration::from_secs(10));
     let ctx = consumer.context();
     let topic_index: HashMap<String, u16> = ctx.topics.iter().enumerate().map(|(i, t)| (t.clone(), i as u16)).collect();
+    let mut last_mark = 0i64;
     while !stop.load(Ordering::Relaxed) {
         // Commit what the flusher made durable (latest wins).
         if let Some(durable) = commits.try_iter().last() {
             commit(&consumer, &durable, None, CommitMode::Async, &stats);
         }
         match consumer.poll(Duration::from_millis(20)) {
-            None => {}
+            None => {
+                // Caught up: tell the decoder, which marks it once what came before is stored.
+                let now = crate::store::now_ms();
+                if stats.assigned.load(Ordering::Acquire) && now - last_mark >= 50 {
+                    let batch = std::mem::take(&mut *ctx.pending.lock().expect("pending lock"));
+                    if !batch.msgs.is_empty() && ctx.work.send(Work::Batch(batch)).is_err() {
+                        return Err(IngestError::Thread("the decoder thread stopped".into()));
+                    }
+                    if ctx.work.send(Work::CaughtUp(now)).is_err() {
+                        return Err(IngestError::Thread("the decoder thread stopped".into()));
+                    }
+                    last_mark = now;
+                }
+            }
             Some(Err(e)) => {
                 if let Some(suppressed) = errors.admit() {
                     tracing::warn!(error = %e, suppressed, "Kafka consumer error");
@@ -405,6 +425,10 @@ fn decode_loop(
         let batch = match w {
             Work::Barrier(reply) => {
                 let _ = reply.send(());
+                continue;
+            }
+            Work::CaughtUp(t) => {
+                stats.caught_up_ms.fetch_max(t, Ordering::AcqRel);
                 continue;
             }
             Work::Batch(b) => b,

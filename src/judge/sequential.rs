@@ -88,8 +88,6 @@ pub mod histogram;
 pub mod mixture;
 pub mod quantile;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -827,7 +825,6 @@ impl JudgeSettings {
 /// A metric's resolved settings.
 #[derive(Debug, Clone)]
 struct MetricSettings {
-    direction: Direction,
     nan_strategy: NanStrategy,
     critical: bool,
     must_have_data: bool,
@@ -898,7 +895,6 @@ impl MetricSettings {
         };
         params.validate().map_err(|e| ShapeError::new(&cp, e.to_string()))?;
         Ok(MetricSettings {
-            direction,
             nan_strategy,
             critical: r.bool(&["canary", "critical"], false)?,
             must_have_data: r.bool(&["canary", "mustHaveData"], false)?,
@@ -1053,7 +1049,6 @@ fn classify(name: &str, state: &SequentialState, report: &SequentialReport, ms: 
         Some(Label::Low) if effect.is_nan() || effect <= allowed_dec => Label::Low,
         _ => Label::Pass,
     };
-    let _ = ms.direction; // the alternative already restricts the tails
     let (crit_dec, crit_inc) = ms.critical_thresholds;
     match label {
         Label::High if ms.critical && (effect.is_nan() || effect >= crit_inc) => {
@@ -1115,11 +1110,6 @@ pub fn params_for(
         MetricType::infer(&clean(&pair.control), &clean(&pair.experiment))
     });
     Ok(params)
-}
-
-/// Group scores keyed by name, for tests and reports.
-pub fn group_score_map(result: &CanaryJudgeResult) -> BTreeMap<String, f64> {
-    result.group_scores.iter().map(|g| (g.name.clone(), g.score)).collect()
 }
 
 #[cfg(test)]

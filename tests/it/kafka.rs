@@ -99,6 +99,8 @@ impl Drop for TempDir {
 /// A `coalmine serve` child process.
 pub struct Daemon {
     pub child: Child,
+    /// Log bytes written by earlier lives of this daemon.
+    log_offset: usize,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     config: PathBuf,
@@ -120,14 +122,30 @@ impl Daemon {
         )
         .unwrap();
         let log = dir.join(format!("{name}.log"));
-        let mut d = Daemon { child: spawn(&config, &log), data_dir, log, config };
+        let mut d = Daemon { child: spawn(&config, &log), log_offset: 0, data_dir, log, config };
         d.wait_for_log("coalmine is running", Duration::from_secs(30));
         d
     }
 
     /// Start the same daemon again (after a crash).
     pub fn restart(&mut self) {
+        self.log_offset = std::fs::metadata(&self.log).map_or(0, |m| m.len() as usize);
         self.child = spawn(&self.config, &self.log);
+    }
+
+    /// The log of the current life only.
+    fn current_log(&self) -> String {
+        let all = self.log_text();
+        all.get(self.log_offset.min(all.len())..).unwrap_or("").to_string()
+    }
+
+    /// The HTTP API's address, from the start-up log line.
+    pub fn api(&mut self) -> String {
+        self.wait_for_log("api=http://", Duration::from_secs(30));
+        let log = self.current_log();
+        let line = log.lines().rev().find(|l| l.contains("api=http://")).unwrap();
+        let a = line.split("api=http://").nth(1).unwrap();
+        a.split_whitespace().next().unwrap().to_string()
     }
 
     pub fn log_text(&self) -> String {
@@ -136,7 +154,7 @@ impl Daemon {
 
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
         let start = Instant::now();
-        while !self.log_text().contains(needle) {
+        while !self.current_log().contains(needle) {
             if let Ok(Some(st)) = self.child.try_wait() {
                 panic!("daemon exited ({st}) before logging {needle:?}:\n{}", self.log_text());
             }

@@ -1,6 +1,8 @@
 //! The integration tests: one binary, a module per stage.
 
 mod cli;
+mod e2e;
+mod http;
 mod ingest;
 mod judge;
 mod kafka;

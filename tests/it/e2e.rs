@@ -1,0 +1,239 @@
+//! End to end: the daemon (a real child process) on 127.0.0.1:0 against the real broker,
+//! live baseline/canary traffic, canary runs started and read through the HTTP API.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseRecord, Producer};
+use serde_json::{json, Value};
+
+use crate::http::{get, request};
+use crate::kafka::{broker, create_topic, producer, unique, Daemon, TempDir};
+
+const TOKEN: &str = "e2e-secret";
+
+/// Live traffic: for each app, 3 baseline (v1) and 3 canary (v2) instances, 10 latency
+/// samples per instance every 100 ms at the current time. `slow` apps' canaries are 30%
+/// slower.
+fn traffic(addr: String, topic: String, apps: Vec<(&'static str, bool)>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let p = producer(&addr);
+        let mut state = 7u64;
+        let mut noise = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64) / ((1u64 << 53) as f64)
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let now = coalmine::store::now_ms();
+            for (app, slow) in &apps {
+                for inst in 1..=6 {
+                    let canary = inst > 3;
+                    let factor = if canary && *slow { 1.3 } else { 1.0 };
+                    let tags = json!({"app": app, "version": if canary { "v2" } else { "v1" }, "instance": format!("{app}-{inst}")});
+                    let mut pts: Vec<Value> = (0..10)
+                        .map(|k| json!({"metric": "latency", "ts": now + k, "value": (90.0 + 20.0 * noise()) * factor, "tags": tags}))
+                        .collect();
+                    let error = if noise() < 0.05 { 1 } else { 0 };
+                    pts.push(json!({"metric": "errors", "ts": now, "value": error, "tags": tags}));
+                    let payload = Value::Array(pts).to_string();
+                    let key = format!("{app}-{inst}");
+                    let _ = p.send(BaseRecord::<str, str>::to(&topic).key(&key).payload(&payload));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = p.flush(Duration::from_secs(10));
+    })
+}
+
+fn config() -> Value {
+    json!({
+        "name": "e2e-latency-errors",
+        "applications": ["e2e"],
+        "metrics": [
+            {"name": "latency p50", "groups": ["latency"],
+             "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '500 milliseconds', ts) AS ts, median(value) AS value FROM metrics WHERE metric = 'latency' GROUP BY 1"},
+             "analysisConfigurations": {"canary": {"direction": "increase", "effectSize": {"allowedIncrease": 1.1}}}},
+            {"name": "errors", "groups": ["errors"],
+             "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '1 second', ts) AS ts, sum(value) AS value FROM metrics WHERE metric = 'errors' GROUP BY 1"},
+             "analysisConfigurations": {"canary": {"direction": "increase", "nanStrategy": "replace"}}}
+        ],
+        "classifier": {"groupWeights": {"latency": 70, "errors": 30}}
+    })
+}
+
+fn run_body(config_id: &str, app: &str, lifetime: &str) -> String {
+    json!({
+        "config": config_id,
+        "scopes": {"default": {"control": {"tags": {"app": app, "version": "v1"}}, "experiment": {"tags": {"app": app, "version": "v2"}}}},
+        "lifetime": lifetime, "interval": "3s", "window": "6s", "warmup": "1s",
+        "thresholds": {"pass": 95, "marginal": 75}
+    })
+    .to_string()
+}
+
+fn auth() -> [(&'static str, &'static str); 1] {
+    [("Authorization", "Bearer e2e-secret")]
+}
+
+fn wait_final(api: &str, id: &str, timeout: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = get(api, &format!("/runs/{id}/verdict")).json();
+        if v["status"] != "running" {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "run {id} still running: {v}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn regressed_canary_fails_and_clean_canary_passes() {
+    let Some(addr) = broker() else { return };
+    let dir = TempDir::new("e2e");
+    let topic = unique("e2e");
+    create_topic(&addr, &topic, 3);
+    let extra = format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n");
+    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], &extra);
+    let api = d.api();
+    let stop = Arc::new(AtomicBool::new(false));
+    let gen = traffic(addr.clone(), topic.clone(), vec![("shop", true), ("cart", false)], stop.clone());
+
+    // configs: the token is needed to write
+    let r = request(&api, "POST", "/canaryConfig", Some(&config().to_string()), &[]);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("Bearer"));
+    let r = request(&api, "POST", "/canaryConfig", Some(&config().to_string()), &auth());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.json()["canaryConfigId"].as_str().unwrap().to_string();
+    assert_eq!(get(&api, &format!("/canaryConfig/{id}")).json()["name"], "e2e-latency-errors");
+    assert_eq!(get(&api, "/canaryConfig?application=e2e").json().as_array().unwrap().len(), 1);
+    assert_eq!(get(&api, "/canaryConfig?application=other").json().as_array().unwrap().len(), 0);
+
+    let shop = request(&api, "POST", "/runs", Some(&run_body(&id, "shop", "15s")), &auth());
+    assert_eq!(shop.status, 201, "{}", shop.body);
+    let cart = request(&api, "POST", "/runs", Some(&run_body(&id, "cart", "12s")), &auth());
+    assert_eq!(cart.status, 201, "{}", cart.body);
+    let shop_id = shop.json()["id"].as_str().unwrap().to_string();
+    let cart_id = cart.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(get(&api, &format!("/runs/{shop_id}/verdict")).json()["status"], "running");
+
+    let shop_v = wait_final(&api, &shop_id, Duration::from_secs(60));
+    let cart_v = wait_final(&api, &cart_id, Duration::from_secs(60));
+    stop.store(true, Ordering::Relaxed);
+    gen.join().unwrap();
+    assert_eq!(shop_v["status"], "fail", "{shop_v}");
+    assert_eq!(cart_v["status"], "pass", "{cart_v}");
+    let shop_run = get(&api, &format!("/runs/{shop_id}")).json();
+    let last = shop_run["judgments"].as_array().unwrap().last().unwrap().clone();
+    let latency = last["result"]["results"].as_array().unwrap().iter().find(|m| m["name"] == "latency p50").unwrap();
+    assert_eq!(latency["classification"], "High", "the regressed metric is the one that failed");
+    assert!(latency["resultMetadata"]["test"]["lower"].as_f64().unwrap() > 0.0);
+    assert!(shop_run["judgments"].as_array().unwrap().len() < 4, "stopped early at the first failing judgment");
+    let cart_run = get(&api, &format!("/runs/{cart_id}")).json();
+    assert_eq!(cart_run["judgments"].as_array().unwrap().len(), 3, "12s, 1s warm-up, every 3s: 3 judgments");
+
+    let m = get(&api, "/metrics").body;
+    assert!(m.contains("coalmine_verdicts_total{status=\"fail\"} 1") && m.contains("coalmine_verdicts_total{status=\"pass\"} 1"), "{m}");
+    assert!(m.contains("coalmine_points_ingested_total"));
+    let list = get(&api, "/runs").json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn api_rejects_bad_requests_with_clear_messages() {
+    let Some(addr) = broker() else { return };
+    let dir = TempDir::new("api");
+    let topic = unique("api");
+    create_topic(&addr, &topic, 1);
+    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], "\n[server]\nlisten = \"127.0.0.1:0\"\n");
+    let api = d.api();
+    let cases: Vec<(&str, &str, Option<String>, u16, &str)> = vec![
+        ("GET", "/runs/nope", None, 404, "run 'nope' not found"),
+        ("GET", "/runs/nope/verdict", None, 404, "not found"),
+        ("GET", "/canaryConfig/nope", None, 404, "Canary config with id 'nope' not found"),
+        ("DELETE", "/canaryConfig/nope", None, 404, "not found"),
+        ("GET", "/nowhere", None, 404, "no route for GET /nowhere"),
+        ("PATCH", "/runs", None, 405, "PATCH is not allowed"),
+        ("POST", "/runs", Some("{\"config\": \"x\",".into()), 400, "line 1"),
+        ("POST", "/runs", Some(String::new()), 400, "body is empty"),
+        ("POST", "/runs", Some(run_body("missing-config", "a", "1h")), 404, "Canary config with id 'missing-config' not found"),
+        ("POST", "/runs", Some(run_body("x", "a", "an hour")), 400, "lifetime: \"an hour\" is not a duration"),
+        ("POST", "/runs", Some(json!({"config": "x", "colour": "red"}).to_string()), 400, "colour: unknown field"),
+        ("POST", "/canaryConfig", Some(json!({"name": "bad name!", "applications": ["a"], "metrics": []}).to_string()), 400, "name: \"bad name!\""),
+        ("POST", "/canaryConfig", Some(json!({"name": "n", "applications": ["a"], "metrics": [{"name": "m", "query": {"type": "sql", "sql": "DROP TABLE metrics"}}]}).to_string()), 400, "metrics[0].query.sql: metric 'm': query must be a single SELECT, found DROP TABLE at 1:1"),
+        ("POST", "/canaryConfig", Some(json!({"name": "n", "applications": ["a"], "metrics": [{"name": "m", "query": {"type": "sql", "sql": "SELECT avg(value) FROM metrics"}}]}).to_string()), 400, "must return a column named `value`"),
+        ("POST", "/canaryConfig", Some(json!({"name": "n", "applications": ["a"], "metrics": [{"name": "m", "query": {"type": "sql", "sql": "SELECT value FROM metrics"}}, {"name": "m", "query": {"type": "sql", "sql": "SELECT value FROM metrics"}}]}).to_string()), 400, "duplicate metric name 'm'"),
+        ("POST", "/canaryConfig", Some(json!({"name": "n", "applications": [], "metrics": []}).to_string()), 400, "at least one application"),
+        ("POST", "/judge", Some("{\"canaryConfig\": {}}".into()), 400, "metricSetPairList: missing"),
+    ];
+    for (method, path, body, status, want) in cases {
+        let r = request(&api, method, path, body.as_deref(), &[]);
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        let msg = r.json()["message"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains(want), "{method} {path}: {msg}");
+    }
+    // a YAML config is accepted; a run referencing a scope it does not define is not
+    let yaml = "name: yaml-config\napplications: [a]\nmetrics:\n  - name: m\n    scopeName: canary-region\n    query:\n      type: sql\n      sql: SELECT value FROM metrics\n";
+    let r = request(&api, "POST", "/canaryConfig", Some(yaml), &[("Content-Type", "application/yaml")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.json()["canaryConfigId"].as_str().unwrap().to_string();
+    let r = request(&api, "POST", "/runs", Some(&run_body(&id, "a", "1h")), &[]);
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap().contains("uses scope 'canary-region'"), "{}", r.body);
+    // POST /judge is Kayenta's remote judge: the same result as the CLI
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checkout-canary.json")).unwrap();
+    let r = request(&api, "POST", "/judge?judge=NetflixACAJudge-v1.0", Some(&example), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["judgeName"], "NetflixACAJudge-v1.0");
+    assert_eq!(r.json()["score"]["classification"], "Fail");
+    let doc = get(&api, "/openapi.json").json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(doc["paths"]["/runs/{id}/verdict"].is_object());
+    assert_eq!(get(&api, "/health").json()["status"], "ok");
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn runs_survive_a_restart() {
+    let Some(addr) = broker() else { return };
+    let dir = TempDir::new("resume");
+    let topic = unique("resume");
+    create_topic(&addr, &topic, 2);
+    let extra = "\n[server]\nlisten = \"127.0.0.1:0\"\n";
+    let group = unique("g");
+    let mut d = Daemon::start(&dir.0, "d", &addr, &group, &[(&topic, "json")], extra);
+    let mut api = d.api();
+    let stop = Arc::new(AtomicBool::new(false));
+    let gen = traffic(addr.clone(), topic.clone(), vec![("shop", false)], stop.clone());
+    let id = request(&api, "POST", "/canaryConfig", Some(&config().to_string()), &[]).json()["canaryConfigId"].as_str().unwrap().to_string();
+    let run = request(&api, "POST", "/runs", Some(&run_body(&id, "shop", "18s")), &[]).json();
+    let run_id = run["id"].as_str().unwrap().to_string();
+    // wait for the first judgment, then crash
+    let start = Instant::now();
+    while get(&api, &format!("/runs/{run_id}")).json()["judgments"].as_array().unwrap().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.kill9();
+    let before = 1;
+    std::thread::sleep(Duration::from_secs(1));
+    d.restart();
+    api = d.api();
+    let v = wait_final(&api, &run_id, Duration::from_secs(60));
+    stop.store(true, Ordering::Relaxed);
+    gen.join().unwrap();
+    let run = get(&api, &format!("/runs/{run_id}")).json();
+    let judgments = run["judgments"].as_array().unwrap();
+    assert!(judgments.len() > before, "judged again after the restart: {}", judgments.len());
+    assert_eq!(judgments[0]["index"], 1, "the judgment made before the crash is kept");
+    let indexes: Vec<u64> = judgments.iter().map(|j| j["index"].as_u64().unwrap()).collect();
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    assert_eq!(*indexes.last().unwrap(), 5, "ends with the final judgment: {v}\n{run}");
+    assert_eq!(v["status"], "pass", "{v}");
+    assert!(d.log_text().contains("Resuming a canary run"));
+    assert!(d.terminate().success());
+}
