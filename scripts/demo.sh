@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# The main job on the bundled default: judge examples/checkout-canary.json (a canary whose
-# p99 latency regressed ~15%) and print the per-metric table and the verdict.
+# The main job on the embedded default: `coalmine demo` runs the whole pipeline in one
+# process — an in-process Kafka-protocol broker, synthetic traffic from 3 baseline and 3
+# canary instances, the daemon with a bundled SQL canary config, a canary run printed tick
+# by tick. First with the canary's latency regressed by 15% (coalmine must catch it), then
+# a clean canary (coalmine must let it pass).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_cmd cargo
-log "Building coalmine (first build takes ~4 minutes on 2 cores)"
+log "Building coalmine (first build: about 7 minutes on 2 cores)"
 cargo build -q -p coalmine --bin coalmine
-log "coalmine judge examples/checkout-canary.json --format table"
+BIN="$ROOT/target/debug/coalmine"
+
+log "coalmine demo --regression latency=+15%   (the canary is slower: expect FAIL)"
 status=0
-"$ROOT/target/debug/coalmine" judge examples/checkout-canary.json --format table --fail-on fail || status=$?
-if [ "$status" -eq 3 ]; then
-    echo
-    echo "The canary failed, as it should: its p99 latency regressed. (exit status 3 = verdict Fail)"
-    exit 0
+"$BIN" demo --regression latency=+15% || status=$?
+if [ "$status" -ne 1 ]; then
+    echo "error: the regressed canary was not failed (exit $status)" >&2
+    exit 1
 fi
-exit "$status"
+
+log "coalmine demo --regression none   (a healthy canary: expect PASS)"
+"$BIN" demo --regression none
+
+log "Both verdicts as expected: the regression was caught, the healthy canary passed."
