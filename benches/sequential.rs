@@ -10,6 +10,7 @@ use std::hint::black_box;
 use coalmine::judge::sequential::{Alternative, MetricType, SequentialParams, SequentialState};
 
 #[path = "data.rs"]
+#[allow(dead_code)]
 mod data;
 
 const METRICS: usize = 10_000;

@@ -31,6 +31,7 @@ use coalmine::judge::sequential::{Alternative, MetricType, SequentialParams, Seq
 use coalmine::judge::{Direction, Label, NanStrategy};
 
 #[path = "data.rs"]
+#[allow(dead_code)]
 mod data;
 use data::Gen;
 
@@ -100,7 +101,7 @@ impl Series {
             }
             Kind::Counts { base, mult, burst } => {
                 let load = 1.0 + 0.5 * (2.0 * std::f64::consts::PI * self.t as f64 / TICKS as f64).sin();
-                let mut draw = |me: &mut Self, rate: f64| {
+                let draw = |me: &mut Self, rate: f64| {
                     if burst <= 1.0 {
                         me.poisson(rate)
                     } else {
@@ -251,7 +252,7 @@ fn main() {
         Scenario { name: "errors ×3", kind: cnt(2.0, 3.0, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
         Scenario { name: "sparse errors ×4 (0.05/tick)", kind: cnt(0.05, 4.0, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
     ];
-    println!("| scenario | judge | runs | {} | median time to alarm |", "alarm rate within 3 h");
+    println!("| scenario | judge | runs | alarm rate within 3 h | median time to alarm |");
     println!("|---|---|---:|---:|---:|");
     let start = Instant::now();
     for s in &scenarios {

@@ -873,7 +873,7 @@ impl MetricSettings {
             }
         };
         let pass_margin = r.f64(&["canary", "passMargin"], js.pass_margin)?;
-        check(pass_margin >= 0.0 && pass_margin < 1.0, &cp.key("passMargin"), format!("passMargin must be in [0, 1), got {pass_margin}"))?;
+        check((0.0..1.0).contains(&pass_margin), &cp.key("passMargin"), format!("passMargin must be in [0, 1), got {pass_margin}"))?;
         let batch = r.f64(&["canary", "batchSize"], js.batch_size)?;
         check(
             batch >= 1.0 && batch.fract() == 0.0 && batch <= u32::MAX as f64,
