@@ -54,6 +54,10 @@ impl Daemon {
             let v = crate::ingest::kafka::KafkaVerdicts::new(&cfg.kafka, topic).map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
             listeners.push(Arc::new(v));
         }
+        #[cfg(feature = "server")]
+        let (listener, addr) = crate::api::bind(&cfg.server.listen)
+            .await
+            .map_err(|e| Error::io(format!("cannot listen on {}", cfg.server.listen), e))?;
         let ingest = Arc::new(IngestStats::default());
         let readiness = if cfg!(feature = "kafka") { Some(ingest.clone()) } else { None };
         let runs = RunManager::open(engine.clone(), configs.clone(), &cfg.store.data_dir, cfg.judge_threads, listeners, readiness, cfg.lateness)
@@ -77,9 +81,6 @@ impl Daemon {
         tasks.push(tokio::spawn(runs.clone().schedule(stopped(stop_rx.clone()))));
         #[cfg(feature = "server")]
         let addr = {
-            let (listener, addr) = crate::api::bind(&cfg.server.listen)
-                .await
-                .map_err(|e| Error::io(format!("cannot listen on {}", cfg.server.listen), e))?;
             let state = crate::api::AppState {
                 engine,
                 configs: configs.clone(),

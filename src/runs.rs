@@ -468,6 +468,39 @@ impl RunManager {
     }
 }
 
+/// A run's queries planned once and judged on demand, outside the scheduler (benchmarks,
+/// replays, tools).
+pub struct PreparedRun {
+    prepared: tick::Prepared,
+    run: Run,
+}
+
+impl PreparedRun {
+    /// Plan every metric's SQL for both scopes of `spec` (a parsed `POST /runs` body).
+    pub async fn prepare(engine: &Engine, config: &Value, spec: RunSpec) -> Result<PreparedRun, RunError> {
+        let parsed = crate::judge::CanaryConfig::from_value(config, &crate::judge::json::JsonPath::root().key("config"))
+            .map_err(|e| RunError::Invalid(e.to_string()))?;
+        let prepared = tick::Prepared::new(engine, &parsed, config, &spec).await.map_err(RunError::Invalid)?;
+        let run = Run {
+            id: "prepared".into(),
+            spec,
+            config: config.clone(),
+            status: RunStatus::Running,
+            created_ms: now_ms(),
+            next_tick: 1,
+            judgments: Vec::new(),
+            message: None,
+        };
+        Ok(PreparedRun { prepared, run })
+    }
+
+    /// Query, pair and judge the window of a tick at `tick_ms`: the `CanaryJudgeResult` JSON
+    /// and the metric-set pairs judged.
+    pub async fn judge(&self, tick_ms: i64) -> Result<(Value, Vec<crate::judge::MetricSetPair>), RunError> {
+        tick::judge_tick(&self.prepared, &self.run, tick_ms).await.map_err(RunError::Invalid)
+    }
+}
+
 /// After judgment `index` scored `score`: stop early, finish, or go on.
 fn decide(run: &mut Run, score: f64, index: u64) {
     let (pass, marginal) = (run.spec.pass, run.spec.marginal);

@@ -153,17 +153,66 @@ impl Segment {
     }
 }
 
+/// Points not yet in a segment, indexed by series so a window query does not walk them all.
+#[derive(Default)]
+struct Buffer {
+    points: PointColumns,
+    rows: std::collections::HashMap<u32, Vec<u32>, ahash::RandomState>,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+impl Buffer {
+    fn extend(&mut self, p: &PointColumns) {
+        if self.points.is_empty() {
+            self.min_ts = i64::MAX;
+            self.max_ts = i64::MIN;
+        }
+        let base = self.points.len() as u32;
+        for (i, (&s, &t)) in p.series.iter().zip(&p.ts).enumerate() {
+            self.rows.entry(s).or_default().push(base + i as u32);
+            self.min_ts = self.min_ts.min(t);
+            self.max_ts = self.max_ts.max(t);
+        }
+        self.points.extend(p);
+    }
+
+    fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Points of `series` (sorted) in `[start, end)`, appended to `out`.
+    fn select(&self, series: &[u32], start: i64, end: i64, out: &mut PointColumns) {
+        if self.points.is_empty() || self.max_ts < start || self.min_ts >= end {
+            return;
+        }
+        let p = &self.points;
+        for s in series {
+            for &r in self.rows.get(s).into_iter().flatten() {
+                let r = r as usize;
+                if p.ts[r] >= start && p.ts[r] < end {
+                    out.push(p.series[r], p.ts[r], p.value[r]);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Active {
-    points: PointColumns,
-    /// Offsets of the messages whose points are in `points` (or that had none).
+    buffer: Buffer,
+    /// Offsets of the messages whose points are in `buffer` (or that had none).
     offsets: Offsets,
 }
 
 struct State {
     segments: Vec<Arc<Segment>>,
     /// Points taken from the active buffer and not yet in a segment: visible to scans.
-    pending: Option<Arc<PointColumns>>,
+    pending: Option<Arc<Buffer>>,
     durable: Durable,
     next_segment_id: u64,
 }
@@ -346,14 +395,14 @@ impl Store {
     /// `offsets` are fully processed. Returns the active buffer's size.
     pub fn append(&self, points: &PointColumns, offsets: &Offsets) -> usize {
         let mut a = self.inner.active.lock().expect("active lock");
-        a.points.extend(points);
+        a.buffer.extend(points);
         merge_offsets(&mut a.offsets, offsets);
-        a.points.len()
+        a.buffer.len()
     }
 
     /// Points waiting in the active buffer.
     pub fn active_points(&self) -> usize {
-        self.inner.active.lock().expect("active lock").points.len()
+        self.inner.active.lock().expect("active lock").buffer.len()
     }
 
     /// Make everything appended so far durable: one new segment and a new manifest.
@@ -363,24 +412,26 @@ impl Store {
             return Err(StoreError::InvalidInput("the store is open read-only".into()));
         }
         let _serial = self.inner.flush_lock.lock().expect("flush lock");
-        let (points, offsets) = {
+        let (pending, offsets) = {
             let mut a = self.inner.active.lock().expect("active lock");
-            if a.points.is_empty() && a.offsets.is_empty() {
+            if a.buffer.is_empty() && a.offsets.is_empty() {
                 return Ok(self.durable_offsets());
             }
-            let points = Arc::new(std::mem::take(&mut a.points));
+            let pending = Arc::new(std::mem::take(&mut a.buffer));
             let offsets = std::mem::take(&mut a.offsets);
             // visible to scans until the segment replaces it (taken under both locks)
-            self.inner.state.write().expect("state lock").pending = Some(points.clone());
-            (points, offsets)
+            self.inner.state.write().expect("state lock").pending = Some(pending.clone());
+            (pending, offsets)
         };
-        let result = self.write_flush(&points, &offsets);
+        let points = &pending.points;
+        let result = self.write_flush(points, &offsets);
         if result.is_err() {
             // Put the points back so nothing accepted is lost; the next flush retries.
             let mut a = self.inner.active.lock().expect("active lock");
-            let mut back = (*points).clone();
-            back.extend(&a.points);
-            a.points = back;
+            let mut back = Buffer::default();
+            back.extend(points);
+            back.extend(&a.buffer.points);
+            a.buffer = back;
             let mut o = offsets.clone();
             merge_offsets(&mut o, &a.offsets);
             a.offsets = o;
@@ -561,20 +612,15 @@ impl Store {
         if series.is_empty() || start_ms >= end_ms {
             return Ok(out);
         }
-        let wanted = |s: u32| series.binary_search(&s).is_ok();
-        let in_range = |t: i64| t >= start_ms && t < end_ms;
         // In-memory sources first, under the locks, in the order flush takes them.
         let segments = {
             let a = self.inner.active.lock().expect("active lock");
             let s = self.inner.state.read().expect("state lock");
             let mut unsorted = PointColumns::default();
-            for src in s.pending.iter().map(|p| &**p).chain(std::iter::once(&a.points)) {
-                for i in 0..src.len() {
-                    if in_range(src.ts[i]) && wanted(src.series[i]) {
-                        unsorted.push(src.series[i], src.ts[i], src.value[i]);
-                    }
-                }
+            if let Some(p) = &s.pending {
+                p.select(series, start_ms, end_ms, &mut unsorted);
             }
+            a.buffer.select(series, start_ms, end_ms, &mut unsorted);
             if !unsorted.is_empty() {
                 out.push(build_sorted(&unsorted).0);
             }
@@ -611,14 +657,14 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let (active_points, active_bytes) = {
             let a = self.inner.active.lock().expect("active lock");
-            (a.points.len() as u64, a.points.capacity_bytes() as u64)
+            (a.buffer.len() as u64, a.buffer.points.capacity_bytes() as u64)
         };
         let s = self.inner.state.read().expect("state lock");
         let mut st = StoreStats {
             series: self.registry().len(),
             segments: s.segments.len(),
             active_points,
-            memory_bytes: active_bytes + s.pending.as_ref().map_or(0, |p| p.capacity_bytes() as u64),
+            memory_bytes: active_bytes + s.pending.as_ref().map_or(0, |p| p.points.capacity_bytes() as u64),
             flushes: self.inner.flushes.load(Ordering::Relaxed),
             compactions: self.inner.compactions.load(Ordering::Relaxed),
             ..Default::default()

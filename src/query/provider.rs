@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use arrow::array::{
-    Array, ArrayRef, Float64Array, MapBuilder, RecordBatch, StringBuilder, StringDictionaryBuilder, TimestampMillisecondArray,
+    Array, ArrayRef, MapBuilder, RecordBatch, StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
@@ -121,13 +121,14 @@ fn literal_str(e: &Expr) -> Option<String> {
     }
 }
 
-fn literal_ms(e: &Expr) -> Option<i64> {
+/// A timestamp literal in milliseconds, rounded down, and whether that is exact.
+fn literal_ms(e: &Expr) -> Option<(i64, bool)> {
     match e {
         Expr::Literal(v, _) => match v {
-            ScalarValue::TimestampMillisecond(Some(x), _) => Some(*x),
-            ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1000),
-            ScalarValue::TimestampMicrosecond(Some(x), _) => Some(x.div_euclid(1000)),
-            ScalarValue::TimestampNanosecond(Some(x), _) => Some(x.div_euclid(1_000_000)),
+            ScalarValue::TimestampMillisecond(Some(x), _) => Some((*x, true)),
+            ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1000).map(|m| (m, true)),
+            ScalarValue::TimestampMicrosecond(Some(x), _) => Some((x.div_euclid(1000), x.rem_euclid(1000) == 0)),
+            ScalarValue::TimestampNanosecond(Some(x), _) => Some((x.div_euclid(1_000_000), x.rem_euclid(1_000_000) == 0)),
             _ => None,
         },
         Expr::Cast(c) => literal_ms(&c.expr),
@@ -145,77 +146,62 @@ fn column_name(e: &Expr) -> Option<&str> {
 }
 
 impl StoreTableProvider {
-    /// Apply one filter to `p` if it is one the store can use; `true` if it could.
-    fn push(&self, e: &Expr, p: &mut Pushed) -> bool {
+    /// Apply one filter to `p` if the store can use it: `Some(true)` when the store applies
+    /// it exactly (DataFusion need not re-check it), `Some(false)` when it only prunes.
+    fn push(&self, e: &Expr, p: &mut Pushed) -> Option<bool> {
         match e {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 let (col, lit, op) = match (column_name(left), column_name(right)) {
                     (Some(c), None) => (c, right.as_ref(), *op),
-                    (None, Some(c)) => match op.swap() {
-                        Some(o) => (c, left.as_ref(), o),
-                        None => return false,
-                    },
-                    _ => return false,
+                    (None, Some(c)) => (c, left.as_ref(), op.swap()?),
+                    _ => return None,
                 };
                 match (col, op) {
-                    ("metric", Operator::Eq) => match literal_str(lit) {
-                        Some(m) => {
-                            let set: BTreeSet<String> = [m].into();
-                            p.metrics = Some(match p.metrics.take() {
-                                Some(prev) => prev.intersection(&set).cloned().collect(),
-                                None => set,
-                            });
-                            true
-                        }
-                        None => false,
-                    },
-                    ("ts", Operator::GtEq | Operator::Gt | Operator::Lt | Operator::LtEq) => match literal_ms(lit) {
-                        Some(t) => {
-                            match op {
-                                Operator::GtEq => p.start = Some(p.start.map_or(t, |s| s.max(t))),
-                                Operator::Gt => p.start = Some(p.start.map_or(t + 1, |s| s.max(t + 1))),
-                                Operator::Lt => p.end = Some(p.end.map_or(t, |s| s.min(t))),
-                                _ => p.end = Some(p.end.map_or(t + 1, |s| s.min(t + 1))),
-                            }
-                            true
-                        }
-                        None => false,
-                    },
-                    (c, Operator::Eq) if self.tag_columns.iter().any(|k| k == c) => match literal_str(lit) {
-                        Some(v) => {
-                            if p.tags.get(c).is_some_and(|old| *old != v) {
-                                p.impossible = true;
-                            }
-                            p.tags.insert(c.to_string(), v);
-                            true
-                        }
-                        None => false,
-                    },
-                    _ => false,
-                }
-            }
-            Expr::InList(list) if !list.negated && column_name(&list.expr) == Some("metric") => {
-                let vals: Option<BTreeSet<String>> = list.list.iter().map(literal_str).collect();
-                match vals {
-                    Some(set) => {
+                    ("metric", Operator::Eq) => {
+                        let set: BTreeSet<String> = [literal_str(lit)?].into();
                         p.metrics = Some(match p.metrics.take() {
                             Some(prev) => prev.intersection(&set).cloned().collect(),
                             None => set,
                         });
-                        true
+                        Some(true)
                     }
-                    None => false,
+                    ("ts", Operator::GtEq | Operator::Gt | Operator::Lt | Operator::LtEq) => {
+                        let (t, exact) = literal_ms(lit)?;
+                        // rounded down to the millisecond: widen the range when inexact
+                        match (op, exact) {
+                            (Operator::GtEq, _) | (Operator::Gt, false) => p.start = Some(p.start.map_or(t, |s| s.max(t))),
+                            (Operator::Gt, true) => p.start = Some(p.start.map_or(t + 1, |s| s.max(t + 1))),
+                            (Operator::Lt, true) => p.end = Some(p.end.map_or(t, |s| s.min(t))),
+                            _ => p.end = Some(p.end.map_or(t + 1, |s| s.min(t + 1))),
+                        }
+                        Some(exact)
+                    }
+                    (c, Operator::Eq) if self.tag_columns.iter().any(|k| k == c) => {
+                        let v = literal_str(lit)?;
+                        if p.tags.get(c).is_some_and(|old| *old != v) {
+                            p.impossible = true;
+                        }
+                        p.tags.insert(c.to_string(), v);
+                        Some(true)
+                    }
+                    _ => None,
                 }
             }
-            Expr::Between(b) if !b.negated && column_name(&b.expr) == Some("ts") => match (literal_ms(&b.low), literal_ms(&b.high)) {
-                (Some(lo), Some(hi)) => {
-                    p.start = Some(p.start.map_or(lo, |s| s.max(lo)));
-                    p.end = Some(p.end.map_or(hi + 1, |e| e.min(hi + 1)));
-                    true
-                }
-                _ => false,
-            },
-            _ => false,
+            Expr::InList(list) if !list.negated && column_name(&list.expr) == Some("metric") => {
+                let set: BTreeSet<String> = list.list.iter().map(literal_str).collect::<Option<_>>()?;
+                p.metrics = Some(match p.metrics.take() {
+                    Some(prev) => prev.intersection(&set).cloned().collect(),
+                    None => set,
+                });
+                Some(true)
+            }
+            Expr::Between(b) if !b.negated && column_name(&b.expr) == Some("ts") => {
+                let ((lo, e1), (hi, e2)) = (literal_ms(&b.low)?, literal_ms(&b.high)?);
+                p.start = Some(p.start.map_or(lo, |s| s.max(lo)));
+                p.end = Some(p.end.map_or(hi + 1, |e| e.min(hi + 1)));
+                Some(e1 && e2)
+            }
+            _ => None,
         }
     }
 
@@ -253,16 +239,14 @@ impl TableProvider for StoreTableProvider {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // The store prunes with them; DataFusion still applies them (inexact is always safe).
+        // Exact ones the store applies in full (series selection, time slicing), so the
+        // columns they test need not even be read; inexact ones only prune.
         Ok(filters
             .iter()
-            .map(|f| {
-                let mut scratch = Pushed::default();
-                if self.push(f, &mut scratch) {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
+            .map(|f| match self.push(f, &mut Pushed::default()) {
+                Some(true) => TableProviderFilterPushDown::Exact,
+                Some(false) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
     }
@@ -296,45 +280,59 @@ impl TableProvider for StoreTableProvider {
 }
 
 impl StoreTableProvider {
-    /// `(series, ts, value)` → the projected `metrics` columns.
+    /// `(series, ts, value)` → the projected `metrics` columns. `ts` and `value` are shared,
+    /// not copied; text columns are dictionaries with one entry per series run.
     fn widen(&self, reg: &SeriesRegistry, batch: &RecordBatch, projection: &[usize], schema: &SchemaRef) -> DfResult<RecordBatch> {
         let (se, ts, v) = columns(batch);
         let n = batch.num_rows();
+        // runs of equal series (one per slice of a segment; several for buffered points)
+        let mut runs: Vec<(u32, usize)> = Vec::new();
+        for &s in se.values().iter() {
+            match runs.last_mut() {
+                Some((last, len)) if *last == s => *len += 1,
+                _ => runs.push((s, 1)),
+            }
+        }
+        let dict = |value_of: &dyn Fn(u32) -> Option<String>| -> DfResult<ArrayRef> {
+            let mut values = StringBuilder::new();
+            let mut keys = Vec::with_capacity(n);
+            let mut nulls = Vec::with_capacity(n);
+            for (k, &(s, len)) in runs.iter().enumerate() {
+                let val = value_of(s);
+                match &val {
+                    Some(x) => values.append_value(x),
+                    None => values.append_null(),
+                }
+                keys.extend(std::iter::repeat_n(k as i32, len));
+                nulls.extend(std::iter::repeat_n(val.is_some(), len));
+            }
+            let keys = arrow::array::Int32Array::new(keys.into(), Some(arrow::buffer::NullBuffer::from(nulls)));
+            Ok(Arc::new(arrow::array::DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values.finish()))?))
+        };
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(projection.len());
         for &i in projection {
             let col: ArrayRef = match i {
-                0 => Arc::new(TimestampMillisecondArray::from(ts.values().to_vec()).with_timezone("UTC")),
-                1 => {
-                    let mut b = StringDictionaryBuilder::<Int32Type>::new();
-                    for &s in se.values().iter() {
-                        b.append_value(reg.key(s).map_or("", |k| &*k.metric));
-                    }
-                    Arc::new(b.finish())
-                }
-                2 => Arc::new(Float64Array::from(v.values().to_vec())),
+                0 => Arc::new(ts.clone()),
+                1 => dict(&|s| Some(reg.key(s).map_or_else(String::new, |k| k.metric.to_string())))?,
+                2 => Arc::new(v.clone()),
                 3 => {
                     let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
-                    for &s in se.values().iter() {
-                        if let Some(k) = reg.key(s) {
-                            for (key, val) in &k.tags {
-                                b.keys().append_value(&**key);
-                                b.values().append_value(&**val);
+                    for &(s, len) in &runs {
+                        for _ in 0..len {
+                            if let Some(k) = reg.key(s) {
+                                for (key, val) in &k.tags {
+                                    b.keys().append_value(&**key);
+                                    b.values().append_value(&**val);
+                                }
                             }
+                            b.append(true)?;
                         }
-                        b.append(true)?;
                     }
                     Arc::new(b.finish())
                 }
                 _ => {
                     let tag = &self.tag_columns[i - FIXED.len()];
-                    let mut b = StringDictionaryBuilder::<Int32Type>::new();
-                    for &s in se.values().iter() {
-                        match reg.key(s).and_then(|k| k.tag(tag)) {
-                            Some(val) => b.append_value(val),
-                            None => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
+                    dict(&|s| reg.key(s).and_then(|k| k.tag(tag)).map(str::to_owned))?
                 }
             };
             debug_assert_eq!(col.len(), n);

@@ -134,7 +134,8 @@ fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
         assert!(!reason.is_empty(), "{what}: reason");
     }
     assert!(seen[5].2.contains("exceeds max-message-bytes"), "{}", seen[5].2);
-    assert!(seen[1].2.contains("invalid JSON"), "{}", seen[1].2);
+    assert!(seen[1].2.contains("invalid UTF-8 at byte 1"), "{}", seen[1].2);
+    assert!(seen[0].2.contains("invalid JSON"), "{}", seen[0].2);
     let log = d.log_text();
     assert!(log.contains("Undecodable message sent to the dead-letter topic") && log.contains(&format!("topic=\"{topic}\"")), "{log}");
 }

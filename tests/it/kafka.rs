@@ -112,10 +112,12 @@ impl Daemon {
         let data_dir = dir.join(format!("{name}-data"));
         let topics: Vec<String> = topics.iter().map(|(t, f)| format!("{{ name = \"{t}\", format = \"{f}\" }}")).collect();
         let config = dir.join(format!("{name}.toml"));
+        // parallel tests: never the default port
+        let server = if extra.contains("[server]") { "" } else { "\n[server]\nlisten = \"127.0.0.1:0\"\n" };
         std::fs::write(
             &config,
             format!(
-                "[store]\ndata-dir = \"{}\"\nflush-interval = \"200ms\"\n\n[kafka]\nbootstrap-servers = \"{addr}\"\ngroup-id = \"{group}\"\ntopics = [{}]\n{extra}\n",
+                "[store]\ndata-dir = \"{}\"\nflush-interval = \"200ms\"\n\n[kafka]\nbootstrap-servers = \"{addr}\"\ngroup-id = \"{group}\"\ntopics = [{}]\n{extra}\n{server}",
                 data_dir.display(),
                 topics.join(", ")
             ),

@@ -1,0 +1,162 @@
+//! Canary-run benchmarks.
+//!
+//! * criterion: latency of one judgment tick of a run with 20 SQL metrics over a 30-minute
+//!   window (6 instances per scope, 1 point/s each).
+//! * printed once: how many such runs, ticking every 60 s, the machine sustains while a
+//!   second thread ingests 200,000 points/s (JSON decode → store → flush, as the daemon's
+//!   ingest threads do): judgments per second on one judging thread × 60.
+//!
+//! `cargo bench --bench runs`
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::{json, Value};
+
+use coalmine::ingest::decode::{Decoder, Format};
+use coalmine::query::Engine;
+use coalmine::runs::{spec, PreparedRun};
+use coalmine::store::segment::PointColumns;
+use coalmine::store::{message_offsets, Store, StoreConfig};
+
+const METRICS: usize = 20;
+const INSTANCES: usize = 6; // per scope
+const WINDOW_S: i64 = 1800;
+const T0: i64 = 1_795_302_000_000;
+
+fn store(dir: &std::path::Path) -> Store {
+    let mut cfg = StoreConfig::new(dir);
+    cfg.retention = Duration::from_secs(100 * 365 * 86400);
+    cfg.hot_window = cfg.retention;
+    let store = Store::open(cfg).unwrap();
+    let mut pts = PointColumns::default();
+    {
+        let mut reg = store.registry_mut();
+        for m in 0..METRICS {
+            for i in 0..2 * INSTANCES {
+                let version = if i < INSTANCES { "v1" } else { "v2" };
+                let inst = format!("i-{i}");
+                let id = reg.resolve(&format!("svc.m{m:02}"), &[("app", "svc"), ("instance", &inst), ("version", version)]);
+                for t in 0..WINDOW_S {
+                    let base = 100.0 + m as f64 + ((t * 7 + i as i64 * 13) % 29) as f64;
+                    pts.push(id, T0 + t * 1000, base);
+                }
+            }
+        }
+    }
+    store.append(&pts, &message_offsets("bench", 0, 0));
+    store.flush().unwrap();
+    store
+}
+
+fn config() -> Value {
+    let sqls = [
+        "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, avg(value) AS value FROM metrics WHERE metric = '{m}' GROUP BY 1",
+        "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, approx_percentile_cont(value, 0.99) AS value FROM metrics WHERE metric = '{m}' GROUP BY 1",
+        "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, max(value) AS value FROM metrics WHERE metric = '{m}' GROUP BY 1",
+        "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, median(value) AS value FROM metrics WHERE metric = '{m}' GROUP BY 1",
+    ];
+    let metrics: Vec<Value> = (0..METRICS)
+        .map(|m| {
+            let name = format!("svc.m{m:02}");
+            json!({"name": format!("metric {m}"), "groups": [format!("g{}", m % 4)],
+                   "query": {"type": "sql", "sql": sqls[m % sqls.len()].replace("{m}", &name)},
+                   "analysisConfigurations": {"canary": {"direction": "increase"}}})
+        })
+        .collect();
+    json!({"name": "bench", "applications": ["bench"], "metrics": metrics})
+}
+
+fn run_spec() -> spec::RunSpec {
+    let body = json!({"config": "bench", "scopes": {"default": {"control": {"tags": {"version": "v1"}}, "experiment": {"tags": {"version": "v2"}}}},
+                      "start": T0, "lifetime": "2h", "interval": "1m", "window": "30m"});
+    spec::parse(&body, T0).unwrap().0
+}
+
+/// Decode JSON messages of 100 points into the store at `rate` points/s until `stop`.
+fn ingest(store: Store, rate: u64, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) {
+    let mut decoder = Decoder::new(Format::Json, 1 << 20);
+    let msgs: Vec<Vec<u8>> = (0..100)
+        .map(|k| {
+            let pts: Vec<String> = (0..100)
+                .map(|j| format!(r#"{{"metric":"ingest.latency","ts":{},"value":{}.5,"tags":{{"instance":"x-{}"}}}}"#, T0 + 10_000_000 + k * 100 + j, j, (k * 100 + j) % 1000))
+                .collect();
+            format!("[{}]", pts.join(",")).into_bytes()
+        })
+        .collect();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut last_flush = Instant::now();
+    let mut cols = PointColumns::default();
+    while !stop.load(Ordering::Relaxed) {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        if sent >= due {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        {
+            let mut reg = store.registry_mut();
+            for m in &msgs[..10] {
+                decoder.decode(m, None, &mut reg, &mut cols).unwrap();
+            }
+        }
+        store.append(&cols, &message_offsets("ingest", 0, sent as i64));
+        sent += cols.len() as u64;
+        cols.clear();
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            store.flush().unwrap();
+            last_flush = Instant::now();
+        }
+    }
+    done.store(sent, Ordering::Relaxed);
+}
+
+fn runs_bench(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("coalmine-bench-runs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = store(&dir);
+    let engine = Engine::new(store.clone());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let prepared = rt.block_on(PreparedRun::prepare(&engine, &config(), run_spec())).unwrap();
+    let tick = T0 + WINDOW_S * 1000;
+    let (result, pairs) = rt.block_on(prepared.judge(tick)).unwrap();
+    assert_eq!(pairs.len(), METRICS);
+    assert_eq!(result["results"][0]["controlMetadata"]["stats"]["count"], 30, "30 one-minute values per side");
+    let mut group = c.benchmark_group("run tick");
+    group.sample_size(30);
+    group.bench_function("20 SQL metrics, 30-minute window, 6+6 instances at 1 pt/s", |b| {
+        b.iter(|| rt.block_on(prepared.judge(tick)).unwrap())
+    });
+    group.finish();
+
+    // Capacity while ingesting 200k points/s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ingested = Arc::new(AtomicU64::new(0));
+    let ingest_thread = {
+        let (st, stop, done) = (store.clone(), stop.clone(), ingested.clone());
+        std::thread::spawn(move || ingest(st, 200_000, stop, done))
+    };
+    let start = Instant::now();
+    let mut ticks = 0u64;
+    while start.elapsed() < Duration::from_secs(20) {
+        rt.block_on(prepared.judge(tick)).unwrap();
+        ticks += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    ingest_thread.join().unwrap();
+    let rate = ingested.load(Ordering::Relaxed) as f64 / secs;
+    println!(
+        "capacity: {:.1} judgments/s on one judging thread while ingesting {:.0} points/s → {:.0} runs of {METRICS} metrics ticking every 60 s",
+        ticks as f64 / secs,
+        rate,
+        ticks as f64 / secs * 60.0
+    );
+    drop(prepared);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, runs_bench);
+criterion_main!(benches);
