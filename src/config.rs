@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::ingest::decode::Format;
 use crate::store::StoreConfig;
 
-const SECTIONS: [&str; 6] = ["store", "kafka", "server", "runs", "verdicts", "log"];
+const SECTIONS: [&str; 7] = ["store", "kafka", "server", "runs", "verdicts", "archive", "log"];
 
 /// One documented setting (drives validation, `coalmine serve --help` and the example file).
 pub struct Setting {
@@ -65,6 +65,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "runs.judge-threads", kind: Kind::Int, default: "0", doc: "Judgments computed at once (0: one less than the cores, at least 1), so ingest keeps a core." },
     Setting { key: "runs.lateness", kind: Kind::Duration, default: "500ms", doc: "A judgment of a window ending at t runs at t + lateness, and only once ingest has caught up past that (points produced up to t are in)." },
     Setting { key: "verdicts.topic", kind: Kind::OptStr, default: "", doc: "Kafka topic receiving every judgment and final verdict as JSON, keyed by run id (unset: none)." },
+    Setting { key: "archive.dir", kind: Kind::OptStr, default: "", doc: "Where every judgment's metric-set pairs, config and result are archived (unset: <store.data-dir>/archive; \"off\" disables)." },
     Setting { key: "log.level", kind: Kind::Str, default: "info", doc: "Log filter (error | warn | info | debug | trace, or a tracing directive like coalmine=debug)." },
 ];
 
@@ -104,6 +105,8 @@ pub struct Config {
     pub judge_threads: usize,
     pub lateness: Duration,
     pub verdicts_topic: Option<String>,
+    /// Where judgments are archived (`None`: off).
+    pub archive_dir: Option<PathBuf>,
     pub log_level: String,
     /// Where it came from, for messages.
     pub source: String,
@@ -364,6 +367,11 @@ impl Config {
             judge_threads: threads,
             lateness: dur("runs.lateness"),
             verdicts_topic: string("verdicts.topic").filter(|t| !t.is_empty()),
+            archive_dir: match string("archive.dir").filter(|d| !d.is_empty()) {
+                Some(d) if d == "off" => None,
+                Some(d) => Some(PathBuf::from(d)),
+                None => Some(PathBuf::from(string("store.data-dir").unwrap_or_default()).join("archive")),
+            },
             log_level: string("log.level").unwrap_or_else(|| "info".into()),
             source: origin.to_string(),
         };

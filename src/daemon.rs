@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+#[cfg(feature = "server")]
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -49,6 +50,9 @@ impl Daemon {
         let engine = Engine::new(store.clone());
         let configs = Arc::new(ConfigStore::open(&cfg.store.data_dir).map_err(|e| Error::InvalidInput(e.to_string()))?);
         let mut listeners = extra;
+        if let Some(dir) = &cfg.archive_dir {
+            listeners.push(Arc::new(crate::archive::ArchiveWriter::open(dir).map_err(|e| Error::InvalidInput(e.to_string()))?));
+        }
         #[cfg(feature = "kafka")]
         if let Some(topic) = &cfg.verdicts_topic {
             let v = crate::ingest::kafka::KafkaVerdicts::new(&cfg.kafka, topic).map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;

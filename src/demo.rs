@@ -163,7 +163,7 @@ struct LiveTable {
 }
 
 impl RunListener for LiveTable {
-    fn judged(&self, run: &Run, _pairs: &[crate::judge::MetricSetPair]) {
+    fn judged(&self, run: &Run, _pairs: &[crate::runs::PairData]) {
         if self.run_id.lock().expect("lock").as_deref() != Some(run.id.as_str()) {
             return;
         }
@@ -230,6 +230,7 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     };
     let mut cfg = Config::defaults();
     cfg.store.data_dir = data_dir.clone();
+    cfg.archive_dir = Some(data_dir.join("archive"));
     cfg.store.flush_interval = Duration::from_millis(250);
     cfg.kafka.bootstrap_servers = brokers.clone();
     cfg.kafka.group_id = format!("coalmine-demo-{}", std::process::id());

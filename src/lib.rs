@@ -12,6 +12,7 @@
 
 #[cfg(feature = "server")]
 pub mod api;
+pub mod archive;
 pub mod canary;
 pub mod config;
 pub mod daemon;

@@ -76,6 +76,41 @@ enum Command {
         /// Seed of the traffic generator.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Instead of the live demo, write a synthetic archive of --runs runs with known
+        /// labels (regressions injected in a recorded subset) into this directory.
+        #[arg(long, value_name = "DIR")]
+        archive: Option<PathBuf>,
+        /// Runs in the synthetic archive.
+        #[arg(long, default_value_t = 200, requires = "archive")]
+        runs: usize,
+        /// Judgments per run in the synthetic archive.
+        #[arg(long, default_value_t = 5, requires = "archive")]
+        judgments: usize,
+        /// Metrics per judgment in the synthetic archive (6 golden signals, then generic ones).
+        #[arg(long, default_value_t = 6, requires = "archive")]
+        metrics: usize,
+    },
+    /// Re-judge archived judgments with another judge or settings and show which verdicts
+    /// change.
+    Replay {
+        /// The archive (<data-dir>/archive by default in the daemon).
+        #[arg(long)]
+        archive: PathBuf,
+        /// Judge to use (default: the one each judgment was made with).
+        #[arg(long)]
+        judge: Option<String>,
+        /// Settings to change, as JSON or @file: {"confidence": 0.95, "effectSize":
+        /// {"allowedIncrease": 1.1}, "metrics": {"latency p99": {...}}, ...}.
+        #[arg(long)]
+        overrides: Option<String>,
+        /// Output: a table of the judgments whose verdict changes, or all of it as JSON.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Move runs between archives as single files.
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
     },
     /// Inspect a data directory (read-only; safe beside a running daemon).
     Store {
@@ -94,6 +129,27 @@ enum Command {
         /// Check the configuration, print it and exit.
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Write one run (every judgment's pairs, config and result) to one Arrow IPC file.
+    Export {
+        #[arg(long)]
+        archive: PathBuf,
+        /// The run id.
+        run: String,
+        /// The file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Add a run exported with `archive export` to an archive.
+    Import {
+        /// The exported file.
+        file: PathBuf,
+        #[arg(long)]
+        archive: PathBuf,
     },
 }
 
@@ -128,7 +184,7 @@ fn main() -> ExitCode {
     if let Command::Serve { config, check } = &cli.command {
         return serve(config.as_deref(), *check);
     }
-    if let Command::Demo { .. } = &cli.command {
+    if let Command::Demo { archive: None, .. } = &cli.command {
         return demo(cli.command);
     }
     // Tools that print: end quietly when the reader goes away (`coalmine … | head`).
@@ -165,7 +221,31 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             Ok(if failed { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
-        Command::Serve { .. } | Command::Demo { .. } => unreachable!("handled in main"),
+        Command::Serve { .. } | Command::Demo { archive: None, .. } => unreachable!("handled in main"),
+        Command::Demo { archive: Some(dir), runs, judgments, metrics, seed, judge, .. } => {
+            let opts = coalmine::archive::fixture::FixtureOptions {
+                runs,
+                judgments,
+                metrics,
+                seed,
+                judge: judge.unwrap_or_else(|| coalmine::judge::JudgeKind::NetflixAcaV1.name().into()),
+            };
+            let n = coalmine::archive::fixture::generate(&dir, &opts).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            println!("wrote {n} judgments of {runs} runs to {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { archive, judge, overrides, format } => replay(&archive, judge.as_deref(), overrides.as_deref(), format),
+        Command::Archive { command: ArchiveCommand::Export { archive, run, output } } => {
+            let a = coalmine::archive::Archive::open(&archive).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let n = a.export_run(&run, &output).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            println!("exported run {run} ({n} judgments) to {}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Archive { command: ArchiveCommand::Import { file, archive } } => {
+            let id = coalmine::archive::import_run(&file, &archive).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            println!("imported run {id} into {}", archive.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Store { command: StoreCommand::Stats { data_dir } } => {
             let store = coalmine::store::Store::open_read_only(&data_dir)?;
             let (points, sum) = store.count_and_sum()?;
@@ -264,7 +344,7 @@ async fn shutdown_signal() {
 }
 
 fn demo(cmd: Command) -> ExitCode {
-    let Command::Demo { kafka, regression, lifetime, interval, window, warmup, rate, judge, data_dir, seed } = cmd else {
+    let Command::Demo { kafka, regression, lifetime, interval, window, warmup, rate, judge, data_dir, seed, .. } = cmd else {
         unreachable!()
     };
     let parse = |name: &str, v: &str| coalmine::config::parse_duration(v).map_err(|e| format!("--{name}: {e}"));
@@ -299,4 +379,57 @@ fn demo(cmd: Command) -> ExitCode {
             ExitCode::from(e.kind().exit_code() as u8)
         }
     }
+}
+
+fn replay(archive: &std::path::Path, judge: Option<&str>, overrides: Option<&str>, format: Format) -> Result<ExitCode, Error> {
+    use arrow::array::{Array, BooleanArray, Float64Array, StringArray, UInt64Array};
+    let overrides: serde_json::Value = match overrides {
+        None => serde_json::Value::Null,
+        Some(o) => {
+            let text = match o.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read '{path}'"), e))?,
+                None => o.to_string(),
+            };
+            parse_text(&text, "--overrides").map_err(|e| Error::InvalidInput(e.message))?
+        }
+    };
+    let a = coalmine::archive::Archive::open(archive).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = std::time::Instant::now();
+    let c = coalmine::archive::rejudge::rejudge(&a, judge, &overrides, threads, &stop, &done).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let took = started.elapsed();
+    let j = &c.judgments;
+    let col = |n: &str| j.column_by_name(n).expect("comparison column");
+    let run = col("run_id").as_any().downcast_ref::<StringArray>().expect("utf8").clone();
+    let idx = col("judgment").as_any().downcast_ref::<UInt64Array>().expect("u64").clone();
+    let old_s = col("old_score").as_any().downcast_ref::<Float64Array>().expect("f64").clone();
+    let new_s = col("new_score").as_any().downcast_ref::<Float64Array>().expect("f64").clone();
+    let old_c = col("old_classification").as_any().downcast_ref::<StringArray>().expect("utf8").clone();
+    let new_c = col("new_classification").as_any().downcast_ref::<StringArray>().expect("utf8").clone();
+    let changed = col("changed").as_any().downcast_ref::<BooleanArray>().expect("bool").clone();
+    let n_changed = (0..changed.len()).filter(|&i| changed.value(i)).count();
+    match format {
+        Format::Table => {
+            println!("re-judged {} judgments of {} runs in {:.2?} ({:.0}/s); {} verdicts change", j.num_rows(), a.runs.len(), took, j.num_rows() as f64 / took.as_secs_f64(), n_changed);
+            if n_changed > 0 {
+                println!("\n{:<24} {:>3}  {:>8} {:<9} → {:>8} {:<9}", "run", "#", "old", "", "new", "");
+                for i in (0..changed.len()).filter(|&i| changed.value(i)) {
+                    let old_score = if old_s.is_null(i) { f64::NAN } else { old_s.value(i) };
+                    println!("{:<24} {:>3}  {:>8.2} {:<9} → {:>8.2} {:<9}", run.value(i), idx.value(i), old_score, old_c.value(i), new_s.value(i), new_c.value(i));
+                }
+            }
+        }
+        Format::Json | Format::CompactJson => {
+            let rows: Vec<serde_json::Value> = (0..j.num_rows())
+                .map(|i| serde_json::json!({"runId": run.value(i), "judgment": idx.value(i), "oldScore": if old_s.is_null(i) { None } else { Some(old_s.value(i)) },
+                    "newScore": new_s.value(i), "oldClassification": old_c.value(i), "newClassification": new_c.value(i), "changed": changed.value(i)}))
+                .collect();
+            let doc = serde_json::json!({"judgments": rows, "changed": n_changed, "seconds": took.as_secs_f64()});
+            let out = if matches!(format, Format::Json) { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) };
+            println!("{}", out.expect("json"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

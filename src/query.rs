@@ -143,12 +143,23 @@ impl Engine {
     /// Parse and plan `sql` against `metrics` (no data is read). The plan can be executed
     /// many times with other bindings through the returned provider.
     pub async fn plan(&self, sql: &str, binding: Binding) -> Result<PreparedQuery, QueryError> {
+        let q = self.plan_any(sql, binding).await?;
+        check_output_schema(&q.plan)?;
+        Ok(q)
+    }
+
+    /// [`Engine::plan`] for exploration: any read-only SELECT, whatever it returns.
+    pub async fn plan_any(&self, sql: &str, binding: Binding) -> Result<PreparedQuery, QueryError> {
         check_statement(sql)?;
         let (ctx, provider) = self.session(binding);
         let df = ctx.sql_with_options(sql, read_only()).await.map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
         let plan = df.logical_plan().clone();
-        check_output_schema(&plan)?;
         Ok(PreparedQuery { ctx, provider, plan })
+    }
+
+    /// Run any read-only SELECT over `metrics` once (Python's `Store.sql`).
+    pub async fn sql(&self, sql: &str, binding: Binding) -> Result<Vec<RecordBatch>, QueryError> {
+        self.plan_any(sql, binding).await?.collect().await
     }
 
     /// Run `sql` once.

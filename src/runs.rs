@@ -149,10 +149,20 @@ impl Run {
     }
 }
 
+/// A metric-set pair as judged, with the timestamps of its values (`None` when the query
+/// returned no `ts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairData {
+    pub pair: crate::judge::MetricSetPair,
+    pub control_ts: Vec<Option<i64>>,
+    pub experiment_ts: Vec<Option<i64>>,
+}
+
 /// Receives judgments and verdicts (the Kafka verdict topic, the archive).
 pub trait RunListener: Send + Sync {
-    /// After every judgment (`run.judgments.last()`), and once more when the run ends.
-    fn judged(&self, run: &Run, pairs: &[crate::judge::MetricSetPair]);
+    /// After every judgment (`run.judgments.last()`) with the pairs it judged.
+    fn judged(&self, run: &Run, pairs: &[PairData]);
+    /// Once when the run ends.
     fn finished(&self, run: &Run);
 }
 
@@ -496,9 +506,14 @@ impl PreparedRun {
 
     /// Query, pair and judge the window of a tick at `tick_ms`: the `CanaryJudgeResult` JSON
     /// and the metric-set pairs judged.
-    pub async fn judge(&self, tick_ms: i64) -> Result<(Value, Vec<crate::judge::MetricSetPair>), RunError> {
+    pub async fn judge(&self, tick_ms: i64) -> Result<(Value, Vec<PairData>), RunError> {
         tick::judge_tick(&self.prepared, &self.run, tick_ms).await.map_err(RunError::Invalid)
     }
+}
+
+/// [`decide`] for generated archives (`archive::fixture`).
+pub fn decide_for_fixture(run: &mut Run, score: f64, index: u64) {
+    decide(run, score, index);
 }
 
 /// After judgment `index` scored `score`: stop early, finish, or go on.

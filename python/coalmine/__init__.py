@@ -10,9 +10,10 @@ Mann-Whitney intervals.
 'exact'
 """
 
-from coalmine import stats
+from coalmine import plot, stats
 from coalmine._internal import (
     CoalmineError,
+    CorruptArchiveError,
     InternalError,
     InvalidInputError,
     NotFoundError,
@@ -20,9 +21,20 @@ from coalmine._internal import (
     __version__,
 )
 from coalmine._judge import JudgeResult, judge, judges
+from coalmine._table import Table
+from coalmine.archive import Archive, Comparison, import_run, write_fixture
+from coalmine.store import Store
 
 __all__ = [
+    "Archive",
     "CoalmineError",
+    "Comparison",
+    "CorruptArchiveError",
+    "Store",
+    "Table",
+    "import_run",
+    "plot",
+    "write_fixture",
     "InternalError",
     "InvalidInputError",
     "JudgeResult",

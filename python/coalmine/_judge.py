@@ -145,7 +145,7 @@ def _load(request: Request) -> Union[Dict[str, Any], str]:
         raise _internal.UnavailableError(f"cannot read '{path}': {e}") from e
 
 
-def judge(request: Request, judge: Optional[str] = None) -> JudgeResult:
+def judge(request: Request, judge: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None, **settings: Any) -> JudgeResult:
     """Judge a Kayenta remote-judge request.
 
     Parameters
@@ -155,8 +155,16 @@ def judge(request: Request, judge: Optional[str] = None) -> JudgeResult:
         dict (values may be lists, numpy arrays, NaN floats), as JSON text, or the path of a
         JSON file.
     judge : str, optional
-        ``"coalmine-v1"`` or ``"NetflixACAJudge-v1.0"``; default: the config's
-        ``judge.name``, else ``coalmine-v1``.
+        ``"coalmine-v1"``, ``"NetflixACAJudge-v1.0"`` or ``"coalmine-seq-v1"``; default: the
+        config's ``judge.name``, else ``coalmine-v1``.
+    overrides : dict, optional
+        Settings merged into every metric's ``analysisConfigurations.canary``
+        (``confidence``, ``tolerance``, ``direction``, ``nanStrategy``, ``effectSize``,
+        ``outliers``…), ``metrics`` (patches by metric name) and ``groupWeights`` — the same
+        as :meth:`coalmine.Archive.rejudge`.
+    **settings
+        Shorthands merged into ``overrides``: ``confidence=0.95``, ``nan_strategy="replace"``,
+        ``effect_size={"allowedIncrease": 1.1}``…
 
     Returns
     -------
@@ -170,7 +178,11 @@ def judge(request: Request, judge: Optional[str] = None) -> JudgeResult:
     coalmine.NotFoundError
         ``request`` is a path that does not exist.
     """
-    text = _internal.judge_request(_load(request), judge)
+    from coalmine.archive import _settings
+
+    o = dict(overrides or {})
+    o.update(_settings(settings))
+    text = _internal.judge_request(_load(request), judge, json.dumps(o) if o else None)
     return JudgeResult(json.loads(text))
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import html
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from coalmine import _internal
 from coalmine._arraylike import ArrayLike
 
-__all__ = ["MannWhitneyResult", "mann_whitney"]
+__all__ = ["MannWhitneyResult", "SequentialTest", "mann_whitney", "sequential_path"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,111 @@ def mann_whitney(
     d = _internal.mann_whitney(experiment, control, float(confidence), exact, bool(correct))
     d["warnings"] = tuple(d["warnings"])
     return MannWhitneyResult(**d)
+
+
+class SequentialTest:
+    """One metric's anytime-valid sequential test, as ``coalmine-seq-v1`` runs it: feed it the
+    new values at every look; the e-value may be watched continuously and the false-alarm
+    rate stays at most ``alpha`` (i.i.d. data).
+
+    Parameters
+    ----------
+    metric_type : {"continuous", "count"}
+        ``"continuous"``: two-sample quantile test (Howard & Ramdas 2022) of ``quantiles``;
+        ``"count"``: events per interval, Beta-mixture e-process against the expected
+        ``traffic_share`` (Lindon & Malek 2022).
+    alternative : {"increase", "decrease", "either"}
+    alpha : float
+        Level: flagged when the e-value reaches ``1/alpha``.
+    quantiles : list of float
+        Continuous metrics: quantiles tested (default median).
+    traffic_share : float
+        Count metrics: the canary's expected share of events under H0.
+    t_opt, concentration, batch_size, nan_as_zero
+        See ``docs/sequential.md``.
+
+    Examples
+    --------
+    >>> t = SequentialTest("count", "increase", alpha=0.01)
+    >>> t.update([3, 2, 4], [9, 8, 11])
+    >>> t.decision()["label"] in ("Pass", "High")
+    True
+    """
+
+    def __init__(
+        self,
+        metric_type: str = "continuous",
+        alternative: str = "increase",
+        alpha: float = 0.01,
+        quantiles: Optional[list] = None,  # type: ignore[type-arg]
+        traffic_share: float = 0.5,
+        t_opt: float = 1000.0,
+        concentration: float = 100.0,
+        batch_size: int = 1,
+        nan_as_zero: bool = False,
+    ) -> None:
+        self._t = _internal.SequentialTest(
+            metric_type, alternative, alpha, list(quantiles or [0.5]), traffic_share, t_opt, concentration, batch_size, nan_as_zero
+        )
+
+    def update(self, control: ArrayLike, experiment: ArrayLike) -> None:
+        """One look: the values since the last look (O(new values))."""
+        self._t.update(control, experiment)
+
+    def decision(self) -> Dict[str, Any]:
+        """``label`` (High/Low once crossed, Pass, Nodata), ``eValue``, ``pValue``
+        (anytime-valid), ``crossedAtLook``, ``excludesRegression``…"""
+        import json
+
+        return json.loads(self._t.decision())  # type: ignore[no-any-return]
+
+    def report(self) -> Dict[str, Any]:
+        """Everything, as in a judge result's ``resultMetadata.test``."""
+        import json
+
+        return json.loads(self._t.report())  # type: ignore[no-any-return]
+
+    @property
+    def e_value(self) -> float:
+        return float(self.decision()["eValue"])
+
+    @property
+    def p_value(self) -> float:
+        return float(self.decision()["pValue"])
+
+    def to_json(self) -> str:
+        """The state, to persist; :meth:`from_json` resumes it."""
+        return str(self._t.to_json())
+
+    @classmethod
+    def from_json(cls, text: str) -> "SequentialTest":
+        obj = cls.__new__(cls)
+        obj._t = _internal.SequentialTest.from_json(text)
+        return obj
+
+
+def sequential_path(
+    control: ArrayLike,
+    experiment: ArrayLike,
+    look_size: int = 1,
+    metric_type: str = "continuous",
+    alternative: str = "increase",
+    alpha: float = 0.01,
+    quantiles: Optional[list] = None,  # type: ignore[type-arg]
+    traffic_share: float = 0.5,
+    t_opt: float = 1000.0,
+    concentration: float = 100.0,
+    batch_size: int = 1,
+) -> Tuple[List[float], List[float], Optional[int]]:
+    """Run a :class:`SequentialTest` over two series, ``look_size`` values per arm per look.
+
+    Returns
+    -------
+    (e_values, p_values, crossed_at_look)
+        The e-value and anytime-valid p-value after every look, and the first look at which
+        the test crossed ``1/alpha`` (``None`` if never).
+    """
+    e, p, c = _internal.sequential_path(
+        control, experiment, look_size, metric_type, alternative, alpha, list(quantiles or [0.5]), traffic_share, t_opt, concentration, batch_size
+    )
+    return list(e), list(p), c

@@ -23,8 +23,11 @@ create_exception!(_internal, InvalidInputError, CoalmineError, "The input is not
 create_exception!(_internal, NotFoundError, CoalmineError, "Something named (a file, a run, a config) does not exist.");
 create_exception!(_internal, UnavailableError, CoalmineError, "A resource is not available right now.");
 create_exception!(_internal, InternalError, CoalmineError, "A bug in coalmine: please report it.");
+create_exception!(_internal, CorruptArchiveError, InvalidInputError, "A file of an archive is damaged or not one of ours; the message names it.");
 
-fn to_py_err(kind: ErrorKind, message: String) -> PyErr {
+mod data;
+
+pub(crate) fn to_py_err(kind: ErrorKind, message: String) -> PyErr {
     match kind {
         ErrorKind::InvalidInput => InvalidInputError::new_err(message),
         ErrorKind::NotFound => NotFoundError::new_err(message),
@@ -36,7 +39,7 @@ fn to_py_err(kind: ErrorKind, message: String) -> PyErr {
 /// A 1-D sequence of numbers as f64: an object with `__arrow_c_array__` (pyarrow, nanoarrow,
 /// polars…) or `__arrow_c_stream__` (chunked arrays, Series), a float64 buffer (numpy), or
 /// any sequence of numbers. Arrow nulls become NaN.
-fn f64_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64>> {
+pub(crate) fn f64_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64>> {
     if obj.hasattr("__arrow_c_array__")? {
         let pair = obj.call_method0("__arrow_c_array__")?;
         let pair = pair.cast::<PyTuple>().map_err(|_| InvalidInputError::new_err(format!("{what}: __arrow_c_array__ did not return a tuple")))?;
@@ -236,14 +239,21 @@ fn float_json(v: f64) -> Value {
 /// `judge_request(request, judge) -> str`: `request` is a dict or JSON text; returns the
 /// `CanaryJudgeResult` as JSON text (exactly what `coalmine judge` prints, compact).
 #[pyfunction]
-#[pyo3(signature = (request, judge = None))]
-fn judge_request(py: Python<'_>, request: &Bound<'_, PyAny>, judge: Option<String>) -> PyResult<String> {
-    let value = if let Ok(text) = request.cast::<PyString>() {
+#[pyo3(signature = (request, judge = None, overrides = None))]
+fn judge_request(py: Python<'_>, request: &Bound<'_, PyAny>, judge: Option<String>, overrides: Option<String>) -> PyResult<String> {
+    let mut value = if let Ok(text) = request.cast::<PyString>() {
         let text: String = text.extract()?;
         parse_text(&text, "the request").map_err(|e| InvalidInputError::new_err(e.message))?
     } else {
         to_json(request, "request")?
     };
+    if let Some(o) = overrides {
+        let o: Value = serde_json::from_str(&o).map_err(|e| InvalidInputError::new_err(format!("overrides: {e}")))?;
+        if let Some(cfg) = value.get("canaryConfig") {
+            let patched = coalmine::archive::rejudge::apply_overrides(cfg, &o).map_err(InvalidInputError::new_err)?;
+            value["canaryConfig"] = patched;
+        }
+    }
     py.detach(move || -> Result<String, JudgeError> {
         let request = JudgeRequest::from_value(&value)?;
         let result = judge::judge_request(&request, judge.as_deref())?;
@@ -270,6 +280,14 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("NotFoundError", py.get_type::<NotFoundError>())?;
     m.add("UnavailableError", py.get_type::<UnavailableError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
+    m.add("CorruptArchiveError", py.get_type::<CorruptArchiveError>())?;
+    m.add_class::<data::Table>()?;
+    m.add_class::<data::ArchiveHandle>()?;
+    m.add_class::<data::StoreHandle>()?;
+    m.add_class::<data::SequentialTest>()?;
+    m.add_function(wrap_pyfunction!(data::import_run, m)?)?;
+    m.add_function(wrap_pyfunction!(data::write_fixture, m)?)?;
+    m.add_function(wrap_pyfunction!(data::sequential_path, m)?)?;
     m.add_function(wrap_pyfunction!(mann_whitney, m)?)?;
     m.add_function(wrap_pyfunction!(judge_request, m)?)?;
     m.add_function(wrap_pyfunction!(judges, m)?)?;

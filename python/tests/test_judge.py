@@ -93,4 +93,4 @@ def test_errors_name_the_path(example, tmp_path):
 
 
 def test_judges():
-    assert coalmine.judges() == ["coalmine-v1", "NetflixACAJudge-v1.0"]
+    assert coalmine.judges() == ["coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1"]

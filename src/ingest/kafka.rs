@@ -551,7 +551,7 @@ impl KafkaVerdicts {
 }
 
 impl crate::runs::RunListener for KafkaVerdicts {
-    fn judged(&self, run: &crate::runs::Run, _pairs: &[crate::judge::MetricSetPair]) {
+    fn judged(&self, run: &crate::runs::Run, _pairs: &[crate::runs::PairData]) {
         if let Some(j) = run.judgments.last() {
             let metrics: Vec<serde_json::Value> = j.result["results"]
                 .as_array()

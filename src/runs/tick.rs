@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Run, RunSpec};
+use super::{PairData, Run, RunSpec};
 use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism, Thresholds};
 use crate::query::{Binding, Engine, PreparedQuery, QuerySeries};
 
@@ -46,7 +46,7 @@ impl Prepared {
 }
 
 /// Query, pair and judge one tick. Returns the `CanaryJudgeResult` (as JSON) and the pairs.
-pub(crate) async fn judge_tick(p: &Prepared, run: &Run, tick_ms: i64) -> Result<(Value, Vec<MetricSetPair>), String> {
+pub(crate) async fn judge_tick(p: &Prepared, run: &Run, tick_ms: i64) -> Result<(Value, Vec<PairData>), String> {
     let _one_at_a_time = p.tick_lock.lock().await;
     let (start, end) = run.spec.window_at(tick_ms);
     let mut pairs = Vec::new();
@@ -62,7 +62,7 @@ pub(crate) async fn judge_tick(p: &Prepared, run: &Run, tick_ms: i64) -> Result<
     let thresholds = Thresholds { pass: run.spec.pass, marginal: run.spec.marginal };
     let config = p.config.clone();
     let kind = p.kind;
-    let judged_pairs = pairs.clone();
+    let judged_pairs: Vec<MetricSetPair> = pairs.iter().map(|p: &PairData| p.pair.clone()).collect();
     let result = tokio::task::spawn_blocking(move || judge::run_with(kind, &config, &judged_pairs, thresholds, Parallelism::Sequential))
         .await
         .map_err(|e| format!("judge task: {e}"))?
@@ -77,16 +77,16 @@ fn q_tags(q: &PreparedQuery) -> BTreeMap<String, String> {
 /// Kayenta's mixer (`MetricSetMixerService`): pair control and experiment series by tags;
 /// an untagged side is the template for every tagged series of the other; a missing partner
 /// is all NaN (so the judge's NaN strategy decides: Nodata, or zeros with `replace`).
-pub(crate) fn mix(name: &str, base_id: &str, control: Vec<QuerySeries>, experiment: Vec<QuerySeries>) -> Vec<MetricSetPair> {
-    let untagged = |s: &[QuerySeries]| s.len() == 1 && s[0].tags.is_empty();
-    let mut c: BTreeMap<BTreeMap<String, String>, Vec<f64>> = control.into_iter().map(|s| (s.tags, s.values)).collect();
-    let mut e: BTreeMap<BTreeMap<String, String>, Vec<f64>> = experiment.into_iter().map(|s| (s.tags, s.values)).collect();
-    let c_vec: Vec<QuerySeries> = c.iter().map(|(t, v)| QuerySeries { tags: t.clone(), ts: vec![], values: v.clone() }).collect();
-    let e_vec: Vec<QuerySeries> = e.iter().map(|(t, v)| QuerySeries { tags: t.clone(), ts: vec![], values: v.clone() }).collect();
-    if untagged(&c_vec) && !e.is_empty() && !untagged(&e_vec) {
+/// Timestamps travel along for the archive.
+pub(crate) fn mix(name: &str, base_id: &str, control: Vec<QuerySeries>, experiment: Vec<QuerySeries>) -> Vec<PairData> {
+    type Side = BTreeMap<BTreeMap<String, String>, (Vec<f64>, Vec<Option<i64>>)>;
+    let untagged = |s: &Side| s.len() == 1 && s.keys().next().is_some_and(BTreeMap::is_empty);
+    let mut c: Side = control.into_iter().map(|s| (s.tags, (s.values, s.ts))).collect();
+    let mut e: Side = experiment.into_iter().map(|s| (s.tags, (s.values, s.ts))).collect();
+    if untagged(&c) && !e.is_empty() && !untagged(&e) {
         let template = c.remove(&BTreeMap::new()).unwrap_or_default();
         c = e.keys().map(|k| (k.clone(), template.clone())).collect();
-    } else if untagged(&e_vec) && !c.is_empty() && !untagged(&c_vec) {
+    } else if untagged(&e) && !c.is_empty() && !untagged(&c) {
         let template = e.remove(&BTreeMap::new()).unwrap_or_default();
         e = c.keys().map(|k| (k.clone(), template.clone())).collect();
     }
@@ -102,14 +102,20 @@ pub(crate) fn mix(name: &str, base_id: &str, control: Vec<QuerySeries>, experime
         .map(|(i, tags)| {
             let cv = c.remove(&tags);
             let ev = e.remove(&tags);
-            let len = cv.as_ref().map_or(0, Vec::len).max(ev.as_ref().map_or(0, Vec::len)).max(1);
-            let nan = || vec![f64::NAN; len];
-            MetricSetPair {
-                name: name.to_string(),
-                id: format!("{base_id}-{}", slug(name, i)),
-                tags,
-                control: cv.unwrap_or_else(nan),
-                experiment: ev.unwrap_or_else(nan),
+            let len = cv.as_ref().map_or(0, |v| v.0.len()).max(ev.as_ref().map_or(0, |v| v.0.len())).max(1);
+            let missing = || (vec![f64::NAN; len], vec![None; len]);
+            let (control, control_ts) = cv.unwrap_or_else(missing);
+            let (experiment, experiment_ts) = ev.unwrap_or_else(missing);
+            PairData {
+                pair: MetricSetPair {
+                    name: name.to_string(),
+                    id: format!("{base_id}-{}", slug(name, i)),
+                    tags,
+                    control,
+                    experiment,
+                },
+                control_ts,
+                experiment_ts,
             }
         })
         .collect()
@@ -125,26 +131,30 @@ mod tests {
     use super::*;
 
     fn s(tags: &[(&str, &str)], values: &[f64]) -> QuerySeries {
-        QuerySeries { tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ts: vec![], values: values.to_vec() }
+        QuerySeries {
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ts: (0..values.len() as i64).map(Some).collect(),
+            values: values.to_vec(),
+        }
     }
 
     #[test]
     fn mixer_pairs_by_tags_and_pads_with_nan() {
         // Kayenta vector mixer-001: same tags on both sides
-        let p = mix("cpu", "r", vec![s(&[("tagName", "tagValue")], &[1.0, 3.0, 5.0, 7.0])], vec![s(&[("tagName", "tagValue")], &[2.0, 4.0, 6.0, 8.0])]);
+        let p: Vec<MetricSetPair> = mix("cpu", "r", vec![s(&[("tagName", "tagValue")], &[1.0, 3.0, 5.0, 7.0])], vec![s(&[("tagName", "tagValue")], &[2.0, 4.0, 6.0, 8.0])]).into_iter().map(|d| d.pair).collect();
         assert_eq!(p.len(), 1);
         assert_eq!((p[0].control.clone(), p[0].experiment.clone()), (vec![1.0, 3.0, 5.0, 7.0], vec![2.0, 4.0, 6.0, 8.0]));
         // a partner missing: all NaN of the same length
-        let p = mix("m", "r", vec![s(&[("pod", "a")], &[1.0, 2.0])], vec![s(&[("pod", "b")], &[3.0])]);
+        let p: Vec<MetricSetPair> = mix("m", "r", vec![s(&[("pod", "a")], &[1.0, 2.0])], vec![s(&[("pod", "b")], &[3.0])]).into_iter().map(|d| d.pair).collect();
         assert_eq!(p.len(), 2);
         assert!(p[0].experiment.iter().all(|v| v.is_nan()) && p[0].experiment.len() == 2);
         assert!(p[1].control.iter().all(|v| v.is_nan()));
         // an untagged side is the template for every tagged series of the other
-        let p = mix("m", "r", vec![s(&[], &[9.0])], vec![s(&[("pod", "a")], &[1.0]), s(&[("pod", "b")], &[2.0])]);
+        let p: Vec<MetricSetPair> = mix("m", "r", vec![s(&[], &[9.0])], vec![s(&[("pod", "a")], &[1.0]), s(&[("pod", "b")], &[2.0])]).into_iter().map(|d| d.pair).collect();
         assert_eq!(p.len(), 2);
         assert!(p.iter().all(|x| x.control == vec![9.0]));
         // nothing at all: one pair with no data
-        let p = mix("m", "r", vec![], vec![]);
+        let p: Vec<MetricSetPair> = mix("m", "r", vec![], vec![]).into_iter().map(|d| d.pair).collect();
         assert_eq!(p.len(), 1);
         assert!(p[0].control.iter().all(|v| v.is_nan()));
     }

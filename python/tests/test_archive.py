@@ -1,0 +1,215 @@
+"""coalmine.Archive, Store, rejudge and plots, on a generated archive with known labels."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+
+import coalmine
+
+
+@pytest.fixture(scope="module")
+def archive_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("archive")
+    n = coalmine.write_fixture(d, runs=60, judgments=4, seed=7)
+    assert n >= 60
+    return d
+
+
+@pytest.fixture(scope="module")
+def archive(archive_dir):
+    return coalmine.Archive.open(archive_dir)
+
+
+def test_tables(archive):
+    runs = archive.runs()
+    assert runs.num_rows == 60 and len(archive.run_ids()) == 60
+    assert {"run_id", "status", "score", "label_regressed", "label_kind"} <= set(runs.column_names)
+    js = archive.judgments()
+    assert js.num_rows == len(archive)
+    res = archive.results()
+    assert res.num_rows == 6 * len(archive)
+    pairs = archive.pairs()
+    # 6 metrics x 2 scopes x 30 values per judgment
+    assert pairs.num_rows == 6 * 2 * 30 * len(archive)
+    one = archive.pairs(run_id="fixture-00003", metric="cpu")
+    assert set(one.column("run_id")) == {"fixture-00003"} and set(one.column("metric")) == {"cpu"}
+    assert set(one.column("scope")) == {"control", "experiment"}
+    assert "<table>" in runs._repr_html_() and "Table(" in repr(runs)
+    df = runs.to_pandas()
+    assert len(df) == 60 and df["label_kind"].notna().all()
+    assert runs.to_polars().height == 60
+
+
+def test_arrow_crosses_zero_copy(archive):
+    t = archive.results()
+    a, b = pa.table(t), pa.table(t)
+    addr = lambda tbl: tbl.column("ratio").chunk(0).buffers()[1].address  # noqa: E731
+    assert addr(a) == addr(b), "both imports point at the same Rust-owned buffer"
+
+
+def test_sql(archive):
+    t = archive.sql(
+        "SELECT r.label_kind AS kind, count(*) AS judgments, avg(j.score) AS mean_score "
+        "FROM judgments j JOIN runs r ON j.run_id = r.run_id GROUP BY 1 ORDER BY 1"
+    )
+    rows = t.to_pylist()
+    assert sum(r["judgments"] for r in rows) == len(archive)
+    healthy = next(r for r in rows if r["kind"] == "none")
+    assert healthy["mean_score"] > 80
+    with pytest.raises(coalmine.InvalidInputError, match="single SELECT"):
+        archive.sql("DROP TABLE runs")
+    with pytest.raises(coalmine.InvalidInputError, match="nope"):
+        archive.sql("SELECT nope FROM runs")
+
+
+def test_rejudging_with_the_same_judge_reproduces_the_archive(archive):
+    run_id = archive.run_ids()[0]
+    request = archive.request(run_id, 1)
+    again = coalmine.judge(request, judge="NetflixACAJudge-v1.0")
+    assert again.to_dict() == archive.result(run_id, 1)
+    c = archive.rejudge(judge="NetflixACAJudge-v1.0", threads=2)
+    assert c.summary()["judgments_changed"] == 0 and c.summary()["metrics_changed"] == 0
+
+
+def test_rejudge_with_other_settings(archive):
+    c = archive.rejudge(judge="coalmine-v1")
+    assert c.judgments.num_rows == len(archive)
+    assert set(c.judgments.column("new_judge")) == {"coalmine-v1"}
+    strict = archive.rejudge(confidence=0.6, tolerance=0.0, effect_size={"allowedIncrease": 1.0})
+    assert strict.summary()["metrics_changed"] > 0, "a lax test flags more metrics"
+    patched = archive.rejudge(overrides={"metrics": {"cpu": {"muted": True}}})
+    assert patched.judgments.num_rows == len(archive)
+    with pytest.raises(coalmine.InvalidInputError, match="unknown override"):
+        archive.rejudge(overrides={"confidnce": 0.9})
+    with pytest.raises(coalmine.InvalidInputError, match="no metric named"):
+        archive.rejudge(overrides={"metrics": {"latency p999": {}}})
+    with pytest.raises(coalmine.InvalidInputError, match="Unable to resolve canary judge"):
+        archive.rejudge(judge="dredd-v1.0")
+    seen = []
+    archive.rejudge(progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1] == (len(archive), len(archive))
+
+
+def test_judge_overrides(archive):
+    req = archive.request(archive.run_ids()[1], 1)
+    base = coalmine.judge(req, judge="coalmine-v1")
+    lax = coalmine.judge(req, judge="coalmine-v1", confidence=0.5)
+    tests = [m["resultMetadata"]["test"]["confidence"] for m in lax.to_dict()["results"] if "test" in m.get("resultMetadata", {})]
+    assert tests and all(c == 0.5 for c in tests)
+    assert base.to_dict() != lax.to_dict()
+    with pytest.raises(coalmine.InvalidInputError, match="unknown override"):
+        coalmine.judge(req, colour="red")
+
+
+def test_export_import_round_trip(archive, tmp_path):
+    run_id = archive.run_ids()[2]
+    f = tmp_path / "incident.arrow"
+    n = archive.export_run(run_id, f)
+    assert n == archive.runs().to_pandas().set_index("run_id").loc[run_id, "judgments"]
+    # any Arrow reader opens the export
+    t = pa.ipc.open_file(str(f)).read_all()
+    assert t.num_rows == archive.pairs(run_id=run_id).num_rows
+    other = tmp_path / "other-archive"
+    assert coalmine.import_run(f, other) == run_id
+    b = coalmine.Archive.open(other)
+    assert b.run_ids() == [run_id]
+    for i in range(1, n + 1):
+        assert b.result(run_id, i) == archive.result(run_id, i)
+        assert b.request(run_id, i) == archive.request(run_id, i)
+
+
+def test_bad_archives_name_the_file(archive_dir, tmp_path):
+    with pytest.raises(coalmine.NotFoundError, match="no such archive"):
+        coalmine.Archive.open(tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(coalmine.CorruptArchiveError, match="not a coalmine archive"):
+        coalmine.Archive.open(empty)
+    broken = tmp_path / "broken"
+    shutil.copytree(archive_dir, broken)
+    victim = sorted((broken / "runs").iterdir())[0] / "000001.arrow"
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(coalmine.CorruptArchiveError) as e:
+        coalmine.Archive.open(broken)
+    assert str(victim) in str(e.value)
+    assert isinstance(e.value, coalmine.CoalmineError)
+    with pytest.raises(coalmine.NotFoundError, match="no judgment 99"):
+        coalmine.Archive.open(archive_dir).request("fixture-00000", 99)
+
+
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory):
+    d = tmp_path_factory.mktemp("big")
+    coalmine.write_fixture(d, runs=600, judgments=5, seed=3)
+    return coalmine.Archive.open(d)
+
+
+def test_rejudge_releases_the_gil(big_archive):
+    ticks = []
+    done = threading.Event()
+
+    def ticker():
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    start = time.perf_counter()
+    big_archive.rejudge(judge="coalmine-v1", threads=1)
+    end = time.perf_counter()
+    done.set()
+    t.join()
+    assert len([s for s in ticks if start < s < end]) >= 5, (end - start)
+
+
+def test_ctrl_c_interrupts_a_long_rejudge(big_archive):
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(50):  # far longer than the timer, were it not interrupted
+            big_archive.rejudge(judge="coalmine-v1", threads=1)
+    assert time.perf_counter() - start < 5
+
+
+def test_plots(archive):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    rid = archive.run_ids()[0]
+    fig = coalmine.plot.pair(archive, rid, 1, "latency p50")
+    assert len(fig.axes) == 2
+    fig2 = coalmine.plot.scores(archive)
+    assert fig2.axes
+    with pytest.raises(ValueError, match="no values"):
+        coalmine.plot.pair(archive, rid, 1, "no such metric")
+
+
+def test_store_sql_beside_data_written_by_the_daemon(coalmine_bin, tmp_path):
+    data = tmp_path / "data"
+    out = subprocess.run(
+        [coalmine_bin, "demo", "--regression", "none", "--lifetime", "6s", "--interval", "3s", "--window", "3s",
+         "--warmup", "0s", "--data-dir", str(data)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    store = coalmine.Store.open(data)
+    t = store.sql("SELECT version, count(*) AS n, avg(value) AS mean FROM metrics WHERE metric = 'http.latency_ms' GROUP BY version ORDER BY version")
+    rows = t.to_pylist()
+    assert [r["version"] for r in rows] == ["baseline", "canary"]
+    assert all(r["n"] > 100 for r in rows)
+    assert store.stats()["points"] > 0
+    with pytest.raises(coalmine.InvalidInputError, match="single SELECT"):
+        store.sql("DELETE FROM metrics")
+    # the daemon archived the run's judgments
+    a = coalmine.Archive.open(data / "archive")
+    assert len(a) == 2 and a.runs().column("status") == ["pass"]
+    with pytest.raises(coalmine.NotFoundError):
+        coalmine.Store.open(tmp_path / "nothing-here")
