@@ -38,3 +38,14 @@ python_module() {
     log "Building the coalmine Python module (maturin develop)"
     VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop -q
 }
+
+# The oracles of the sequential judge: savvi (wheels) and confseq (built against Boost).
+oracle_env() {
+    apt_install libboost-dev g++
+    log "Installing the statistical oracles (savvi, confseq)"
+    "$VENV/bin/pip" install -q -r python/requirements-oracles.txt
+    if ! "$VENV/bin/python" -c "import confseq" 2>/dev/null; then
+        "$VENV/bin/pip" install -q -r python/requirements-confseq-build.txt
+        "$VENV/bin/pip" install -q --no-build-isolation confseq==0.0.11
+    fi
+}

@@ -5,6 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_cmd cargo
 
 python_env
+oracle_env
 
 log "Starting a Kafka-protocol broker (Tansu) for the integration tests"
 COALMINE_TEST_KAFKA="$("$VENV/bin/python" scripts/tansu.py start)"
@@ -13,7 +14,9 @@ trap '"$VENV/bin/python" scripts/tansu.py stop >/dev/null 2>&1 || true' EXIT
 echo "broker at $COALMINE_TEST_KAFKA"
 
 log "Rust tests (cargo test)"
-cargo test -p coalmine --all-targets
+cargo test -p coalmine --lib --bins --tests --examples
+log "Benchmarks compile (they run with scripts in benches/, not here)"
+cargo test -p coalmine --benches --no-run
 
 python_module
 
