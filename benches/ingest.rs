@@ -71,8 +71,16 @@ fn decode_bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     for (name, format, messages) in [
         ("json (100 points/message)", Format::Json, json_messages()),
-        ("influx (100 points/message)", Format::Influx, influx_messages()),
-        ("prometheus-json (1 point/message)", Format::PrometheusJson, prom_messages()),
+        (
+            "influx (100 points/message)",
+            Format::Influx,
+            influx_messages(),
+        ),
+        (
+            "prometheus-json (1 point/message)",
+            Format::PrometheusJson,
+            prom_messages(),
+        ),
     ] {
         group.throughput(Throughput::Elements((MESSAGES * PER_MESSAGE) as u64));
         // series already known: the steady state of a long-running daemon
@@ -84,7 +92,11 @@ fn decode_bench(c: &mut Criterion) {
         }
         group.bench_function(name, |b| {
             b.iter_batched_ref(
-                || PointColumns { series: Vec::with_capacity(10_000), ts: Vec::with_capacity(10_000), value: Vec::with_capacity(10_000) },
+                || PointColumns {
+                    series: Vec::with_capacity(10_000),
+                    ts: Vec::with_capacity(10_000),
+                    value: Vec::with_capacity(10_000),
+                },
                 |out| {
                     for m in &messages {
                         d.decode(black_box(m), Some(0), &mut registry, out).unwrap();

@@ -37,11 +37,21 @@ fn judgment_bench(c: &mut Criterion) {
     let value = data::judge_request(100, 1_000, 42);
     let request = JudgeRequest::from_value(&value).unwrap();
     for kind in [JudgeKind::NetflixAcaV1, JudgeKind::CoalmineV1] {
-        for (label, p) in [("1 thread", Parallelism::Sequential), ("all cores", Parallelism::Auto)] {
+        for (label, p) in [
+            ("1 thread", Parallelism::Sequential),
+            ("all cores", Parallelism::Auto),
+        ] {
             group.bench_function(format!("{} {label}", kind.name()), |b| {
                 b.iter(|| {
                     let r = black_box(&request);
-                    run_with(kind, &r.canary_config, &r.metric_set_pair_list, r.score_thresholds, p).unwrap()
+                    run_with(
+                        kind,
+                        &r.canary_config,
+                        &r.metric_set_pair_list,
+                        r.score_thresholds,
+                        p,
+                    )
+                    .unwrap()
                 })
             });
         }

@@ -38,7 +38,10 @@ fn store(dir: &std::path::Path) -> Store {
             for i in 0..2 * INSTANCES {
                 let version = if i < INSTANCES { "v1" } else { "v2" };
                 let inst = format!("i-{i}");
-                let id = reg.resolve(&format!("svc.m{m:02}"), &[("app", "svc"), ("instance", &inst), ("version", version)]);
+                let id = reg.resolve(
+                    &format!("svc.m{m:02}"),
+                    &[("app", "svc"), ("instance", &inst), ("version", version)],
+                );
                 for t in 0..WINDOW_S {
                     let base = 100.0 + m as f64 + ((t * 7 + i as i64 * 13) % 29) as f64;
                     pts.push(id, T0 + t * 1000, base);
@@ -118,17 +121,26 @@ fn runs_bench(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
     let store = store(&dir);
     let engine = Engine::new(store.clone());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let prepared = rt.block_on(PreparedRun::prepare(&engine, &config(), run_spec())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let prepared = rt
+        .block_on(PreparedRun::prepare(&engine, &config(), run_spec()))
+        .unwrap();
     let tick = T0 + WINDOW_S * 1000;
     let (result, pairs) = rt.block_on(prepared.judge(tick)).unwrap();
     assert_eq!(pairs.len(), METRICS);
-    assert_eq!(result["results"][0]["controlMetadata"]["stats"]["count"], 30, "30 one-minute values per side");
+    assert_eq!(
+        result["results"][0]["controlMetadata"]["stats"]["count"], 30,
+        "30 one-minute values per side"
+    );
     let mut group = c.benchmark_group("run tick");
     group.sample_size(30);
-    group.bench_function("20 SQL metrics, 30-minute window, 6+6 instances at 1 pt/s", |b| {
-        b.iter(|| rt.block_on(prepared.judge(tick)).unwrap())
-    });
+    group.bench_function(
+        "20 SQL metrics, 30-minute window, 6+6 instances at 1 pt/s",
+        |b| b.iter(|| rt.block_on(prepared.judge(tick)).unwrap()),
+    );
     group.finish();
 
     // Capacity while ingesting 200k points/s.

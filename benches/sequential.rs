@@ -27,7 +27,8 @@ fn states(kind: MetricType, pool_c: &[f64], pool_e: &[f64]) -> Vec<SequentialSta
         .map(|i| {
             let mut s = SequentialState::new(p.clone()).unwrap();
             let off = (i * 37) % (pool_c.len() - 1000);
-            s.update(&pool_c[off..off + 1000], &pool_e[off..off + 1000]).unwrap();
+            s.update(&pool_c[off..off + 1000], &pool_e[off..off + 1000])
+                .unwrap();
             s
         })
         .collect()
@@ -35,8 +36,12 @@ fn states(kind: MetricType, pool_c: &[f64], pool_e: &[f64]) -> Vec<SequentialSta
 
 fn tick(c: &mut Criterion) {
     let mut g = data::Gen::new(42);
-    let lat_c: Vec<f64> = (0..20_000).map(|_| (4.6 + 0.3 * g.normal(0.0, 1.0)).exp()).collect();
-    let lat_e: Vec<f64> = (0..20_000).map(|_| (4.6 + 0.3 * g.normal(0.0, 1.0)).exp()).collect();
+    let lat_c: Vec<f64> = (0..20_000)
+        .map(|_| (4.6 + 0.3 * g.normal(0.0, 1.0)).exp())
+        .collect();
+    let lat_e: Vec<f64> = (0..20_000)
+        .map(|_| (4.6 + 0.3 * g.normal(0.0, 1.0)).exp())
+        .collect();
     let cnt_c: Vec<f64> = (0..20_000).map(|_| (g.uniform() * 6.0).floor()).collect();
     let cnt_e: Vec<f64> = (0..20_000).map(|_| (g.uniform() * 6.0).floor()).collect();
     let mut group = c.benchmark_group("sequential_tick_10000_metrics_x_100_points");
@@ -53,7 +58,11 @@ fn tick(c: &mut Criterion) {
                 round += 1;
                 for (i, s) in st.iter_mut().enumerate() {
                     let off = (i * 131 + round * 977) % (pc.len() - NEW_POINTS);
-                    s.update(black_box(&pc[off..off + NEW_POINTS]), black_box(&pe[off..off + NEW_POINTS])).unwrap();
+                    s.update(
+                        black_box(&pc[off..off + NEW_POINTS]),
+                        black_box(&pe[off..off + NEW_POINTS]),
+                    )
+                    .unwrap();
                 }
             })
         });
@@ -66,7 +75,9 @@ fn tick(c: &mut Criterion) {
     // The per-tick report a run publishes (exact e-values and confidence sequences).
     let mut group = c.benchmark_group("sequential_report");
     let st = states(MetricType::Continuous, &lat_c, &lat_e);
-    group.bench_function("continuous p50+p90, 1000 points/arm", |b| b.iter(|| black_box(&st[7]).report()));
+    group.bench_function("continuous p50+p90, 1000 points/arm", |b| {
+        b.iter(|| black_box(&st[7]).report())
+    });
     let st = states(MetricType::Count, &cnt_c, &cnt_e);
     group.bench_function("count", |b| b.iter(|| black_box(&st[7]).report()));
     group.finish();

@@ -25,7 +25,14 @@ fn build(dir: &std::path::Path) -> Store {
     let store = Store::open(cfg).unwrap();
     let ids: Vec<u32> = {
         let mut reg = store.registry_mut();
-        (0..SERIES).map(|s| reg.resolve("http.latency_ms", &[("app", "checkout"), ("instance", &format!("i-{s}"))])).collect()
+        (0..SERIES)
+            .map(|s| {
+                reg.resolve(
+                    "http.latency_ms",
+                    &[("app", "checkout"), ("instance", &format!("i-{s}"))],
+                )
+            })
+            .collect()
     };
     // arrival order: time-major, as a live stream delivers it
     let mut pts = PointColumns::default();

@@ -42,8 +42,16 @@ const KAYENTA_WARMUP: usize = 30;
 
 #[derive(Clone, Copy)]
 enum Kind {
-    Latency { mult: f64, sigma_mult: f64, phi: f64 },
-    Counts { base: f64, mult: f64, burst: f64 },
+    Latency {
+        mult: f64,
+        sigma_mult: f64,
+        phi: f64,
+    },
+    Counts {
+        base: f64,
+        mult: f64,
+        burst: f64,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -69,7 +77,12 @@ impl Series {
     fn new(kind: Kind, seed: u64) -> Self {
         let mut g = Gen::new(seed);
         let state = [g.normal(0.0, 1.0), g.normal(0.0, 1.0)];
-        Series { g, kind, state, t: 0 }
+        Series {
+            g,
+            kind,
+            state,
+            t: 0,
+        }
     }
 
     fn poisson(&mut self, lambda: f64) -> f64 {
@@ -89,7 +102,11 @@ impl Series {
     fn next(&mut self) -> (f64, f64) {
         self.t += 1;
         match self.kind {
-            Kind::Latency { mult, sigma_mult, phi } => {
+            Kind::Latency {
+                mult,
+                sigma_mult,
+                phi,
+            } => {
                 let innov = (1.0 - phi * phi).sqrt();
                 for s in &mut self.state {
                     *s = phi * *s + innov * self.g.normal(0.0, 1.0);
@@ -100,13 +117,16 @@ impl Series {
                 (c, e)
             }
             Kind::Counts { base, mult, burst } => {
-                let load = 1.0 + 0.5 * (2.0 * std::f64::consts::PI * self.t as f64 / TICKS as f64).sin();
+                let load =
+                    1.0 + 0.5 * (2.0 * std::f64::consts::PI * self.t as f64 / TICKS as f64).sin();
                 let draw = |me: &mut Self, rate: f64| {
                     if burst <= 1.0 {
                         me.poisson(rate)
                     } else {
                         let incidents = me.poisson(rate / burst);
-                        (0..incidents as usize).map(|_| geometric(&mut me.g, burst)).sum()
+                        (0..incidents as usize)
+                            .map(|_| geometric(&mut me.g, burst))
+                            .sum()
                     }
                 };
                 let c = draw(self, base * load);
@@ -199,24 +219,46 @@ struct Row {
     null: bool,
 }
 
-fn evaluate(s: &Scenario, judge: &'static str, runs: usize, f: fn(&Scenario, u64) -> Option<usize>) -> Row {
+fn evaluate(
+    s: &Scenario,
+    judge: &'static str,
+    runs: usize,
+    f: fn(&Scenario, u64) -> Option<usize>,
+) -> Row {
     let started = Instant::now();
     let row = evaluate_inner(s, judge, runs, f);
-    eprintln!("  {} / {judge}: {runs} runs in {:.1} s", s.name, started.elapsed().as_secs_f64());
+    eprintln!(
+        "  {} / {judge}: {runs} runs in {:.1} s",
+        s.name,
+        started.elapsed().as_secs_f64()
+    );
     row
 }
 
-fn evaluate_inner(s: &Scenario, judge: &'static str, runs: usize, f: fn(&Scenario, u64) -> Option<usize>) -> Row {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+fn evaluate_inner(
+    s: &Scenario,
+    judge: &'static str,
+    runs: usize,
+    f: fn(&Scenario, u64) -> Option<usize>,
+) -> Row {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(2);
     let mut ticks: Vec<usize> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
-                    (t..runs).step_by(threads).filter_map(|i| f(s, 0x5eed_0000 + i as u64 * 7919)).collect::<Vec<_>>()
+                    (t..runs)
+                        .step_by(threads)
+                        .filter_map(|i| f(s, 0x5eed_0000 + i as u64 * 7919))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     ticks.sort_unstable();
     let median_minutes = if ticks.is_empty() {
@@ -224,33 +266,170 @@ fn evaluate_inner(s: &Scenario, judge: &'static str, runs: usize, f: fn(&Scenari
     } else {
         ticks[(ticks.len() - 1) / 2] as f64 * TICK_SECS / 60.0
     };
-    Row { scenario: s.name, judge, runs, alarms: ticks.len(), median_minutes, null: s.null }
+    Row {
+        scenario: s.name,
+        judge,
+        runs,
+        alarms: ticks.len(),
+        median_minutes,
+        null: s.null,
+    }
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (seq_runs, kay_runs) = if quick { (1_000, 20) } else { (10_000, 200) };
-    let lat = |mult, sigma_mult, phi| Kind::Latency { mult, sigma_mult, phi };
+    let lat = |mult, sigma_mult, phi| Kind::Latency {
+        mult,
+        sigma_mult,
+        phi,
+    };
     let cnt = |base, mult, burst| Kind::Counts { base, mult, burst };
     let scenarios = [
-        Scenario { name: "A/A latency, i.i.d.", kind: lat(1.0, 1.0, 0.0), batch: 1, null: true, alpha: 0.01, kayenta: true },
-        Scenario { name: "A/A latency, AR(1) φ=0.8", kind: lat(1.0, 1.0, 0.8), batch: 1, null: true, alpha: 0.01, kayenta: true },
-        Scenario { name: "A/A latency, AR(1) φ=0.8, batchSize 10", kind: lat(1.0, 1.0, 0.8), batch: 10, null: true, alpha: 0.01, kayenta: false },
-        Scenario { name: "A/A errors, Poisson (2/tick)", kind: cnt(2.0, 1.0, 1.0), batch: 1, null: true, alpha: 0.01, kayenta: true },
-        Scenario { name: "A/A errors, bursty (incidents × 5)", kind: cnt(2.0, 1.0, 5.0), batch: 1, null: true, alpha: 0.01, kayenta: true },
-        Scenario { name: "A/A errors, sparse (0.05/tick)", kind: cnt(0.05, 1.0, 1.0), batch: 1, null: true, alpha: 0.01, kayenta: true },
-        Scenario { name: "latency +5 %", kind: lat(1.05, 1.0, 0.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
-        Scenario { name: "latency +10 %", kind: lat(1.10, 1.0, 0.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
-        Scenario { name: "latency +20 %", kind: lat(1.20, 1.0, 0.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
-        Scenario { name: "latency variance ×1.5 (median unchanged)", kind: lat(1.0, 1.5, 0.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
-        Scenario { name: "A/A latency, i.i.d., α = 0.05", kind: lat(1.0, 1.0, 0.0), batch: 1, null: true, alpha: 0.05, kayenta: false },
-        Scenario { name: "latency +5 %, α = 0.05", kind: lat(1.05, 1.0, 0.0), batch: 1, null: false, alpha: 0.05, kayenta: false },
-        Scenario { name: "latency +10 %, α = 0.05", kind: lat(1.10, 1.0, 0.0), batch: 1, null: false, alpha: 0.05, kayenta: false },
-        Scenario { name: "latency +20 %, α = 0.05", kind: lat(1.20, 1.0, 0.0), batch: 1, null: false, alpha: 0.05, kayenta: false },
-        Scenario { name: "errors ×1.5", kind: cnt(2.0, 1.5, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
-        Scenario { name: "errors ×2", kind: cnt(2.0, 2.0, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
-        Scenario { name: "errors ×3", kind: cnt(2.0, 3.0, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
-        Scenario { name: "sparse errors ×4 (0.05/tick)", kind: cnt(0.05, 4.0, 1.0), batch: 1, null: false, alpha: 0.01, kayenta: true },
+        Scenario {
+            name: "A/A latency, i.i.d.",
+            kind: lat(1.0, 1.0, 0.0),
+            batch: 1,
+            null: true,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "A/A latency, AR(1) φ=0.8",
+            kind: lat(1.0, 1.0, 0.8),
+            batch: 1,
+            null: true,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "A/A latency, AR(1) φ=0.8, batchSize 10",
+            kind: lat(1.0, 1.0, 0.8),
+            batch: 10,
+            null: true,
+            alpha: 0.01,
+            kayenta: false,
+        },
+        Scenario {
+            name: "A/A errors, Poisson (2/tick)",
+            kind: cnt(2.0, 1.0, 1.0),
+            batch: 1,
+            null: true,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "A/A errors, bursty (incidents × 5)",
+            kind: cnt(2.0, 1.0, 5.0),
+            batch: 1,
+            null: true,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "A/A errors, sparse (0.05/tick)",
+            kind: cnt(0.05, 1.0, 1.0),
+            batch: 1,
+            null: true,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "latency +5 %",
+            kind: lat(1.05, 1.0, 0.0),
+            batch: 1,
+            null: false,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "latency +10 %",
+            kind: lat(1.10, 1.0, 0.0),
+            batch: 1,
+            null: false,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "latency +20 %",
+            kind: lat(1.20, 1.0, 0.0),
+            batch: 1,
+            null: false,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "latency variance ×1.5 (median unchanged)",
+            kind: lat(1.0, 1.5, 0.0),
+            batch: 1,
+            null: false,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "A/A latency, i.i.d., α = 0.05",
+            kind: lat(1.0, 1.0, 0.0),
+            batch: 1,
+            null: true,
+            alpha: 0.05,
+            kayenta: false,
+        },
+        Scenario {
+            name: "latency +5 %, α = 0.05",
+            kind: lat(1.05, 1.0, 0.0),
+            batch: 1,
+            null: false,
+            alpha: 0.05,
+            kayenta: false,
+        },
+        Scenario {
+            name: "latency +10 %, α = 0.05",
+            kind: lat(1.10, 1.0, 0.0),
+            batch: 1,
+            null: false,
+            alpha: 0.05,
+            kayenta: false,
+        },
+        Scenario {
+            name: "latency +20 %, α = 0.05",
+            kind: lat(1.20, 1.0, 0.0),
+            batch: 1,
+            null: false,
+            alpha: 0.05,
+            kayenta: false,
+        },
+        Scenario {
+            name: "errors ×1.5",
+            kind: cnt(2.0, 1.5, 1.0),
+            batch: 1,
+            null: false,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "errors ×2",
+            kind: cnt(2.0, 2.0, 1.0),
+            batch: 1,
+            null: false,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "errors ×3",
+            kind: cnt(2.0, 3.0, 1.0),
+            batch: 1,
+            null: false,
+            alpha: 0.01,
+            kayenta: true,
+        },
+        Scenario {
+            name: "sparse errors ×4 (0.05/tick)",
+            kind: cnt(0.05, 4.0, 1.0),
+            batch: 1,
+            null: false,
+            alpha: 0.01,
+            kayenta: true,
+        },
     ];
     println!("| scenario | judge | runs | alarm rate within 3 h | median time to alarm |");
     println!("|---|---|---:|---:|---:|");
@@ -258,13 +437,28 @@ fn main() {
     for s in &scenarios {
         let mut rows = vec![evaluate(s, "coalmine-seq-v1", seq_runs, run_seq)];
         if s.kayenta {
-            rows.push(evaluate(s, "NetflixACAJudge-v1.0 (30 min window)", kay_runs, run_kayenta));
+            rows.push(evaluate(
+                s,
+                "NetflixACAJudge-v1.0 (30 min window)",
+                kay_runs,
+                run_kayenta,
+            ));
         }
         for r in rows {
             let rate = r.alarms as f64 / r.runs as f64;
             let label = if r.null { "false alarms" } else { "detected" };
-            let median = if r.median_minutes.is_nan() { "–".to_string() } else { format!("{:.1} min", r.median_minutes) };
-            println!("| {} | {} | {} | {:.2} % {label} | {median} |", r.scenario, r.judge, r.runs, 100.0 * rate);
+            let median = if r.median_minutes.is_nan() {
+                "–".to_string()
+            } else {
+                format!("{:.1} min", r.median_minutes)
+            };
+            println!(
+                "| {} | {} | {} | {:.2} % {label} | {median} |",
+                r.scenario,
+                r.judge,
+                r.runs,
+                100.0 * rate
+            );
         }
     }
     eprintln!("validation took {:.0} s", start.elapsed().as_secs_f64());

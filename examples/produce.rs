@@ -55,7 +55,9 @@ fn main() {
         }
         bytes += payload.len() as u64;
         let key = (m % 64).to_string();
-        let mut rec: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(payload.as_str()).key(key.as_str());
+        let mut rec: BaseRecord<'_, str, str> = BaseRecord::to(topic)
+            .payload(payload.as_str())
+            .key(key.as_str());
         loop {
             match p.send(rec) {
                 Ok(()) => break,

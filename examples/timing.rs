@@ -13,7 +13,11 @@ fn read_column(path: &str) -> Vec<f64> {
         .unwrap_or_else(|e| panic!("{path}: {e}"))
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| l.trim().parse().unwrap_or_else(|e| panic!("{path}: {l:?}: {e}")))
+        .map(|l| {
+            l.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{path}: {l:?}: {e}"))
+        })
         .collect()
 }
 
@@ -56,8 +60,14 @@ fn main() {
                 let secs = median_seconds(reps, || {
                     std::hint::black_box(judge_request(&request, Some(kind.name())).unwrap());
                 });
-                let score = judge_request(&request, Some(kind.name())).unwrap().score.score;
-                out.insert(kind.name().into(), serde_json::json!({"median_s": secs, "score": score}));
+                let score = judge_request(&request, Some(kind.name()))
+                    .unwrap()
+                    .score
+                    .score;
+                out.insert(
+                    kind.name().into(),
+                    serde_json::json!({"median_s": secs, "score": score}),
+                );
             }
             println!("{}", serde_json::Value::Object(out));
         }

@@ -44,7 +44,10 @@ pub struct ApiError(StatusCode, String);
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError(StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message.into())
+        ApiError(
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message.into(),
+        )
     }
     fn bad(message: impl Into<String>) -> Self {
         ApiError(StatusCode::BAD_REQUEST, message.into())
@@ -80,7 +83,10 @@ pub fn router(state: AppState) -> Router {
         .route("/judges", get(judges))
         .route("/judge", post(judge_request))
         .route("/canaryConfig", get(list_configs).post(create_config))
-        .route("/canaryConfig/{id}", get(get_config).put(update_config).delete(delete_config))
+        .route(
+            "/canaryConfig/{id}",
+            get(get_config).put(update_config).delete(delete_config),
+        )
         .route("/runs", get(list_runs).post(create_run))
         .route("/runs/{id}", get(get_run).delete(stop_run))
         .route("/runs/{id}/verdict", get(verdict))
@@ -97,7 +103,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Bind `addr` (`127.0.0.1:0` picks a free port).
@@ -108,7 +116,10 @@ pub async fn bind(addr: &str) -> std::io::Result<(tokio::net::TcpListener, Socke
 }
 
 async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let writes = matches!(*req.method(), Method::POST | Method::PUT | Method::DELETE | Method::PATCH);
+    let writes = matches!(
+        *req.method(),
+        Method::POST | Method::PUT | Method::DELETE | Method::PATCH
+    );
     if let (true, Some(token)) = (writes && req.uri().path() != "/judge", st.token.as_ref()) {
         let given = req
             .headers()
@@ -117,8 +128,17 @@ async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response 
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-            let msg = if given.is_empty() { "this endpoint needs Authorization: Bearer <token>" } else { "invalid token" };
-            return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({ "message": msg }))).into_response();
+            let msg = if given.is_empty() {
+                "this endpoint needs Authorization: Bearer <token>"
+            } else {
+                "invalid token"
+            };
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({ "message": msg })),
+            )
+                .into_response();
         }
     }
     next.run(req).await
@@ -129,18 +149,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("no route for {method} {}", uri.path()))
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {}", uri.path()))
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 fn json_body(body: &Bytes, what: &str) -> ApiResult<Value> {
     if body.is_empty() {
-        return Err(ApiError::bad(format!("the request body is empty (expected {what})")));
+        return Err(ApiError::bad(format!(
+            "the request body is empty (expected {what})"
+        )));
     }
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::bad(format!("the body is not UTF-8 (byte {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::bad(format!("the body is not UTF-8 (byte {})", e.valid_up_to())))?;
     judge::json::parse_text(text, "the request body").map_err(|e| ApiError::bad(e.message))
 }
 
@@ -149,11 +178,20 @@ async fn health() -> Json<Value> {
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("api/openapi.json")).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("api/openapi.json"),
+    )
+        .into_response()
 }
 
 async fn judges() -> Json<Value> {
-    Json(Value::Array(JudgeKind::ALL.iter().map(|j| json!({ "name": j.name(), "visible": true })).collect()))
+    Json(Value::Array(
+        JudgeKind::ALL
+            .iter()
+            .map(|j| json!({ "name": j.name(), "visible": true }))
+            .collect(),
+    ))
 }
 
 fn query_params(raw: Option<String>) -> Vec<(String, String)> {
@@ -189,19 +227,31 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// `POST /judge`: Kayenta's `RemoteJudge-v1.0` request → `CanaryJudgeResult`.
-async fn judge_request(State(st): State<AppState>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Response> {
-    let judge_name = query_params(q).into_iter().find(|(k, _)| k == "judge").map(|(_, v)| v);
+async fn judge_request(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let judge_name = query_params(q)
+        .into_iter()
+        .find(|(k, _)| k == "judge")
+        .map(|(_, v)| v);
     let value = json_body(&body, "a remote-judge request")?;
     st.judge_requests.fetch_add(1, Ordering::Relaxed);
-    let result = tokio::task::spawn_blocking(move || judge::judge_value(&value, judge_name.as_deref()))
-        .await
-        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
-        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let result =
+        tokio::task::spawn_blocking(move || judge::judge_value(&value, judge_name.as_deref()))
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
+            .map_err(|e| ApiError::bad(e.to_string()))?;
     Ok(Json(serde_json::to_value(&result).expect("results serialise")).into_response())
 }
 
 async fn list_configs(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
-    let apps: Vec<String> = query_params(q).into_iter().filter(|(k, _)| k == "application").map(|(_, v)| v).collect();
+    let apps: Vec<String> = query_params(q)
+        .into_iter()
+        .filter(|(k, _)| k == "application")
+        .map(|(_, v)| v)
+        .collect();
     Ok(Json(Value::Array(st.configs.list(&apps)?)))
 }
 
@@ -211,20 +261,33 @@ async fn get_config(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
 
 fn config_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
     if body.is_empty() {
-        return Err(ApiError::bad("the request body is empty (expected a canary config)"));
+        return Err(ApiError::bad(
+            "the request body is empty (expected a canary config)",
+        ));
     }
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     Ok(canary::parse_document(body, ct)?)
 }
 
-async fn create_config(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+async fn create_config(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     let doc = config_body(&headers, &body)?;
     canary::validate(&doc, &st.engine).await?;
     let id = st.configs.create(doc)?;
     Ok(Json(json!({ "canaryConfigId": id })))
 }
 
-async fn update_config(State(st): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+async fn update_config(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     st.configs.get(&id)?;
     let doc = config_body(&headers, &body)?;
     canary::validate(&doc, &st.engine).await?;
@@ -232,7 +295,10 @@ async fn update_config(State(st): State<AppState>, Path(id): Path<String>, heade
     Ok(Json(json!({ "canaryConfigId": id })))
 }
 
-async fn delete_config(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_config(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     st.configs.delete(&id)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -240,7 +306,12 @@ async fn delete_config(State(st): State<AppState>, Path(id): Path<String>) -> Ap
 async fn create_run(State(st): State<AppState>, body: Bytes) -> ApiResult<Response> {
     let value = json_body(&body, "a run request")?;
     let run = st.runs.create(&value).await?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/runs/{}", run.id))], Json(serde_json::to_value(&run).expect("runs serialise"))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/runs/{}", run.id))],
+        Json(serde_json::to_value(&run).expect("runs serialise")),
+    )
+        .into_response())
 }
 
 async fn list_runs(State(st): State<AppState>) -> Json<Value> {
@@ -248,11 +319,15 @@ async fn list_runs(State(st): State<AppState>) -> Json<Value> {
 }
 
 async fn get_run(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(serde_json::to_value(st.runs.get(&id)?).expect("runs serialise")))
+    Ok(Json(
+        serde_json::to_value(st.runs.get(&id)?).expect("runs serialise"),
+    ))
 }
 
 async fn stop_run(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(serde_json::to_value(st.runs.stop(&id)?).expect("runs serialise")))
+    Ok(Json(
+        serde_json::to_value(st.runs.stop(&id)?).expect("runs serialise"),
+    ))
 }
 
 async fn verdict(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -263,41 +338,144 @@ async fn verdict(State(st): State<AppState>, Path(id): Path<String>) -> ApiResul
 async fn metrics(State(st): State<AppState>) -> Response {
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, kind: &str, samples: &[(String, f64)]| {
-        let _ = writeln!(out, "# HELP coalmine_{name} {help}\n# TYPE coalmine_{name} {kind}");
+        let _ = writeln!(
+            out,
+            "# HELP coalmine_{name} {help}\n# TYPE coalmine_{name} {kind}"
+        );
         for (labels, v) in samples {
             let _ = writeln!(out, "coalmine_{name}{labels} {v}");
         }
     };
     let i = st.ingest.snapshot();
     let one = |v: u64| vec![(String::new(), v as f64)];
-    counter("messages_total", "Kafka messages consumed.", "counter", &one(i.messages));
-    counter("points_ingested_total", "Metric points decoded and stored.", "counter", &one(i.points));
-    counter("decode_errors_total", "Messages that could not be decoded.", "counter", &one(i.decode_errors));
-    counter("dead_lettered_total", "Messages copied to the dead-letter topic.", "counter", &one(i.dead_lettered));
-    counter("duplicates_skipped_total", "Replayed messages already durable, skipped.", "counter", &one(i.duplicates_skipped));
-    counter("offset_commits_total", "Kafka offset commits.", "counter", &one(i.commits));
+    counter(
+        "messages_total",
+        "Kafka messages consumed.",
+        "counter",
+        &one(i.messages),
+    );
+    counter(
+        "points_ingested_total",
+        "Metric points decoded and stored.",
+        "counter",
+        &one(i.points),
+    );
+    counter(
+        "decode_errors_total",
+        "Messages that could not be decoded.",
+        "counter",
+        &one(i.decode_errors),
+    );
+    counter(
+        "dead_lettered_total",
+        "Messages copied to the dead-letter topic.",
+        "counter",
+        &one(i.dead_lettered),
+    );
+    counter(
+        "duplicates_skipped_total",
+        "Replayed messages already durable, skipped.",
+        "counter",
+        &one(i.duplicates_skipped),
+    );
+    counter(
+        "offset_commits_total",
+        "Kafka offset commits.",
+        "counter",
+        &one(i.commits),
+    );
     let s = st.engine.store().stats();
-    counter("store_points", "Points in segments.", "gauge", &one(s.segment_points));
-    counter("store_buffered_points", "Points not yet in a segment.", "gauge", &one(s.active_points));
-    counter("store_series", "Series known.", "gauge", &one(s.series as u64));
-    counter("store_segments", "Segments.", "gauge", &one(s.segments as u64));
-    counter("store_disk_bytes", "Bytes of segments on disk.", "gauge", &one(s.disk_bytes));
-    counter("store_memory_bytes", "Bytes of point data in memory.", "gauge", &one(s.memory_bytes));
+    counter(
+        "store_points",
+        "Points in segments.",
+        "gauge",
+        &one(s.segment_points),
+    );
+    counter(
+        "store_buffered_points",
+        "Points not yet in a segment.",
+        "gauge",
+        &one(s.active_points),
+    );
+    counter(
+        "store_series",
+        "Series known.",
+        "gauge",
+        &one(s.series as u64),
+    );
+    counter(
+        "store_segments",
+        "Segments.",
+        "gauge",
+        &one(s.segments as u64),
+    );
+    counter(
+        "store_disk_bytes",
+        "Bytes of segments on disk.",
+        "gauge",
+        &one(s.disk_bytes),
+    );
+    counter(
+        "store_memory_bytes",
+        "Bytes of point data in memory.",
+        "gauge",
+        &one(s.memory_bytes),
+    );
     let r = st.runs.stats();
-    counter("judgments_total", "Judgments made by canary runs.", "counter", &one(r.judgments.load(Ordering::Relaxed)));
-    counter("judgment_errors_total", "Judgments that failed (query errors).", "counter", &one(r.tick_errors.load(Ordering::Relaxed)));
+    counter(
+        "judgments_total",
+        "Judgments made by canary runs.",
+        "counter",
+        &one(r.judgments.load(Ordering::Relaxed)),
+    );
+    counter(
+        "judgment_errors_total",
+        "Judgments that failed (query errors).",
+        "counter",
+        &one(r.tick_errors.load(Ordering::Relaxed)),
+    );
     let total = r.tick_micros_total.load(Ordering::Relaxed) as f64 / 1e6;
     let _ = writeln!(out, "# HELP coalmine_judgment_seconds Time per judgment (queries + judge).\n# TYPE coalmine_judgment_seconds summary");
     let _ = writeln!(out, "coalmine_judgment_seconds_sum {total}");
-    let _ = writeln!(out, "coalmine_judgment_seconds_count {}", r.judgments.load(Ordering::Relaxed) + r.tick_errors.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "coalmine_judgment_seconds_count {}",
+        r.judgments.load(Ordering::Relaxed) + r.tick_errors.load(Ordering::Relaxed)
+    );
     let _ = writeln!(out, "# HELP coalmine_judgment_seconds_max Longest judgment.\n# TYPE coalmine_judgment_seconds_max gauge");
-    let _ = writeln!(out, "coalmine_judgment_seconds_max {}", r.tick_micros_max.load(Ordering::Relaxed) as f64 / 1e6);
-    let verdicts: BTreeMap<&str, u64> = r.verdicts.lock().expect("stats lock").iter().map(|(k, v)| (*k, *v)).collect();
+    let _ = writeln!(
+        out,
+        "coalmine_judgment_seconds_max {}",
+        r.tick_micros_max.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    let verdicts: BTreeMap<&str, u64> = r
+        .verdicts
+        .lock()
+        .expect("stats lock")
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .collect();
     let _ = writeln!(out, "# HELP coalmine_verdicts_total Final verdicts of canary runs, by status.\n# TYPE coalmine_verdicts_total counter");
-    for status in [RunStatus::Pass, RunStatus::Marginal, RunStatus::Fail, RunStatus::Stopped, RunStatus::Error] {
-        let _ = writeln!(out, "coalmine_verdicts_total{{status=\"{}\"}} {}", status.as_str(), verdicts.get(status.as_str()).copied().unwrap_or(0));
+    for status in [
+        RunStatus::Pass,
+        RunStatus::Marginal,
+        RunStatus::Fail,
+        RunStatus::Stopped,
+        RunStatus::Error,
+    ] {
+        let _ = writeln!(
+            out,
+            "coalmine_verdicts_total{{status=\"{}\"}} {}",
+            status.as_str(),
+            verdicts.get(status.as_str()).copied().unwrap_or(0)
+        );
     }
-    let active = st.runs.list().iter().filter(|r| r["status"] == "running").count();
+    let active = st
+        .runs
+        .list()
+        .iter()
+        .filter(|r| r["status"] == "running")
+        .count();
     let _ = writeln!(out, "# HELP coalmine_runs_active Canary runs in progress.\n# TYPE coalmine_runs_active gauge\ncoalmine_runs_active {active}");
     let _ = writeln!(
         out,

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{
-    Array, ArrayRef, Float64Array, MapArray, MapBuilder, RecordBatch, StringArray, StringBuilder, StringDictionaryBuilder,
-    TimestampMillisecondArray, UInt32Array,
+    Array, ArrayRef, Float64Array, MapArray, MapBuilder, RecordBatch, StringArray, StringBuilder,
+    StringDictionaryBuilder, TimestampMillisecondArray, UInt32Array,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::ipc::reader::FileReader;
@@ -78,7 +78,10 @@ const EXPORT_KEY: &str = "coalmine.run-export";
 
 /// Columns of archived values.
 pub fn pairs_schema() -> SchemaRef {
-    let tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()).finish().data_type().clone();
+    let tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+        .finish()
+        .data_type()
+        .clone();
     let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     Arc::new(Schema::new(vec![
         Field::new("metric", dict.clone(), false),
@@ -86,7 +89,11 @@ pub fn pairs_schema() -> SchemaRef {
         Field::new("tags", tags, false),
         Field::new("scope", dict, false),
         Field::new("position", DataType::UInt32, false),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("value", DataType::Float64, false),
     ]))
 }
@@ -120,13 +127,27 @@ impl ArchivedJudgment {
 
     /// The remote-judge request this judgment answered (Kayenta's shape).
     pub fn request(&self) -> Value {
-        let pairs: Vec<Value> = self.pairs.iter().map(|p| serde_json::to_value(pair_json(&p.pair)).expect("pairs serialise")).collect();
+        let pairs: Vec<Value> = self
+            .pairs
+            .iter()
+            .map(|p| serde_json::to_value(pair_json(&p.pair)).expect("pairs serialise"))
+            .collect();
         json!({"canaryConfig": self.config(), "metricSetPairList": pairs, "scoreThresholds": {"pass": self.thresholds().pass, "marginal": self.thresholds().marginal}})
     }
 }
 
 fn pair_json(p: &MetricSetPair) -> Value {
-    let nums = |v: &[f64]| -> Vec<Value> { v.iter().map(|x| if x.is_finite() { json!(x) } else { json!("NaN") }).collect() };
+    let nums = |v: &[f64]| -> Vec<Value> {
+        v.iter()
+            .map(|x| {
+                if x.is_finite() {
+                    json!(x)
+                } else {
+                    json!("NaN")
+                }
+            })
+            .collect()
+    };
     json!({"name": p.name, "id": p.id, "tags": p.tags, "values": {"control": nums(&p.control), "experiment": nums(&p.experiment)}})
 }
 
@@ -138,7 +159,10 @@ pub fn pairs_batch(pairs: &[PairData]) -> RecordBatch {
     let mut scope = StringDictionaryBuilder::<Int32Type>::new();
     let (mut position, mut ts, mut value) = (Vec::new(), Vec::new(), Vec::new());
     for p in pairs {
-        for (side, values, times) in [("control", &p.pair.control, &p.control_ts), ("experiment", &p.pair.experiment, &p.experiment_ts)] {
+        for (side, values, times) in [
+            ("control", &p.pair.control, &p.control_ts),
+            ("experiment", &p.pair.experiment, &p.experiment_ts),
+        ] {
             for (i, v) in values.iter().enumerate() {
                 metric.append_value(&p.pair.name);
                 pair_id.append_value(&p.pair.id);
@@ -171,17 +195,47 @@ pub fn pairs_batch(pairs: &[PairData]) -> RecordBatch {
 
 /// Rebuild pairs from a table of [`pairs_schema`] rows (any order).
 pub fn pairs_from_batch(batch: &RecordBatch, path: &Path) -> Result<Vec<PairData>, ArchiveError> {
-    let corrupt = |r: &str| ArchiveError::Corrupt { path: path.to_path_buf(), reason: r.to_string() };
-    let col = |name: &str| batch.column_by_name(name).ok_or_else(|| corrupt(&format!("no `{name}` column")));
-    let metric = arrow::compute::cast(col("metric")?, &DataType::Utf8).map_err(|e| corrupt(&e.to_string()))?;
-    let metric = metric.as_any().downcast_ref::<StringArray>().ok_or_else(|| corrupt("`metric` is not text"))?;
-    let scope = arrow::compute::cast(col("scope")?, &DataType::Utf8).map_err(|e| corrupt(&e.to_string()))?;
-    let scope = scope.as_any().downcast_ref::<StringArray>().ok_or_else(|| corrupt("`scope` is not text"))?;
-    let pair_id = col("pair_id")?.as_any().downcast_ref::<StringArray>().ok_or_else(|| corrupt("`pair_id` is not text"))?;
-    let tags = col("tags")?.as_any().downcast_ref::<MapArray>().ok_or_else(|| corrupt("`tags` is not a map"))?;
-    let position = col("position")?.as_any().downcast_ref::<UInt32Array>().ok_or_else(|| corrupt("`position` is not uint32"))?;
-    let ts = col("ts")?.as_any().downcast_ref::<TimestampMillisecondArray>().ok_or_else(|| corrupt("`ts` is not a timestamp"))?;
-    let value = col("value")?.as_any().downcast_ref::<Float64Array>().ok_or_else(|| corrupt("`value` is not float64"))?;
+    let corrupt = |r: &str| ArchiveError::Corrupt {
+        path: path.to_path_buf(),
+        reason: r.to_string(),
+    };
+    let col = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| corrupt(&format!("no `{name}` column")))
+    };
+    let metric = arrow::compute::cast(col("metric")?, &DataType::Utf8)
+        .map_err(|e| corrupt(&e.to_string()))?;
+    let metric = metric
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| corrupt("`metric` is not text"))?;
+    let scope = arrow::compute::cast(col("scope")?, &DataType::Utf8)
+        .map_err(|e| corrupt(&e.to_string()))?;
+    let scope = scope
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| corrupt("`scope` is not text"))?;
+    let pair_id = col("pair_id")?
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| corrupt("`pair_id` is not text"))?;
+    let tags = col("tags")?
+        .as_any()
+        .downcast_ref::<MapArray>()
+        .ok_or_else(|| corrupt("`tags` is not a map"))?;
+    let position = col("position")?
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .ok_or_else(|| corrupt("`position` is not uint32"))?;
+    let ts = col("ts")?
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .ok_or_else(|| corrupt("`ts` is not a timestamp"))?;
+    let value = col("value")?
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .ok_or_else(|| corrupt("`value` is not float64"))?;
     let mut by_id: BTreeMap<String, (usize, PairData)> = BTreeMap::new();
     let mut order = 0usize;
     for r in 0..batch.num_rows() {
@@ -200,7 +254,13 @@ pub fn pairs_from_batch(batch: &RecordBatch, path: &Path) -> Result<Vec<PairData
             (
                 order,
                 PairData {
-                    pair: MetricSetPair { name: metric.value(r).to_string(), id, tags: tag_map, control: Vec::new(), experiment: Vec::new() },
+                    pair: MetricSetPair {
+                        name: metric.value(r).to_string(),
+                        id,
+                        tags: tag_map,
+                        control: Vec::new(),
+                        experiment: Vec::new(),
+                    },
                     control_ts: Vec::new(),
                     experiment_ts: Vec::new(),
                 },
@@ -226,29 +286,59 @@ pub fn pairs_from_batch(batch: &RecordBatch, path: &Path) -> Result<Vec<PairData
     Ok(out.into_iter().map(|(_, p)| p).collect())
 }
 
-fn write_ipc(path: &Path, batch: &RecordBatch, key: &str, meta: &Value) -> Result<(), ArchiveError> {
+fn write_ipc(
+    path: &Path,
+    batch: &RecordBatch,
+    key: &str,
+    meta: &Value,
+) -> Result<(), ArchiveError> {
     let mut md = std::collections::HashMap::new();
     md.insert(key.to_string(), meta.to_string());
-    let schema = Arc::new(Schema::new_with_metadata(batch.schema().fields().clone(), md));
-    let batch = batch.clone().with_schema(schema.clone()).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    let schema = Arc::new(Schema::new_with_metadata(
+        batch.schema().fields().clone(),
+        md,
+    ));
+    let batch = batch
+        .clone()
+        .with_schema(schema.clone())
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("f")));
-    let file = std::fs::File::create(&tmp).map_err(io(format!("cannot create {}", tmp.display())))?;
-    let mut w = FileWriter::try_new(std::io::BufWriter::new(file), &schema).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    w.write(&batch).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    w.finish().map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    let buf = w.into_inner().map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    let file = buf.into_inner().map_err(|e| ArchiveError::Io { context: format!("cannot write {}", tmp.display()), source: e.into_error() })?;
-    file.sync_all().map_err(io(format!("cannot fsync {}", tmp.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("f")
+    ));
+    let file =
+        std::fs::File::create(&tmp).map_err(io(format!("cannot create {}", tmp.display())))?;
+    let mut w = FileWriter::try_new(std::io::BufWriter::new(file), &schema)
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    w.write(&batch)
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    w.finish()
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    let buf = w
+        .into_inner()
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    let file = buf.into_inner().map_err(|e| ArchiveError::Io {
+        context: format!("cannot write {}", tmp.display()),
+        source: e.into_error(),
+    })?;
+    file.sync_all()
+        .map_err(io(format!("cannot fsync {}", tmp.display())))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(io(format!("cannot rename into {}", path.display())))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(format!("cannot fsync {}", dir.display())))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(format!("cannot fsync {}", dir.display())))
 }
 
 fn read_ipc(path: &Path, key: &str) -> Result<(RecordBatch, Value), ArchiveError> {
-    let corrupt = |r: String| ArchiveError::Corrupt { path: path.to_path_buf(), reason: r };
+    let corrupt = |r: String| ArchiveError::Corrupt {
+        path: path.to_path_buf(),
+        reason: r,
+    };
     let f = std::fs::File::open(path).map_err(io(format!("cannot open {}", path.display())))?;
-    let reader = FileReader::try_new(std::io::BufReader::new(f), None).map_err(|e| corrupt(format!("not an Arrow IPC file: {e}")))?;
+    let reader = FileReader::try_new(std::io::BufReader::new(f), None)
+        .map_err(|e| corrupt(format!("not an Arrow IPC file: {e}")))?;
     let schema = reader.schema();
     let meta: Value = schema
         .metadata()
@@ -260,13 +350,22 @@ fn read_ipc(path: &Path, key: &str) -> Result<(RecordBatch, Value), ArchiveError
         batches.push(b.map_err(|e| corrupt(format!("unreadable record batch: {e}")))?);
     }
     let plain = Arc::new(Schema::new(schema.fields().clone()));
-    let batch = arrow::compute::concat_batches(&plain, &batches).map_err(|e| corrupt(e.to_string()))?;
+    let batch =
+        arrow::compute::concat_batches(&plain, &batches).map_err(|e| corrupt(e.to_string()))?;
     Ok((batch, meta))
 }
 
 /// Write one judgment (and refresh `run.json`).
-pub fn write_judgment(root: &Path, run: &Run, pairs: &[PairData], label: Option<&Value>) -> Result<PathBuf, ArchiveError> {
-    let j = run.judgments.last().ok_or_else(|| ArchiveError::Invalid("the run has no judgment yet".into()))?;
+pub fn write_judgment(
+    root: &Path,
+    run: &Run,
+    pairs: &[PairData],
+    label: Option<&Value>,
+) -> Result<PathBuf, ArchiveError> {
+    let j = run
+        .judgments
+        .last()
+        .ok_or_else(|| ArchiveError::Invalid("the run has no judgment yet".into()))?;
     let dir = root.join("runs").join(&run.id);
     std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let judge = j.result["judgeName"].clone();
@@ -285,8 +384,13 @@ pub fn write_judgment(root: &Path, run: &Run, pairs: &[PairData], label: Option<
         .create(true)
         .append(true)
         .open(root.join("catalog.jsonl"))
-        .map_err(io(format!("cannot open {}", root.join("catalog.jsonl").display())))?;
-    writeln!(cat, "{line}").and_then(|_| cat.sync_data()).map_err(io("cannot append to catalog.jsonl"))?;
+        .map_err(io(format!(
+            "cannot open {}",
+            root.join("catalog.jsonl").display()
+        )))?;
+    writeln!(cat, "{line}")
+        .and_then(|_| cat.sync_data())
+        .map_err(io("cannot append to catalog.jsonl"))?;
     Ok(path)
 }
 
@@ -305,7 +409,8 @@ pub fn write_run(root: &Path, run: &Run, label: Option<&Value>) -> Result<(), Ar
     if let Some(l) = label {
         v["label"] = l.clone();
     }
-    crate::store::write_atomically(&dir.join("run.json"), v.to_string().as_bytes()).map_err(io(format!("cannot write {}/run.json", dir.display())))
+    crate::store::write_atomically(&dir.join("run.json"), v.to_string().as_bytes())
+        .map_err(io(format!("cannot write {}/run.json", dir.display())))
 }
 
 /// Archives every judgment of the daemon's runs (a [`RunListener`]).
@@ -316,8 +421,12 @@ pub struct ArchiveWriter {
 
 impl ArchiveWriter {
     pub fn open(root: &Path) -> Result<ArchiveWriter, ArchiveError> {
-        std::fs::create_dir_all(root.join("runs")).map_err(io(format!("cannot create {}", root.display())))?;
-        Ok(ArchiveWriter { root: root.to_path_buf(), lock: Mutex::new(()) })
+        std::fs::create_dir_all(root.join("runs"))
+            .map_err(io(format!("cannot create {}", root.display())))?;
+        Ok(ArchiveWriter {
+            root: root.to_path_buf(),
+            lock: Mutex::new(()),
+        })
     }
 }
 
@@ -350,11 +459,17 @@ impl Archive {
     /// Read an archive directory (while a daemon may be writing it: only complete files).
     pub fn open(root: &Path) -> Result<Archive, ArchiveError> {
         if !root.exists() {
-            return Err(ArchiveError::NotFound(format!("{}: no such archive", root.display())));
+            return Err(ArchiveError::NotFound(format!(
+                "{}: no such archive",
+                root.display()
+            )));
         }
         let runs_dir = root.join("runs");
         if !runs_dir.is_dir() {
-            return Err(ArchiveError::NotAnArchive { path: root.to_path_buf(), reason: "no runs/ directory".into() });
+            return Err(ArchiveError::NotAnArchive {
+                path: root.to_path_buf(),
+                reason: "no runs/ directory".into(),
+            });
         }
         let mut run_dirs: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
             .map_err(io(format!("cannot list {}", runs_dir.display())))?
@@ -363,12 +478,28 @@ impl Archive {
             .collect();
         run_dirs.sort();
         // read the files of many runs in parallel: thousands of small files
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        let chunks: Vec<&[PathBuf]> = run_dirs.chunks(run_dirs.len().div_ceil(threads).max(1)).collect();
-        let loaded: Vec<Result<Vec<(String, Value, Vec<ArchivedJudgment>)>, ArchiveError>> = std::thread::scope(|s| {
-            let hs: Vec<_> = chunks.iter().map(|c| s.spawn(move || c.iter().map(|d| read_run_dir(d)).collect::<Result<Vec<_>, _>>())).collect();
-            hs.into_iter().map(|h| h.join().expect("archive reader thread")).collect()
-        });
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let chunks: Vec<&[PathBuf]> = run_dirs
+            .chunks(run_dirs.len().div_ceil(threads).max(1))
+            .collect();
+        let loaded: Vec<Result<Vec<(String, Value, Vec<ArchivedJudgment>)>, ArchiveError>> =
+            std::thread::scope(|s| {
+                let hs: Vec<_> = chunks
+                    .iter()
+                    .map(|c| {
+                        s.spawn(move || {
+                            c.iter()
+                                .map(|d| read_run_dir(d))
+                                .collect::<Result<Vec<_>, _>>()
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().expect("archive reader thread"))
+                    .collect()
+            });
         let mut runs = BTreeMap::new();
         let mut judgments = Vec::new();
         for chunk in loaded {
@@ -377,17 +508,29 @@ impl Archive {
                 judgments.extend(js);
             }
         }
-        Ok(Archive { root: root.to_path_buf(), runs, judgments })
+        Ok(Archive {
+            root: root.to_path_buf(),
+            runs,
+            judgments,
+        })
     }
 
     pub fn judgment(&self, run_id: &str, index: u64) -> Option<&ArchivedJudgment> {
-        self.judgments.iter().find(|j| j.run_id == run_id && j.index == index)
+        self.judgments
+            .iter()
+            .find(|j| j.run_id == run_id && j.index == index)
     }
 
     /// Export one run (its `run.json` and every judgment) to a single Arrow IPC file.
     pub fn export_run(&self, run_id: &str, path: &Path) -> Result<usize, ArchiveError> {
-        let run = self.runs.get(run_id).ok_or_else(|| ArchiveError::NotFound(format!("run '{run_id}' is not in the archive")))?;
-        let js: Vec<&ArchivedJudgment> = self.judgments.iter().filter(|j| j.run_id == run_id).collect();
+        let run = self.runs.get(run_id).ok_or_else(|| {
+            ArchiveError::NotFound(format!("run '{run_id}' is not in the archive"))
+        })?;
+        let js: Vec<&ArchivedJudgment> = self
+            .judgments
+            .iter()
+            .filter(|j| j.run_id == run_id)
+            .collect();
         let mut batches = Vec::new();
         let mut metas = Vec::new();
         let schema = pairs_schema();
@@ -398,33 +541,66 @@ impl Archive {
             batches.push(b);
             metas.push(j.meta.clone());
         }
-        let all = arrow::compute::concat_batches(&schema, &batches).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        let mut fields: Vec<Arc<Field>> = vec![Arc::new(Field::new("judgment", DataType::UInt32, false))];
+        let all = arrow::compute::concat_batches(&schema, &batches)
+            .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+        let mut fields: Vec<Arc<Field>> =
+            vec![Arc::new(Field::new("judgment", DataType::UInt32, false))];
         fields.extend(schema.fields().iter().cloned());
         let mut cols: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(judgment_col))];
         cols.extend(all.columns().iter().cloned());
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        write_ipc(path, &batch, EXPORT_KEY, &json!({"run": run, "judgments": metas}))?;
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+            .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+        write_ipc(
+            path,
+            &batch,
+            EXPORT_KEY,
+            &json!({"run": run, "judgments": metas}),
+        )?;
         Ok(js.len())
     }
 }
 
 fn read_run_dir(dir: &Path) -> Result<(String, Value, Vec<ArchivedJudgment>), ArchiveError> {
     let run_path = dir.join("run.json");
-    let text = std::fs::read_to_string(&run_path).map_err(io(format!("cannot read {}", run_path.display())))?;
-    let run: Value = serde_json::from_str(&text).map_err(|e| ArchiveError::Corrupt { path: run_path.clone(), reason: format!("invalid JSON: {e}") })?;
-    let id = run["id"].as_str().ok_or_else(|| ArchiveError::Corrupt { path: run_path.clone(), reason: "no run id".into() })?.to_string();
+    let text = std::fs::read_to_string(&run_path)
+        .map_err(io(format!("cannot read {}", run_path.display())))?;
+    let run: Value = serde_json::from_str(&text).map_err(|e| ArchiveError::Corrupt {
+        path: run_path.clone(),
+        reason: format!("invalid JSON: {e}"),
+    })?;
+    let id = run["id"]
+        .as_str()
+        .ok_or_else(|| ArchiveError::Corrupt {
+            path: run_path.clone(),
+            reason: "no run id".into(),
+        })?
+        .to_string();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(format!("cannot list {}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "arrow") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "arrow")
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     files.sort();
     let mut js = Vec::with_capacity(files.len());
     for f in files {
         let (batch, meta) = read_ipc(&f, META_KEY)?;
-        let index = meta["index"].as_u64().ok_or_else(|| ArchiveError::Corrupt { path: f.clone(), reason: "no judgment index".into() })?;
-        js.push(ArchivedJudgment { run_id: id.clone(), index, pairs: pairs_from_batch(&batch, &f)?, meta });
+        let index = meta["index"]
+            .as_u64()
+            .ok_or_else(|| ArchiveError::Corrupt {
+                path: f.clone(),
+                reason: "no judgment index".into(),
+            })?;
+        js.push(ArchivedJudgment {
+            run_id: id.clone(),
+            index,
+            pairs: pairs_from_batch(&batch, &f)?,
+            meta,
+        });
     }
     Ok((id, run, js))
 }
@@ -434,21 +610,43 @@ fn read_run_dir(dir: &Path) -> Result<(String, Value, Vec<ArchivedJudgment>), Ar
 pub fn import_run(file: &Path, archive: &Path) -> Result<String, ArchiveError> {
     let (batch, meta) = read_ipc(file, EXPORT_KEY)?;
     let run = meta["run"].clone();
-    let id = run["id"].as_str().ok_or_else(|| ArchiveError::Corrupt { path: file.to_path_buf(), reason: "no run id".into() })?.to_string();
+    let id = run["id"]
+        .as_str()
+        .ok_or_else(|| ArchiveError::Corrupt {
+            path: file.to_path_buf(),
+            reason: "no run id".into(),
+        })?
+        .to_string();
     let dir = archive.join("runs").join(&id);
     std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let judgment = batch
         .column_by_name("judgment")
         .and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned())
-        .ok_or_else(|| ArchiveError::Corrupt { path: file.to_path_buf(), reason: "no judgment column".into() })?;
-    let pairs_only = batch.project(&(1..batch.num_columns()).collect::<Vec<_>>()).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    let pairs_only = pairs_only.with_schema(pairs_schema()).map_err(|e| ArchiveError::Corrupt { path: file.to_path_buf(), reason: e.to_string() })?;
+        .ok_or_else(|| ArchiveError::Corrupt {
+            path: file.to_path_buf(),
+            reason: "no judgment column".into(),
+        })?;
+    let pairs_only = batch
+        .project(&(1..batch.num_columns()).collect::<Vec<_>>())
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    let pairs_only = pairs_only
+        .with_schema(pairs_schema())
+        .map_err(|e| ArchiveError::Corrupt {
+            path: file.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     for m in meta["judgments"].as_array().into_iter().flatten() {
         let index = m["index"].as_u64().unwrap_or(0) as u32;
-        let mask = arrow::array::BooleanArray::from((0..judgment.len()).map(|i| judgment.value(i) == index).collect::<Vec<_>>());
-        let part = arrow::compute::filter_record_batch(&pairs_only, &mask).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+        let mask = arrow::array::BooleanArray::from(
+            (0..judgment.len())
+                .map(|i| judgment.value(i) == index)
+                .collect::<Vec<_>>(),
+        );
+        let part = arrow::compute::filter_record_batch(&pairs_only, &mask)
+            .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
         write_ipc(&dir.join(format!("{index:06}.arrow")), &part, META_KEY, m)?;
     }
-    crate::store::write_atomically(&dir.join("run.json"), run.to_string().as_bytes()).map_err(io(format!("cannot write {}/run.json", dir.display())))?;
+    crate::store::write_atomically(&dir.join("run.json"), run.to_string().as_bytes())
+        .map_err(io(format!("cannot write {}/run.json", dir.display())))?;
     Ok(id)
 }

@@ -52,32 +52,52 @@ impl From<ShapeError> for CanaryError {
 
 /// Parse a config body: JSON, or YAML when the content type (or the text) says so.
 pub fn parse_document(body: &[u8], content_type: Option<&str>) -> Result<Value, CanaryError> {
-    let text = std::str::from_utf8(body).map_err(|e| CanaryError::Invalid(format!("the body is not UTF-8 (byte {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        CanaryError::Invalid(format!("the body is not UTF-8 (byte {})", e.valid_up_to()))
+    })?;
     let yaml = content_type.is_some_and(|c| c.contains("yaml"));
     if yaml || (!text.trim_start().starts_with('{') && !text.trim().is_empty()) {
         let v: Value = serde_yaml::from_str(text).map_err(|e| {
-            let at = e.location().map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
+            let at = e
+                .location()
+                .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                .unwrap_or_default();
             CanaryError::Invalid(format!("invalid YAML{at}: {e}"))
         })?;
         return Ok(v);
     }
-    crate::judge::json::parse_text(text, "the canary config").map_err(|e| CanaryError::Invalid(e.message))
+    crate::judge::json::parse_text(text, "the canary config")
+        .map_err(|e| CanaryError::Invalid(e.message))
 }
 
 fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ',' | '_' | '-'))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ',' | '_' | '-'))
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) && !id.starts_with('.')
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !id.starts_with('.')
 }
 
 /// Validate a config document (see the module docs). Returns the parsed config.
 pub async fn validate(doc: &Value, engine: &Engine) -> Result<CanaryConfig, CanaryError> {
     let root = JsonPath::root();
-    let obj = doc.as_object().ok_or_else(|| CanaryError::Invalid("a canary config must be a JSON object".into()))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| CanaryError::Invalid("a canary config must be a JSON object".into()))?;
     match obj.get("name").and_then(Value::as_str) {
-        None => return Err(CanaryError::Invalid("name: missing (every canary config needs a name)".into())),
+        None => {
+            return Err(CanaryError::Invalid(
+                "name: missing (every canary config needs a name)".into(),
+            ))
+        }
         Some(n) if !valid_name(n) => {
             return Err(CanaryError::Invalid(format!(
                 "name: {n:?} may only contain letters, digits, ',', '_' and '-'"
@@ -97,35 +117,50 @@ pub async fn validate(doc: &Value, engine: &Engine) -> Result<CanaryConfig, Cana
     let mut seen = std::collections::HashSet::new();
     for m in &config.metrics {
         if !seen.insert(m.name.as_str()) {
-            return Err(CanaryError::Invalid(format!("{}: duplicate metric name '{}'", m.path.key("name"), m.name)));
+            return Err(CanaryError::Invalid(format!(
+                "{}: duplicate metric name '{}'",
+                m.path.key("name"),
+                m.name
+            )));
         }
     }
     if config.metrics.is_empty() {
-        return Err(CanaryError::Invalid("metrics: at least one metric is required".into()));
+        return Err(CanaryError::Invalid(
+            "metrics: at least one metric is required".into(),
+        ));
     }
     if let Some(j) = &config.judge_name {
         JudgeKind::from_name(j).map_err(|e| CanaryError::Invalid(format!("judge.name: {e}")))?;
     }
     for kind in JudgeKind::ALL {
-        crate::judge::check_settings(kind, &config).map_err(|e| CanaryError::Invalid(e.to_string()))?;
+        crate::judge::check_settings(kind, &config)
+            .map_err(|e| CanaryError::Invalid(e.to_string()))?;
     }
-    let metrics = doc.get("metrics").and_then(Value::as_array).cloned().unwrap_or_default();
+    let metrics = doc
+        .get("metrics")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for (i, m) in metrics.iter().enumerate() {
         let name = m.get("name").and_then(Value::as_str).unwrap_or("?");
         let qpath = root.key("metrics").index(i).key("query");
         let Some(query) = m.get("query") else {
-            return Err(CanaryError::Invalid(format!("{qpath}: metric '{name}' has no query")));
+            return Err(CanaryError::Invalid(format!(
+                "{qpath}: metric '{name}' has no query"
+            )));
         };
         if query.get("type").and_then(Value::as_str) != Some("sql") {
             continue; // other metric sources are kept for /judge but cannot run here
         }
         let Some(sql) = query.get("sql").and_then(Value::as_str) else {
-            return Err(CanaryError::Invalid(format!("{}: metric '{name}': `sql` (a string) is required", qpath.key("sql"))));
+            return Err(CanaryError::Invalid(format!(
+                "{}: metric '{name}': `sql` (a string) is required",
+                qpath.key("sql")
+            )));
         };
-        engine
-            .plan(sql, Binding::all())
-            .await
-            .map_err(|e| CanaryError::Invalid(format!("{}: metric '{name}': {e}", qpath.key("sql"))))?;
+        engine.plan(sql, Binding::all()).await.map_err(|e| {
+            CanaryError::Invalid(format!("{}: metric '{name}': {e}", qpath.key("sql")))
+        })?;
     }
     Ok(config)
 }
@@ -136,8 +171,18 @@ pub fn non_sql_metrics(doc: &Value) -> Vec<String> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|m| m.get("query").and_then(|q| q.get("type")).and_then(Value::as_str) != Some("sql"))
-        .map(|m| m.get("name").and_then(Value::as_str).unwrap_or("?").to_string())
+        .filter(|m| {
+            m.get("query")
+                .and_then(|q| q.get("type"))
+                .and_then(Value::as_str)
+                != Some("sql")
+        })
+        .map(|m| {
+            m.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_string()
+        })
         .collect()
 }
 
@@ -148,14 +193,22 @@ pub struct ConfigStore {
 }
 
 fn now_iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_default()
 }
 
 impl ConfigStore {
     pub fn open(data_dir: &Path) -> Result<ConfigStore, CanaryError> {
         let dir = data_dir.join("configs");
-        std::fs::create_dir_all(&dir).map_err(|e| CanaryError::Io { context: format!("cannot create {}", dir.display()), source: e })?;
-        Ok(ConfigStore { dir, lock: Mutex::new(()) })
+        std::fs::create_dir_all(&dir).map_err(|e| CanaryError::Io {
+            context: format!("cannot create {}", dir.display()),
+            source: e,
+        })?;
+        Ok(ConfigStore {
+            dir,
+            lock: Mutex::new(()),
+        })
     }
 
     fn path(&self, id: &str) -> Result<PathBuf, CanaryError> {
@@ -168,14 +221,21 @@ impl ConfigStore {
     /// Summaries (id, name, applications, timestamps), optionally only those of `applications`.
     pub fn list(&self, applications: &[String]) -> Result<Vec<Value>, CanaryError> {
         let mut out = Vec::new();
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| CanaryError::Io { context: format!("cannot list {}", self.dir.display()), source: e })?;
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| CanaryError::Io {
+            context: format!("cannot list {}", self.dir.display()),
+            source: e,
+        })?;
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            let Ok(doc) = serde_json::from_str::<Value>(&text) else { continue };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(doc) = serde_json::from_str::<Value>(&text) else {
+                continue;
+            };
             let apps: Vec<String> = doc
                 .get("applications")
                 .and_then(Value::as_array)
@@ -187,7 +247,13 @@ impl ConfigStore {
                 continue;
             }
             let mut s = Map::new();
-            for k in ["id", "name", "applications", "updatedTimestamp", "updatedTimestampIso"] {
+            for k in [
+                "id",
+                "name",
+                "applications",
+                "updatedTimestamp",
+                "updatedTimestampIso",
+            ] {
                 if let Some(v) = doc.get(k) {
                     s.insert(k.to_string(), v.clone());
                 }
@@ -202,9 +268,13 @@ impl ConfigStore {
         let path = self.path(id)?;
         let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => CanaryError::NotFound(id.to_string()),
-            _ => CanaryError::Io { context: format!("cannot read {}", path.display()), source: e },
+            _ => CanaryError::Io {
+                context: format!("cannot read {}", path.display()),
+                source: e,
+            },
         })?;
-        serde_json::from_str(&text).map_err(|e| CanaryError::Invalid(format!("{} is corrupt: {e}", path.display())))
+        serde_json::from_str(&text)
+            .map_err(|e| CanaryError::Invalid(format!("{} is corrupt: {e}", path.display())))
     }
 
     /// Save a new config (validated by the caller); returns its id.
@@ -212,7 +282,9 @@ impl ConfigStore {
         let _g = self.lock.lock().expect("config lock");
         let id = match doc.get("id").and_then(Value::as_str) {
             Some(id) if !valid_id(id) => {
-                return Err(CanaryError::Invalid(format!("id: {id:?} may only contain letters, digits, '.', '_' and '-'")))
+                return Err(CanaryError::Invalid(format!(
+                    "id: {id:?} may only contain letters, digits, '.', '_' and '-'"
+                )))
             }
             Some(id) => id.to_string(),
             None => uuid::Uuid::new_v4().to_string(),
@@ -224,7 +296,8 @@ impl ConfigStore {
         let o = doc.as_object_mut().expect("validated as an object");
         o.insert("id".into(), Value::String(id.clone()));
         o.entry("createdTimestamp").or_insert(Value::from(now));
-        o.entry("createdTimestampIso").or_insert(Value::String(now_iso(now)));
+        o.entry("createdTimestampIso")
+            .or_insert(Value::String(now_iso(now)));
         o.insert("updatedTimestamp".into(), Value::from(now));
         o.insert("updatedTimestampIso".into(), Value::String(now_iso(now)));
         self.write(&id, &doc)?;
@@ -253,13 +326,22 @@ impl ConfigStore {
         let path = self.path(id)?;
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => CanaryError::NotFound(id.to_string()),
-            _ => CanaryError::Io { context: format!("cannot delete {}", path.display()), source: e },
+            _ => CanaryError::Io {
+                context: format!("cannot delete {}", path.display()),
+                source: e,
+            },
         })
     }
 
     fn write(&self, id: &str, doc: &Value) -> Result<(), CanaryError> {
         let path = self.path(id)?;
-        crate::store::write_atomically(&path, &serde_json::to_vec_pretty(doc).expect("json serialises"))
-            .map_err(|e| CanaryError::Io { context: format!("cannot write {}", path.display()), source: e })
+        crate::store::write_atomically(
+            &path,
+            &serde_json::to_vec_pretty(doc).expect("json serialises"),
+        )
+        .map_err(|e| CanaryError::Io {
+            context: format!("cannot write {}", path.display()),
+            source: e,
+        })
     }
 }

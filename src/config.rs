@@ -18,7 +18,9 @@ use toml::Spanned;
 use crate::ingest::decode::Format;
 use crate::store::StoreConfig;
 
-const SECTIONS: [&str; 7] = ["store", "kafka", "server", "runs", "verdicts", "archive", "log"];
+const SECTIONS: [&str; 7] = [
+    "store", "kafka", "server", "runs", "verdicts", "archive", "log",
+];
 
 /// One documented setting (drives validation, `coalmine serve --help` and the example file).
 pub struct Setting {
@@ -164,15 +166,20 @@ fn describe_toml(v: &toml::Value) -> &'static str {
 
 /// Parse `"1s"`, `"6h"`, `"7d"`, `"250ms"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?} is not a duration ({e}; e.g. \"30s\", \"5m\", \"7d\")"))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}; e.g. \"30s\", \"5m\", \"7d\")"))
 }
 
 /// Parse `"50GiB"`, `"1MiB"`, `"10MB"`, `"4096"`.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. \"512MiB\", \"50GiB\")"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. \"512MiB\", \"50GiB\")"))?;
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
         "KB" | "kB" => 1e3,
@@ -183,7 +190,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "MiB" => 1024.0 * 1024.0,
         "GiB" => 1024.0 * 1024.0 * 1024.0,
         "TiB" => 1024f64.powi(4),
-        u => return Err(format!("{s:?}: unknown size unit {u:?} (B, KB, MB, GB, KiB, MiB, GiB, TiB)")),
+        u => {
+            return Err(format!(
+                "{s:?}: unknown size unit {u:?} (B, KB, MB, GB, KiB, MiB, GiB, TiB)"
+            ))
+        }
     };
     Ok((n * mult).round() as u64)
 }
@@ -192,12 +203,22 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 fn de_to_toml(v: &DeValue<'_>) -> toml::Value {
     match v {
         DeValue::String(s) => toml::Value::String(s.to_string()),
-        DeValue::Integer(i) => toml::Value::Integer(i.as_str().replace('_', "").parse().unwrap_or(i64::MAX)),
-        DeValue::Float(f) => toml::Value::Float(f.as_str().replace('_', "").parse().unwrap_or(f64::NAN)),
+        DeValue::Integer(i) => {
+            toml::Value::Integer(i.as_str().replace('_', "").parse().unwrap_or(i64::MAX))
+        }
+        DeValue::Float(f) => {
+            toml::Value::Float(f.as_str().replace('_', "").parse().unwrap_or(f64::NAN))
+        }
         DeValue::Boolean(b) => toml::Value::Boolean(*b),
         DeValue::Datetime(d) => toml::Value::Datetime(*d),
-        DeValue::Array(a) => toml::Value::Array(a.iter().map(|x| de_to_toml(x.get_ref())).collect()),
-        DeValue::Table(t) => toml::Value::Table(t.iter().map(|(k, x)| (k.get_ref().to_string(), de_to_toml(x.get_ref()))).collect()),
+        DeValue::Array(a) => {
+            toml::Value::Array(a.iter().map(|x| de_to_toml(x.get_ref())).collect())
+        }
+        DeValue::Table(t) => toml::Value::Table(
+            t.iter()
+                .map(|(k, x)| (k.get_ref().to_string(), de_to_toml(x.get_ref())))
+                .collect(),
+        ),
     }
 }
 
@@ -209,7 +230,9 @@ impl Config {
 
     /// Load `path` (or only the defaults when `None`), then the environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("COALMINE__")).collect();
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("COALMINE__"))
+            .collect();
         match path {
             None => Config::from_text("", "defaults", &env),
             Some(p) => {
@@ -221,11 +244,22 @@ impl Config {
     }
 
     /// Build from TOML text and `COALMINE__…` variables.
-    pub fn from_text(text: &str, origin: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let mut l = Loader { text, origin: origin.to_string(), problems: Vec::new() };
+    pub fn from_text(
+        text: &str,
+        origin: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut l = Loader {
+            text,
+            origin: origin.to_string(),
+            problems: Vec::new(),
+        };
         let (root, errors) = DeTable::parse_recoverable(text);
         for e in &errors {
-            let at = e.span().map(|s| l.at(s)).unwrap_or_else(|| origin.to_string());
+            let at = e
+                .span()
+                .map(|s| l.at(s))
+                .unwrap_or_else(|| origin.to_string());
             l.problems.push(format!("{at}: {}", e.message().trim()));
         }
         let root = root.into_inner();
@@ -238,15 +272,25 @@ impl Config {
                         let full = format!("{sname}.{}", k.get_ref());
                         if !SETTINGS.iter().any(|s| s.key == full) {
                             let w = l.at(k.span());
-                            l.problems.push(format!("{w}: unknown setting `{full}`{}", suggestion(&full)));
+                            l.problems.push(format!(
+                                "{w}: unknown setting `{full}`{}",
+                                suggestion(&full)
+                            ));
                         }
                         let _ = v;
                     }
                 }
                 other => {
                     let w = l.at(section.span());
-                    let what = if matches!(other, DeValue::Table(_)) { "section" } else { "top-level key" };
-                    l.problems.push(format!("{w}: unknown {what} `{sname}` (sections: {})", SECTIONS.join(", ")));
+                    let what = if matches!(other, DeValue::Table(_)) {
+                        "section"
+                    } else {
+                        "top-level key"
+                    };
+                    l.problems.push(format!(
+                        "{w}: unknown {what} `{sname}` (sections: {})",
+                        SECTIONS.join(", ")
+                    ));
                 }
             }
         }
@@ -254,24 +298,41 @@ impl Config {
         for (var, raw) in env {
             let rest = &var["COALMINE__".len()..];
             let Some((section, key)) = rest.split_once("__") else {
-                l.problems.push(format!("environment variable {var}: expected COALMINE__SECTION__KEY"));
+                l.problems.push(format!(
+                    "environment variable {var}: expected COALMINE__SECTION__KEY"
+                ));
                 continue;
             };
-            let full = format!("{}.{}", section.to_lowercase(), key.to_lowercase().replace('_', "-"));
+            let full = format!(
+                "{}.{}",
+                section.to_lowercase(),
+                key.to_lowercase().replace('_', "-")
+            );
             if !SETTINGS.iter().any(|s| s.key == full) {
-                l.problems.push(format!("environment variable {var}: unknown setting `{full}`{}", suggestion(&full)));
+                l.problems.push(format!(
+                    "environment variable {var}: unknown setting `{full}`{}",
+                    suggestion(&full)
+                ));
                 continue;
             }
             let value = raw
                 .parse::<toml::Value>()
                 .ok()
-                .or_else(|| format!("v = {raw}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("v")))
+                .or_else(|| {
+                    format!("v = {raw}")
+                        .parse::<toml::Table>()
+                        .ok()
+                        .and_then(|mut t| t.remove("v"))
+                })
                 .unwrap_or_else(|| toml::Value::String(raw.clone()));
             env_values.insert(full, (var.clone(), value));
         }
         let lookup = |key: &str| -> Option<Raw<'_>> {
             if let Some((var, v)) = env_values.get(key) {
-                return Some(Raw::Env { var: var.clone(), value: v.clone() });
+                return Some(Raw::Env {
+                    var: var.clone(),
+                    value: v.clone(),
+                });
             }
             let (section, k) = key.split_once('.')?;
             match root.get(section)?.get_ref() {
@@ -304,22 +365,46 @@ impl Config {
             return Err(ConfigError(l.problems));
         }
         let default = |key: &str| -> toml::Value {
-            let s = SETTINGS.iter().find(|s| s.key == key).expect("known setting");
-            format!("v = {}", toml_literal(s)).parse::<toml::Table>().expect("defaults parse").remove("v").expect("v")
+            let s = SETTINGS
+                .iter()
+                .find(|s| s.key == key)
+                .expect("known setting");
+            format!("v = {}", toml_literal(s))
+                .parse::<toml::Table>()
+                .expect("defaults parse")
+                .remove("v")
+                .expect("v")
         };
         let get = |key: &'static str| -> Option<toml::Value> {
-            let s = SETTINGS.iter().find(|s| s.key == key).expect("known setting");
-            vals.get(key).cloned().flatten().or_else(|| (!s.default.is_empty()).then(|| default(key)))
+            let s = SETTINGS
+                .iter()
+                .find(|s| s.key == key)
+                .expect("known setting");
+            vals.get(key)
+                .cloned()
+                .flatten()
+                .or_else(|| (!s.default.is_empty()).then(|| default(key)))
         };
         let string = |key: &'static str| get(key).and_then(|v| v.as_str().map(str::to_owned));
         let int = |key: &'static str| get(key).and_then(|v| v.as_integer()).unwrap_or(0) as usize;
-        let dur = |key: &'static str| parse_duration(get(key).and_then(|v| v.as_str().map(str::to_owned)).as_deref().unwrap_or("0s")).unwrap_or_default();
-        let bytes = |key: &'static str| get(key).map(|v| match v {
-            toml::Value::Integer(i) => i as u64,
-            toml::Value::String(s) => parse_bytes(&s).unwrap_or(0),
-            _ => 0,
-        });
-        let mut store = StoreConfig::new(PathBuf::from(string("store.data-dir").unwrap_or_default()));
+        let dur = |key: &'static str| {
+            parse_duration(
+                get(key)
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .as_deref()
+                    .unwrap_or("0s"),
+            )
+            .unwrap_or_default()
+        };
+        let bytes = |key: &'static str| {
+            get(key).map(|v| match v {
+                toml::Value::Integer(i) => i as u64,
+                toml::Value::String(s) => parse_bytes(&s).unwrap_or(0),
+                _ => 0,
+            })
+        };
+        let mut store =
+            StoreConfig::new(PathBuf::from(string("store.data-dir").unwrap_or_default()));
         store.flush_interval = dur("store.flush-interval");
         store.flush_points = int("store.flush-points");
         store.hot_window = dur("store.hot-window");
@@ -331,17 +416,23 @@ impl Config {
             Some(toml::Value::Array(items)) => items
                 .iter()
                 .map(|t| TopicConfig {
-                    name: t.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string(),
-                    format: parse_format(t.get("format").and_then(|f| f.as_str()).unwrap_or("json")).unwrap_or(Format::Json),
+                    name: t
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    format: parse_format(
+                        t.get("format").and_then(|f| f.as_str()).unwrap_or("json"),
+                    )
+                    .unwrap_or(Format::Json),
                 })
                 .collect(),
             _ => Vec::new(),
         };
         let client = match get("kafka.client") {
-            Some(toml::Value::Table(t)) => t
-                .iter()
-                .map(|(k, v)| (k.clone(), scalar_text(v)))
-                .collect(),
+            Some(toml::Value::Table(t)) => {
+                t.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect()
+            }
             _ => BTreeMap::new(),
         };
         let kafka = KafkaConfig {
@@ -354,7 +445,10 @@ impl Config {
             client,
         };
         let threads = match int("runs.judge-threads") {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1),
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .saturating_sub(1)
+                .max(1),
             n => n,
         };
         let cfg = Config {
@@ -370,7 +464,9 @@ impl Config {
             archive_dir: match string("archive.dir").filter(|d| !d.is_empty()) {
                 Some(d) if d == "off" => None,
                 Some(d) => Some(PathBuf::from(d)),
-                None => Some(PathBuf::from(string("store.data-dir").unwrap_or_default()).join("archive")),
+                None => Some(
+                    PathBuf::from(string("store.data-dir").unwrap_or_default()).join("archive"),
+                ),
             },
             log_level: string("log.level").unwrap_or_else(|| "info".into()),
             source: origin.to_string(),
@@ -401,19 +497,36 @@ impl Config {
                 p.push(format!("kafka.topics: topic {:?} is listed twice", t.name));
             }
             if Some(&t.name) == self.kafka.dead_letter_topic.as_ref() {
-                p.push(format!("kafka.dead-letter-topic: {:?} is also a consumed topic (would loop)", t.name));
+                p.push(format!(
+                    "kafka.dead-letter-topic: {:?} is also a consumed topic (would loop)",
+                    t.name
+                ));
             }
         }
-        if self.server.listen.parse::<std::net::SocketAddr>().is_err() && !self.server.listen.contains(':') {
-            p.push(format!("server.listen: {:?} is not an address like 127.0.0.1:8090", self.server.listen));
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err()
+            && !self.server.listen.contains(':')
+        {
+            p.push(format!(
+                "server.listen: {:?} is not an address like 127.0.0.1:8090",
+                self.server.listen
+            ));
         }
-        if self.verdicts_topic.as_ref().is_some_and(|v| self.kafka.topics.iter().any(|t| &t.name == v)) {
+        if self
+            .verdicts_topic
+            .as_ref()
+            .is_some_and(|v| self.kafka.topics.iter().any(|t| &t.name == v))
+        {
             p.push("verdicts.topic: is also a consumed topic".into());
         }
         if self.kafka.poll_batch == 0 {
             p.push("kafka.poll-batch: must be at least 1".into());
         }
-        for reserved in ["bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store"] {
+        for reserved in [
+            "bootstrap.servers",
+            "group.id",
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+        ] {
             if self.kafka.client.contains_key(reserved) {
                 p.push(format!("kafka.client: {reserved:?} is set by coalmine (use kafka.bootstrap-servers / kafka.group-id; commits are manual)"));
             }
@@ -442,13 +555,17 @@ fn parse_format(s: &str) -> Result<Format, String> {
         "json" => Ok(Format::Json),
         "influx" | "line-protocol" => Ok(Format::Influx),
         "prometheus-json" => Ok(Format::PrometheusJson),
-        other => Err(format!("unknown format {other:?} (json | influx | prometheus-json)")),
+        other => Err(format!(
+            "unknown format {other:?} (json | influx | prometheus-json)"
+        )),
     }
 }
 
 fn toml_literal(s: &Setting) -> String {
     match s.kind {
-        Kind::Str | Kind::OptStr | Kind::Duration | Kind::Bytes | Kind::OptBytes => format!("{:?}", s.default),
+        Kind::Str | Kind::OptStr | Kind::Duration | Kind::Bytes | Kind::OptBytes => {
+            format!("{:?}", s.default)
+        }
         _ => s.default.to_string(),
     }
 }
@@ -457,7 +574,9 @@ fn check(s: &Setting, v: &toml::Value) -> Result<(), String> {
     let want = |what: &str| Err(format!("expected {what}, found {}", describe_toml(v)));
     match s.kind {
         Kind::Str | Kind::OptStr => match v {
-            toml::Value::String(x) if s.kind == Kind::Str && x.trim().is_empty() => Err("must not be empty".into()),
+            toml::Value::String(x) if s.kind == Kind::Str && x.trim().is_empty() => {
+                Err("must not be empty".into())
+            }
             toml::Value::String(_) => Ok(()),
             _ => want("a string"),
         },
@@ -483,7 +602,9 @@ fn check(s: &Setting, v: &toml::Value) -> Result<(), String> {
             toml::Value::Table(t) => {
                 for (k, x) in t {
                     if matches!(x, toml::Value::Table(_) | toml::Value::Array(_)) {
-                        return Err(format!("property {k:?} must be a string, number or boolean"));
+                        return Err(format!(
+                            "property {k:?} must be a string, number or boolean"
+                        ));
                     }
                 }
                 Ok(())
@@ -493,7 +614,9 @@ fn check(s: &Setting, v: &toml::Value) -> Result<(), String> {
         Kind::Topics => match v {
             toml::Value::Array(items) => {
                 for (i, t) in items.iter().enumerate() {
-                    let Some(tab) = t.as_table() else { return Err(format!("[{i}]: expected a table {{ name, format }}")) };
+                    let Some(tab) = t.as_table() else {
+                        return Err(format!("[{i}]: expected a table {{ name, format }}"));
+                    };
                     for k in tab.keys() {
                         if k != "name" && k != "format" {
                             return Err(format!("[{i}]: unknown key {k:?} (name, format)"));
@@ -504,7 +627,8 @@ fn check(s: &Setting, v: &toml::Value) -> Result<(), String> {
                         _ => return Err(format!("[{i}]: `name` (a non-empty string) is required")),
                     }
                     if let Some(f) = tab.get("format") {
-                        parse_format(f.as_str().unwrap_or("?")).map_err(|e| format!("[{i}].format: {e}"))?;
+                        parse_format(f.as_str().unwrap_or("?"))
+                            .map_err(|e| format!("[{i}].format: {e}"))?;
                     }
                 }
                 Ok(())
@@ -515,7 +639,10 @@ fn check(s: &Setting, v: &toml::Value) -> Result<(), String> {
 }
 
 fn suggestion(full: &str) -> String {
-    let best = SETTINGS.iter().map(|s| (strsim(full, s.key), s.key)).min_by_key(|(d, _)| *d);
+    let best = SETTINGS
+        .iter()
+        .map(|s| (strsim(full, s.key), s.key))
+        .min_by_key(|(d, _)| *d);
     match best {
         Some((d, k)) if d <= 3 => format!(" (did you mean `{k}`?)"),
         _ => String::new(),
@@ -529,7 +656,9 @@ fn strsim(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -546,7 +675,11 @@ pub fn settings_help() -> String {
             out.push_str(&format!("\n  [{sec}]\n"));
             section = sec;
         }
-        let default = if s.default.is_empty() { "unset".to_string() } else { s.default.to_string() };
+        let default = if s.default.is_empty() {
+            "unset".to_string()
+        } else {
+            s.default.to_string()
+        };
         out.push_str(&format!("  {key} = {default}\n      {}\n", s.doc));
     }
     out
@@ -560,9 +693,16 @@ mod tests {
     fn defaults_and_overrides() {
         let c = Config::defaults();
         assert_eq!(c.store.flush_interval, Duration::from_secs(1));
-        assert_eq!(c.kafka.topics, vec![TopicConfig { name: "metrics".into(), format: Format::Json }]);
+        assert_eq!(
+            c.kafka.topics,
+            vec![TopicConfig {
+                name: "metrics".into(),
+                format: Format::Json
+            }]
+        );
         let text = "[store]\ndata-dir = \"/tmp/x\"\nmax-bytes = \"1GiB\"\n[kafka]\ntopics = [{ name = \"a\", format = \"influx\" }, { name = \"b\" }]\nclient = { \"session.timeout.ms\" = 6000 }\n";
-        let env: BTreeMap<String, String> = [("COALMINE__STORE__FLUSH_INTERVAL".into(), "250ms".into())].into();
+        let env: BTreeMap<String, String> =
+            [("COALMINE__STORE__FLUSH_INTERVAL".into(), "250ms".into())].into();
         let c = Config::from_text(text, "t.toml", &env).unwrap();
         assert_eq!(c.store.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.store.max_bytes, Some(1 << 30));
@@ -575,13 +715,28 @@ mod tests {
     #[test]
     fn every_problem_with_its_line() {
         let text = "[store]\nflush-interval = \"1x\"\nflush-points = -3\ndata-dri = \"/x\"\n[kafka]\ntopics = [{ name = \"a\", format = \"xml\" }]\n[bogus]\n";
-        let env: BTreeMap<String, String> = [("COALMINE__STORE__RETENTON".into(), "1d".into())].into();
+        let env: BTreeMap<String, String> =
+            [("COALMINE__STORE__RETENTON".into(), "1d".into())].into();
         let e = Config::from_text(text, "c.toml", &env).unwrap_err();
         let all = e.to_string();
-        assert!(all.contains("c.toml:2:18: store.flush-interval: \"1x\" is not a duration"), "{all}");
-        assert!(all.contains("c.toml:3:16: store.flush-points: must not be negative"), "{all}");
-        assert!(all.contains("c.toml:4:1: unknown setting `store.data-dri` (did you mean `store.data-dir`?)"), "{all}");
-        assert!(all.contains("kafka.topics: [0].format: unknown format \"xml\""), "{all}");
+        assert!(
+            all.contains("c.toml:2:18: store.flush-interval: \"1x\" is not a duration"),
+            "{all}"
+        );
+        assert!(
+            all.contains("c.toml:3:16: store.flush-points: must not be negative"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "c.toml:4:1: unknown setting `store.data-dri` (did you mean `store.data-dir`?)"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("kafka.topics: [0].format: unknown format \"xml\""),
+            "{all}"
+        );
         assert!(all.contains("c.toml:7:2: unknown section `bogus`"), "{all}");
         assert!(all.contains("COALMINE__STORE__RETENTON: unknown setting `store.retenton` (did you mean `store.retention`?)"), "{all}");
         assert_eq!(e.0.len(), 6, "{all}");
@@ -591,8 +746,16 @@ mod tests {
 
     #[test]
     fn cross_field_checks() {
-        let e = Config::from_text("[kafka]\ntopics = []\nclient = { \"group.id\" = \"x\" }\n", "c", &BTreeMap::new()).unwrap_err();
+        let e = Config::from_text(
+            "[kafka]\ntopics = []\nclient = { \"group.id\" = \"x\" }\n",
+            "c",
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         assert!(e.0.iter().any(|p| p.contains("at least one topic")));
-        assert!(e.0.iter().any(|p| p.contains("\"group.id\" is set by coalmine")));
+        assert!(e
+            .0
+            .iter()
+            .any(|p| p.contains("\"group.id\" is set by coalmine")));
     }
 }

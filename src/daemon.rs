@@ -48,14 +48,21 @@ impl Daemon {
         .await
         .map_err(task_err)??;
         let engine = Engine::new(store.clone());
-        let configs = Arc::new(ConfigStore::open(&cfg.store.data_dir).map_err(|e| Error::InvalidInput(e.to_string()))?);
+        let configs = Arc::new(
+            ConfigStore::open(&cfg.store.data_dir)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?,
+        );
         let mut listeners = extra;
         if let Some(dir) = &cfg.archive_dir {
-            listeners.push(Arc::new(crate::archive::ArchiveWriter::open(dir).map_err(|e| Error::InvalidInput(e.to_string()))?));
+            listeners.push(Arc::new(
+                crate::archive::ArchiveWriter::open(dir)
+                    .map_err(|e| Error::InvalidInput(e.to_string()))?,
+            ));
         }
         #[cfg(feature = "kafka")]
         if let Some(topic) = &cfg.verdicts_topic {
-            let v = crate::ingest::kafka::KafkaVerdicts::new(&cfg.kafka, topic).map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
+            let v = crate::ingest::kafka::KafkaVerdicts::new(&cfg.kafka, topic)
+                .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
             listeners.push(Arc::new(v));
         }
         #[cfg(feature = "server")]
@@ -63,18 +70,32 @@ impl Daemon {
             .await
             .map_err(|e| Error::io(format!("cannot listen on {}", cfg.server.listen), e))?;
         let ingest = Arc::new(IngestStats::default());
-        let readiness = if cfg!(feature = "kafka") { Some(ingest.clone()) } else { None };
-        let runs = RunManager::open(engine.clone(), configs.clone(), &cfg.store.data_dir, cfg.judge_threads, listeners, readiness, cfg.lateness)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let readiness = if cfg!(feature = "kafka") {
+            Some(ingest.clone())
+        } else {
+            None
+        };
+        let runs = RunManager::open(
+            engine.clone(),
+            configs.clone(),
+            &cfg.store.data_dir,
+            cfg.judge_threads,
+            listeners,
+            readiness,
+            cfg.lateness,
+        )
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
         #[cfg(feature = "kafka")]
         let source = {
             let kc = cfg.kafka.clone();
             let (st, stats) = (store.clone(), ingest.clone());
             Some(
-                tokio::task::spawn_blocking(move || crate::ingest::kafka::KafkaSource::start(&kc, st, stats))
-                    .await
-                    .map_err(task_err)?
-                    .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?,
+                tokio::task::spawn_blocking(move || {
+                    crate::ingest::kafka::KafkaSource::start(&kc, st, stats)
+                })
+                .await
+                .map_err(task_err)?
+                .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?,
             )
         };
         let (stop, stop_rx) = watch::channel(false);
@@ -82,7 +103,9 @@ impl Daemon {
             let _ = rx.wait_for(|s| *s).await;
         };
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(runs.clone().schedule(stopped(stop_rx.clone()))));
+        tasks.push(tokio::spawn(
+            runs.clone().schedule(stopped(stop_rx.clone())),
+        ));
         #[cfg(feature = "server")]
         let addr = {
             let state = crate::api::AppState {
@@ -103,7 +126,12 @@ impl Daemon {
         };
         #[cfg(not(feature = "server"))]
         let addr = None;
-        let topics: Vec<String> = cfg.kafka.topics.iter().map(|t| format!("{} ({})", t.name, t.format.name())).collect();
+        let topics: Vec<String> = cfg
+            .kafka
+            .topics
+            .iter()
+            .map(|t| format!("{} ({})", t.name, t.format.name()))
+            .collect();
         tracing::info!(
             data_dir = %cfg.store.data_dir.display(),
             brokers = %cfg.kafka.bootstrap_servers,

@@ -40,19 +40,28 @@ impl Regression {
         if s == "none" {
             return Ok(Regression::None);
         }
-        let (what, amount) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected none, latency=+15%, errors=x3 or cpu=+20%"))?;
+        let (what, amount) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected none, latency=+15%, errors=x3 or cpu=+20%"))?;
         let pct = |a: &str| -> Result<f64, String> {
             let t = a.trim().trim_end_matches('%');
-            t.parse::<f64>().map(|v| v / 100.0).map_err(|_| format!("{a:?} is not a percentage like +15%"))
+            t.parse::<f64>()
+                .map(|v| v / 100.0)
+                .map_err(|_| format!("{a:?} is not a percentage like +15%"))
         };
         let factor = |a: &str| -> Result<f64, String> {
-            a.trim().trim_start_matches('x').parse::<f64>().map_err(|_| format!("{a:?} is not a factor like x3"))
+            a.trim()
+                .trim_start_matches('x')
+                .parse::<f64>()
+                .map_err(|_| format!("{a:?} is not a factor like x3"))
         };
         match what {
             "latency" => Ok(Regression::Latency(pct(amount)?)),
             "cpu" => Ok(Regression::Cpu(pct(amount)?)),
             "errors" => Ok(Regression::Errors(factor(amount)?)),
-            other => Err(format!("unknown regression {other:?} (latency, errors, cpu, none)")),
+            other => Err(format!(
+                "unknown regression {other:?} (latency, errors, cpu, none)"
+            )),
         }
     }
 }
@@ -114,7 +123,12 @@ impl Rng {
 }
 
 /// Emit traffic until `stop`: every 100 ms, one JSON message per instance.
-fn generate(producer: ThreadedProducer<DefaultProducerContext>, topic: String, opts: DemoOptions, stop: Arc<AtomicBool>) {
+fn generate(
+    producer: ThreadedProducer<DefaultProducerContext>,
+    topic: String,
+    opts: DemoOptions,
+    stop: Arc<AtomicBool>,
+) {
     let mut rng = Rng(opts.seed);
     let per_tick = (opts.rate as f64 / 10.0).max(1.0) as usize;
     while !stop.load(Ordering::Relaxed) {
@@ -132,7 +146,8 @@ fn generate(producer: ThreadedProducer<DefaultProducerContext>, topic: String, o
                     Regression::None => {}
                 }
             }
-            let tags = json!({"app": "checkout", "version": version, "instance": format!("i-{inst}")});
+            let tags =
+                json!({"app": "checkout", "version": version, "instance": format!("i-{inst}")});
             let mut points = Vec::with_capacity(per_tick + 3);
             let mut errors = 0;
             for k in 0..per_tick {
@@ -143,13 +158,19 @@ fn generate(producer: ThreadedProducer<DefaultProducerContext>, topic: String, o
                     errors += 1;
                 }
             }
-            points.push(json!({"metric": "http.requests", "ts": now, "value": per_tick, "tags": tags}));
+            points.push(
+                json!({"metric": "http.requests", "ts": now, "value": per_tick, "tags": tags}),
+            );
             points.push(json!({"metric": "http.errors", "ts": now, "value": errors, "tags": tags}));
             let cpu = (0.45 + 0.03 * rng.normal()) * cpu_mult;
             points.push(json!({"metric": "process.cpu", "ts": now, "value": (cpu * 1000.0).round() / 1000.0, "tags": tags}));
             let payload = Value::Array(points).to_string();
             let key = format!("i-{inst}");
-            let _ = producer.send(BaseRecord::<str, str>::to(&topic).key(&key).payload(&payload));
+            let _ = producer.send(
+                BaseRecord::<str, str>::to(&topic)
+                    .key(&key)
+                    .payload(&payload),
+            );
         }
         std::thread::sleep(Duration::from_millis(100).saturating_sub(t0.elapsed()));
     }
@@ -167,7 +188,9 @@ impl RunListener for LiveTable {
         if self.run_id.lock().expect("lock").as_deref() != Some(run.id.as_str()) {
             return;
         }
-        let Some(j) = run.judgments.last() else { return };
+        let Some(j) = run.judgments.last() else {
+            return;
+        };
         let metrics: Vec<String> = j.result["results"]
             .as_array()
             .into_iter()
@@ -206,12 +229,22 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     // The broker: the caller's, or librdkafka's in-process mock cluster.
     let mock = match &opts.kafka {
         Some(_) => None,
-        None => Some(rdkafka::mocking::MockCluster::new(1).map_err(|e| Error::Ingest(format!("cannot start the mock broker: {e}"), crate::ErrorKind::Internal))?),
+        None => Some(rdkafka::mocking::MockCluster::new(1).map_err(|e| {
+            Error::Ingest(
+                format!("cannot start the mock broker: {e}"),
+                crate::ErrorKind::Internal,
+            )
+        })?),
     };
     let brokers = match (&opts.kafka, &mock) {
         (Some(k), _) => k.clone(),
         (None, Some(m)) => {
-            m.create_topic(&topic, 3, 1).map_err(|e| Error::Ingest(format!("cannot create the demo topic: {e}"), crate::ErrorKind::Internal))?;
+            m.create_topic(&topic, 3, 1).map_err(|e| {
+                Error::Ingest(
+                    format!("cannot create the demo topic: {e}"),
+                    crate::ErrorKind::Internal,
+                )
+            })?;
             m.bootstrap_servers()
         }
         (None, None) => unreachable!(),
@@ -234,10 +267,16 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     cfg.store.flush_interval = Duration::from_millis(250);
     cfg.kafka.bootstrap_servers = brokers.clone();
     cfg.kafka.group_id = format!("coalmine-demo-{}", std::process::id());
-    cfg.kafka.topics = vec![TopicConfig { name: topic.clone(), format: Format::Json }];
+    cfg.kafka.topics = vec![TopicConfig {
+        name: topic.clone(),
+        format: Format::Json,
+    }];
     cfg.server.listen = "127.0.0.1:0".into();
     let (done_tx, done_rx) = mpsc::channel();
-    let live = Arc::new(LiveTable { done: done_tx, run_id: std::sync::Mutex::new(None) });
+    let live = Arc::new(LiveTable {
+        done: done_tx,
+        run_id: std::sync::Mutex::new(None),
+    });
     let daemon = Daemon::start(cfg, vec![live.clone()]).await?;
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -253,7 +292,10 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     crate::canary::validate(&config, &crate::query::Engine::new(daemon.store.clone()))
         .await
         .map_err(|e| Error::InvalidInput(format!("bundled config: {e}")))?;
-    let config_id = daemon.configs.create(config).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let config_id = daemon
+        .configs
+        .create(config)
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
     let secs = |d: Duration| format!("{}ms", d.as_millis());
     let mut body = json!({
         "config": config_id,
@@ -266,11 +308,25 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     if let Some(j) = &opts.judge {
         body["judge"] = json!(j);
     }
-    let run = daemon.runs.create(&body).await.map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let run = daemon
+        .runs
+        .create(&body)
+        .await
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
     *live.run_id.lock().expect("lock") = Some(run.id.clone());
-    let api = daemon.addr.map(|a| format!("http://{a}")).unwrap_or_default();
-    println!("coalmine demo: 3 baseline + 3 canary instances of `checkout`, injected regression: {:?}", opts.regression);
-    println!("broker {brokers} · data {} · API {api} (try: curl {api}/runs/{}/verdict)", data_dir.display(), run.id);
+    let api = daemon
+        .addr
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
+    println!(
+        "coalmine demo: 3 baseline + 3 canary instances of `checkout`, injected regression: {:?}",
+        opts.regression
+    );
+    println!(
+        "broker {brokers} · data {} · API {api} (try: curl {api}/runs/{}/verdict)",
+        data_dir.display(),
+        run.id
+    );
     println!(
         "run {} · {} judgments every {} over a {} sliding window after a {} warm-up\n",
         run.id,
@@ -279,7 +335,12 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
         humantime::format_duration(opts.window),
         humantime::format_duration(opts.warmup)
     );
-    let names: Vec<String> = demo_config()["metrics"].as_array().into_iter().flatten().map(|m| format!("{:<14}", m["name"].as_str().unwrap_or(""))).collect();
+    let names: Vec<String> = demo_config()["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| format!("{:<14}", m["name"].as_str().unwrap_or("")))
+        .collect();
     println!("tick   window  score   verdict   {}", names.join(""));
     let final_run = tokio::task::spawn_blocking(move || done_rx.recv())
         .await
@@ -287,7 +348,11 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
         .map_err(|_| Error::InvalidInput("the run ended without a verdict".into()))?;
     stop.store(true, Ordering::Relaxed);
     let _ = generator.join();
-    println!("\nverdict: {} — {}", final_run.status.as_str().to_uppercase(), final_run.message.clone().unwrap_or_default());
+    println!(
+        "\nverdict: {} — {}",
+        final_run.status.as_str().to_uppercase(),
+        final_run.message.clone().unwrap_or_default()
+    );
     let (points, _) = daemon.store.count_and_sum().unwrap_or((0, 0.0));
     println!("({} points ingested and judged)", points);
     daemon.shutdown().await?;
@@ -300,7 +365,10 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
 
 async fn ensure_topic(brokers: &str, topic: &str) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let Ok(admin) = ClientConfig::new().set("bootstrap.servers", brokers).create::<AdminClient<rdkafka::client::DefaultClientContext>>() else {
+    let Ok(admin) = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create::<AdminClient<rdkafka::client::DefaultClientContext>>()
+    else {
         return;
     };
     let t = NewTopic::new(topic, 3, TopicReplication::Fixed(1));

@@ -61,7 +61,9 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Judge(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
             Error::Io { .. } => ErrorKind::Unavailable,
             Error::Store(e) => e.kind(),
             Error::Config(_) => ErrorKind::InvalidInput,
@@ -70,7 +72,10 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -76,7 +76,10 @@ pub struct BurstLog {
 
 impl BurstLog {
     pub fn new(every: Duration) -> Self {
-        BurstLog { every, state: Mutex::new((None, 0)) }
+        BurstLog {
+            every,
+            state: Mutex::new((None, 0)),
+        }
     }
 
     /// Returns `Some(suppressed_since_last)` when this event should be logged.

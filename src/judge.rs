@@ -38,8 +38,8 @@ use effect::EffectMeasure;
 use json::{JsonPath, ShapeError};
 use lookup::Reader;
 use model::{
-    AnalysisResult, EffectReport, GroupScoreResult, MetricConfig, ResultMetadata, ScoreResult, SeriesMetadata,
-    TestReport,
+    AnalysisResult, EffectReport, GroupScoreResult, MetricConfig, ResultMetadata, ScoreResult,
+    SeriesMetadata, TestReport,
 };
 use score::ScoredResult;
 use transform::{remove_nans, replace_nans, Detector};
@@ -80,7 +80,11 @@ pub enum JudgeKind {
 impl JudgeKind {
     /// The judge used when neither the caller nor the config names one.
     pub const DEFAULT: JudgeKind = JudgeKind::CoalmineV1;
-    pub const ALL: [JudgeKind; 3] = [JudgeKind::CoalmineV1, JudgeKind::NetflixAcaV1, JudgeKind::CoalmineSeqV1];
+    pub const ALL: [JudgeKind; 3] = [
+        JudgeKind::CoalmineV1,
+        JudgeKind::NetflixAcaV1,
+        JudgeKind::CoalmineSeqV1,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -91,10 +95,13 @@ impl JudgeKind {
     }
 
     pub fn from_name(name: &str) -> Result<Self, JudgeError> {
-        JudgeKind::ALL.into_iter().find(|j| j.name() == name).ok_or_else(|| JudgeError::UnknownJudge {
-            name: name.to_string(),
-            known: JudgeKind::ALL.map(JudgeKind::name).join(", "),
-        })
+        JudgeKind::ALL
+            .into_iter()
+            .find(|j| j.name() == name)
+            .ok_or_else(|| JudgeError::UnknownJudge {
+                name: name.to_string(),
+                known: JudgeKind::ALL.map(JudgeKind::name).join(", "),
+            })
     }
 
     /// The caller's choice, else the config's `judge.name`, else [`JudgeKind::DEFAULT`].
@@ -113,9 +120,17 @@ pub fn judge_value(request: &Value, judge: Option<&str>) -> Result<CanaryJudgeRe
 }
 
 /// Judge a request with the named judge (or the config's, or the default).
-pub fn judge_request(request: &JudgeRequest, judge: Option<&str>) -> Result<CanaryJudgeResult, JudgeError> {
+pub fn judge_request(
+    request: &JudgeRequest,
+    judge: Option<&str>,
+) -> Result<CanaryJudgeResult, JudgeError> {
     let kind = JudgeKind::resolve(judge, &request.canary_config)?;
-    run(kind, &request.canary_config, &request.metric_set_pair_list, request.score_thresholds)
+    run(
+        kind,
+        &request.canary_config,
+        &request.metric_set_pair_list,
+        request.score_thresholds,
+    )
 }
 
 /// Judge metric-set pairs against a config with the given judge.
@@ -157,20 +172,33 @@ pub fn run_with(
     // Resolve every metric's settings first, so input errors are reported in list order.
     let mut jobs = Vec::with_capacity(pairs.len());
     for (i, pair) in pairs.iter().enumerate() {
-        let metric = config.metric(&pair.name).ok_or_else(|| JudgeError::MissingMetricConfig {
-            path: list_path.index(i).key("name"),
-            name: pair.name.clone(),
-        })?;
-        jobs.push((pair, metric, MetricParams::resolve(kind, metric, &defaults)?));
+        let metric = config
+            .metric(&pair.name)
+            .ok_or_else(|| JudgeError::MissingMetricConfig {
+                path: list_path.index(i).key("name"),
+                name: pair.name.clone(),
+            })?;
+        jobs.push((
+            pair,
+            metric,
+            MetricParams::resolve(kind, metric, &defaults)?,
+        ));
     }
-    let points: usize = pairs.iter().map(|p| p.control.len() + p.experiment.len()).sum();
+    let points: usize = pairs
+        .iter()
+        .map(|p| p.control.len() + p.experiment.len())
+        .sum();
     let threads = match parallelism {
         Parallelism::Sequential => 1,
         Parallelism::Auto if points < PARALLEL_MIN_POINTS => 1,
-        Parallelism::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()),
+        Parallelism::Auto => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len()),
     };
     let results: Vec<AnalysisResult> = if threads <= 1 {
-        jobs.iter().map(|(pair, metric, params)| judge_pair(kind, pair, metric, params)).collect()
+        jobs.iter()
+            .map(|(pair, metric, params)| judge_pair(kind, pair, metric, params))
+            .collect()
     } else {
         // Metrics interleaved over threads (neighbours often have similar sizes), then put
         // back in request order.
@@ -196,7 +224,10 @@ pub fn run_with(
                 }
             }
         });
-        slots.into_iter().map(|r| r.expect("every metric judged")).collect()
+        slots
+            .into_iter()
+            .map(|r| r.expect("every metric judged"))
+            .collect()
     };
     let scored: Vec<ScoredResult<'_>> = results
         .iter()
@@ -251,7 +282,12 @@ struct JudgeDefaults {
 
 impl JudgeDefaults {
     /// Kayenta hard-codes tolerance 0.25 and confidence 0.98 in `NetflixACAJudge`.
-    const KAYENTA: JudgeDefaults = JudgeDefaults { confidence: 0.98, tolerance: 0.25, exact: None, correct: true };
+    const KAYENTA: JudgeDefaults = JudgeDefaults {
+        confidence: 0.98,
+        tolerance: 0.25,
+        exact: None,
+        correct: true,
+    };
 
     fn from_config(kind: JudgeKind, config: &CanaryConfig) -> Result<Self, JudgeError> {
         if kind == JudgeKind::NetflixAcaV1 {
@@ -263,7 +299,13 @@ impl JudgeDefaults {
             .get("judge")
             .and_then(|j| j.get("judgeConfigurations"))
             .unwrap_or(&empty);
-        let reader = Reader { data, base_path: JsonPath::root().key("canaryConfig").key("judge").key("judgeConfigurations") };
+        let reader = Reader {
+            data,
+            base_path: JsonPath::root()
+                .key("canaryConfig")
+                .key("judge")
+                .key("judgeConfigurations"),
+        };
         let d = Self::KAYENTA;
         let out = JudgeDefaults {
             confidence: reader.f64(&["confidence"], d.confidence)?,
@@ -281,7 +323,10 @@ fn check_confidence(c: f64, path: &JsonPath) -> Result<(), ShapeError> {
     if c > 0.0 && c < 1.0 {
         Ok(())
     } else {
-        Err(ShapeError::new(path, format!("confidence must be in (0, 1), got {c}")))
+        Err(ShapeError::new(
+            path,
+            format!("confidence must be in (0, 1), got {c}"),
+        ))
     }
 }
 
@@ -289,7 +334,10 @@ fn check_tolerance(t: f64, path: &JsonPath) -> Result<(), ShapeError> {
     if t >= 0.0 && t.is_finite() {
         Ok(())
     } else {
-        Err(ShapeError::new(path, format!("tolerance must be a finite number ≥ 0, got {t}")))
+        Err(ShapeError::new(
+            path,
+            format!("tolerance must be a finite number ≥ 0, got {t}"),
+        ))
     }
 }
 
@@ -306,8 +354,15 @@ struct MetricParams {
 }
 
 impl MetricParams {
-    fn resolve(kind: JudgeKind, metric: &MetricConfig, defaults: &JudgeDefaults) -> Result<Self, ShapeError> {
-        let r = Reader { data: &metric.analysis, base_path: metric.path.key("analysisConfigurations") };
+    fn resolve(
+        kind: JudgeKind,
+        metric: &MetricConfig,
+        defaults: &JudgeDefaults,
+    ) -> Result<Self, ShapeError> {
+        let r = Reader {
+            data: &metric.analysis,
+            base_path: metric.path.key("analysisConfigurations"),
+        };
         let direction = Direction::parse(&r.string(&["canary", "direction"], "either"));
         let nan_strategy = NanStrategy::parse(&r.string(&["canary", "nanStrategy"], "none"));
         let remove_outliers = r.string(&["canary", "outliers", "strategy"], "none") == "remove";
@@ -315,14 +370,19 @@ impl MetricParams {
         let critical = r.bool(&["canary", "critical"], false)?;
         let must_have_data = r.bool(&["canary", "mustHaveData"], false)?;
         let muted = r.bool(&["canary", "muted"], false)?;
-        let measure = EffectMeasure::parse(&r.string(&["canary", "effectSize", "measure"], "meanRatio"));
+        let measure =
+            EffectMeasure::parse(&r.string(&["canary", "effectSize", "measure"], "meanRatio"));
         let neutral = measure.neutral();
         let allowed_increase = r.f64(&["canary", "effectSize", "allowedIncrease"], neutral)?;
         let allowed_decrease = r.f64(&["canary", "effectSize", "allowedDecrease"], neutral)?;
         let critical_increase = r.f64(&["canary", "effectSize", "criticalIncrease"], neutral)?;
         let critical_decrease = r.f64(&["canary", "effectSize", "criticalDecrease"], neutral)?;
         let (confidence, tolerance, interval) = match kind {
-            JudgeKind::NetflixAcaV1 => (defaults.confidence, defaults.tolerance, IntervalMethod::Kayenta),
+            JudgeKind::NetflixAcaV1 => (
+                defaults.confidence,
+                defaults.tolerance,
+                IntervalMethod::Kayenta,
+            ),
             JudgeKind::CoalmineV1 | JudgeKind::CoalmineSeqV1 => {
                 let confidence = r.f64(&["canary", "confidence"], defaults.confidence)?;
                 check_confidence(confidence, &r.base_path.key("canary").key("confidence"))?;
@@ -330,7 +390,11 @@ impl MetricParams {
                 check_tolerance(tolerance, &r.base_path.key("canary").key("tolerance"))?;
                 let exact = r.opt_bool(&["canary", "exact"])?.or(defaults.exact);
                 let correct = r.bool(&["canary", "continuityCorrection"], defaults.correct)?;
-                (confidence, tolerance, IntervalMethod::Exact { exact, correct })
+                (
+                    confidence,
+                    tolerance,
+                    IntervalMethod::Exact { exact, correct },
+                )
             }
         };
         Ok(MetricParams {
@@ -359,12 +423,21 @@ fn prepare(series: &[f64], params: &MetricParams) -> Vec<f64> {
         NanStrategy::Replace => replace_nans(series, 0.0),
     };
     match params.outlier_factor {
-        Some(factor) => Detector::Iqr { factor, reduce_sensitivity: true }.remove_outliers(&cleaned),
+        Some(factor) => Detector::Iqr {
+            factor,
+            reduce_sensitivity: true,
+        }
+        .remove_outliers(&cleaned),
         None => cleaned,
     }
 }
 
-fn judge_pair(kind: JudgeKind, pair: &MetricSetPair, metric: &MetricConfig, params: &MetricParams) -> AnalysisResult {
+fn judge_pair(
+    kind: JudgeKind,
+    pair: &MetricSetPair,
+    metric: &MetricConfig,
+    params: &MetricParams,
+) -> AnalysisResult {
     let experiment = prepare(&pair.experiment, params);
     let control = prepare(&pair.control, params);
     let input = ClassifyInput {
@@ -400,9 +473,23 @@ fn judge_pair(kind: JudgeKind, pair: &MetricSetPair, metric: &MetricConfig, para
                 }),
                 _ => None,
             };
-            (c.label, c.reason, c.critical, Some(ResultMetadata { ratio: c.deviation, test, sequential: None }))
+            (
+                c.label,
+                c.reason,
+                c.critical,
+                Some(ResultMetadata {
+                    ratio: c.deviation,
+                    test,
+                    sequential: None,
+                }),
+            )
         }
-        Err(_) => (Label::Error, Some("Metric Classification Failed".to_string()), false, None),
+        Err(_) => (
+            Label::Error,
+            Some("Metric Classification Failed".to_string()),
+            false,
+            None,
+        ),
     };
     AnalysisResult {
         name: pair.name.clone(),
@@ -411,8 +498,12 @@ fn judge_pair(kind: JudgeKind, pair: &MetricSetPair, metric: &MetricConfig, para
         classification: classification.as_str().to_string(),
         classification_reason: reason,
         groups: metric.groups.clone(),
-        experiment_metadata: SeriesMetadata { stats: stats::summary(&experiment) },
-        control_metadata: SeriesMetadata { stats: stats::summary(&control) },
+        experiment_metadata: SeriesMetadata {
+            stats: stats::summary(&experiment),
+        },
+        control_metadata: SeriesMetadata {
+            stats: stats::summary(&control),
+        },
         result_metadata,
         critical,
         muted: params.muted,

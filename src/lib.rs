@@ -18,12 +18,12 @@ pub mod config;
 pub mod daemon;
 #[cfg(all(feature = "kafka", feature = "server"))]
 pub mod demo;
+pub mod error;
 pub mod ingest;
 pub mod judge;
 pub mod query;
+pub mod report;
 pub mod runs;
 pub mod store;
-pub mod error;
-pub mod report;
 
 pub use error::{Error, ErrorKind};

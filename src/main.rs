@@ -11,7 +11,11 @@ use coalmine::judge::json::parse_text;
 use coalmine::judge::{judge_request, JudgeKind, JudgeRequest};
 
 #[derive(Parser)]
-#[command(name = "coalmine", version, about = "Automated canary analysis: is the canary worse than its baseline?")]
+#[command(
+    name = "coalmine",
+    version,
+    about = "Automated canary analysis: is the canary worse than its baseline?"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -203,15 +207,23 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
-        Command::Judge { file, judge, format, fail_on } => {
+        Command::Judge {
+            file,
+            judge,
+            format,
+            fail_on,
+        } => {
             let (text, origin) = read_input(&file)?;
             let value = parse_text(&text, &origin).map_err(|e| Error::InvalidInput(e.message))?;
-            let request = JudgeRequest::from_value(&value).map_err(coalmine::judge::JudgeError::from)?;
+            let request =
+                JudgeRequest::from_value(&value).map_err(coalmine::judge::JudgeError::from)?;
             let result = judge_request(&request, judge.as_deref())?;
             let out = match format {
                 Format::Json => serde_json::to_string_pretty(&result).expect("results serialise"),
                 Format::CompactJson => serde_json::to_string(&result).expect("results serialise"),
-                Format::Table => coalmine::report::judge_table(&result, Some(request.score_thresholds)),
+                Format::Table => {
+                    coalmine::report::judge_table(&result, Some(request.score_thresholds))
+                }
             };
             println!("{}", out.trim_end());
             let failed = match (fail_on, result.score.classification.as_str()) {
@@ -219,34 +231,70 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 (Some(FailOn::Marginal), "Fail" | "Marginal") => true,
                 _ => false,
             };
-            Ok(if failed { ExitCode::from(3) } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Command::Serve { .. } | Command::Demo { archive: None, .. } => unreachable!("handled in main"),
-        Command::Demo { archive: Some(dir), runs, judgments, metrics, seed, judge, .. } => {
+        Command::Serve { .. } | Command::Demo { archive: None, .. } => {
+            unreachable!("handled in main")
+        }
+        Command::Demo {
+            archive: Some(dir),
+            runs,
+            judgments,
+            metrics,
+            seed,
+            judge,
+            ..
+        } => {
             let opts = coalmine::archive::fixture::FixtureOptions {
                 runs,
                 judgments,
                 metrics,
                 seed,
-                judge: judge.unwrap_or_else(|| coalmine::judge::JudgeKind::NetflixAcaV1.name().into()),
+                judge: judge
+                    .unwrap_or_else(|| coalmine::judge::JudgeKind::NetflixAcaV1.name().into()),
             };
-            let n = coalmine::archive::fixture::generate(&dir, &opts).map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let n = coalmine::archive::fixture::generate(&dir, &opts)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
             println!("wrote {n} judgments of {runs} runs to {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { archive, judge, overrides, format } => replay(&archive, judge.as_deref(), overrides.as_deref(), format),
-        Command::Archive { command: ArchiveCommand::Export { archive, run, output } } => {
-            let a = coalmine::archive::Archive::open(&archive).map_err(|e| Error::InvalidInput(e.to_string()))?;
-            let n = a.export_run(&run, &output).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        Command::Replay {
+            archive,
+            judge,
+            overrides,
+            format,
+        } => replay(&archive, judge.as_deref(), overrides.as_deref(), format),
+        Command::Archive {
+            command:
+                ArchiveCommand::Export {
+                    archive,
+                    run,
+                    output,
+                },
+        } => {
+            let a = coalmine::archive::Archive::open(&archive)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let n = a
+                .export_run(&run, &output)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
             println!("exported run {run} ({n} judgments) to {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Archive { command: ArchiveCommand::Import { file, archive } } => {
-            let id = coalmine::archive::import_run(&file, &archive).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        Command::Archive {
+            command: ArchiveCommand::Import { file, archive },
+        } => {
+            let id = coalmine::archive::import_run(&file, &archive)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
             println!("imported run {id} into {}", archive.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Store { command: StoreCommand::Stats { data_dir } } => {
+        Command::Store {
+            command: StoreCommand::Stats { data_dir },
+        } => {
             let store = coalmine::store::Store::open_read_only(&data_dir)?;
             let (points, sum) = store.count_and_sum()?;
             let st = store.stats();
@@ -258,12 +306,19 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 "disk_bytes": st.disk_bytes,
                 "durable_offsets": store.durable_offsets(),
             });
-            println!("{}", serde_json::to_string_pretty(&out).expect("stats serialise"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("stats serialise")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Judges => {
             for j in JudgeKind::ALL {
-                let default = if j == JudgeKind::DEFAULT { " (default)" } else { "" };
+                let default = if j == JudgeKind::DEFAULT {
+                    " (default)"
+                } else {
+                    ""
+                };
                 println!("{}{}", j.name(), default);
             }
             Ok(ExitCode::SUCCESS)
@@ -274,11 +329,14 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
 fn read_input(file: &str) -> Result<(String, String), Error> {
     if file == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| Error::io("cannot read standard input", e))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::io("cannot read standard input", e))?;
         Ok((text, "standard input".into()))
     } else {
         let path = PathBuf::from(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(format!("cannot read '{file}'"), e))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("cannot read '{file}'"), e))?;
         Ok((text, format!("'{file}'")))
     }
 }
@@ -305,7 +363,11 @@ fn serve(path: Option<&std::path::Path>, check: bool) -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("coalmine: cannot start the runtime: {e}");
@@ -344,14 +406,30 @@ async fn shutdown_signal() {
 }
 
 fn demo(cmd: Command) -> ExitCode {
-    let Command::Demo { kafka, regression, lifetime, interval, window, warmup, rate, judge, data_dir, seed, .. } = cmd else {
+    let Command::Demo {
+        kafka,
+        regression,
+        lifetime,
+        interval,
+        window,
+        warmup,
+        rate,
+        judge,
+        data_dir,
+        seed,
+        ..
+    } = cmd
+    else {
         unreachable!()
     };
-    let parse = |name: &str, v: &str| coalmine::config::parse_duration(v).map_err(|e| format!("--{name}: {e}"));
+    let parse = |name: &str, v: &str| {
+        coalmine::config::parse_duration(v).map_err(|e| format!("--{name}: {e}"))
+    };
     let opts = (|| -> Result<coalmine::demo::DemoOptions, String> {
         Ok(coalmine::demo::DemoOptions {
             kafka,
-            regression: coalmine::demo::Regression::parse(&regression).map_err(|e| format!("--regression: {e}"))?,
+            regression: coalmine::demo::Regression::parse(&regression)
+                .map_err(|e| format!("--regression: {e}"))?,
             lifetime: parse("lifetime", &lifetime)?,
             interval: parse("interval", &interval)?,
             window: parse("window", &window)?,
@@ -369,9 +447,18 @@ fn demo(cmd: Command) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(coalmine::demo::run(opts)) {
         Ok(run) => ExitCode::from(coalmine::demo::exit_code(&run)),
         Err(e) => {
@@ -381,43 +468,101 @@ fn demo(cmd: Command) -> ExitCode {
     }
 }
 
-fn replay(archive: &std::path::Path, judge: Option<&str>, overrides: Option<&str>, format: Format) -> Result<ExitCode, Error> {
+fn replay(
+    archive: &std::path::Path,
+    judge: Option<&str>,
+    overrides: Option<&str>,
+    format: Format,
+) -> Result<ExitCode, Error> {
     use arrow::array::{Array, BooleanArray, Float64Array, StringArray, UInt64Array};
     let overrides: serde_json::Value = match overrides {
         None => serde_json::Value::Null,
         Some(o) => {
             let text = match o.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read '{path}'"), e))?,
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| Error::io(format!("cannot read '{path}'"), e))?,
                 None => o.to_string(),
             };
             parse_text(&text, "--overrides").map_err(|e| Error::InvalidInput(e.message))?
         }
     };
-    let a = coalmine::archive::Archive::open(archive).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let a = coalmine::archive::Archive::open(archive)
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
     let stop = std::sync::atomic::AtomicBool::new(false);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = std::time::Instant::now();
-    let c = coalmine::archive::rejudge::rejudge(&a, judge, &overrides, threads, &stop, &done).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let c = coalmine::archive::rejudge::rejudge(&a, judge, &overrides, threads, &stop, &done)
+        .map_err(|e| Error::InvalidInput(e.to_string()))?;
     let took = started.elapsed();
     let j = &c.judgments;
     let col = |n: &str| j.column_by_name(n).expect("comparison column");
-    let run = col("run_id").as_any().downcast_ref::<StringArray>().expect("utf8").clone();
-    let idx = col("judgment").as_any().downcast_ref::<UInt64Array>().expect("u64").clone();
-    let old_s = col("old_score").as_any().downcast_ref::<Float64Array>().expect("f64").clone();
-    let new_s = col("new_score").as_any().downcast_ref::<Float64Array>().expect("f64").clone();
-    let old_c = col("old_classification").as_any().downcast_ref::<StringArray>().expect("utf8").clone();
-    let new_c = col("new_classification").as_any().downcast_ref::<StringArray>().expect("utf8").clone();
-    let changed = col("changed").as_any().downcast_ref::<BooleanArray>().expect("bool").clone();
+    let run = col("run_id")
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone();
+    let idx = col("judgment")
+        .as_any()
+        .downcast_ref::<UInt64Array>()
+        .expect("u64")
+        .clone();
+    let old_s = col("old_score")
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("f64")
+        .clone();
+    let new_s = col("new_score")
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("f64")
+        .clone();
+    let old_c = col("old_classification")
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone();
+    let new_c = col("new_classification")
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone();
+    let changed = col("changed")
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .expect("bool")
+        .clone();
     let n_changed = (0..changed.len()).filter(|&i| changed.value(i)).count();
     match format {
         Format::Table => {
-            println!("re-judged {} judgments of {} runs in {:.2?} ({:.0}/s); {} verdicts change", j.num_rows(), a.runs.len(), took, j.num_rows() as f64 / took.as_secs_f64(), n_changed);
+            println!(
+                "re-judged {} judgments of {} runs in {:.2?} ({:.0}/s); {} verdicts change",
+                j.num_rows(),
+                a.runs.len(),
+                took,
+                j.num_rows() as f64 / took.as_secs_f64(),
+                n_changed
+            );
             if n_changed > 0 {
-                println!("\n{:<24} {:>3}  {:>8} {:<9} → {:>8} {:<9}", "run", "#", "old", "", "new", "");
+                println!(
+                    "\n{:<24} {:>3}  {:>8} {:<9} → {:>8} {:<9}",
+                    "run", "#", "old", "", "new", ""
+                );
                 for i in (0..changed.len()).filter(|&i| changed.value(i)) {
-                    let old_score = if old_s.is_null(i) { f64::NAN } else { old_s.value(i) };
-                    println!("{:<24} {:>3}  {:>8.2} {:<9} → {:>8.2} {:<9}", run.value(i), idx.value(i), old_score, old_c.value(i), new_s.value(i), new_c.value(i));
+                    let old_score = if old_s.is_null(i) {
+                        f64::NAN
+                    } else {
+                        old_s.value(i)
+                    };
+                    println!(
+                        "{:<24} {:>3}  {:>8.2} {:<9} → {:>8.2} {:<9}",
+                        run.value(i),
+                        idx.value(i),
+                        old_score,
+                        old_c.value(i),
+                        new_s.value(i),
+                        new_c.value(i)
+                    );
                 }
             }
         }
@@ -427,7 +572,11 @@ fn replay(archive: &std::path::Path, judge: Option<&str>, overrides: Option<&str
                     "newScore": new_s.value(i), "oldClassification": old_c.value(i), "newClassification": new_c.value(i), "changed": changed.value(i)}))
                 .collect();
             let doc = serde_json::json!({"judgments": rows, "changed": n_changed, "seconds": took.as_secs_f64()});
-            let out = if matches!(format, Format::Json) { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) };
+            let out = if matches!(format, Format::Json) {
+                serde_json::to_string_pretty(&doc)
+            } else {
+                serde_json::to_string(&doc)
+            };
             println!("{}", out.expect("json"));
         }
     }

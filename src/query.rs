@@ -51,25 +51,41 @@ impl QueryError {
 
 /// SQL options for metric queries: no DDL, no DML (`INSERT`, `COPY`), no statements.
 pub fn read_only() -> SQLOptions {
-    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// Check that `sql` is exactly one read-only `SELECT` (syntax only; see [`Engine::plan`]
 /// for columns and types). Errors give the line and column.
 pub fn check_statement(sql: &str) -> Result<(), QueryError> {
-    let statements = DFParser::parse_sql(sql).map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
+    let statements =
+        DFParser::parse_sql(sql).map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
     if statements.len() != 1 {
-        return Err(QueryError::Invalid(format!("query must be a single SELECT, found {} statements", statements.len())));
+        return Err(QueryError::Invalid(format!(
+            "query must be a single SELECT, found {} statements",
+            statements.len()
+        )));
     }
     match &statements[0] {
         DfStatement::Statement(s) if matches!(**s, Statement::Query(_)) => Ok(()),
         DfStatement::Statement(s) => {
             let (line, col) = start_of(sql);
-            Err(QueryError::Invalid(format!("query must be a single SELECT, found {} at {line}:{col}", statement_kind(s))))
+            Err(QueryError::Invalid(format!(
+                "query must be a single SELECT, found {} at {line}:{col}",
+                statement_kind(s)
+            )))
         }
         other => {
-            let kind = format!("{other}").split_whitespace().take(3).collect::<Vec<_>>().join(" ");
-            Err(QueryError::Invalid(format!("query must be a single SELECT, found {kind}")))
+            let kind = format!("{other}")
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
+            Err(QueryError::Invalid(format!(
+                "query must be a single SELECT, found {kind}"
+            )))
         }
     }
 }
@@ -100,7 +116,11 @@ fn clean(msg: &str) -> String {
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")
         .to_string();
-    m.replace("ParserError(\"", "").replace("\")", "").replace('\n', " ").trim().to_string()
+    m.replace("ParserError(\"", "")
+        .replace("\")", "")
+        .replace('\n', " ")
+        .trim()
+        .to_string()
 }
 
 /// A metric query's result as series: one per combination of the non-value columns.
@@ -136,7 +156,8 @@ impl Engine {
             .with_default_catalog_and_schema("coalmine", "public");
         let ctx = SessionContext::new_with_config(cfg);
         let provider = Arc::new(StoreTableProvider::new(self.store.clone(), binding));
-        ctx.register_table("metrics", provider.clone()).expect("a fresh session has no `metrics` table");
+        ctx.register_table("metrics", provider.clone())
+            .expect("a fresh session has no `metrics` table");
         (ctx, provider)
     }
 
@@ -152,9 +173,16 @@ impl Engine {
     pub async fn plan_any(&self, sql: &str, binding: Binding) -> Result<PreparedQuery, QueryError> {
         check_statement(sql)?;
         let (ctx, provider) = self.session(binding);
-        let df = ctx.sql_with_options(sql, read_only()).await.map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
+        let df = ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
         let plan = df.logical_plan().clone();
-        Ok(PreparedQuery { ctx, provider, plan })
+        Ok(PreparedQuery {
+            ctx,
+            provider,
+            plan,
+        })
     }
 
     /// Run any read-only SELECT over `metrics` once (Python's `Store.sql`).
@@ -186,7 +214,9 @@ impl PreparedQuery {
 
     pub async fn collect(&self) -> Result<Vec<RecordBatch>, QueryError> {
         let df = datafusion::dataframe::DataFrame::new(self.ctx.state(), self.plan.clone());
-        df.collect().await.map_err(|e| QueryError::Execution(clean(&e.to_string())))
+        df.collect()
+            .await
+            .map_err(|e| QueryError::Execution(clean(&e.to_string())))
     }
 
     /// Run and shape the result as series.
@@ -207,11 +237,20 @@ fn check_output_schema(plan: &LogicalPlan) -> Result<(), QueryError> {
         )));
     };
     if !value.data_type().is_numeric() && !matches!(value.data_type(), DataType::Null) {
-        return Err(QueryError::Invalid(format!("column `value` must be numeric, it is {}", value.data_type())));
+        return Err(QueryError::Invalid(format!(
+            "column `value` must be numeric, it is {}",
+            value.data_type()
+        )));
     }
     if let Some(ts) = fields.iter().find(|f| f.name() == "ts") {
-        if !matches!(ts.data_type(), DataType::Timestamp(_, _) | DataType::Int64 | DataType::Date32 | DataType::Date64) {
-            return Err(QueryError::Invalid(format!("column `ts` must be a timestamp, it is {}", ts.data_type())));
+        if !matches!(
+            ts.data_type(),
+            DataType::Timestamp(_, _) | DataType::Int64 | DataType::Date32 | DataType::Date64
+        ) {
+            return Err(QueryError::Invalid(format!(
+                "column `ts` must be a timestamp, it is {}",
+                ts.data_type()
+            )));
         }
     }
     Ok(())
@@ -222,10 +261,15 @@ pub fn to_series(batches: &[RecordBatch]) -> Result<Vec<QuerySeries>, QueryError
     let mut by_tags: BTreeMap<BTreeMap<String, String>, QuerySeries> = BTreeMap::new();
     for batch in batches {
         let schema = batch.schema();
-        let value_idx = schema.index_of("value").map_err(|_| QueryError::Result("no `value` column".into()))?;
+        let value_idx = schema
+            .index_of("value")
+            .map_err(|_| QueryError::Result("no `value` column".into()))?;
         let values = arrow::compute::cast(batch.column(value_idx), &DataType::Float64)
             .map_err(|e| QueryError::Result(format!("`value` is not numeric: {e}")))?;
-        let values = values.as_any().downcast_ref::<arrow::array::Float64Array>().expect("cast to f64");
+        let values = values
+            .as_any()
+            .downcast_ref::<arrow::array::Float64Array>()
+            .expect("cast to f64");
         let ts = match schema.index_of("ts") {
             Ok(i) => Some(ts_millis(batch.column(i))?),
             Err(_) => None,
@@ -238,18 +282,38 @@ pub fn to_series(batches: &[RecordBatch]) -> Result<Vec<QuerySeries>, QueryError
             .map(|(i, f)| {
                 arrow::compute::cast(batch.column(i), &DataType::Utf8)
                     .map(|a| (f.name().clone(), a))
-                    .map_err(|e| QueryError::Result(format!("column `{}` cannot be used as a tag: {e}", f.name())))
+                    .map_err(|e| {
+                        QueryError::Result(format!(
+                            "column `{}` cannot be used as a tag: {e}",
+                            f.name()
+                        ))
+                    })
             })
             .collect::<Result<_, _>>()?;
         for row in 0..batch.num_rows() {
             let mut tags = BTreeMap::new();
             for (name, col) in &tag_cols {
-                let s = col.as_any().downcast_ref::<arrow::array::StringArray>().expect("cast to utf8");
-                let v = if s.is_null(row) { String::new() } else { s.value(row).to_string() };
+                let s = col
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .expect("cast to utf8");
+                let v = if s.is_null(row) {
+                    String::new()
+                } else {
+                    s.value(row).to_string()
+                };
                 tags.insert(name.clone(), v);
             }
-            let entry = by_tags.entry(tags.clone()).or_insert_with(|| QuerySeries { tags, ts: Vec::new(), values: Vec::new() });
-            entry.values.push(if values.is_null(row) { f64::NAN } else { values.value(row) });
+            let entry = by_tags.entry(tags.clone()).or_insert_with(|| QuerySeries {
+                tags,
+                ts: Vec::new(),
+                values: Vec::new(),
+            });
+            entry.values.push(if values.is_null(row) {
+                f64::NAN
+            } else {
+                values.value(row)
+            });
             entry.ts.push(ts.as_ref().and_then(|t| t[row]));
         }
     }
@@ -269,7 +333,13 @@ fn ts_millis(col: &ArrayRef) -> Result<Vec<Option<i64>>, QueryError> {
     let ms = arrow::compute::cast(col, &DataType::Timestamp(TimeUnit::Millisecond, None))
         .or_else(|_| arrow::compute::cast(col, &DataType::Int64))
         .map_err(|e| QueryError::Result(format!("`ts` is not a time: {e}")))?;
-    let ms = arrow::compute::cast(&ms, &DataType::Int64).map_err(|e| QueryError::Result(e.to_string()))?;
-    let a = ms.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to i64");
-    Ok((0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect())
+    let ms = arrow::compute::cast(&ms, &DataType::Int64)
+        .map_err(|e| QueryError::Result(e.to_string()))?;
+    let a = ms
+        .as_any()
+        .downcast_ref::<arrow::array::Int64Array>()
+        .expect("cast to i64");
+    Ok((0..a.len())
+        .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+        .collect())
 }

@@ -21,11 +21,21 @@ pub fn judge_table(result: &CanaryJudgeResult, thresholds: Option<Thresholds>) -
     for r in &result.results {
         rows.push(metric_row(r));
     }
-    let widths: Vec<usize> =
-        (0..9).map(|c| rows.iter().map(|row| row[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..9)
+        .map(|c| {
+            rows.iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     let verdict = result.score.classification.to_uppercase();
-    let _ = write!(out, "{} · verdict {} · score {:.2}", result.judge_name, verdict, result.score.score);
+    let _ = write!(
+        out,
+        "{} · verdict {} · score {:.2}",
+        result.judge_name, verdict, result.score.score
+    );
     if let Some(t) = thresholds {
         let _ = write!(out, " (pass ≥ {}, marginal ≥ {})", t.pass, t.marginal);
     }
@@ -48,7 +58,11 @@ pub fn judge_table(result: &CanaryJudgeResult, thresholds: Option<Thresholds>) -
         out.push('\n');
     }
     if !result.group_scores.is_empty() {
-        let groups: Vec<String> = result.group_scores.iter().map(|g| format!("{} {:.2}", g.name, g.score)).collect();
+        let groups: Vec<String> = result
+            .group_scores
+            .iter()
+            .map(|g| format!("{} {:.2}", g.name, g.score))
+            .collect();
         let _ = writeln!(out, "\ngroups: {}", groups.join(" · "));
     }
     let reasons: Vec<String> = result
@@ -69,7 +83,11 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
     let tags = if r.tags.is_empty() {
         "-".to_string()
     } else {
-        r.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+        r.tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
     };
     let mut class = r.classification.clone();
     if r.critical {
@@ -78,18 +96,40 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
     if r.muted {
         class.push_str(" (muted)");
     }
-    let ratio = r.result_metadata.as_ref().map_or("-".to_string(), |m| number(m.ratio, 3));
-    let (shift, interval, p, method) = match r.result_metadata.as_ref().and_then(|m| m.test.as_ref()) {
-        Some(t) => (
-            signed(t.estimate),
-            format!("[{}, {}] @{:.0}%", signed(t.lower), signed(t.upper), t.achieved_confidence * 100.0),
-            pvalue(t.p_value),
-            t.method.clone(),
-        ),
-        None => ("-".into(), "-".into(), "-".into(), "-".into()),
-    };
-    let n = format!("{}/{}", r.experiment_metadata.stats.count, r.control_metadata.stats.count);
-    [r.name.clone(), tags, class, ratio, shift, interval, p, method, n]
+    let ratio = r
+        .result_metadata
+        .as_ref()
+        .map_or("-".to_string(), |m| number(m.ratio, 3));
+    let (shift, interval, p, method) =
+        match r.result_metadata.as_ref().and_then(|m| m.test.as_ref()) {
+            Some(t) => (
+                signed(t.estimate),
+                format!(
+                    "[{}, {}] @{:.0}%",
+                    signed(t.lower),
+                    signed(t.upper),
+                    t.achieved_confidence * 100.0
+                ),
+                pvalue(t.p_value),
+                t.method.clone(),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+    let n = format!(
+        "{}/{}",
+        r.experiment_metadata.stats.count, r.control_metadata.stats.count
+    );
+    [
+        r.name.clone(),
+        tags,
+        class,
+        ratio,
+        shift,
+        interval,
+        p,
+        method,
+        n,
+    ]
 }
 
 fn number(v: f64, digits: usize) -> String {

@@ -120,6 +120,9 @@ pub struct Run {
     pub next_tick: u64,
     pub judgments: Vec<Judgment>,
     pub message: Option<String>,
+    /// `coalmine-seq-v1`: each metric-set pair's sequential state, carried tick to tick.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sequential: std::collections::BTreeMap<String, crate::judge::sequential::SequentialState>,
 }
 
 impl Run {
@@ -221,19 +224,31 @@ impl RunManager {
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
         let mut runs = HashMap::new();
         let now = now_ms();
-        for entry in std::fs::read_dir(&dir).map_err(io(format!("cannot list {}", dir.display())))?.flatten() {
+        for entry in std::fs::read_dir(&dir)
+            .map_err(io(format!("cannot list {}", dir.display())))?
+            .flatten()
+        {
             let path = entry.path();
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
-            let mut run: Run = serde_json::from_str(&text)
-                .map_err(|e| RunError::Invalid(format!("{} is not a run file: {e}", path.display())))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(io(format!("cannot read {}", path.display())))?;
+            let mut run: Run = serde_json::from_str(&text).map_err(|e| {
+                RunError::Invalid(format!("{} is not a run file: {e}", path.display()))
+            })?;
             if run.status == RunStatus::Running {
                 resume(&mut run, now);
                 tracing::info!(run = %run.id, next_tick = run.next_tick, "Resuming a canary run");
             }
-            runs.insert(run.id.clone(), Entry { run, prepared: None, in_flight: false });
+            runs.insert(
+                run.id.clone(),
+                Entry {
+                    run,
+                    prepared: None,
+                    in_flight: false,
+                },
+            );
         }
         Ok(RunManager {
             inner: Arc::new(Inner {
@@ -273,8 +288,11 @@ impl RunManager {
                 bad.iter().map(|b| format!("'{b}'")).collect::<Vec<_>>().join(", ")
             )));
         }
-        let parsed = crate::judge::CanaryConfig::from_value(&config, &crate::judge::json::JsonPath::root().key("config"))
-            .map_err(|e| RunError::Invalid(e.to_string()))?;
+        let parsed = crate::judge::CanaryConfig::from_value(
+            &config,
+            &crate::judge::json::JsonPath::root().key("config"),
+        )
+        .map_err(|e| RunError::Invalid(e.to_string()))?;
         for m in &parsed.metrics {
             let scope = m.scope_name.clone().unwrap_or_else(|| "default".into());
             if !spec.scopes.contains_key(&scope) {
@@ -284,7 +302,9 @@ impl RunManager {
                 )));
             }
         }
-        let prepared = tick::Prepared::new(&self.inner.engine, &parsed, &config, &spec).await.map_err(RunError::Invalid)?;
+        let prepared = tick::Prepared::new(&self.inner.engine, &parsed, &config, &spec)
+            .await
+            .map_err(RunError::Invalid)?;
         let run = Run {
             id: uuid::Uuid::new_v4().to_string(),
             spec,
@@ -294,19 +314,30 @@ impl RunManager {
             next_tick: 1,
             judgments: Vec::new(),
             message: None,
+            sequential: Default::default(),
         };
         self.persist(&run)?;
         tracing::info!(run = %run.id, config = ?run.config.get("name"), judgments = run.spec.judgments(), "Canary run started");
         self.inner.runs.lock().expect("runs lock").insert(
             run.id.clone(),
-            Entry { run: run.clone(), prepared: Some(Arc::new(prepared)), in_flight: false },
+            Entry {
+                run: run.clone(),
+                prepared: Some(Arc::new(prepared)),
+                in_flight: false,
+            },
         );
         self.inner.wake.notify_one();
         Ok(run)
     }
 
     pub fn get(&self, id: &str) -> Result<Run, RunError> {
-        self.inner.runs.lock().expect("runs lock").get(id).map(|e| e.run.clone()).ok_or_else(|| RunError::NotFound(id.into()))
+        self.inner
+            .runs
+            .lock()
+            .expect("runs lock")
+            .get(id)
+            .map(|e| e.run.clone())
+            .ok_or_else(|| RunError::NotFound(id.into()))
     }
 
     pub fn list(&self) -> Vec<Value> {
@@ -320,7 +351,9 @@ impl RunManager {
     pub fn stop(&self, id: &str) -> Result<Run, RunError> {
         let run = {
             let mut runs = self.inner.runs.lock().expect("runs lock");
-            let e = runs.get_mut(id).ok_or_else(|| RunError::NotFound(id.into()))?;
+            let e = runs
+                .get_mut(id)
+                .ok_or_else(|| RunError::NotFound(id.into()))?;
             if e.run.status == RunStatus::Running {
                 e.run.status = RunStatus::Stopped;
                 e.run.message = Some("stopped by request".into());
@@ -345,7 +378,9 @@ impl RunManager {
         tokio::pin!(shutdown);
         loop {
             let next = self.dispatch_due();
-            let sleep = next.map_or(Duration::from_millis(500), |t| Duration::from_millis((t - now_ms()).clamp(5, 500) as u64));
+            let sleep = next.map_or(Duration::from_millis(500), |t| {
+                Duration::from_millis((t - now_ms()).clamp(5, 500) as u64)
+            });
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.inner.wake.notified() => {}
@@ -354,7 +389,11 @@ impl RunManager {
         }
         // let judgments in flight finish (bounded by the semaphore size)
         let permits = self.inner.cpu.available_permits();
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.inner.cpu.acquire_many(permits as u32)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            self.inner.cpu.acquire_many(permits as u32),
+        )
+        .await;
     }
 
     /// Start every due tick; returns when the next one is due. A tick at `t` is due at
@@ -362,7 +401,11 @@ impl RunManager {
     /// first re-reads what it missed: judging before would see a hole in the data).
     fn dispatch_due(&self) -> Option<i64> {
         let now = now_ms();
-        let caught_up = self.inner.ingest.as_ref().map_or(i64::MAX, |s| s.caught_up_ms());
+        let caught_up = self
+            .inner
+            .ingest
+            .as_ref()
+            .map_or(i64::MAX, |s| s.caught_up_ms());
         let late = self.inner.lateness_ms;
         let mut next: Option<i64> = None;
         let mut due = Vec::new();
@@ -395,7 +438,13 @@ impl RunManager {
     }
 
     async fn tick(&self, id: &str) {
-        let _permit = self.inner.cpu.clone().acquire_owned().await.expect("semaphore open");
+        let _permit = self
+            .inner
+            .cpu
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
         let started = std::time::Instant::now();
         let (run, prepared) = {
             let runs = self.inner.runs.lock().expect("runs lock");
@@ -421,9 +470,23 @@ impl RunManager {
             return; // stopped meanwhile
         }
         let pairs = match outcome {
-            Ok(((result, pairs), prepared)) => {
+            Ok((out, prepared)) => {
                 e.prepared = Some(prepared);
-                let (start, end) = run.spec.window_at(tick_ms);
+                let tick::TickOutcome {
+                    result,
+                    pairs,
+                    states,
+                } = out;
+                let sequential = states.is_some();
+                if let Some(st) = states {
+                    e.run.sequential = st;
+                }
+                let (start, end) = if sequential {
+                    run.spec
+                        .new_data_window(run.judgments.last().map(|j| j.window_end_ms), tick_ms)
+                } else {
+                    run.spec.window_at(tick_ms)
+                };
                 let score = result["score"]["score"].as_f64().unwrap_or(0.0);
                 e.run.judgments.push(Judgment {
                     index,
@@ -431,8 +494,14 @@ impl RunManager {
                     window_start_ms: start,
                     window_end_ms: end,
                     score,
-                    classification: result["score"]["classification"].as_str().unwrap_or("").to_string(),
-                    reason: result["score"]["classificationReason"].as_str().unwrap_or("").to_string(),
+                    classification: result["score"]["classification"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    reason: result["score"]["classificationReason"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
                     took_ms: took.as_secs_f64() * 1e3,
                     result,
                 });
@@ -441,6 +510,9 @@ impl RunManager {
                 stats.tick_micros_total.fetch_add(micros, Ordering::Relaxed);
                 stats.tick_micros_max.fetch_max(micros, Ordering::Relaxed);
                 decide(&mut e.run, score, index);
+                if sequential && e.run.status == RunStatus::Running {
+                    early_pass(&mut e.run, tick_ms);
+                }
                 pairs
             }
             Err(msg) => {
@@ -462,7 +534,12 @@ impl RunManager {
             }
         }
         if run.status.is_final() {
-            *stats.verdicts.lock().expect("stats lock").entry(run.status.as_str()).or_default() += 1;
+            *stats
+                .verdicts
+                .lock()
+                .expect("stats lock")
+                .entry(run.status.as_str())
+                .or_default() += 1;
             tracing::info!(run = %id, status = run.status.as_str(), message = ?run.message, "Canary run finished");
             for l in &self.inner.listeners {
                 l.finished(&run);
@@ -472,9 +549,14 @@ impl RunManager {
     }
 
     async fn prepare(&self, run: &Run) -> Result<Arc<tick::Prepared>, String> {
-        let parsed = crate::judge::CanaryConfig::from_value(&run.config, &crate::judge::json::JsonPath::root())
-            .map_err(|e| e.to_string())?;
-        Ok(Arc::new(tick::Prepared::new(&self.inner.engine, &parsed, &run.config, &run.spec).await?))
+        let parsed = crate::judge::CanaryConfig::from_value(
+            &run.config,
+            &crate::judge::json::JsonPath::root(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Arc::new(
+            tick::Prepared::new(&self.inner.engine, &parsed, &run.config, &run.spec).await?,
+        ))
     }
 }
 
@@ -487,10 +569,19 @@ pub struct PreparedRun {
 
 impl PreparedRun {
     /// Plan every metric's SQL for both scopes of `spec` (a parsed `POST /runs` body).
-    pub async fn prepare(engine: &Engine, config: &Value, spec: RunSpec) -> Result<PreparedRun, RunError> {
-        let parsed = crate::judge::CanaryConfig::from_value(config, &crate::judge::json::JsonPath::root().key("config"))
-            .map_err(|e| RunError::Invalid(e.to_string()))?;
-        let prepared = tick::Prepared::new(engine, &parsed, config, &spec).await.map_err(RunError::Invalid)?;
+    pub async fn prepare(
+        engine: &Engine,
+        config: &Value,
+        spec: RunSpec,
+    ) -> Result<PreparedRun, RunError> {
+        let parsed = crate::judge::CanaryConfig::from_value(
+            config,
+            &crate::judge::json::JsonPath::root().key("config"),
+        )
+        .map_err(|e| RunError::Invalid(e.to_string()))?;
+        let prepared = tick::Prepared::new(engine, &parsed, config, &spec)
+            .await
+            .map_err(RunError::Invalid)?;
         let run = Run {
             id: "prepared".into(),
             spec,
@@ -500,6 +591,7 @@ impl PreparedRun {
             next_tick: 1,
             judgments: Vec::new(),
             message: None,
+            sequential: Default::default(),
         };
         Ok(PreparedRun { prepared, run })
     }
@@ -507,7 +599,10 @@ impl PreparedRun {
     /// Query, pair and judge the window of a tick at `tick_ms`: the `CanaryJudgeResult` JSON
     /// and the metric-set pairs judged.
     pub async fn judge(&self, tick_ms: i64) -> Result<(Value, Vec<PairData>), RunError> {
-        tick::judge_tick(&self.prepared, &self.run, tick_ms).await.map_err(RunError::Invalid)
+        let out = tick::judge_tick(&self.prepared, &self.run, tick_ms)
+            .await
+            .map_err(RunError::Invalid)?;
+        Ok((out.result, out.pairs))
     }
 }
 
@@ -530,13 +625,52 @@ fn decide(run: &mut Run, score: f64, index: u64) {
     } else if last {
         if crate::judge::score::standalone_passed(score, Some(pass), Some(marginal)) {
             run.status = RunStatus::Pass;
-            run.message = Some(format!("Final canary score {score} met or exceeded the pass score threshold ({pass})."));
+            run.message = Some(format!(
+                "Final canary score {score} met or exceeded the pass score threshold ({pass})."
+            ));
         } else {
             run.status = RunStatus::Marginal;
-            run.message = Some(format!("Final canary score {score} is below the pass score threshold ({pass})."));
+            run.message = Some(format!(
+                "Final canary score {score} is below the pass score threshold ({pass})."
+            ));
         }
     } else {
         run.next_tick = index + 1;
+    }
+}
+
+/// `coalmine-seq-v1` with `minDuration`: pass before the end once the run has lasted that
+/// long and every metric's confidence sequence excludes a regression beyond its margin.
+fn early_pass(run: &mut Run, tick_ms: i64) {
+    let Some(min) = run.spec.min_duration_ms else {
+        return;
+    };
+    let elapsed = (tick_ms - run.spec.start_ms) as f64 / 1000.0;
+    let muted: std::collections::HashSet<String> = run
+        .judgments
+        .last()
+        .and_then(|j| j.result["results"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["muted"] == true)
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect();
+    let counted: Vec<&crate::judge::sequential::SequentialState> = run
+        .sequential
+        .iter()
+        .filter(|(k, _)| !muted.contains(k.split('\u{1f}').next().unwrap_or("")))
+        .map(|(_, s)| s)
+        .collect();
+    if !counted.is_empty()
+        && counted
+            .iter()
+            .all(|s| s.early_pass(elapsed, min as f64 / 1000.0))
+    {
+        run.status = RunStatus::Pass;
+        run.message = Some(format!(
+            "Passed early after {}: every metric's confidence sequence excludes a regression beyond its margin.",
+            humantime::format_duration(std::time::Duration::from_millis((tick_ms - run.spec.start_ms).max(0) as u64))
+        ));
     }
 }
 
@@ -558,7 +692,17 @@ mod tests {
         let body = json!({"config": "c", "scopes": {"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "2"}}}},
                           "lifetime": "10m", "interval": "1m"});
         let (spec, _) = spec::parse(&body, 0).unwrap();
-        Run { id: "r".into(), spec, config: json!({}), status: RunStatus::Running, created_ms: 0, next_tick: 1, judgments: vec![], message: None }
+        Run {
+            id: "r".into(),
+            spec,
+            config: json!({}),
+            status: RunStatus::Running,
+            created_ms: 0,
+            next_tick: 1,
+            judgments: vec![],
+            message: None,
+            sequential: Default::default(),
+        }
     }
 
     #[test]
@@ -580,7 +724,10 @@ mod tests {
     fn resume_skips_stale_ticks_and_finishes_ended_runs() {
         let mut r = run();
         resume(&mut r, 5 * 60_000 + 30_000);
-        assert_eq!(r.next_tick, 5, "the 5-minute tick is within an interval: judged now");
+        assert_eq!(
+            r.next_tick, 5,
+            "the 5-minute tick is within an interval: judged now"
+        );
         let mut r = run();
         resume(&mut r, 3_600_000);
         assert_eq!(r.next_tick, 10, "the lifetime ended: final judgment");

@@ -34,8 +34,11 @@ use arrow::array::{Array, ArrayRef, RecordBatch};
 
 use crate::error::ErrorKind;
 use manifest::{Durable, Manifest};
-use segment::{build_sorted, columns, merge_offsets, Offsets, OffsetRange, PointColumns, SegmentMeta, SeriesRange};
 pub use segment::point_schema;
+use segment::{
+    build_sorted, columns, merge_offsets, OffsetRange, Offsets, PointColumns, SegmentMeta,
+    SeriesRange,
+};
 pub use series::{sort_tags, SeriesKey, SeriesRegistry};
 
 /// Errors of the store.
@@ -60,7 +63,9 @@ pub enum StoreError {
 impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                ErrorKind::NotFound
+            }
             StoreError::Io { .. } | StoreError::Locked { .. } => ErrorKind::Unavailable,
             StoreError::Corrupt { .. } | StoreError::Arrow(_) => ErrorKind::Internal,
             StoreError::InvalidInput(_) => ErrorKind::InvalidInput,
@@ -117,7 +122,12 @@ pub struct ScanFilter {
 
 impl ScanFilter {
     pub fn all() -> Self {
-        ScanFilter { metric: None, tags: BTreeMap::new(), start_ms: i64::MIN, end_ms: i64::MAX }
+        ScanFilter {
+            metric: None,
+            tags: BTreeMap::new(),
+            start_ms: i64::MIN,
+            end_ms: i64::MAX,
+        }
     }
 }
 
@@ -249,9 +259,16 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
         .open(&path)
         .map_err(io_err(format!("cannot open {}", path.display())))?;
     // SAFETY: flock on a file descriptor we own; released when the file is closed.
-    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX | libc::LOCK_NB) };
+    let rc = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    };
     if rc != 0 {
-        return Err(StoreError::Locked { dir: dir.to_path_buf() });
+        return Err(StoreError::Locked {
+            dir: dir.to_path_buf(),
+        });
     }
     Ok(f)
 }
@@ -269,23 +286,30 @@ impl Store {
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
         let root = cfg.data_dir.clone();
         for d in [root.clone(), root.join("segments"), root.join("tmp")] {
-            std::fs::create_dir_all(&d).map_err(io_err(format!("cannot create directory {}", d.display())))?;
+            std::fs::create_dir_all(&d)
+                .map_err(io_err(format!("cannot create directory {}", d.display())))?;
         }
         let lock = lock_dir(&root)?;
         let manifest = match Manifest::load(&root)? {
             Some(m) => m,
             None => {
                 // a new data directory: an empty manifest marks it as ours for readers
-                let m = Manifest { version: 1, ..Default::default() };
+                let m = Manifest {
+                    version: 1,
+                    ..Default::default()
+                };
                 m.store(&root)?;
                 m
             }
         };
         // Files not in the manifest were being written when the process stopped.
-        let live: std::collections::HashSet<&str> = manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        let live: std::collections::HashSet<&str> =
+            manifest.segments.iter().map(|s| s.file.as_str()).collect();
         for dir in ["segments", "tmp"] {
             let d = root.join(dir);
-            for entry in std::fs::read_dir(&d).map_err(io_err(format!("cannot list {}", d.display())))? {
+            for entry in
+                std::fs::read_dir(&d).map_err(io_err(format!("cannot list {}", d.display())))?
+            {
                 let entry = entry.map_err(io_err(format!("cannot list {}", d.display())))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if dir == "tmp" || !live.contains(name.as_str()) {
@@ -310,7 +334,10 @@ impl Store {
         }
         let manifest = Manifest::load(&root)?.ok_or_else(|| StoreError::Io {
             context: format!("cannot open store {}", root.display()),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no manifest.json: not a coalmine data directory"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no manifest.json: not a coalmine data directory",
+            ),
         })?;
         // All segments are read into memory: a reader is for analysis, not for a daemon.
         let mut cfg = cfg;
@@ -318,16 +345,27 @@ impl Store {
         Self::from_manifest(cfg, manifest, true, None)
     }
 
-    fn from_manifest(cfg: StoreConfig, manifest: Manifest, read_only: bool, lock: Option<File>) -> Result<Store, StoreError> {
+    fn from_manifest(
+        cfg: StoreConfig,
+        manifest: Manifest,
+        read_only: bool,
+        lock: Option<File>,
+    ) -> Result<Store, StoreError> {
         let root = cfg.data_dir.clone();
         let mut registry = SeriesRegistry::new();
         let mut segments = Vec::with_capacity(manifest.segments.len());
-        let hot_from = now_ms().saturating_sub(cfg.hot_window.as_millis().min(i64::MAX as u128) as i64);
+        let hot_from =
+            now_ms().saturating_sub(cfg.hot_window.as_millis().min(i64::MAX as u128) as i64);
         for meta in &manifest.segments {
             let path = segment::path(&root, &meta.file);
             let loaded = segment::read(&path)?;
             for (id, key) in loaded.series {
-                registry.insert_with_id(id, key).map_err(|reason| StoreError::Corrupt { path: path.clone(), reason })?;
+                registry
+                    .insert_with_id(id, key)
+                    .map_err(|reason| StoreError::Corrupt {
+                        path: path.clone(),
+                        reason,
+                    })?;
             }
             let hot = loaded.max_ts >= hot_from;
             segments.push(Arc::new(Segment {
@@ -388,7 +426,14 @@ impl Store {
 
     /// Next durable offset of one partition, if any.
     pub fn durable_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.inner.state.read().expect("state lock").durable.get(topic)?.get(&partition).copied()
+        self.inner
+            .state
+            .read()
+            .expect("state lock")
+            .durable
+            .get(topic)?
+            .get(&partition)
+            .copied()
     }
 
     /// Add points (series ids from [`Store::registry_mut`]) and record that the messages in
@@ -409,7 +454,9 @@ impl Store {
     /// Returns the durable offsets (what may now be committed to Kafka).
     pub fn flush(&self) -> Result<Durable, StoreError> {
         if self.inner.read_only {
-            return Err(StoreError::InvalidInput("the store is open read-only".into()));
+            return Err(StoreError::InvalidInput(
+                "the store is open read-only".into(),
+            ));
         }
         let _serial = self.inner.flush_lock.lock().expect("flush lock");
         let (pending, offsets) = {
@@ -487,23 +534,53 @@ impl Store {
         }
     }
 
-    fn write_segment(&self, id: u64, batch: RecordBatch, index: Vec<SeriesRange>, offsets: &Offsets) -> Result<Arc<Segment>, StoreError> {
+    fn write_segment(
+        &self,
+        id: u64,
+        batch: RecordBatch,
+        index: Vec<SeriesRange>,
+        offsets: &Offsets,
+    ) -> Result<Arc<Segment>, StoreError> {
         let series: Vec<(u32, SeriesKey)> = {
             let reg = self.registry();
             index
                 .iter()
                 .map(|r| {
-                    let key = reg.key(r.series).cloned().expect("appended points have registered series");
+                    let key = reg
+                        .key(r.series)
+                        .cloned()
+                        .expect("appended points have registered series");
                     (r.series, key)
                 })
                 .collect()
         };
         let min_ts = index.iter().map(|r| r.min_ts).min().unwrap_or(0);
         let max_ts = index.iter().map(|r| r.max_ts).max().unwrap_or(0);
-        let (file, bytes) = segment::write(&self.inner.root, id, &batch, &index, series, offsets, min_ts, max_ts)?;
-        let meta = SegmentMeta { id, file, rows: batch.num_rows() as u64, bytes, min_ts, max_ts, offsets: offsets.clone() };
+        let (file, bytes) = segment::write(
+            &self.inner.root,
+            id,
+            &batch,
+            &index,
+            series,
+            offsets,
+            min_ts,
+            max_ts,
+        )?;
+        let meta = SegmentMeta {
+            id,
+            file,
+            rows: batch.num_rows() as u64,
+            bytes,
+            min_ts,
+            max_ts,
+            offsets: offsets.clone(),
+        };
         let hot = max_ts >= now_ms().saturating_sub(self.inner.cfg.hot_window.as_millis() as i64);
-        Ok(Arc::new(Segment { meta, index, batch: RwLock::new(hot.then_some(batch)) }))
+        Ok(Arc::new(Segment {
+            meta,
+            index,
+            batch: RwLock::new(hot.then_some(batch)),
+        }))
     }
 
     /// Retention, compaction and cooling (hot segments older than the hot window leave
@@ -523,9 +600,15 @@ impl Store {
     /// Delete segments entirely older than the retention, then the oldest ones while the
     /// total exceeds `max_bytes`.
     pub fn enforce_retention(&self, now: i64) -> Result<usize, StoreError> {
-        let cutoff = now.saturating_sub(self.inner.cfg.retention.as_millis().min(i64::MAX as u128) as i64);
+        let cutoff =
+            now.saturating_sub(self.inner.cfg.retention.as_millis().min(i64::MAX as u128) as i64);
         let mut s = self.inner.state.write().expect("state lock");
-        let mut keep: Vec<Arc<Segment>> = s.segments.iter().filter(|g| g.meta.max_ts >= cutoff).cloned().collect();
+        let mut keep: Vec<Arc<Segment>> = s
+            .segments
+            .iter()
+            .filter(|g| g.meta.max_ts >= cutoff)
+            .cloned()
+            .collect();
         if let Some(max) = self.inner.cfg.max_bytes {
             keep.sort_by_key(|g| (g.meta.max_ts, g.meta.id));
             let mut total: u64 = keep.iter().map(|g| g.meta.bytes).sum();
@@ -535,7 +618,12 @@ impl Store {
             }
             keep.sort_by_key(|g| g.meta.id);
         }
-        let dropped: Vec<Arc<Segment>> = s.segments.iter().filter(|g| !keep.iter().any(|k| k.meta.id == g.meta.id)).cloned().collect();
+        let dropped: Vec<Arc<Segment>> = s
+            .segments
+            .iter()
+            .filter(|g| !keep.iter().any(|k| k.meta.id == g.meta.id))
+            .cloned()
+            .collect();
         if dropped.is_empty() {
             return Ok(0);
         }
@@ -547,7 +635,11 @@ impl Store {
         }
         drop(s);
         for g in &dropped {
-            tracing::info!(segment = g.meta.id, rows = g.meta.rows, "Retention removed a segment");
+            tracing::info!(
+                segment = g.meta.id,
+                rows = g.meta.rows,
+                "Retention removed a segment"
+            );
             let _ = std::fs::remove_file(segment::path(&self.inner.root, &g.meta.file));
         }
         Ok(dropped.len())
@@ -557,7 +649,11 @@ impl Store {
     pub fn compact(&self) -> Result<bool, StoreError> {
         let small: Vec<Arc<Segment>> = {
             let s = self.inner.state.read().expect("state lock");
-            s.segments.iter().filter(|g| (g.meta.rows as usize) < self.inner.cfg.compact_below_points).cloned().collect()
+            s.segments
+                .iter()
+                .filter(|g| (g.meta.rows as usize) < self.inner.cfg.compact_below_points)
+                .cloned()
+                .collect()
         };
         if small.len() < self.inner.cfg.compact_min_segments.max(2) {
             return Ok(false);
@@ -602,12 +698,19 @@ impl Store {
     /// by time and series; within a segment each series' rows are found by binary search
     /// and returned as zero-copy slices.
     pub fn scan(&self, filter: &ScanFilter) -> Result<Vec<RecordBatch>, StoreError> {
-        let series = self.registry().select(filter.metric.as_deref(), &filter.tags);
+        let series = self
+            .registry()
+            .select(filter.metric.as_deref(), &filter.tags);
         self.scan_series(&series, filter.start_ms, filter.end_ms)
     }
 
     /// Points of the given series (sorted ids) in `[start_ms, end_ms)`.
-    pub fn scan_series(&self, series: &[u32], start_ms: i64, end_ms: i64) -> Result<Vec<RecordBatch>, StoreError> {
+    pub fn scan_series(
+        &self,
+        series: &[u32],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<RecordBatch>, StoreError> {
         let mut out = Vec::new();
         if series.is_empty() || start_ms >= end_ms {
             return Ok(out);
@@ -632,7 +735,9 @@ impl Store {
             }
             let mut batch: Option<RecordBatch> = None;
             for &sid in series {
-                let Ok(pos) = seg.index.binary_search_by_key(&sid, |r| r.series) else { continue };
+                let Ok(pos) = seg.index.binary_search_by_key(&sid, |r| r.series) else {
+                    continue;
+                };
                 let r = seg.index[pos];
                 if r.max_ts < start_ms || r.min_ts >= end_ms {
                     continue;
@@ -657,14 +762,20 @@ impl Store {
     pub fn stats(&self) -> StoreStats {
         let (active_points, active_bytes) = {
             let a = self.inner.active.lock().expect("active lock");
-            (a.buffer.len() as u64, a.buffer.points.capacity_bytes() as u64)
+            (
+                a.buffer.len() as u64,
+                a.buffer.points.capacity_bytes() as u64,
+            )
         };
         let s = self.inner.state.read().expect("state lock");
         let mut st = StoreStats {
             series: self.registry().len(),
             segments: s.segments.len(),
             active_points,
-            memory_bytes: active_bytes + s.pending.as_ref().map_or(0, |p| p.points.capacity_bytes() as u64),
+            memory_bytes: active_bytes
+                + s.pending
+                    .as_ref()
+                    .map_or(0, |p| p.points.capacity_bytes() as u64),
             flushes: self.inner.flushes.load(Ordering::Relaxed),
             compactions: self.inner.compactions.load(Ordering::Relaxed),
             ..Default::default()
@@ -687,7 +798,9 @@ impl Store {
         let mut sum = 0.0f64;
         let all: Vec<u32> = {
             let reg = self.registry();
-            (0..reg.len() as u32).filter(|&id| reg.key(id).is_some()).collect()
+            (0..reg.len() as u32)
+                .filter(|&id| reg.key(id).is_some())
+                .collect()
         };
         for b in self.scan_series(&all, i64::MIN, i64::MAX)? {
             let (_, _, v) = columns(&b);
@@ -712,13 +825,16 @@ pub fn expand_series(reg: &SeriesRegistry, batch: &RecordBatch) -> Result<Record
     let mut metric = StringDictionaryBuilder::<Int32Type>::new();
     let mut tags = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
     for &s in se.values().iter() {
-        let key = reg.key(s).ok_or_else(|| StoreError::Arrow(format!("unknown series id {s}")))?;
+        let key = reg
+            .key(s)
+            .ok_or_else(|| StoreError::Arrow(format!("unknown series id {s}")))?;
         metric.append_value(&*key.metric);
         for (k, val) in &key.tags {
             tags.keys().append_value(&**k);
             tags.values().append_value(&**val);
         }
-        tags.append(true).map_err(|e| StoreError::Arrow(e.to_string()))?;
+        tags.append(true)
+            .map_err(|e| StoreError::Arrow(e.to_string()))?;
     }
     let metric = metric.finish();
     let tags = tags.finish();
@@ -730,7 +846,12 @@ pub fn expand_series(reg: &SeriesRegistry, batch: &RecordBatch) -> Result<Record
     ]));
     RecordBatch::try_new(
         schema,
-        vec![Arc::new(ts.clone()) as ArrayRef, Arc::new(metric), Arc::new(v.clone()) as ArrayRef, Arc::new(tags)],
+        vec![
+            Arc::new(ts.clone()) as ArrayRef,
+            Arc::new(metric),
+            Arc::new(v.clone()) as ArrayRef,
+            Arc::new(tags),
+        ],
     )
     .map_err(|e| StoreError::Arrow(e.to_string()))
 }
@@ -740,7 +861,10 @@ pub fn expand_series(reg: &SeriesRegistry, batch: &RecordBatch) -> Result<Record
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
     let mut f = File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
@@ -752,6 +876,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Offsets covering one message.
 pub fn message_offsets(topic: &str, partition: i32, offset: i64) -> Offsets {
     let mut o = Offsets::new();
-    o.entry(topic.to_string()).or_default().insert(partition, OffsetRange { first: offset, next: offset + 1 });
+    o.entry(topic.to_string()).or_default().insert(
+        partition,
+        OffsetRange {
+            first: offset,
+            next: offset + 1,
+        },
+    );
     o
 }

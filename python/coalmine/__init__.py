@@ -18,6 +18,7 @@ from coalmine._internal import (
     InvalidInputError,
     NotFoundError,
     UnavailableError,
+    __build__,
     __version__,
 )
 from coalmine._judge import JudgeResult, judge, judges
@@ -40,6 +41,7 @@ __all__ = [
     "JudgeResult",
     "NotFoundError",
     "UnavailableError",
+    "__build__",
     "__version__",
     "judge",
     "judges",

@@ -15,6 +15,7 @@ __all__ = [
     "StoreHandle",
     "Table",
     "UnavailableError",
+    "__build__",
     "__version__",
     "import_run",
     "judge_request",
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 __version__: str
+#: "release" or "debug": how the extension was compiled.
+__build__: str
 
 class CoalmineError(Exception): ...
 class InvalidInputError(CoalmineError): ...

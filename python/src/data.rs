@@ -22,7 +22,13 @@ use crate::{f64_values, to_py_err, InvalidInputError};
 /// One tokio runtime for the process (DataFusion's async execution).
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime"))
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    })
 }
 
 fn archive_err(e: archive::ArchiveError) -> PyErr {
@@ -48,7 +54,10 @@ impl Table {
     }
 
     pub fn from_batch(b: RecordBatch) -> Table {
-        Table { schema: b.schema(), batches: vec![b] }
+        Table {
+            schema: b.schema(),
+            batches: vec![b],
+        }
     }
 }
 
@@ -56,9 +65,16 @@ impl Table {
 impl Table {
     /// `__arrow_c_stream__(requested_schema=None)`: the batches as an ArrowArrayStream.
     #[pyo3(signature = (requested_schema = None))]
-    fn __arrow_c_stream__<'py>(&self, py: Python<'py>, requested_schema: Option<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyCapsule>> {
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema; // the schema is what it is; consumers cast if they need to
-        let reader = RecordBatchIterator::new(self.batches.clone().into_iter().map(Ok), self.schema.clone());
+        let reader = RecordBatchIterator::new(
+            self.batches.clone().into_iter().map(Ok),
+            self.schema.clone(),
+        );
         let stream = FFI_ArrowArrayStream::new(Box::new(reader));
         PyCapsule::new_with_value(py, stream, c"arrow_array_stream")
     }
@@ -70,13 +86,21 @@ impl Table {
 
     #[getter]
     fn column_names(&self) -> Vec<String> {
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 
     /// `[(name, type), ...]` as text.
     #[getter]
     fn schema_fields(&self) -> Vec<(String, String)> {
-        self.schema.fields().iter().map(|f| (f.name().clone(), f.data_type().to_string())).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect()
     }
 
     /// The first `n` rows as lists of display strings (for HTML without pyarrow).
@@ -85,7 +109,11 @@ impl Table {
         let opts = FormatOptions::default().with_null("");
         let mut rows = Vec::new();
         for b in &self.batches {
-            let fmts: Vec<ArrayFormatter<'_>> = b.columns().iter().filter_map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).ok()).collect();
+            let fmts: Vec<ArrayFormatter<'_>> = b
+                .columns()
+                .iter()
+                .filter_map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).ok())
+                .collect();
             for r in 0..b.num_rows() {
                 if rows.len() >= n {
                     return rows;
@@ -107,7 +135,9 @@ pub struct ArchiveHandle {
 impl ArchiveHandle {
     #[staticmethod]
     fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<ArchiveHandle> {
-        let a = py.detach(move || Archive::open(&path)).map_err(archive_err)?;
+        let a = py
+            .detach(move || Archive::open(&path))
+            .map_err(archive_err)?;
         Ok(ArchiveHandle { inner: Arc::new(a) })
     }
 
@@ -140,30 +170,37 @@ impl ArchiveHandle {
 
     #[pyo3(signature = (run_id = None, metric = None))]
     fn pairs(&self, run_id: Option<String>, metric: Option<String>) -> PyResult<Table> {
-        self.inner.pairs_table(run_id.as_deref(), metric.as_deref()).map(Table::from_batch).map_err(archive_err)
+        self.inner
+            .pairs_table(run_id.as_deref(), metric.as_deref())
+            .map(Table::from_batch)
+            .map_err(archive_err)
     }
 
     fn sql(&self, py: Python<'_>, query: String) -> PyResult<Table> {
         let a = self.inner.clone();
-        let batches = py.detach(move || runtime().block_on(a.sql(&query))).map_err(archive_err)?;
+        let batches = py
+            .detach(move || runtime().block_on(a.sql(&query)))
+            .map_err(archive_err)?;
         Ok(table_of(batches))
     }
 
     /// The remote-judge request of one judgment (JSON text).
     fn request(&self, run_id: &str, index: u64) -> PyResult<String> {
-        let j = self
-            .inner
-            .judgment(run_id, index)
-            .ok_or_else(|| crate::NotFoundError::new_err(format!("no judgment {index} of run '{run_id}' in the archive")))?;
+        let j = self.inner.judgment(run_id, index).ok_or_else(|| {
+            crate::NotFoundError::new_err(format!(
+                "no judgment {index} of run '{run_id}' in the archive"
+            ))
+        })?;
         Ok(j.request().to_string())
     }
 
     /// The archived `CanaryJudgeResult` (JSON text).
     fn result(&self, run_id: &str, index: u64) -> PyResult<String> {
-        let j = self
-            .inner
-            .judgment(run_id, index)
-            .ok_or_else(|| crate::NotFoundError::new_err(format!("no judgment {index} of run '{run_id}' in the archive")))?;
+        let j = self.inner.judgment(run_id, index).ok_or_else(|| {
+            crate::NotFoundError::new_err(format!(
+                "no judgment {index} of run '{run_id}' in the archive"
+            ))
+        })?;
         Ok(j.result().to_string())
     }
 
@@ -172,16 +209,24 @@ impl ArchiveHandle {
             .runs
             .get(run_id)
             .map(Value::to_string)
-            .ok_or_else(|| crate::NotFoundError::new_err(format!("run '{run_id}' is not in the archive")))
+            .ok_or_else(|| {
+                crate::NotFoundError::new_err(format!("run '{run_id}' is not in the archive"))
+            })
     }
 
     fn run_ids(&self) -> Vec<String> {
         self.inner.runs.keys().cloned().collect()
     }
 
-    fn export_run(&self, py: Python<'_>, run_id: String, path: std::path::PathBuf) -> PyResult<usize> {
+    fn export_run(
+        &self,
+        py: Python<'_>,
+        run_id: String,
+        path: std::path::PathBuf,
+    ) -> PyResult<usize> {
         let a = self.inner.clone();
-        py.detach(move || a.export_run(&run_id, &path)).map_err(archive_err)
+        py.detach(move || a.export_run(&run_id, &path))
+            .map_err(archive_err)
     }
 
     /// Re-judge every judgment on `threads` threads, the GIL released; Ctrl-C stops it.
@@ -196,10 +241,15 @@ impl ArchiveHandle {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(Table, Table)> {
         let overrides: Value = match overrides {
-            Some(o) => serde_json::from_str(&o).map_err(|e| InvalidInputError::new_err(format!("overrides: {e}")))?,
+            Some(o) => serde_json::from_str(&o)
+                .map_err(|e| InvalidInputError::new_err(format!("overrides: {e}")))?,
             None => Value::Null,
         };
-        let threads = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { threads };
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
         let a = self.inner.clone();
         let total = a.judgments.len();
         let stop = AtomicBool::new(false);
@@ -209,7 +259,14 @@ impl ArchiveHandle {
         let result = py.detach(|| {
             std::thread::scope(|s| {
                 let worker = s.spawn(|| {
-                    let r = archive::rejudge::rejudge(&a, judge.as_deref(), &overrides, threads, &stop, &done);
+                    let r = archive::rejudge::rejudge(
+                        &a,
+                        judge.as_deref(),
+                        &overrides,
+                        threads,
+                        &stop,
+                        &done,
+                    );
                     finished.store(true, Ordering::Release);
                     r
                 });
@@ -243,20 +300,36 @@ impl ArchiveHandle {
 }
 
 fn table_of(batches: Vec<RecordBatch>) -> Table {
-    let schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty()));
     Table::new(schema, batches)
 }
 
 /// `import_run(file, archive) -> run id`
 #[pyfunction]
-pub fn import_run(py: Python<'_>, file: std::path::PathBuf, archive: std::path::PathBuf) -> PyResult<String> {
-    py.detach(move || archive::import_run(&file, &archive)).map_err(archive_err)
+pub fn import_run(
+    py: Python<'_>,
+    file: std::path::PathBuf,
+    archive: std::path::PathBuf,
+) -> PyResult<String> {
+    py.detach(move || archive::import_run(&file, &archive))
+        .map_err(archive_err)
 }
 
 /// `write_fixture(path, runs, judgments, metrics, seed, judge) -> judgments written`
 #[pyfunction]
 #[pyo3(signature = (path, runs = 200, judgments = 5, metrics = 6, seed = 42, judge = None))]
-pub fn write_fixture(py: Python<'_>, path: std::path::PathBuf, runs: usize, judgments: usize, metrics: usize, seed: u64, judge: Option<String>) -> PyResult<usize> {
+pub fn write_fixture(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    runs: usize,
+    judgments: usize,
+    metrics: usize,
+    seed: u64,
+    judge: Option<String>,
+) -> PyResult<usize> {
     let opts = archive::fixture::FixtureOptions {
         runs,
         judgments,
@@ -264,7 +337,8 @@ pub fn write_fixture(py: Python<'_>, path: std::path::PathBuf, runs: usize, judg
         seed,
         judge: judge.unwrap_or_else(|| coalmine::judge::JudgeKind::NetflixAcaV1.name().into()),
     };
-    py.detach(move || archive::fixture::generate(&path, &opts)).map_err(archive_err)
+    py.detach(move || archive::fixture::generate(&path, &opts))
+        .map_err(archive_err)
 }
 
 /// A daemon's data directory, read-only (safe beside a running daemon).
@@ -277,8 +351,12 @@ pub struct StoreHandle {
 impl StoreHandle {
     #[staticmethod]
     fn open(py: Python<'_>, data_dir: std::path::PathBuf) -> PyResult<StoreHandle> {
-        let store = py.detach(move || Store::open_read_only(&data_dir)).map_err(|e| to_py_err(e.kind(), e.to_string()))?;
-        Ok(StoreHandle { engine: Engine::new(store) })
+        let store = py
+            .detach(move || Store::open_read_only(&data_dir))
+            .map_err(|e| to_py_err(e.kind(), e.to_string()))?;
+        Ok(StoreHandle {
+            engine: Engine::new(store),
+        })
     }
 
     /// One read-only SELECT over `metrics` (every series, all time).
@@ -321,14 +399,22 @@ fn params(
     let mt = match metric_type {
         "count" => MetricType::Count,
         "continuous" => MetricType::Continuous,
-        other => return Err(InvalidInputError::new_err(format!("metric_type: {other:?} (count | continuous)"))),
+        other => {
+            return Err(InvalidInputError::new_err(format!(
+                "metric_type: {other:?} (count | continuous)"
+            )))
+        }
     };
     let mut p = SequentialParams::new(mt);
     p.alternative = match alternative {
         "increase" => Alternative::Increase,
         "decrease" => Alternative::Decrease,
         "either" => Alternative::Either,
-        other => return Err(InvalidInputError::new_err(format!("alternative: {other:?} (increase | decrease | either)"))),
+        other => {
+            return Err(InvalidInputError::new_err(format!(
+                "alternative: {other:?} (increase | decrease | either)"
+            )))
+        }
     };
     p.alpha = alpha;
     p.quantiles = quantiles;
@@ -356,17 +442,34 @@ impl SequentialTest {
         batch_size: u32,
         nan_as_zero: bool,
     ) -> PyResult<SequentialTest> {
-        let p = params(metric_type, alternative, alpha, quantiles, traffic_share, t_opt, concentration, batch_size, nan_as_zero)?;
-        let state = SequentialState::new(p).map_err(|e| InvalidInputError::new_err(e.to_string()))?;
+        let p = params(
+            metric_type,
+            alternative,
+            alpha,
+            quantiles,
+            traffic_share,
+            t_opt,
+            concentration,
+            batch_size,
+            nan_as_zero,
+        )?;
+        let state =
+            SequentialState::new(p).map_err(|e| InvalidInputError::new_err(e.to_string()))?;
         Ok(SequentialTest { state })
     }
 
     /// One look: the new control and experiment values since the last one.
-    fn update(&mut self, py: Python<'_>, control: &Bound<'_, PyAny>, experiment: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn update(
+        &mut self,
+        py: Python<'_>,
+        control: &Bound<'_, PyAny>,
+        experiment: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let c = f64_values(control, "control")?;
         let e = f64_values(experiment, "experiment")?;
         let st = &mut self.state;
-        py.detach(|| st.update(&c, &e)).map_err(|e| InvalidInputError::new_err(e.to_string()))
+        py.detach(|| st.update(&c, &e))
+            .map_err(|e| InvalidInputError::new_err(e.to_string()))
     }
 
     /// The decision now (JSON text).
@@ -386,7 +489,8 @@ impl SequentialTest {
 
     #[staticmethod]
     fn from_json(text: &str) -> PyResult<SequentialTest> {
-        let state: SequentialState = serde_json::from_str(text).map_err(|e| InvalidInputError::new_err(format!("not a sequential state: {e}")))?;
+        let state: SequentialState = serde_json::from_str(text)
+            .map_err(|e| InvalidInputError::new_err(format!("not a sequential state: {e}")))?;
         Ok(SequentialTest { state })
     }
 }
@@ -413,21 +517,33 @@ pub fn sequential_path(
 ) -> PyResult<(Vec<f64>, Vec<f64>, Option<u64>)> {
     let c = f64_values(control, "control")?;
     let e = f64_values(experiment, "experiment")?;
-    let p = params(metric_type, alternative, alpha, quantiles, traffic_share, t_opt, concentration, batch_size, false)?;
+    let p = params(
+        metric_type,
+        alternative,
+        alpha,
+        quantiles,
+        traffic_share,
+        t_opt,
+        concentration,
+        batch_size,
+        false,
+    )?;
     let step = look_size.max(1);
-    py.detach(move || -> Result<(Vec<f64>, Vec<f64>, Option<u64>), String> {
-        let mut st = SequentialState::new(p).map_err(|e| e.to_string())?;
-        let looks = c.len().max(e.len()).div_ceil(step);
-        let (mut ev, mut pv) = (Vec::with_capacity(looks), Vec::with_capacity(looks));
-        for k in 0..looks {
-            let cs = &c[(k * step).min(c.len())..((k + 1) * step).min(c.len())];
-            let es = &e[(k * step).min(e.len())..((k + 1) * step).min(e.len())];
-            st.update(cs, es).map_err(|e| e.to_string())?;
-            let d = st.decision();
-            ev.push(d.e_value);
-            pv.push(d.p_value);
-        }
-        Ok((ev, pv, st.decision().crossed_at_look))
-    })
+    py.detach(
+        move || -> Result<(Vec<f64>, Vec<f64>, Option<u64>), String> {
+            let mut st = SequentialState::new(p).map_err(|e| e.to_string())?;
+            let looks = c.len().max(e.len()).div_ceil(step);
+            let (mut ev, mut pv) = (Vec::with_capacity(looks), Vec::with_capacity(looks));
+            for k in 0..looks {
+                let cs = &c[(k * step).min(c.len())..((k + 1) * step).min(c.len())];
+                let es = &e[(k * step).min(e.len())..((k + 1) * step).min(e.len())];
+                st.update(cs, es).map_err(|e| e.to_string())?;
+                let d = st.decision();
+                ev.push(d.e_value);
+                pv.push(d.p_value);
+            }
+            Ok((ev, pv, st.decision().crossed_at_look))
+        },
+    )
     .map_err(InvalidInputError::new_err)
 }

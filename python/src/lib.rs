@@ -18,12 +18,42 @@ use coalmine::judge::json::parse_text;
 use coalmine::judge::{self, JudgeError, JudgeRequest};
 use coalmine::ErrorKind;
 
-create_exception!(_internal, CoalmineError, PyException, "Base class of every coalmine error.");
-create_exception!(_internal, InvalidInputError, CoalmineError, "The input is not valid: the message says what and where.");
-create_exception!(_internal, NotFoundError, CoalmineError, "Something named (a file, a run, a config) does not exist.");
-create_exception!(_internal, UnavailableError, CoalmineError, "A resource is not available right now.");
-create_exception!(_internal, InternalError, CoalmineError, "A bug in coalmine: please report it.");
-create_exception!(_internal, CorruptArchiveError, InvalidInputError, "A file of an archive is damaged or not one of ours; the message names it.");
+create_exception!(
+    _internal,
+    CoalmineError,
+    PyException,
+    "Base class of every coalmine error."
+);
+create_exception!(
+    _internal,
+    InvalidInputError,
+    CoalmineError,
+    "The input is not valid: the message says what and where."
+);
+create_exception!(
+    _internal,
+    NotFoundError,
+    CoalmineError,
+    "Something named (a file, a run, a config) does not exist."
+);
+create_exception!(
+    _internal,
+    UnavailableError,
+    CoalmineError,
+    "A resource is not available right now."
+);
+create_exception!(
+    _internal,
+    InternalError,
+    CoalmineError,
+    "A bug in coalmine: please report it."
+);
+create_exception!(
+    _internal,
+    CorruptArchiveError,
+    InvalidInputError,
+    "A file of an archive is damaged or not one of ours; the message names it."
+);
 
 mod data;
 
@@ -42,13 +72,17 @@ pub(crate) fn to_py_err(kind: ErrorKind, message: String) -> PyErr {
 pub(crate) fn f64_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64>> {
     if obj.hasattr("__arrow_c_array__")? {
         let pair = obj.call_method0("__arrow_c_array__")?;
-        let pair = pair.cast::<PyTuple>().map_err(|_| InvalidInputError::new_err(format!("{what}: __arrow_c_array__ did not return a tuple")))?;
+        let pair = pair.cast::<PyTuple>().map_err(|_| {
+            InvalidInputError::new_err(format!("{what}: __arrow_c_array__ did not return a tuple"))
+        })?;
         let schema_capsule = pair.get_item(0)?;
         let array_capsule = pair.get_item(1)?;
         let schema_capsule = schema_capsule.cast::<PyCapsule>()?;
         let array_capsule = array_capsule.cast::<PyCapsule>()?;
-        let schema_ptr: NonNull<std::ffi::c_void> = schema_capsule.pointer_checked(Some(c"arrow_schema"))?;
-        let array_ptr: NonNull<std::ffi::c_void> = array_capsule.pointer_checked(Some(c"arrow_array"))?;
+        let schema_ptr: NonNull<std::ffi::c_void> =
+            schema_capsule.pointer_checked(Some(c"arrow_schema"))?;
+        let array_ptr: NonNull<std::ffi::c_void> =
+            array_capsule.pointer_checked(Some(c"arrow_array"))?;
         // SAFETY: the capsules hold an ArrowSchema / ArrowArray as the PyCapsule interface
         // specifies. The array is moved out (its release callback now belongs to us); the
         // schema stays owned by its capsule and is only borrowed.
@@ -57,7 +91,9 @@ pub(crate) fn f64_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64
             let schema = &*(schema_ptr.as_ptr() as *const FFI_ArrowSchema);
             from_ffi(array, schema)
         }
-        .map_err(|e| InvalidInputError::new_err(format!("{what}: cannot import Arrow array: {e}")))?;
+        .map_err(|e| {
+            InvalidInputError::new_err(format!("{what}: cannot import Arrow array: {e}"))
+        })?;
         return arrow_to_f64(arrow::array::make_array(data), what);
     }
     if obj.hasattr("__arrow_c_stream__")? {
@@ -66,7 +102,9 @@ pub(crate) fn f64_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64
         let ptr = capsule.pointer_checked(Some(c"arrow_array_stream"))?;
         // SAFETY: the capsule holds an ArrowArrayStream; from_raw moves it out and we own it.
         let mut stream = unsafe { FFI_ArrowArrayStream::from_raw(ptr.as_ptr().cast()) };
-        let fail = |msg: String| InvalidInputError::new_err(format!("{what}: cannot import Arrow stream: {msg}"));
+        let fail = |msg: String| {
+            InvalidInputError::new_err(format!("{what}: cannot import Arrow stream: {msg}"))
+        };
         let (get_schema, get_next) = match (stream.get_schema, stream.get_next) {
             (Some(s), Some(n)) => (s, n),
             _ => return Err(fail("the stream was already consumed".into())),
@@ -108,26 +146,45 @@ pub(crate) fn f64_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64
         // numpy (the buffer protocol is not in the stable ABI before Python 3.11): one copy
         let ndim: usize = obj.getattr("ndim")?.extract()?;
         if ndim != 1 {
-            return Err(InvalidInputError::new_err(format!("{what}: expected a 1-D array, got {ndim} dimensions")));
+            return Err(InvalidInputError::new_err(format!(
+                "{what}: expected a 1-D array, got {ndim} dimensions"
+            )));
         }
-        let as_f64 = obj
-            .call_method1("astype", ("<f8",))
-            .map_err(|e| InvalidInputError::new_err(format!("{what}: cannot convert the array to float64: {e}")))?;
+        let as_f64 = obj.call_method1("astype", ("<f8",)).map_err(|e| {
+            InvalidInputError::new_err(format!("{what}: cannot convert the array to float64: {e}"))
+        })?;
         let bytes = as_f64.call_method0("tobytes")?;
         let bytes = bytes.cast::<PyBytes>()?.as_bytes();
-        return Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect());
+        return Ok(bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect());
     }
     if obj.is_instance_of::<PyString>() {
-        return Err(InvalidInputError::new_err(format!("{what}: expected a sequence of numbers, got a string")));
+        return Err(InvalidInputError::new_err(format!(
+            "{what}: expected a sequence of numbers, got a string"
+        )));
     }
     let mut out = Vec::new();
-    for (i, item) in obj.try_iter().map_err(|_| InvalidInputError::new_err(format!("{what}: expected a sequence of numbers, got {}", type_name(obj))))?.enumerate() {
+    for (i, item) in obj
+        .try_iter()
+        .map_err(|_| {
+            InvalidInputError::new_err(format!(
+                "{what}: expected a sequence of numbers, got {}",
+                type_name(obj)
+            ))
+        })?
+        .enumerate()
+    {
         let item = item?;
         let v = if item.is_none() {
             f64::NAN
         } else {
             item.extract::<f64>().map_err(|_| {
-                InvalidInputError::new_err(format!("{what}[{i}]: expected a number, got {}", type_name(&item)))
+                InvalidInputError::new_err(format!(
+                    "{what}[{i}]: expected a number, got {}",
+                    type_name(&item)
+                ))
             })?
         };
         out.push(v);
@@ -136,14 +193,32 @@ pub(crate) fn f64_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 fn arrow_to_f64(array: ArrayRef, what: &str) -> PyResult<Vec<f64>> {
-    let cast = arrow::compute::cast(&array, &DataType::Float64)
-        .map_err(|e| InvalidInputError::new_err(format!("{what}: cannot use Arrow {} as numbers: {e}", array.data_type())))?;
-    let values = cast.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
-    Ok((0..values.len()).map(|i| if values.is_null(i) { f64::NAN } else { values.value(i) }).collect())
+    let cast = arrow::compute::cast(&array, &DataType::Float64).map_err(|e| {
+        InvalidInputError::new_err(format!(
+            "{what}: cannot use Arrow {} as numbers: {e}",
+            array.data_type()
+        ))
+    })?;
+    let values = cast
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("cast to Float64");
+    Ok((0..values.len())
+        .map(|i| {
+            if values.is_null(i) {
+                f64::NAN
+            } else {
+                values.value(i)
+            }
+        })
+        .collect())
 }
 
 /// `mann_whitney(experiment, control, confidence, exact, correct) -> dict`.
@@ -202,9 +277,12 @@ fn to_json(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut m = Map::new();
         for (k, v) in d.iter() {
-            let key: String = k
-                .extract()
-                .map_err(|_| InvalidInputError::new_err(format!("{path}: dictionary keys must be strings, got {}", type_name(&k))))?;
+            let key: String = k.extract().map_err(|_| {
+                InvalidInputError::new_err(format!(
+                    "{path}: dictionary keys must be strings, got {}",
+                    type_name(&k)
+                ))
+            })?;
             let child = format!("{path}.{key}");
             m.insert(key, to_json(&v, &child)?);
         }
@@ -224,7 +302,10 @@ fn to_json(obj: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
     if let Ok(v) = obj.extract::<f64>() {
         return Ok(float_json(v));
     }
-    Err(InvalidInputError::new_err(format!("{path}: cannot convert {} to JSON", type_name(obj))))
+    Err(InvalidInputError::new_err(format!(
+        "{path}: cannot convert {} to JSON",
+        type_name(obj)
+    )))
 }
 
 fn float_json(v: f64) -> Value {
@@ -240,7 +321,12 @@ fn float_json(v: f64) -> Value {
 /// `CanaryJudgeResult` as JSON text (exactly what `coalmine judge` prints, compact).
 #[pyfunction]
 #[pyo3(signature = (request, judge = None, overrides = None))]
-fn judge_request(py: Python<'_>, request: &Bound<'_, PyAny>, judge: Option<String>, overrides: Option<String>) -> PyResult<String> {
+fn judge_request(
+    py: Python<'_>,
+    request: &Bound<'_, PyAny>,
+    judge: Option<String>,
+    overrides: Option<String>,
+) -> PyResult<String> {
     let mut value = if let Ok(text) = request.cast::<PyString>() {
         let text: String = text.extract()?;
         parse_text(&text, "the request").map_err(|e| InvalidInputError::new_err(e.message))?
@@ -248,9 +334,11 @@ fn judge_request(py: Python<'_>, request: &Bound<'_, PyAny>, judge: Option<Strin
         to_json(request, "request")?
     };
     if let Some(o) = overrides {
-        let o: Value = serde_json::from_str(&o).map_err(|e| InvalidInputError::new_err(format!("overrides: {e}")))?;
+        let o: Value = serde_json::from_str(&o)
+            .map_err(|e| InvalidInputError::new_err(format!("overrides: {e}")))?;
         if let Some(cfg) = value.get("canaryConfig") {
-            let patched = coalmine::archive::rejudge::apply_overrides(cfg, &o).map_err(InvalidInputError::new_err)?;
+            let patched = coalmine::archive::rejudge::apply_overrides(cfg, &o)
+                .map_err(InvalidInputError::new_err)?;
             value["canaryConfig"] = patched;
         }
     }
@@ -275,6 +363,14 @@ fn judges() -> Vec<&'static str> {
 fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "__build__",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+    )?;
     m.add("CoalmineError", py.get_type::<CoalmineError>())?;
     m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
     m.add("NotFoundError", py.get_type::<NotFoundError>())?;
@@ -293,4 +389,3 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(judges, m)?)?;
     Ok(())
 }
-

@@ -30,7 +30,13 @@ pub struct FixtureOptions {
 
 impl Default for FixtureOptions {
     fn default() -> Self {
-        FixtureOptions { runs: 200, judgments: 5, metrics: 6, seed: 42, judge: JudgeKind::NetflixAcaV1.name().to_string() }
+        FixtureOptions {
+            runs: 200,
+            judgments: 5,
+            metrics: 6,
+            seed: 42,
+            judge: JudgeKind::NetflixAcaV1.name().to_string(),
+        }
     }
 }
 
@@ -91,7 +97,11 @@ impl Kind {
     fn label(self) -> Value {
         let (kind, magnitude, metrics): (&str, f64, Vec<&str>) = match self {
             Kind::None => ("none", 0.0, vec![]),
-            Kind::Latency(m) => ("latency", m, vec!["latency p50", "latency p90", "latency p99"]),
+            Kind::Latency(m) => (
+                "latency",
+                m,
+                vec!["latency p50", "latency p90", "latency p99"],
+            ),
             Kind::ErrorRate(m) => ("error-rate", m, vec!["error rate"]),
             Kind::Variance(m) => ("variance", m, vec!["latency p90", "latency p99"]),
             Kind::SparseErrors(m) => ("sparse-errors", m, vec!["errors"]),
@@ -145,11 +155,27 @@ fn series(r: &mut Rng, metric: &str, canary: bool, kind: Kind, n: usize) -> Vec<
             "latency p90" => lat(r, 150.0, 6.0),
             "latency p99" => lat(r, 250.0, 15.0),
             "error rate" => {
-                let rate = if canary { if let Kind::ErrorRate(x) = kind { 0.01 * x } else { 0.01 } } else { 0.01 };
+                let rate = if canary {
+                    if let Kind::ErrorRate(x) = kind {
+                        0.01 * x
+                    } else {
+                        0.01
+                    }
+                } else {
+                    0.01
+                };
                 r.poisson(1000.0 * rate) / 1000.0
             }
             "errors" => {
-                let lambda = if canary { if let Kind::SparseErrors(x) = kind { 0.2 * x } else { 0.2 } } else { 0.2 };
+                let lambda = if canary {
+                    if let Kind::SparseErrors(x) = kind {
+                        0.2 * x
+                    } else {
+                        0.2
+                    }
+                } else {
+                    0.2
+                };
                 r.poisson(lambda)
             }
             "cpu" => (r.normal(0.5, 0.03) * 1000.0).round() / 1000.0,
@@ -160,12 +186,20 @@ fn series(r: &mut Rng, metric: &str, canary: bool, kind: Kind, n: usize) -> Vec<
 
 /// Write `opts.runs` runs into `root`. Returns the number of judgments written.
 pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveError> {
-    let kind_of_judge = JudgeKind::from_name(&opts.judge).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    std::fs::create_dir_all(root.join("runs")).map_err(|e| ArchiveError::Io { context: format!("cannot create {}", root.display()), source: e })?;
+    let kind_of_judge =
+        JudgeKind::from_name(&opts.judge).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    std::fs::create_dir_all(root.join("runs")).map_err(|e| ArchiveError::Io {
+        context: format!("cannot create {}", root.display()),
+        source: e,
+    })?;
     let doc = fixture_config(opts.metrics);
-    let config = CanaryConfig::from_value(&doc, &judge::json::JsonPath::root()).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    let config = CanaryConfig::from_value(&doc, &judge::json::JsonPath::root())
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
     let names: Vec<String> = config.metrics.iter().map(|m| m.name.clone()).collect();
-    let thresholds = Thresholds { pass: 95.0, marginal: 75.0 };
+    let thresholds = Thresholds {
+        pass: 95.0,
+        marginal: 75.0,
+    };
     let t0: i64 = 1_795_302_000_000;
     let mut r = Rng(opts.seed);
     let mut written = 0;
@@ -186,6 +220,7 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
             next_tick: 1,
             judgments: Vec::new(),
             message: None,
+            sequential: Default::default(),
         };
         let label = kind.label();
         for index in 1..=opts.judgments as u64 {
@@ -197,16 +232,30 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
                 .map(|(i, name)| {
                     let control = series(&mut r, name, false, kind, 30);
                     let experiment = series(&mut r, name, true, kind, 30);
-                    let times: Vec<Option<i64>> = (0..30).map(|m| Some(we - (30 - m) * 60_000)).collect();
+                    let times: Vec<Option<i64>> =
+                        (0..30).map(|m| Some(we - (30 - m) * 60_000)).collect();
                     PairData {
-                        pair: MetricSetPair { name: name.clone(), id: format!("{}-{index}-{i}", run.id), tags: BTreeMap::new(), control, experiment },
+                        pair: MetricSetPair {
+                            name: name.clone(),
+                            id: format!("{}-{index}-{i}", run.id),
+                            tags: BTreeMap::new(),
+                            control,
+                            experiment,
+                        },
                         control_ts: times.clone(),
                         experiment_ts: times,
                     }
                 })
                 .collect();
             let plain: Vec<MetricSetPair> = pairs.iter().map(|p| p.pair.clone()).collect();
-            let result = judge::run_with(kind_of_judge, &config, &plain, thresholds, Parallelism::Sequential).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+            let result = judge::run_with(
+                kind_of_judge,
+                &config,
+                &plain,
+                thresholds,
+                Parallelism::Sequential,
+            )
+            .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
             let result = serde_json::to_value(&result).expect("results serialise");
             let score = result["score"]["score"].as_f64().unwrap_or(0.0);
             run.judgments.push(Judgment {
@@ -215,8 +264,14 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
                 window_start_ms: ws,
                 window_end_ms: we,
                 score,
-                classification: result["score"]["classification"].as_str().unwrap_or_default().to_string(),
-                reason: result["score"]["classificationReason"].as_str().unwrap_or_default().to_string(),
+                classification: result["score"]["classification"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                reason: result["score"]["classificationReason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 took_ms: 0.0,
                 result,
             });

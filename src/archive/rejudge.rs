@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder, UInt32Array, UInt64Builder,
+    ArrayRef, BooleanBuilder, Float64Builder, RecordBatch, StringBuilder,
+    TimestampMillisecondBuilder, UInt32Array, UInt64Builder,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::datasource::MemTable;
@@ -29,10 +30,23 @@ use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism};
 /// `analysisConfigurations.canary`; `metrics` patches one metric by name (applied last).
 pub fn apply_overrides(config: &Value, overrides: &Value) -> Result<Value, String> {
     let Some(o) = overrides.as_object() else {
-        return if overrides.is_null() { Ok(config.clone()) } else { Err("overrides must be an object".into()) };
+        return if overrides.is_null() {
+            Ok(config.clone())
+        } else {
+            Err("overrides must be an object".into())
+        };
     };
     const GLOBAL: [&str; 11] = [
-        "confidence", "tolerance", "direction", "nanStrategy", "effectSize", "outliers", "critical", "mustHaveData", "muted", "exact",
+        "confidence",
+        "tolerance",
+        "direction",
+        "nanStrategy",
+        "effectSize",
+        "outliers",
+        "critical",
+        "mustHaveData",
+        "muted",
+        "exact",
         "continuityCorrection",
     ];
     let mut global = Map::new();
@@ -42,16 +56,31 @@ pub fn apply_overrides(config: &Value, overrides: &Value) -> Result<Value, Strin
             k if GLOBAL.contains(&k) => {
                 global.insert(k.to_string(), v.clone());
             }
-            other => return Err(format!("unknown override {other:?} (known: {}, metrics, groupWeights)", GLOBAL.join(", "))),
+            other => {
+                return Err(format!(
+                    "unknown override {other:?} (known: {}, metrics, groupWeights)",
+                    GLOBAL.join(", ")
+                ))
+            }
         }
     }
     let mut out = config.clone();
-    let names: Vec<String> = out["metrics"].as_array().into_iter().flatten().filter_map(|m| m["name"].as_str().map(str::to_owned)).collect();
+    let names: Vec<String> = out["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["name"].as_str().map(str::to_owned))
+        .collect();
     if let Some(per) = o.get("metrics") {
-        let per = per.as_object().ok_or("overrides.metrics must map metric names to settings")?;
+        let per = per
+            .as_object()
+            .ok_or("overrides.metrics must map metric names to settings")?;
         for name in per.keys() {
             if !names.contains(name) {
-                return Err(format!("overrides.metrics: no metric named {name:?} in the config (metrics: {})", names.join(", ")));
+                return Err(format!(
+                    "overrides.metrics: no metric named {name:?} in the config (metrics: {})",
+                    names.join(", ")
+                ));
             }
         }
     }
@@ -102,12 +131,26 @@ fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// Judge one archived judgment again.
-pub fn rejudge_one(j: &ArchivedJudgment, judge: Option<&str>, overrides: &Value) -> Result<judge::CanaryJudgeResult, String> {
+pub fn rejudge_one(
+    j: &ArchivedJudgment,
+    judge: Option<&str>,
+    overrides: &Value,
+) -> Result<judge::CanaryJudgeResult, String> {
     let config_doc = apply_overrides(j.config(), overrides)?;
-    let config = CanaryConfig::from_value(&config_doc, &judge::json::JsonPath::root().key("config")).map_err(|e| e.to_string())?;
-    let kind = JudgeKind::resolve(judge.or(j.meta["judge"].as_str()), &config).map_err(|e| e.to_string())?;
+    let config =
+        CanaryConfig::from_value(&config_doc, &judge::json::JsonPath::root().key("config"))
+            .map_err(|e| e.to_string())?;
+    let kind = JudgeKind::resolve(judge.or(j.meta["judge"].as_str()), &config)
+        .map_err(|e| e.to_string())?;
     let pairs: Vec<MetricSetPair> = j.pairs.iter().map(|p| p.pair.clone()).collect();
-    judge::run_with(kind, &config, &pairs, j.thresholds(), Parallelism::Sequential).map_err(|e| format!("{}#{}: {e}", j.run_id, j.index))
+    judge::run_with(
+        kind,
+        &config,
+        &pairs,
+        j.thresholds(),
+        Parallelism::Sequential,
+    )
+    .map_err(|e| format!("{}#{}: {e}", j.run_id, j.index))
 }
 
 /// Old vs new, per judgment and per metric.
@@ -134,32 +177,37 @@ pub fn rejudge(
     }
     let n = archive.judgments.len();
     let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<judge::CanaryJudgeResult, String>>> = (0..n).map(|_| None).collect();
+    let mut results: Vec<Option<Result<judge::CanaryJudgeResult, String>>> =
+        (0..n).map(|_| None).collect();
     let threads = threads.max(1).min(n.max(1));
-    let chunks: Vec<Vec<(usize, Result<judge::CanaryJudgeResult, String>)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
+    let chunks: Vec<Vec<(usize, Result<judge::CanaryJudgeResult, String>)>> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            if stop.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            let i = next.fetch_add(16, Ordering::Relaxed);
+                            if i >= n {
+                                break;
+                            }
+                            for k in i..(i + 16).min(n) {
+                                out.push((k, rejudge_one(&archive.judgments[k], judge, overrides)));
+                                done.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                        let i = next.fetch_add(16, Ordering::Relaxed);
-                        if i >= n {
-                            break;
-                        }
-                        for k in i..(i + 16).min(n) {
-                            out.push((k, rejudge_one(&archive.judgments[k], judge, overrides)));
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    out
+                        out
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("rejudge thread")).collect()
-    });
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("rejudge thread"))
+                .collect()
+        });
     if stop.load(Ordering::Relaxed) {
         return Err(ArchiveError::Invalid("interrupted".into()));
     }
@@ -171,18 +219,33 @@ pub fn rejudge(
     let mut jt = JudgmentTable::default();
     let mut mt = MetricTable::default();
     for (j, r) in archive.judgments.iter().zip(results) {
-        let new = r.expect("every judgment done").map_err(ArchiveError::Invalid)?;
+        let new = r
+            .expect("every judgment done")
+            .map_err(ArchiveError::Invalid)?;
         let old = j.result();
-        let label = archive.runs.get(&j.run_id).and_then(|r| r.get("label")).cloned().unwrap_or(Value::Null);
+        let label = archive
+            .runs
+            .get(&j.run_id)
+            .and_then(|r| r.get("label"))
+            .cloned()
+            .unwrap_or(Value::Null);
         jt.push(j, old, &new, &label);
         let new_v = serde_json::to_value(&new).expect("results serialise");
         let old_results = old["results"].as_array().cloned().unwrap_or_default();
-        for (k, nr) in new_v["results"].as_array().into_iter().flatten().enumerate() {
+        for (k, nr) in new_v["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let or = old_results.get(k).cloned().unwrap_or(Value::Null);
             mt.push(j, &or, nr);
         }
     }
-    Ok(Comparison { judgments: jt.finish(), metrics: mt.finish() })
+    Ok(Comparison {
+        judgments: jt.finish(),
+        metrics: mt.finish(),
+    })
 }
 
 #[derive(Default)]
@@ -201,7 +264,13 @@ struct JudgmentTable {
 }
 
 impl JudgmentTable {
-    fn push(&mut self, j: &ArchivedJudgment, old: &Value, new: &judge::CanaryJudgeResult, label: &Value) {
+    fn push(
+        &mut self,
+        j: &ArchivedJudgment,
+        old: &Value,
+        new: &judge::CanaryJudgeResult,
+        label: &Value,
+    ) {
         self.run.append_value(&j.run_id);
         self.index.append_value(j.index);
         self.old_judge.append_option(old["judgeName"].as_str());
@@ -211,7 +280,8 @@ impl JudgmentTable {
         let oc = old["score"]["classification"].as_str();
         self.old_class.append_option(oc);
         self.new_class.append_value(&new.score.classification);
-        self.changed.append_value(oc != Some(new.score.classification.as_str()));
+        self.changed
+            .append_value(oc != Some(new.score.classification.as_str()));
         self.regressed.append_option(label["regressed"].as_bool());
         self.kind.append_option(label["kind"].as_str());
     }
@@ -330,15 +400,28 @@ impl MetricTable {
 }
 
 fn ts_field(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        true,
+    )
 }
 
 impl Archive {
     /// One row per run.
     pub fn runs_table(&self) -> RecordBatch {
-        let (mut id, mut cfg, mut status, mut msg, mut label) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+        let (mut id, mut cfg, mut status, mut msg, mut label) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
         let (mut n, mut score) = (UInt64Builder::new(), Float64Builder::new());
-        let (mut start, mut end) = (TimestampMillisecondBuilder::new().with_timezone("UTC"), TimestampMillisecondBuilder::new().with_timezone("UTC"));
+        let (mut start, mut end) = (
+            TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            TimestampMillisecondBuilder::new().with_timezone("UTC"),
+        );
         let (mut regressed, mut kind) = (BooleanBuilder::new(), StringBuilder::new());
         for (rid, r) in &self.runs {
             id.append_value(rid);
@@ -348,7 +431,12 @@ impl Archive {
             n.append_value(js.map_or(0, |a| a.len() as u64));
             score.append_option(js.and_then(|a| a.last()).and_then(|j| j["score"].as_f64()));
             start.append_option(r["spec"]["start_ms"].as_i64());
-            end.append_option(r["spec"]["start_ms"].as_i64().zip(r["spec"]["lifetime_ms"].as_i64()).map(|(s, l)| s + l));
+            end.append_option(
+                r["spec"]["start_ms"]
+                    .as_i64()
+                    .zip(r["spec"]["lifetime_ms"].as_i64())
+                    .map(|(s, l)| s + l),
+            );
             msg.append_option(r["message"].as_str());
             label.append_option(r.get("label").map(|l| l.to_string()));
             regressed.append_option(r["label"]["regressed"].as_bool());
@@ -385,9 +473,16 @@ impl Archive {
 
     /// One row per judgment.
     pub fn judgments_table(&self) -> RecordBatch {
-        let (mut id, mut judge, mut class, mut reason) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+        let (mut id, mut judge, mut class, mut reason) = (
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+            StringBuilder::new(),
+        );
         let (mut idx, mut score) = (UInt64Builder::new(), Float64Builder::new());
-        let mut ts: Vec<TimestampMillisecondBuilder> = (0..3).map(|_| TimestampMillisecondBuilder::new().with_timezone("UTC")).collect();
+        let mut ts: Vec<TimestampMillisecondBuilder> = (0..3)
+            .map(|_| TimestampMillisecondBuilder::new().with_timezone("UTC"))
+            .collect();
         for j in &self.judgments {
             id.append_value(&j.run_id);
             idx.append_value(j.index);
@@ -414,7 +509,12 @@ impl Archive {
         for b in ts.iter_mut() {
             cols.push(Arc::new(b.finish()));
         }
-        cols.extend([Arc::new(judge.finish()) as ArrayRef, Arc::new(score.finish()), Arc::new(class.finish()), Arc::new(reason.finish())]);
+        cols.extend([
+            Arc::new(judge.finish()) as ArrayRef,
+            Arc::new(score.finish()),
+            Arc::new(class.finish()),
+            Arc::new(reason.finish()),
+        ]);
         RecordBatch::try_new(Arc::new(schema), cols).expect("judgments columns")
     }
 
@@ -430,19 +530,51 @@ impl Archive {
         // as stored: one classification, the test's numbers
         let keep = [0usize, 1, 2, 3, 4, 6, 8, 9, 10, 11, 12];
         let b = b.project(&keep).expect("projection in range");
-        let names = ["run_id", "judgment", "metric", "pair_id", "tags", "classification", "ratio", "p_value", "lower", "upper", "estimate"];
-        let fields: Vec<Field> = b.schema().fields().iter().zip(names).map(|(f, n)| Field::new(n, f.data_type().clone(), f.is_nullable())).collect();
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), b.columns().to_vec()).expect("results columns")
+        let names = [
+            "run_id",
+            "judgment",
+            "metric",
+            "pair_id",
+            "tags",
+            "classification",
+            "ratio",
+            "p_value",
+            "lower",
+            "upper",
+            "estimate",
+        ];
+        let fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .zip(names)
+            .map(|(f, n)| Field::new(n, f.data_type().clone(), f.is_nullable()))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), b.columns().to_vec())
+            .expect("results columns")
     }
 
     /// The archived values: one row per value, with `run_id` and `judgment`; optionally one
     /// run and/or one metric.
-    pub fn pairs_table(&self, run_id: Option<&str>, metric: Option<&str>) -> Result<RecordBatch, ArchiveError> {
+    pub fn pairs_table(
+        &self,
+        run_id: Option<&str>,
+        metric: Option<&str>,
+    ) -> Result<RecordBatch, ArchiveError> {
         let mut batches = Vec::new();
         let mut run_col = StringBuilder::new();
         let mut idx_col = Vec::new();
-        for j in self.judgments.iter().filter(|j| run_id.is_none_or(|r| r == j.run_id)) {
-            let pairs: Vec<_> = j.pairs.iter().filter(|p| metric.is_none_or(|m| m == p.pair.name)).cloned().collect();
+        for j in self
+            .judgments
+            .iter()
+            .filter(|j| run_id.is_none_or(|r| r == j.run_id))
+        {
+            let pairs: Vec<_> = j
+                .pairs
+                .iter()
+                .filter(|p| metric.is_none_or(|m| m == p.pair.name))
+                .cloned()
+                .collect();
             let b = pairs_batch(&pairs);
             for _ in 0..b.num_rows() {
                 run_col.append_value(&j.run_id);
@@ -452,22 +584,33 @@ impl Archive {
         }
         if let Some(r) = run_id {
             if !self.runs.contains_key(r) {
-                return Err(ArchiveError::NotFound(format!("run '{r}' is not in the archive")));
+                return Err(ArchiveError::NotFound(format!(
+                    "run '{r}' is not in the archive"
+                )));
             }
         }
         let schema = super::pairs_schema();
-        let all = arrow::compute::concat_batches(&schema, &batches).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        let mut fields = vec![Arc::new(Field::new("run_id", DataType::Utf8, false)), Arc::new(Field::new("judgment", DataType::UInt32, false))];
+        let all = arrow::compute::concat_batches(&schema, &batches)
+            .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+        let mut fields = vec![
+            Arc::new(Field::new("run_id", DataType::Utf8, false)),
+            Arc::new(Field::new("judgment", DataType::UInt32, false)),
+        ];
         fields.extend(schema.fields().iter().cloned());
-        let mut cols: Vec<ArrayRef> = vec![Arc::new(run_col.finish()), Arc::new(UInt32Array::from(idx_col))];
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(run_col.finish()),
+            Arc::new(UInt32Array::from(idx_col)),
+        ];
         cols.extend(all.columns().iter().cloned());
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| ArchiveError::Invalid(e.to_string()))
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+            .map_err(|e| ArchiveError::Invalid(e.to_string()))
     }
 
     /// A DataFusion session with the archive's tables: `runs`, `judgments`, `results`,
     /// `pairs`.
     pub fn session(&self) -> Result<SessionContext, ArchiveError> {
-        let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
         let tables = [
             ("runs", self.runs_table()),
             ("judgments", self.judgments_table()),
@@ -475,8 +618,10 @@ impl Archive {
             ("pairs", self.pairs_table(None, None)?),
         ];
         for (name, batch) in tables {
-            let t = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-            ctx.register_table(name, Arc::new(t)).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+            let t = MemTable::try_new(batch.schema(), vec![vec![batch]])
+                .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+            ctx.register_table(name, Arc::new(t))
+                .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
         }
         Ok(ctx)
     }
@@ -485,7 +630,12 @@ impl Archive {
     pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>, ArchiveError> {
         crate::query::check_statement(query).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
         let ctx = self.session()?;
-        let df = ctx.sql_with_options(query, crate::query::read_only()).await.map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        df.collect().await.map_err(|e| ArchiveError::Invalid(e.to_string()))
+        let df = ctx
+            .sql_with_options(query, crate::query::read_only())
+            .await
+            .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+        df.collect()
+            .await
+            .map_err(|e| ArchiveError::Invalid(e.to_string()))
     }
 }

@@ -49,7 +49,9 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn new(reason: impl Into<String>) -> Self {
-        DecodeError { reason: reason.into() }
+        DecodeError {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -65,7 +67,11 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(format: Format, max_message_bytes: usize) -> Self {
-        Decoder { format, max_message_bytes, metric_buf: String::new() }
+        Decoder {
+            format,
+            max_message_bytes,
+            metric_buf: String::new(),
+        }
     }
 
     pub fn format(&self) -> Format {
@@ -91,10 +97,13 @@ impl Decoder {
         }
         let before = out.len();
         let result = match self.format {
-            Format::Json | Format::PrometheusJson => decode_json(payload, self.format, registry, out),
+            Format::Json | Format::PrometheusJson => {
+                decode_json(payload, self.format, registry, out)
+            }
             Format::Influx => {
-                let text = std::str::from_utf8(payload)
-                    .map_err(|e| DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
+                let text = std::str::from_utf8(payload).map_err(|e| {
+                    DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
+                })?;
                 decode_influx(text, fallback_ts_ms, &mut self.metric_buf, registry, out)
             }
         };
@@ -120,8 +129,18 @@ struct Ctx<'r> {
     points: usize,
 }
 
-fn decode_json(payload: &[u8], format: Format, registry: &mut SeriesRegistry, out: &mut PointColumns) -> Result<(), DecodeError> {
-    let mut ctx = Ctx { format, registry, out, points: 0 };
+fn decode_json(
+    payload: &[u8],
+    format: Format,
+    registry: &mut SeriesRegistry,
+    out: &mut PointColumns,
+) -> Result<(), DecodeError> {
+    let mut ctx = Ctx {
+        format,
+        registry,
+        out,
+        points: 0,
+    };
     // One UTF-8 check for the whole message lets serde_json skip it for every string.
     let text = std::str::from_utf8(payload)
         .map_err(|e| DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
@@ -130,7 +149,9 @@ fn decode_json(payload: &[u8], format: Format, registry: &mut SeriesRegistry, ou
     }
     let mut de = serde_json::Deserializer::from_str(text);
     loop {
-        Top(&mut ctx).deserialize(&mut de).map_err(|e| json_error(e, payload))?;
+        Top(&mut ctx)
+            .deserialize(&mut de)
+            .map_err(|e| json_error(e, payload))?;
         if de.end().is_ok() {
             break;
         }
@@ -141,7 +162,8 @@ fn decode_json(payload: &[u8], format: Format, registry: &mut SeriesRegistry, ou
 impl Ctx<'_> {
     /// The fast path for the common message shape (see `fast_json`); `false` if it declined.
     fn registry_fast_path(&mut self, text: &str) -> bool {
-        FAST_PATH.with(|on| on.get()) && super::fast_json::decode(text, self.registry, self.out).is_ok()
+        FAST_PATH.with(|on| on.get())
+            && super::fast_json::decode(text, self.registry, self.out).is_ok()
     }
 }
 
@@ -151,7 +173,9 @@ thread_local! {
 }
 
 fn json_error(e: serde_json::Error, payload: &[u8]) -> DecodeError {
-    if e.classify() == serde_json::error::Category::Eof && payload.iter().all(u8::is_ascii_whitespace) {
+    if e.classify() == serde_json::error::Category::Eof
+        && payload.iter().all(u8::is_ascii_whitespace)
+    {
         return DecodeError::new("empty message");
     }
     // serde_json's messages already end with "at line L column C"
@@ -238,14 +262,18 @@ impl<'de> de::Deserialize<'de> for Ts {
                 f.write_str("epoch milliseconds or an RFC 3339 time")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ts, E> {
-                check_ts(i64::try_from(v).unwrap_or(i64::MAX)).map(Ts).map_err(E::custom)
+                check_ts(i64::try_from(v).unwrap_or(i64::MAX))
+                    .map(Ts)
+                    .map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ts, E> {
                 check_ts(v).map(Ts).map_err(E::custom)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Ts, E> {
                 if v.fract() != 0.0 || !v.is_finite() {
-                    return Err(E::custom(format!("timestamp {v} is not a whole number of milliseconds")));
+                    return Err(E::custom(format!(
+                        "timestamp {v} is not a whole number of milliseconds"
+                    )));
                 }
                 check_ts(v as i64).map(Ts).map_err(E::custom)
             }
@@ -261,12 +289,15 @@ fn check_ts(ms: i64) -> Result<i64, String> {
     if (0..MAX_TS_MS).contains(&ms) {
         Ok(ms)
     } else {
-        Err(format!("timestamp {ms} is outside 1970..10000 (epoch milliseconds expected)"))
+        Err(format!(
+            "timestamp {ms} is outside 1970..10000 (epoch milliseconds expected)"
+        ))
     }
 }
 
 fn parse_rfc3339(s: &str) -> Result<i64, String> {
-    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|e| format!("bad timestamp {s:?}: {e}"))?;
+    let t =
+        chrono::DateTime::parse_from_rfc3339(s).map_err(|e| format!("bad timestamp {s:?}: {e}"))?;
     check_ts(t.timestamp_millis())
 }
 
@@ -302,7 +333,10 @@ fn parse_sample_text(v: &str) -> Result<f64, String> {
     if v == "NaN" {
         return Ok(f64::NAN);
     }
-    let x: f64 = v.trim().parse().map_err(|_| format!("value {v:?} is not a number"))?;
+    let x: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("value {v:?} is not a number"))?;
     if x.is_nan() {
         return Ok(f64::NAN);
     }
@@ -356,7 +390,11 @@ impl<'de> Visitor<'de> for PointVisitor<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let ctx = self.0;
         let prom = ctx.format == Format::PrometheusJson;
-        let (name_key, ts_key, tags_key) = if prom { ("name", "timestamp", "labels") } else { ("metric", "ts", "tags") };
+        let (name_key, ts_key, tags_key) = if prom {
+            ("name", "timestamp", "labels")
+        } else {
+            ("metric", "ts", "tags")
+        };
         let mut metric: Option<Cow<'de, str>> = None;
         let mut ts: Option<i64> = None;
         let mut value: Option<f64> = None;
@@ -388,13 +426,16 @@ impl<'de> Visitor<'de> for PointVisitor<'_, '_> {
                 }
             }
         }
-        let metric = metric.or(name_label).ok_or_else(|| de::Error::custom(format!("missing field `{name_key}`")))?;
+        let metric = metric
+            .or(name_label)
+            .ok_or_else(|| de::Error::custom(format!("missing field `{name_key}`")))?;
         if metric.is_empty() {
             return Err(de::Error::custom(format!("empty `{name_key}`")));
         }
         let ts = ts.ok_or_else(|| de::Error::custom(format!("missing field `{ts_key}`")))?;
         let value = value.ok_or_else(|| de::Error::custom("missing field `value`"))?;
-        let mut sorted: SmallVec<[(&str, &str); 12]> = tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        let mut sorted: SmallVec<[(&str, &str); 12]> =
+            tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
         sort_tags(&mut sorted);
         let series = ctx.registry.resolve(&metric, &sorted);
         ctx.out.push(series, ts, value);
@@ -430,7 +471,11 @@ fn decode_influx(
 }
 
 /// Split at the first unescaped `delim` (outside double quotes when `quotes`).
-fn split_unescaped<'a>(s: &'a str, delims: &[u8], quotes: bool) -> (&'a str, Option<(u8, &'a str)>) {
+fn split_unescaped<'a>(
+    s: &'a str,
+    delims: &[u8],
+    quotes: bool,
+) -> (&'a str, Option<(u8, &'a str)>) {
     let b = s.as_bytes();
     let mut i = 0;
     let mut in_q = false;
@@ -483,13 +528,18 @@ fn decode_line(
     // measurement[,tags] fields [timestamp]
     let (series_part, rest) = split_unescaped(line, b" ", false);
     let Some((_, rest)) = rest else {
-        return Err(DecodeError::new("missing fields (expected `measurement[,tag=value...] field=value[,...] [timestamp]`)"));
+        return Err(DecodeError::new(
+            "missing fields (expected `measurement[,tag=value...] field=value[,...] [timestamp]`)",
+        ));
     };
     let (fields_part, rest) = split_unescaped(rest.trim_start(), b" ", true);
     let ts_ms = match rest.map(|(_, r)| r.trim()) {
-        None | Some("") => fallback_ts_ms.ok_or_else(|| DecodeError::new("no timestamp and no message timestamp"))?,
+        None | Some("") => fallback_ts_ms
+            .ok_or_else(|| DecodeError::new("no timestamp and no message timestamp"))?,
         Some(t) => {
-            let ns: i64 = t.parse().map_err(|_| DecodeError::new(format!("bad timestamp {t:?} (nanoseconds expected)")))?;
+            let ns: i64 = t.parse().map_err(|_| {
+                DecodeError::new(format!("bad timestamp {t:?} (nanoseconds expected)"))
+            })?;
             check_ts(ns.div_euclid(1_000_000)).map_err(DecodeError::new)?
         }
     };
@@ -506,12 +556,15 @@ fn decode_line(
             return Err(DecodeError::new(format!("tag {pair:?} has no `=`")));
         };
         if k.is_empty() || v.is_empty() {
-            return Err(DecodeError::new(format!("empty tag key or value in {pair:?}")));
+            return Err(DecodeError::new(format!(
+                "empty tag key or value in {pair:?}"
+            )));
         }
         tags.push((unescape(k), unescape(v)));
         tag_rest = next;
     }
-    let mut sorted: SmallVec<[(&str, &str); 12]> = tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    let mut sorted: SmallVec<[(&str, &str); 12]> =
+        tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
     sort_tags(&mut sorted);
     if fields_part.is_empty() {
         return Err(DecodeError::new("no fields"));
@@ -528,7 +581,9 @@ fn decode_line(
         if k.is_empty() {
             return Err(DecodeError::new(format!("empty field key in {pair:?}")));
         }
-        let Some(value) = field_value(raw)? else { continue };
+        let Some(value) = field_value(raw)? else {
+            continue;
+        };
         metric_buf.clear();
         metric_buf.push_str(&measurement);
         metric_buf.push('.');
@@ -548,7 +603,9 @@ fn field_value(raw: &str) -> Result<Option<f64>, DecodeError> {
     }
     if raw.starts_with('"') {
         if raw.len() < 2 || !raw.ends_with('"') {
-            return Err(DecodeError::new(format!("unterminated string field {raw:?}")));
+            return Err(DecodeError::new(format!(
+                "unterminated string field {raw:?}"
+            )));
         }
         return Ok(None);
     }
@@ -568,7 +625,9 @@ fn field_value(raw: &str) -> Result<Option<f64>, DecodeError> {
                 _ => {
                     let x: f64 = num.parse().map_err(|_| bad())?;
                     if !x.is_finite() {
-                        return Err(DecodeError::new(format!("field value {raw:?} is not finite")));
+                        return Err(DecodeError::new(format!(
+                            "field value {raw:?} is not finite"
+                        )));
                     }
                     x
                 }
@@ -588,7 +647,13 @@ mod tests {
         let mut d = Decoder::new(format, 1 << 20);
         d.decode(payload.as_bytes(), Some(1_000), &mut reg, &mut out)?;
         Ok((0..out.len())
-            .map(|i| (reg.key(out.series[i]).unwrap().display(), out.ts[i], out.value[i]))
+            .map(|i| {
+                (
+                    reg.key(out.series[i]).unwrap().display(),
+                    out.ts[i],
+                    out.value[i],
+                )
+            })
             .collect())
     }
 
@@ -597,7 +662,14 @@ mod tests {
         let one = r#"{"metric": "http.latency_ms", "ts": 1763766000123, "value": 12.5,
                       "tags": {"app": "checkout", "version": "v42", "instance": "i-7"}}"#;
         let got = run(Format::Json, one).unwrap();
-        assert_eq!(got, vec![("http.latency_ms{app=checkout,instance=i-7,version=v42}".into(), 1763766000123, 12.5)]);
+        assert_eq!(
+            got,
+            vec![(
+                "http.latency_ms{app=checkout,instance=i-7,version=v42}".into(),
+                1763766000123,
+                12.5
+            )]
+        );
         let arr = r#"[{"metric":"a","ts":"2026-11-21T23:00:00Z","value":1},{"metric":"a","ts":1,"value":"NaN","tags":{"k":"v"}}]"#;
         let got = run(Format::Json, arr).unwrap();
         assert_eq!(got[0], ("a{}".into(), 1795302000000, 1.0));
@@ -637,8 +709,18 @@ mod tests {
         let mut reg = SeriesRegistry::new();
         let mut out = PointColumns::default();
         assert!(super::super::fast_json::decode(inputs[0], &mut reg, &mut out).is_ok());
-        assert!(super::super::fast_json::decode(r#"{"metric":"a\"","ts":1,"value":1}"#, &mut reg, &mut out).is_err());
-        assert!(super::super::fast_json::decode(r#"{"metric":"a","ts":"2026-01-01T00:00:00Z","value":1}"#, &mut reg, &mut out).is_err());
+        assert!(super::super::fast_json::decode(
+            r#"{"metric":"a\"","ts":1,"value":1}"#,
+            &mut reg,
+            &mut out
+        )
+        .is_err());
+        assert!(super::super::fast_json::decode(
+            r#"{"metric":"a","ts":"2026-01-01T00:00:00Z","value":1}"#,
+            &mut reg,
+            &mut out
+        )
+        .is_err());
     }
 
     #[test]
@@ -646,35 +728,73 @@ mod tests {
         let mut reg = SeriesRegistry::new();
         let mut out = PointColumns::default();
         let mut d = Decoder::new(Format::Json, 1 << 20);
-        d.decode(br#"{"metric":"a","ts":1,"value":1}"#, None, &mut reg, &mut out).unwrap();
+        d.decode(
+            br#"{"metric":"a","ts":1,"value":1}"#,
+            None,
+            &mut reg,
+            &mut out,
+        )
+        .unwrap();
         for (payload, want) in [
-            (r#"[{"metric":"a","ts":1,"value":1},{"metric":"a","ts":2}]"#, "missing field `value`"),
+            (
+                r#"[{"metric":"a","ts":1,"value":1},{"metric":"a","ts":2}]"#,
+                "missing field `value`",
+            ),
             (r#"{"metric":"a","ts":1,"value":"Infinity"}"#, "infinite"),
-            (r#"{"metric":"a","ts":"yesterday","value":1}"#, "bad timestamp"),
+            (
+                r#"{"metric":"a","ts":"yesterday","value":1}"#,
+                "bad timestamp",
+            ),
             (r#"{"metric":"a","ts":-5,"value":1}"#, "outside 1970"),
             (r#"{"metric":"a","ts":1.5,"value":1}"#, "whole number"),
             (r#"{"ts":1,"value":1}"#, "missing field `metric`"),
             (r#"{"metric":"a","ts":1,"value":1e999}"#, "invalid JSON"),
             ("{\"metric\":\"a\",", "invalid JSON"),
             ("   ", "empty message"),
-            (r#"{"metric":"a","ts":1,"value":true}"#, "a number or \"NaN\""),
+            (
+                r#"{"metric":"a","ts":1,"value":true}"#,
+                "a number or \"NaN\"",
+            ),
         ] {
-            let e = d.decode(payload.as_bytes(), None, &mut reg, &mut out).unwrap_err();
+            let e = d
+                .decode(payload.as_bytes(), None, &mut reg, &mut out)
+                .unwrap_err();
             assert!(e.reason.contains(want), "{payload}: {}", e.reason);
             assert_eq!(out.len(), 1, "nothing of a bad message is kept");
         }
         let mut small = Decoder::new(Format::Json, 10);
-        assert!(small.decode(br#"{"metric":"a","ts":1,"value":1}"#, None, &mut reg, &mut out).unwrap_err().reason.contains("exceeds"));
+        assert!(small
+            .decode(
+                br#"{"metric":"a","ts":1,"value":1}"#,
+                None,
+                &mut reg,
+                &mut out
+            )
+            .unwrap_err()
+            .reason
+            .contains("exceeds"));
     }
 
     #[test]
     fn line_protocol() {
-        let got = run(Format::Influx, "http,app=checkout,version=v42 latency_ms=12.5,count=3i 1763766000123000000").unwrap();
+        let got = run(
+            Format::Influx,
+            "http,app=checkout,version=v42 latency_ms=12.5,count=3i 1763766000123000000",
+        )
+        .unwrap();
         assert_eq!(
             got,
             vec![
-                ("http.latency_ms{app=checkout,version=v42}".into(), 1763766000123, 12.5),
-                ("http.count{app=checkout,version=v42}".into(), 1763766000123, 3.0),
+                (
+                    "http.latency_ms{app=checkout,version=v42}".into(),
+                    1763766000123,
+                    12.5
+                ),
+                (
+                    "http.count{app=checkout,version=v42}".into(),
+                    1763766000123,
+                    3.0
+                ),
             ]
         );
         let esc = "my\\ meas\\,x,ta\\=g=va\\ l\\,ue f\\ 1=1u,ok=t,s=\"a, b=c\",n=-2e3 9000000\n# comment\n\ncpu v=1";
@@ -682,7 +802,11 @@ mod tests {
         assert_eq!(got[0], ("my meas,x.f 1{ta=g=va l,ue}".into(), 9, 1.0));
         assert_eq!(got[1].2, 1.0);
         assert_eq!(got[2], ("my meas,x.n{ta=g=va l,ue}".into(), 9, -2000.0));
-        assert_eq!(got[3], ("cpu.v{}".into(), 1000, 1.0), "no timestamp: the message's");
+        assert_eq!(
+            got[3],
+            ("cpu.v{}".into(), 1000, 1.0),
+            "no timestamp: the message's"
+        );
         for (payload, want) in [
             ("cpu", "missing fields"),
             ("cpu v=abc 1", "bad field value"),
@@ -696,17 +820,27 @@ mod tests {
             assert!(e.reason.contains(want), "{payload}: {}", e.reason);
             assert!(e.reason.starts_with("line 1:"));
         }
-        assert!(run(Format::Influx, "ok v=1 1\nbad").unwrap_err().reason.starts_with("line 2:"));
+        assert!(run(Format::Influx, "ok v=1 1\nbad")
+            .unwrap_err()
+            .reason
+            .starts_with("line 2:"));
     }
 
     #[test]
     fn prometheus_json() {
         let p = r#"{"timestamp": "2026-11-21T23:00:00Z", "value": "12.5", "name": "http_latency",
                     "labels": {"__name__": "http_latency", "app": "checkout"}}"#;
-        assert_eq!(run(Format::PrometheusJson, p).unwrap(), vec![("http_latency{app=checkout}".into(), 1795302000000, 12.5)]);
+        assert_eq!(
+            run(Format::PrometheusJson, p).unwrap(),
+            vec![("http_latency{app=checkout}".into(), 1795302000000, 12.5)]
+        );
         let nameless = r#"{"timestamp": "2026-11-21T23:00:00.250+01:00", "value": "NaN", "labels": {"__name__": "up"}}"#;
         let got = run(Format::PrometheusJson, nameless).unwrap();
         assert_eq!((got[0].0.as_str(), got[0].1), ("up{}", 1795298400250));
-        assert!(run(Format::PrometheusJson, r#"{"timestamp":"2026-11-21T23:00:00Z","value":"+Inf","name":"x"}"#).is_err());
+        assert!(run(
+            Format::PrometheusJson,
+            r#"{"timestamp":"2026-11-21T23:00:00Z","value":"+Inf","name":"x"}"#
+        )
+        .is_err());
     }
 }

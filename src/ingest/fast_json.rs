@@ -194,7 +194,12 @@ impl<'a> Scanner<'a> {
             }
         }
         match (metric, ts, value) {
-            (Some(m), Some(t), Some(v)) if !m.is_empty() => Ok(Point { metric: m, ts: t, value: v, tags }),
+            (Some(m), Some(t), Some(v)) if !m.is_empty() => Ok(Point {
+                metric: m,
+                ts: t,
+                value: v,
+                tags,
+            }),
             _ => Err(Bail),
         }
     }
@@ -202,8 +207,16 @@ impl<'a> Scanner<'a> {
 
 /// Decode `text` (a whole JSON-format message) if it has the common shape. Points are
 /// appended only when the whole message is accepted.
-pub fn decode(text: &str, registry: &mut SeriesRegistry, out: &mut PointColumns) -> Result<(), Bail> {
-    let mut sc = Scanner { s: text.as_bytes(), text, i: 0 };
+pub fn decode(
+    text: &str,
+    registry: &mut SeriesRegistry,
+    out: &mut PointColumns,
+) -> Result<(), Bail> {
+    let mut sc = Scanner {
+        s: text.as_bytes(),
+        text,
+        i: 0,
+    };
     let mut points: SmallVec<[Point<'_>; 128]> = SmallVec::new();
     sc.ws();
     if sc.peek().is_none() {

@@ -111,15 +111,28 @@ impl ConsumerContext for Ctx {
                 match self.store.flush() {
                     Ok(durable) => {
                         self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-                        let revoked: Vec<(String, i32)> =
-                            tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                        commit(consumer, &durable, Some(&revoked), CommitMode::Sync, &self.stats);
+                        let revoked: Vec<(String, i32)> = tpl
+                            .elements()
+                            .iter()
+                            .map(|e| (e.topic().to_string(), e.partition()))
+                            .collect();
+                        commit(
+                            consumer,
+                            &durable,
+                            Some(&revoked),
+                            CommitMode::Sync,
+                            &self.stats,
+                        );
                     }
-                    Err(e) => tracing::error!(error = %e, "Flush before revocation failed; uncommitted messages will be re-read"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Flush before revocation failed; uncommitted messages will be re-read")
+                    }
                 }
             }
             Rebalance::Assign(tpl) => {
-                self.stats.assigned.store(tpl.count() > 0, Ordering::Release);
+                self.stats
+                    .assigned
+                    .store(tpl.count() > 0, Ordering::Release);
                 tracing::info!(partitions = %describe(tpl), "Partitions assigned")
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "Rebalance error"),
@@ -138,16 +151,24 @@ impl Ctx {
     fn drain(&self) -> Result<(), String> {
         let batch = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
         if !batch.msgs.is_empty() {
-            self.work.send(Work::Batch(batch)).map_err(|_| "decoder stopped".to_string())?;
+            self.work
+                .send(Work::Batch(batch))
+                .map_err(|_| "decoder stopped".to_string())?;
         }
         let (tx, rx) = sync_channel(1);
-        self.work.send(Work::Barrier(tx)).map_err(|_| "decoder stopped".to_string())?;
+        self.work
+            .send(Work::Barrier(tx))
+            .map_err(|_| "decoder stopped".to_string())?;
         rx.recv().map_err(|_| "decoder stopped".to_string())
     }
 }
 
 fn describe(tpl: &TopicPartitionList) -> String {
-    tpl.elements().iter().map(|e| format!("{}/{}", e.topic(), e.partition())).collect::<Vec<_>>().join(",")
+    tpl.elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Commit durable offsets of the assigned (or the given) partitions.
@@ -161,7 +182,11 @@ fn commit(
     let partitions: Vec<(String, i32)> = match only {
         Some(p) => p.to_vec(),
         None => match consumer.assignment() {
-            Ok(a) => a.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect(),
+            Ok(a) => a
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot read the assignment; commit skipped");
                 return;
@@ -183,7 +208,9 @@ fn commit(
         Ok(()) => {
             stats.commits.fetch_add(1, Ordering::Relaxed);
         }
-        Err(e) => tracing::warn!(error = %e, "Offset commit failed; it is retried with the next flush"),
+        Err(e) => {
+            tracing::warn!(error = %e, "Offset commit failed; it is retried with the next flush")
+        }
     }
 }
 
@@ -196,7 +223,11 @@ pub struct KafkaSource {
 
 impl KafkaSource {
     /// Connect, subscribe and start the threads.
-    pub fn start(cfg: &KafkaConfig, store: Store, stats: Arc<IngestStats>) -> Result<KafkaSource, IngestError> {
+    pub fn start(
+        cfg: &KafkaConfig,
+        store: Store,
+        stats: Arc<IngestStats>,
+    ) -> Result<KafkaSource, IngestError> {
         let topics: Vec<String> = cfg.topics.iter().map(|t| t.name.clone()).collect();
         let formats: Vec<Format> = cfg.topics.iter().map(|t| t.format).collect();
         let (work_tx, work_rx) = sync_channel::<Work>(4);
@@ -218,7 +249,8 @@ impl KafkaSource {
             cc.set(k, v);
         }
         // Offsets are committed by coalmine, after the points are durable.
-        cc.set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+        cc.set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
         let consumer: BaseConsumer<Ctx> = cc.create_with_context(ctx)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
@@ -227,7 +259,8 @@ impl KafkaSource {
                 let mut pc = ClientConfig::new();
                 pc.set("bootstrap.servers", &cfg.bootstrap_servers);
                 for (k, v) in &cfg.client {
-                    if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+                    if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.")
+                    {
                         pc.set(k, v);
                     }
                 }
@@ -245,7 +278,11 @@ impl KafkaSource {
             let max = cfg.max_message_bytes;
             std::thread::Builder::new()
                 .name("coalmine-decode".into())
-                .spawn(move || decode_loop(work_rx, store, stats, commit_tx, topics, formats, max, producer, dlq))
+                .spawn(move || {
+                    decode_loop(
+                        work_rx, store, stats, commit_tx, topics, formats, max, producer, dlq,
+                    )
+                })
                 .map_err(|e| IngestError::Thread(e.to_string()))?
         };
         let flusher = {
@@ -273,10 +310,18 @@ impl KafkaSource {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("coalmine-consume".into())
-                .spawn(move || consume_loop(consumer, stop, stats, commit_rx, poll_batch, decoder, flusher, store))
+                .spawn(move || {
+                    consume_loop(
+                        consumer, stop, stats, commit_rx, poll_batch, decoder, flusher, store,
+                    )
+                })
                 .map_err(|e| IngestError::Thread(e.to_string()))?
         };
-        Ok(KafkaSource { stop, consumer: Some(consumer_thread), stats })
+        Ok(KafkaSource {
+            stop,
+            consumer: Some(consumer_thread),
+            stats,
+        })
     }
 
     pub fn stats(&self) -> &Arc<IngestStats> {
@@ -306,7 +351,9 @@ fn flush_and_commit(store: &Store, stats: &IngestStats, commit_tx: &Sender<Durab
             stats.flushes.fetch_add(1, Ordering::Relaxed);
             let _ = commit_tx.send(durable);
         }
-        Err(e) => tracing::error!(error = %e, "Flush failed; points stay buffered and the flush is retried"),
+        Err(e) => {
+            tracing::error!(error = %e, "Flush failed; points stay buffered and the flush is retried")
+        }
     }
 }
 
@@ -326,7 +373,12 @@ fn consume_loop(
 ) -> Result<(), IngestError> {
     let errors = BurstLog::new(Duration::from_secs(10));
     let ctx = consumer.context();
-    let topic_index: HashMap<String, u16> = ctx.topics.iter().enumerate().map(|(i, t)| (t.clone(), i as u16)).collect();
+    let topic_index: HashMap<String, u16> = ctx
+        .topics
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u16))
+        .collect();
     let mut last_mark = 0i64;
     while !stop.load(Ordering::Relaxed) {
         // Commit what the flusher made durable (latest wins).
@@ -354,7 +406,9 @@ fn consume_loop(
                 }
             }
             Some(Ok(m)) => {
-                let Some(&topic) = topic_index.get(m.topic()) else { continue };
+                let Some(&topic) = topic_index.get(m.topic()) else {
+                    continue;
+                };
                 let mut b = ctx.pending.lock().expect("pending lock");
                 let payload = m.payload();
                 let start = b.data.len() as u32;
@@ -416,7 +470,10 @@ fn decode_loop(
     producer: Option<BaseProducer>,
     dlq: Option<String>,
 ) {
-    let mut decoders: Vec<Decoder> = formats.iter().map(|&f| Decoder::new(f, max_message_bytes)).collect();
+    let mut decoders: Vec<Decoder> = formats
+        .iter()
+        .map(|&f| Decoder::new(f, max_message_bytes))
+        .collect();
     let mut points = PointColumns::default();
     let mut offsets = Offsets::new();
     let errors = BurstLog::new(Duration::from_secs(10));
@@ -438,16 +495,25 @@ fn decode_loop(
             let mut reg = store.registry_mut();
             for m in &batch.msgs {
                 let topic = &topics[m.topic as usize];
-                let mark = *durable.entry((m.topic, m.partition)).or_insert_with(|| store.durable_offset(topic, m.partition));
+                let mark = *durable
+                    .entry((m.topic, m.partition))
+                    .or_insert_with(|| store.durable_offset(topic, m.partition));
                 if mark.is_some_and(|next| m.offset < next) {
                     stats.duplicates_skipped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 stats.messages.fetch_add(1, Ordering::Relaxed);
                 let result = if m.null {
-                    Err(super::decode::DecodeError { reason: "message has no payload".into() })
+                    Err(super::decode::DecodeError {
+                        reason: "message has no payload".into(),
+                    })
                 } else {
-                    decoders[m.topic as usize].decode(batch.payload(m), m.ts_ms, &mut reg, &mut points)
+                    decoders[m.topic as usize].decode(
+                        batch.payload(m),
+                        m.ts_ms,
+                        &mut reg,
+                        &mut points,
+                    )
                 };
                 match result {
                     Ok(n) => {
@@ -464,10 +530,14 @@ fn decode_loop(
                         }
                     }
                 }
-                let r = offsets.entry(topic.clone()).or_insert_with(BTreeMap::new).entry(m.partition).or_insert(OffsetRange {
-                    first: m.offset,
-                    next: m.offset + 1,
-                });
+                let r = offsets
+                    .entry(topic.clone())
+                    .or_insert_with(BTreeMap::new)
+                    .entry(m.partition)
+                    .or_insert(OffsetRange {
+                        first: m.offset,
+                        next: m.offset + 1,
+                    });
                 r.first = r.first.min(m.offset);
                 r.next = r.next.max(m.offset + 1);
             }
@@ -489,22 +559,46 @@ fn decode_loop(
     }
 }
 
-fn dead_letter(p: &BaseProducer, topic: &str, source: &str, m: &Msg, payload: &[u8], reason: &str, stats: &IngestStats) {
+fn dead_letter(
+    p: &BaseProducer,
+    topic: &str,
+    source: &str,
+    m: &Msg,
+    payload: &[u8],
+    reason: &str,
+    stats: &IngestStats,
+) {
     let partition = m.partition.to_string();
     let offset = m.offset.to_string();
     let headers = OwnedHeaders::new()
-        .insert(Header { key: "coalmine-source-topic", value: Some(source) })
-        .insert(Header { key: "coalmine-source-partition", value: Some(&partition) })
-        .insert(Header { key: "coalmine-source-offset", value: Some(&offset) })
-        .insert(Header { key: "coalmine-error", value: Some(reason) });
-    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload).headers(headers);
+        .insert(Header {
+            key: "coalmine-source-topic",
+            value: Some(source),
+        })
+        .insert(Header {
+            key: "coalmine-source-partition",
+            value: Some(&partition),
+        })
+        .insert(Header {
+            key: "coalmine-source-offset",
+            value: Some(&offset),
+        })
+        .insert(Header {
+            key: "coalmine-error",
+            value: Some(reason),
+        });
+    let mut record: BaseRecord<'_, [u8], [u8]> =
+        BaseRecord::to(topic).payload(payload).headers(headers);
     for _ in 0..100 {
         match p.send(record) {
             Ok(()) => {
                 stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+            Err((
+                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                r,
+            )) => {
                 p.poll(Duration::from_millis(10));
                 record = r;
             }
@@ -527,13 +621,17 @@ pub struct KafkaVerdicts {
 impl KafkaVerdicts {
     pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<KafkaVerdicts, IngestError> {
         let mut pc = ClientConfig::new();
-        pc.set("bootstrap.servers", &cfg.bootstrap_servers).set("linger.ms", "5");
+        pc.set("bootstrap.servers", &cfg.bootstrap_servers)
+            .set("linger.ms", "5");
         for (k, v) in &cfg.client {
             if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
                 pc.set(k, v);
             }
         }
-        Ok(KafkaVerdicts { producer: pc.create()?, topic: topic.to_string() })
+        Ok(KafkaVerdicts {
+            producer: pc.create()?,
+            topic: topic.to_string(),
+        })
     }
 
     fn send(&self, key: &str, event: &serde_json::Value) {
@@ -572,7 +670,10 @@ impl crate::runs::RunListener for KafkaVerdicts {
     }
 
     fn finished(&self, run: &crate::runs::Run) {
-        self.send(&run.id, &serde_json::json!({"type": "verdict", "runId": run.id, "verdict": run.verdict()}));
+        self.send(
+            &run.id,
+            &serde_json::json!({"type": "verdict", "runId": run.id, "verdict": run.verdict()}),
+        );
         self.flush();
     }
 }

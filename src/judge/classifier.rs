@@ -136,14 +136,22 @@ impl ClassifierParams {
 /// The statistics behind a classification (absent on early exits).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TestDetail {
-    Kayenta { lower: f64, upper: f64, estimate: f64 },
+    Kayenta {
+        lower: f64,
+        upper: f64,
+        estimate: f64,
+    },
     MannWhitney(MannWhitney),
 }
 
 impl TestDetail {
     pub fn interval(&self) -> (f64, f64, f64) {
         match self {
-            TestDetail::Kayenta { lower, upper, estimate } => (*lower, *upper, *estimate),
+            TestDetail::Kayenta {
+                lower,
+                upper,
+                estimate,
+            } => (*lower, *upper, *estimate),
             TestDetail::MannWhitney(mw) => (mw.lower, mw.upper, mw.estimate),
         }
     }
@@ -166,7 +174,15 @@ pub struct MetricClassification {
 
 impl MetricClassification {
     fn early(label: Label, reason: Option<String>, deviation: f64, critical: bool) -> Self {
-        MetricClassification { label, reason, deviation, critical, effect_size: None, bound: None, test: None }
+        MetricClassification {
+            label,
+            reason,
+            deviation,
+            critical,
+            effect_size: None,
+            bound: None,
+            test: None,
+        }
     }
 }
 
@@ -212,8 +228,16 @@ pub fn classify(
     se.sort_by(f64::total_cmp);
     sc.sort_by(f64::total_cmp);
     if se.len() == sc.len() && se.iter().zip(&sc).all(|(a, b)| a == b) {
-        let reason = format!("The {} and {} data are identical", input.experiment_label, input.control_label);
-        return Ok(MetricClassification::early(Label::Pass, Some(reason), 1.0, false));
+        let reason = format!(
+            "The {} and {} data are identical",
+            input.experiment_label, input.control_label
+        );
+        return Ok(MetricClassification::early(
+            Label::Pass,
+            Some(reason),
+            1.0,
+            false,
+        ));
     }
     // 3. A single value overall.
     let first = se[0];
@@ -226,10 +250,16 @@ pub fn classify(
     let effect = c.effect_size.unwrap_or(f64::NAN);
     let (crit_dec, crit_inc) = params.critical_thresholds;
     if input.critical && c.label == Label::High && (effect.is_nan() || effect >= crit_inc) {
-        c.reason = Some(format!("The metric {} was classified as High (Critical)", input.metric_name));
+        c.reason = Some(format!(
+            "The metric {} was classified as High (Critical)",
+            input.metric_name
+        ));
         c.critical = true;
     } else if input.critical && c.label == Label::Low && (effect.is_nan() || effect <= crit_dec) {
-        c.reason = Some(format!("The metric {} was classified as Low (Critical)", input.metric_name));
+        c.reason = Some(format!(
+            "The metric {} was classified as Low (Critical)",
+            input.metric_name
+        ));
         c.critical = true;
     }
     Ok(c)
@@ -251,7 +281,9 @@ fn compare(
         IntervalMethod::Kayenta => {
             // Both series constant (and different): Kayenta adds N(0, (v·1e-5)²) noise so the
             // ranks are not all tied. Seeded from the data: the same input, the same verdict.
-            let (exp, ctl) = if distinct_count_is_one(sorted_experiment) && distinct_count_is_one(sorted_control) {
+            let (exp, ctl) = if distinct_count_is_one(sorted_experiment)
+                && distinct_count_is_one(sorted_control)
+            {
                 let mut rng = JavaRandom::new(seed_from(&[experiment, control]));
                 let e = add_gaussian_noise(experiment, 0.0, experiment[0] * 1e-5, &mut rng);
                 let c = add_gaussian_noise(control, 0.0, control[0] * 1e-5, &mut rng);
@@ -260,12 +292,20 @@ fn compare(
                 (experiment.to_vec(), control.to_vec())
             };
             let iv = mann_whitney_kayenta(&exp, &ctl, params.confidence)?;
-            let test = TestDetail::Kayenta { lower: iv.lower, upper: iv.upper, estimate: iv.estimate };
+            let test = TestDetail::Kayenta {
+                lower: iv.lower,
+                upper: iv.upper,
+                estimate: iv.estimate,
+            };
             (exp, ctl, test)
         }
         IntervalMethod::Exact { exact, correct } => {
             let mw = mann_whitney(experiment, control, params.confidence, exact, correct)?;
-            (experiment.to_vec(), control.to_vec(), TestDetail::MannWhitney(mw))
+            (
+                experiment.to_vec(),
+                control.to_vec(),
+                TestDetail::MannWhitney(mw),
+            )
         }
     };
     let (lower, upper, estimate) = test.interval();
@@ -276,12 +316,22 @@ fn compare(
     };
     let bound = params.tolerance * estimate.abs();
     let (allowed_dec, allowed_inc) = params.effect_thresholds;
-    let is_high = input.direction.allows_high() && lower > bound && (effect.is_nan() || effect >= allowed_inc);
-    let is_low = input.direction.allows_low() && upper < -bound && (effect.is_nan() || effect <= allowed_dec);
+    let is_high = input.direction.allows_high()
+        && lower > bound
+        && (effect.is_nan() || effect >= allowed_inc);
+    let is_low = input.direction.allows_low()
+        && upper < -bound
+        && (effect.is_nan() || effect <= allowed_dec);
     let (label, reason) = if is_high {
-        (Label::High, Some(format!("{} was classified as High", input.metric_name)))
+        (
+            Label::High,
+            Some(format!("{} was classified as High", input.metric_name)),
+        )
     } else if is_low {
-        (Label::Low, Some(format!("{} was classified as Low", input.metric_name)))
+        (
+            Label::Low,
+            Some(format!("{} was classified as Low", input.metric_name)),
+        )
     } else {
         (Label::Pass, None)
     };
@@ -308,7 +358,9 @@ pub fn classify_mean_inequality(
             NanStrategy::Remove if input.data_required && !input.critical => {
                 MetricClassification::early(Label::NodataFailMetric, None, 0.0, false)
             }
-            NanStrategy::Remove => MetricClassification::early(Label::Nodata, None, 0.0, input.critical),
+            NanStrategy::Remove => {
+                MetricClassification::early(Label::Nodata, None, 0.0, input.critical)
+            }
             NanStrategy::Replace => MetricClassification::early(Label::Pass, None, 1.0, false),
         };
     }
@@ -316,10 +368,16 @@ pub fn classify_mean_inequality(
     let mc = super::stats::mean(control);
     let ratio = me / mc;
     if input.direction.allows_high() && me > mc {
-        let reason = format!("The {} mean was greater than the {} mean", input.experiment_label, input.control_label);
+        let reason = format!(
+            "The {} mean was greater than the {} mean",
+            input.experiment_label, input.control_label
+        );
         MetricClassification::early(Label::High, Some(reason), ratio, input.critical)
     } else if input.direction.allows_low() && me < mc {
-        let reason = format!("The {} mean was less than the {} mean", input.experiment_label, input.control_label);
+        let reason = format!(
+            "The {} mean was less than the {} mean",
+            input.experiment_label, input.control_label
+        );
         MetricClassification::early(Label::Low, Some(reason), ratio, input.critical)
     } else {
         MetricClassification::early(Label::Pass, None, 1.0, false)

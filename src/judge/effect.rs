@@ -70,6 +70,8 @@ pub fn cles(control: &[f64], experiment: &[f64]) -> f64 {
 /// Cohen's d with the pooled sample standard deviation (absolute value).
 pub fn cohen_d(control: &[f64], experiment: &[f64]) -> f64 {
     let (nc, ne) = (control.len() as f64, experiment.len() as f64);
-    let pooled = (((ne - 1.0) * variance(experiment, true)) + ((nc - 1.0) * variance(control, true))) / (nc + ne - 2.0);
+    let pooled = (((ne - 1.0) * variance(experiment, true))
+        + ((nc - 1.0) * variance(control, true)))
+        / (nc + ne - 2.0);
     (mean(experiment) - mean(control)).abs() / pooled.sqrt()
 }

@@ -48,7 +48,11 @@ impl JsonPath {
         let plain = !key.is_empty()
             && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !key.starts_with(|c: char| c.is_ascii_digit());
-        let part = if plain { key.to_string() } else { format!("[{}]", serde_json::to_string(key).unwrap_or_default()) };
+        let part = if plain {
+            key.to_string()
+        } else {
+            format!("[{}]", serde_json::to_string(key).unwrap_or_default())
+        };
         if self.0.is_empty() {
             JsonPath(part)
         } else if plain {
@@ -87,7 +91,10 @@ pub struct ShapeError {
 
 impl ShapeError {
     pub fn new(path: &JsonPath, message: impl Into<String>) -> Self {
-        ShapeError { path: path.clone(), message: message.into() }
+        ShapeError {
+            path: path.clone(),
+            message: message.into(),
+        }
     }
 }
 
@@ -113,21 +120,32 @@ pub fn describe(v: &Value) -> String {
 /// JSON `null` is read as NaN (Kayenta's Jackson does the same for `Double` lists).
 pub fn sample_value(v: &Value, path: &JsonPath) -> Result<f64, ShapeError> {
     match v {
-        Value::Number(n) => n.as_f64().ok_or_else(|| ShapeError::new(path, "number out of range")),
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| ShapeError::new(path, "number out of range")),
         Value::String(s) if s == "NaN" => Ok(f64::NAN),
         Value::String(s) if s == "Infinity" => Ok(f64::INFINITY),
         Value::String(s) if s == "-Infinity" => Ok(f64::NEG_INFINITY),
         Value::Null => Ok(f64::NAN),
-        other => Err(ShapeError::new(path, format!("expected a number or \"NaN\", found {}", describe(other)))),
+        other => Err(ShapeError::new(
+            path,
+            format!("expected a number or \"NaN\", found {}", describe(other)),
+        )),
     }
 }
 
 /// A list of sample values.
 pub fn sample_list(v: &Value, path: &JsonPath) -> Result<Vec<f64>, ShapeError> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| ShapeError::new(path, format!("expected an array of numbers, found {}", describe(v))))?;
-    arr.iter().enumerate().map(|(i, x)| sample_value(x, &path.index(i))).collect()
+    let arr = v.as_array().ok_or_else(|| {
+        ShapeError::new(
+            path,
+            format!("expected an array of numbers, found {}", describe(v)),
+        )
+    })?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, x)| sample_value(x, &path.index(i)))
+        .collect()
 }
 
 /// Parse JSON text, reporting syntax errors with line and column.
@@ -135,7 +153,12 @@ pub fn parse_text(text: &str, origin: &str) -> Result<Value, ShapeError> {
     serde_json::from_str(text).map_err(|e| {
         ShapeError::new(
             &JsonPath::root(),
-            format!("{origin} is not valid JSON: {} at line {}, column {}", strip_position(&e), e.line(), e.column()),
+            format!(
+                "{origin} is not valid JSON: {} at line {}, column {}",
+                strip_position(&e),
+                e.line(),
+                e.column()
+            ),
         )
     })
 }

@@ -36,7 +36,9 @@ fn wdiff_sorted(d: f64, zq: f64, xs: &[f64], ys: &[f64], y_ties: f64) -> Result<
     // U is a multiple of ½ and exact, so this equals Kayenta's rank-sum expression bit for bit.
     let dz = r.u - nx * ny / 2.0;
     let correction = signum(dz) * 0.5;
-    let sigma = ((nx * ny / 12.0) * ((nx + ny + 1.0) - r.pooled_ties / ((nx + ny) * (nx + ny - 1.0)))).sqrt();
+    let sigma = ((nx * ny / 12.0)
+        * ((nx + ny + 1.0) - r.pooled_ties / ((nx + ny) * (nx + ny - 1.0))))
+        .sqrt();
     if sigma == 0.0 {
         return Err(StatsError::AllTied);
     }
@@ -66,9 +68,15 @@ pub struct KayentaInterval {
 }
 
 /// `MannWhitney.mannWhitneyUTest(x = experiment, y = control, confidenceLevel)`.
-pub fn mann_whitney_kayenta(x: &[f64], y: &[f64], confidence: f64) -> Result<KayentaInterval, StatsError> {
+pub fn mann_whitney_kayenta(
+    x: &[f64],
+    y: &[f64],
+    confidence: f64,
+) -> Result<KayentaInterval, StatsError> {
     if x.is_empty() || y.is_empty() {
-        return Err(StatsError::NotEnoughData("both samples need at least one value".into()));
+        return Err(StatsError::NotEnoughData(
+            "both samples need at least one value".into(),
+        ));
     }
     let alpha = 1.0 - confidence;
     let mu_min = fold_min(x) - fold_max(y);
@@ -96,7 +104,14 @@ pub fn mann_whitney_kayenta(x: &[f64], y: &[f64], confidence: f64) -> Result<Kay
     let f_lower = f(mu_min, 0.0)?;
     let f_upper = f(mu_max, 0.0)?;
     let estimate = zeroin(mu_min, mu_max, f_lower, f_upper, |d| f(d, 0.0))?;
-    Ok(KayentaInterval { lower, upper, estimate, mu_min, mu_max, zq })
+    Ok(KayentaInterval {
+        lower,
+        upper,
+        estimate,
+        mu_min,
+        mu_max,
+        zq,
+    })
 }
 
 fn fold_min(v: &[f64]) -> f64 {

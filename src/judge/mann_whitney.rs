@@ -118,13 +118,21 @@ pub fn mann_whitney(
             "confidence must be in (0, 1), got {confidence}"
         )));
     }
-    let mut x: Vec<f64> = experiment.iter().copied().filter(|v| v.is_finite()).collect();
+    let mut x: Vec<f64> = experiment
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
     let mut y: Vec<f64> = control.iter().copied().filter(|v| v.is_finite()).collect();
     if x.is_empty() {
-        return Err(StatsError::NotEnoughData("not enough (non-missing) 'experiment' observations".into()));
+        return Err(StatsError::NotEnoughData(
+            "not enough (non-missing) 'experiment' observations".into(),
+        ));
     }
     if y.is_empty() {
-        return Err(StatsError::NotEnoughData("not enough (non-missing) 'control' observations".into()));
+        return Err(StatsError::NotEnoughData(
+            "not enough (non-missing) 'control' observations".into(),
+        ));
     }
     x.sort_unstable_by(f64::total_cmp);
     y.sort_unstable_by(f64::total_cmp);
@@ -239,7 +247,10 @@ pub fn mann_whitney(
         // Both samples constant: every difference is mu_min, and so is the shift. R stops
         // here ("cannot compute confidence interval when all observations are tied") because
         // its wdiff meets a fully tied pooled sample at d = mu_min; the answer is not in doubt.
-        warnings.push("all pairwise differences are equal: the interval is that single difference".to_string());
+        warnings.push(
+            "all pairwise differences are equal: the interval is that single difference"
+                .to_string(),
+        );
         (mu_min, mu_min)
     } else {
         (root(qnorm(1.0 - alpha / 2.0))?, root(qnorm(alpha / 2.0))?)
@@ -300,7 +311,11 @@ impl WilcoxonDistribution {
             let shift = l + i;
             for k in 0..=half {
                 let a = if k <= prev_deg { p[k] } else { 0.0 };
-                let b = if k >= shift && k - shift <= prev_deg { p[k - shift] } else { 0.0 };
+                let b = if k >= shift && k - shift <= prev_deg {
+                    p[k - shift]
+                } else {
+                    0.0
+                };
                 let carry = if k >= i { next[k - i] } else { 0.0 };
                 next[k] = a - b + carry;
             }
@@ -402,7 +417,11 @@ mod tests {
                 } else {
                     let mut v = vec![0.0; i * j + 1];
                     for (k, slot) in v.iter_mut().enumerate() {
-                        let a = if k >= j { table[i - 1][j].get(k - j).copied().unwrap_or(0.0) } else { 0.0 };
+                        let a = if k >= j {
+                            table[i - 1][j].get(k - j).copied().unwrap_or(0.0)
+                        } else {
+                            0.0
+                        };
                         let b = table[i][j - 1].get(k).copied().unwrap_or(0.0);
                         *slot = a + b;
                     }
@@ -422,7 +441,10 @@ mod tests {
             for (k, ck) in c.iter().enumerate() {
                 let want = ck / total;
                 let got = d.pmf(k as i64);
-                assert!((got - want).abs() <= 1e-13 * want.max(1e-300), "n={n} m={m} k={k}: {got} vs {want}");
+                assert!(
+                    (got - want).abs() <= 1e-13 * want.max(1e-300),
+                    "n={n} m={m} k={k}: {got} vs {want}"
+                );
             }
         }
     }

@@ -56,7 +56,8 @@ pub struct JudgeRequest {
 }
 
 fn obj<'a>(v: &'a Value, path: &JsonPath) -> Result<&'a Map<String, Value>, ShapeError> {
-    v.as_object().ok_or_else(|| ShapeError::new(path, format!("expected an object, found {}", describe(v))))
+    v.as_object()
+        .ok_or_else(|| ShapeError::new(path, format!("expected an object, found {}", describe(v))))
 }
 
 fn string(v: &Value, path: &JsonPath) -> Result<String, ShapeError> {
@@ -66,11 +67,18 @@ fn string(v: &Value, path: &JsonPath) -> Result<String, ShapeError> {
 }
 
 fn number(v: &Value, path: &JsonPath) -> Result<f64, ShapeError> {
-    v.as_f64().ok_or_else(|| ShapeError::new(path, format!("expected a number, found {}", describe(v))))
+    v.as_f64()
+        .ok_or_else(|| ShapeError::new(path, format!("expected a number, found {}", describe(v))))
 }
 
-fn required<'a>(m: &'a Map<String, Value>, key: &str, path: &JsonPath) -> Result<&'a Value, ShapeError> {
-    m.get(key).filter(|v| !v.is_null()).ok_or_else(|| ShapeError::new(&path.key(key), "missing"))
+fn required<'a>(
+    m: &'a Map<String, Value>,
+    key: &str,
+    path: &JsonPath,
+) -> Result<&'a Value, ShapeError> {
+    m.get(key)
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| ShapeError::new(&path.key(key), "missing"))
 }
 
 fn optional<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -81,21 +89,25 @@ impl CanaryConfig {
     /// Read a `CanaryConfig` document at `path`.
     pub fn from_value(v: &Value, path: &JsonPath) -> Result<Self, ShapeError> {
         let m = obj(v, path)?;
-        let name = optional(m, "name").map(|n| string(n, &path.key("name"))).transpose()?;
+        let name = optional(m, "name")
+            .map(|n| string(n, &path.key("name")))
+            .transpose()?;
         let judge_name = match optional(m, "judge") {
             Some(j) => {
                 let jp = path.key("judge");
                 let jm = obj(j, &jp)?;
-                optional(jm, "name").map(|n| string(n, &jp.key("name"))).transpose()?
+                optional(jm, "name")
+                    .map(|n| string(n, &jp.key("name")))
+                    .transpose()?
             }
             None => None,
         };
         let mut metrics = Vec::new();
         if let Some(list) = optional(m, "metrics") {
             let lp = path.key("metrics");
-            let arr = list
-                .as_array()
-                .ok_or_else(|| ShapeError::new(&lp, format!("expected an array, found {}", describe(list))))?;
+            let arr = list.as_array().ok_or_else(|| {
+                ShapeError::new(&lp, format!("expected an array, found {}", describe(list)))
+            })?;
             for (i, metric) in arr.iter().enumerate() {
                 metrics.push(MetricConfig::from_value(metric, &lp.index(i))?);
             }
@@ -111,7 +123,13 @@ impl CanaryConfig {
                 }
             }
         }
-        Ok(CanaryConfig { name, judge_name, metrics, group_weights, raw: v.clone() })
+        Ok(CanaryConfig {
+            name,
+            judge_name,
+            metrics,
+            group_weights,
+            raw: v.clone(),
+        })
     }
 
     /// The first metric config with this name (Kayenta matches pairs to configs by name).
@@ -127,9 +145,12 @@ impl MetricConfig {
         let mut groups = Vec::new();
         if let Some(g) = optional(m, "groups") {
             let gp = path.key("groups");
-            let arr = g
-                .as_array()
-                .ok_or_else(|| ShapeError::new(&gp, format!("expected an array of strings, found {}", describe(g))))?;
+            let arr = g.as_array().ok_or_else(|| {
+                ShapeError::new(
+                    &gp,
+                    format!("expected an array of strings, found {}", describe(g)),
+                )
+            })?;
             for (i, item) in arr.iter().enumerate() {
                 groups.push(string(item, &gp.index(i))?);
             }
@@ -141,8 +162,16 @@ impl MetricConfig {
             }
             None => Value::Object(Map::new()),
         };
-        let scope_name = optional(m, "scopeName").map(|s| string(s, &path.key("scopeName"))).transpose()?;
-        Ok(MetricConfig { name, groups, analysis, scope_name, path: path.clone() })
+        let scope_name = optional(m, "scopeName")
+            .map(|s| string(s, &path.key("scopeName")))
+            .transpose()?;
+        Ok(MetricConfig {
+            name,
+            groups,
+            analysis,
+            scope_name,
+            path: path.clone(),
+        })
     }
 }
 
@@ -165,7 +194,13 @@ impl MetricSetPair {
         let values = obj(required(m, "values", path)?, &vp)?;
         let control = sample_list(required(values, "control", &vp)?, &vp.key("control"))?;
         let experiment = sample_list(required(values, "experiment", &vp)?, &vp.key("experiment"))?;
-        Ok(MetricSetPair { name, id, tags, control, experiment })
+        Ok(MetricSetPair {
+            name,
+            id,
+            tags,
+            control,
+            experiment,
+        })
     }
 }
 
@@ -176,28 +211,41 @@ impl JudgeRequest {
         let root = JsonPath::root();
         let m = obj(v, &root)?;
         for key in m.keys() {
-            if !matches!(key.as_str(), "canaryConfig" | "metricSetPairList" | "scoreThresholds") {
+            if !matches!(
+                key.as_str(),
+                "canaryConfig" | "metricSetPairList" | "scoreThresholds"
+            ) {
                 return Err(ShapeError::new(
                     &root.key(key),
                     "unknown field (expected canaryConfig, metricSetPairList, scoreThresholds)",
                 ));
             }
         }
-        let canary_config = CanaryConfig::from_value(required(m, "canaryConfig", &root)?, &root.key("canaryConfig"))?;
+        let canary_config = CanaryConfig::from_value(
+            required(m, "canaryConfig", &root)?,
+            &root.key("canaryConfig"),
+        )?;
         let lp = root.key("metricSetPairList");
         let list = required(m, "metricSetPairList", &root)?;
-        let arr = list
-            .as_array()
-            .ok_or_else(|| ShapeError::new(&lp, format!("expected an array, found {}", describe(list))))?;
-        let metric_set_pair_list =
-            arr.iter().enumerate().map(|(i, p)| MetricSetPair::from_value(p, &lp.index(i))).collect::<Result<_, _>>()?;
+        let arr = list.as_array().ok_or_else(|| {
+            ShapeError::new(&lp, format!("expected an array, found {}", describe(list)))
+        })?;
+        let metric_set_pair_list = arr
+            .iter()
+            .enumerate()
+            .map(|(i, p)| MetricSetPair::from_value(p, &lp.index(i)))
+            .collect::<Result<_, _>>()?;
         let tp = root.key("scoreThresholds");
         let t = obj(required(m, "scoreThresholds", &root)?, &tp)?;
         let score_thresholds = Thresholds {
             pass: number(required(t, "pass", &tp)?, &tp.key("pass"))?,
             marginal: number(required(t, "marginal", &tp)?, &tp.key("marginal"))?,
         };
-        Ok(JudgeRequest { canary_config, metric_set_pair_list, score_thresholds })
+        Ok(JudgeRequest {
+            canary_config,
+            metric_set_pair_list,
+            score_thresholds,
+        })
     }
 }
 

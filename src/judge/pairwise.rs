@@ -79,7 +79,11 @@ impl<'a> PairwiseDiffs<'a> {
     pub(crate) fn kth_and_next(&self, k: u64) -> (f64, f64) {
         let n = self.x.len();
         let m = self.y.len();
-        assert!(k >= 1 && k <= self.len(), "k = {k} out of 1..={}", self.len());
+        assert!(
+            k >= 1 && k <= self.len(),
+            "k = {k} out of 1..={}",
+            self.len()
+        );
         // Candidates of row i are columns lo[i]..hi[i]; `below` counts the differences known
         // to rank before the k-th.
         let mut lo = vec![0usize; n];
@@ -101,7 +105,9 @@ impl<'a> PairwiseDiffs<'a> {
             // sample order statistics; the bracket holds the answer with high probability
             // and only ~3/√SAMPLE of the candidates.
             sample.clear();
-            sample.extend((0..SAMPLE).map(|_| draw_one(&mut rng, &widths, &lo, active, |r, c| self.at(r, c))));
+            sample.extend(
+                (0..SAMPLE).map(|_| draw_one(&mut rng, &widths, &lo, active, |r, c| self.at(r, c))),
+            );
             sample.sort_unstable_by(f64::total_cmp);
             let target = (k - below) as f64 / active as f64 * SAMPLE as f64;
             let spread = 1.5 * (SAMPLE as f64).sqrt();
@@ -213,7 +219,13 @@ impl<'a> PairwiseDiffs<'a> {
 const SAMPLE: usize = 256;
 
 /// One candidate drawn uniformly, given the cumulative row widths.
-fn draw_one(rng: &mut SplitMix64, widths: &[u64], lo: &[usize], active: u64, at: impl Fn(usize, usize) -> f64) -> f64 {
+fn draw_one(
+    rng: &mut SplitMix64,
+    widths: &[u64],
+    lo: &[usize],
+    active: u64,
+    at: impl Fn(usize, usize) -> f64,
+) -> f64 {
     let r = rng.next() % active;
     // the row whose cumulative width range holds r
     let row = widths.partition_point(|&w| w <= r) - 1;
@@ -238,7 +250,10 @@ mod tests {
     use super::*;
 
     fn brute(x: &[f64], y: &[f64]) -> Vec<f64> {
-        let mut d: Vec<f64> = x.iter().flat_map(|a| y.iter().map(move |b| a - b)).collect();
+        let mut d: Vec<f64> = x
+            .iter()
+            .flat_map(|a| y.iter().map(move |b| a - b))
+            .collect();
         d.sort_by(f64::total_cmp);
         d
     }
@@ -246,21 +261,51 @@ mod tests {
     #[test]
     fn kth_matches_sorting_with_ties_and_sizes() {
         let mut rng = SplitMix64(7);
-        for (n, m, levels) in [(1, 1, 5), (3, 7, 3), (40, 25, 1000), (200, 150, 7), (90, 300, 100000), (700, 600, 1 << 40), (500, 800, 3)] {
-            let mut x: Vec<f64> = (0..n).map(|_| (rng.next() % levels) as f64 * 0.37).collect();
-            let mut y: Vec<f64> = (0..m).map(|_| (rng.next() % levels) as f64 * 0.41 - 3.0).collect();
+        for (n, m, levels) in [
+            (1, 1, 5),
+            (3, 7, 3),
+            (40, 25, 1000),
+            (200, 150, 7),
+            (90, 300, 100000),
+            (700, 600, 1 << 40),
+            (500, 800, 3),
+        ] {
+            let mut x: Vec<f64> = (0..n)
+                .map(|_| (rng.next() % levels) as f64 * 0.37)
+                .collect();
+            let mut y: Vec<f64> = (0..m)
+                .map(|_| (rng.next() % levels) as f64 * 0.41 - 3.0)
+                .collect();
             x.sort_by(f64::total_cmp);
             y.sort_by(f64::total_cmp);
             let all = brute(&x, &y);
             let p = PairwiseDiffs::new(&x, &y);
-            for k in [1, 2, all.len() as u64 / 3, all.len() as u64 / 2 + 1, all.len() as u64 - 1, all.len() as u64] {
+            for k in [
+                1,
+                2,
+                all.len() as u64 / 3,
+                all.len() as u64 / 2 + 1,
+                all.len() as u64 - 1,
+                all.len() as u64,
+            ] {
                 let k = k.clamp(1, all.len() as u64);
                 let (v, next) = p.kth_and_next(k);
-                assert_eq!(v.to_bits(), all[k as usize - 1].to_bits(), "n={n} m={m} k={k}");
+                assert_eq!(
+                    v.to_bits(),
+                    all[k as usize - 1].to_bits(),
+                    "n={n} m={m} k={k}"
+                );
                 let want_next = all[(k as usize).min(all.len() - 1)];
-                assert_eq!(next.to_bits(), want_next.to_bits(), "next: n={n} m={m} k={k}");
+                assert_eq!(
+                    next.to_bits(),
+                    want_next.to_bits(),
+                    "next: n={n} m={m} k={k}"
+                );
             }
-            assert_eq!(p.count_le(all[all.len() / 2]), all.iter().filter(|&&d| d <= all[all.len() / 2]).count() as u64);
+            assert_eq!(
+                p.count_le(all[all.len() / 2]),
+                all.iter().filter(|&&d| d <= all[all.len() / 2]).count() as u64
+            );
         }
     }
 }

@@ -75,7 +75,11 @@ pub(crate) fn rank_sums_with(x: &[f64], shift: f64, y: &[f64], y_ties: f64) -> R
         }
         j = je;
     }
-    RankSums { u: u2 as f64 / 2.0, pooled_ties: x_ties + y_ties + mixed, within_ties: x_ties + y_ties }
+    RankSums {
+        u: u2 as f64 / 2.0,
+        pooled_ties: x_ties + y_ties + mixed,
+        within_ties: x_ties + y_ties,
+    }
 }
 
 #[cfg(test)]

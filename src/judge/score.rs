@@ -68,21 +68,39 @@ pub struct Score {
 }
 
 /// Score classified results (`ScoringHelper.score` minus the JSON).
-pub fn score(results: &[ScoredResult<'_>], group_weights: &BTreeMap<String, f64>, thresholds: Thresholds) -> Score {
+pub fn score(
+    results: &[ScoredResult<'_>],
+    group_weights: &BTreeMap<String, f64>,
+    thresholds: Thresholds,
+) -> Score {
     let counted: Vec<&ScoredResult<'_>> = results.iter().filter(|r| !r.muted).collect();
     let groups = group_scores(&counted);
-    let (summary, reason) = if let Some(failed) = counted.iter().find(|r| r.critical && r.label != Label::Pass) {
-        (0.0, format!("Canary Failed: {}", failed.reason.unwrap_or("null")))
+    let (summary, reason) = if let Some(failed) = counted
+        .iter()
+        .find(|r| r.critical && r.label != Label::Pass)
+    {
+        (
+            0.0,
+            format!("Canary Failed: {}", failed.reason.unwrap_or("null")),
+        )
     } else {
         let nodata = counted.iter().filter(|r| r.label == Label::Nodata).count();
         let ratio = 100.0 * nodata as f64 / counted.len() as f64; // NaN when nothing counts
         if ratio >= 50.0 {
-            (0.0, "Canary Failed: 50% or more metrics returned NODATA".to_string())
+            (
+                0.0,
+                "Canary Failed: 50% or more metrics returned NODATA".to_string(),
+            )
         } else {
             (weighted_sum(&groups, group_weights), String::new())
         }
     };
-    Score { summary, classification: classify_score(summary, thresholds), reason, groups }
+    Score {
+        summary,
+        classification: classify_score(summary, thresholds),
+        reason,
+        groups,
+    }
 }
 
 /// `ThresholdScoreClassifier`: `≥ pass` → Pass, `≥ marginal` → Marginal, else Fail.
@@ -116,7 +134,11 @@ fn group_scores(results: &[&ScoredResult<'_>]) -> Vec<GroupScore> {
         .into_iter()
         .map(|(name, (pass, total))| GroupScore {
             name: name.to_string(),
-            score: if total == 0 { 0.0 } else { (pass as f64 / total as f64) * 100.0 },
+            score: if total == 0 {
+                0.0
+            } else {
+                (pass as f64 / total as f64) * 100.0
+            },
             no_data: total == 0,
         })
         .collect()
@@ -124,8 +146,15 @@ fn group_scores(results: &[&ScoredResult<'_>]) -> Vec<GroupScore> {
 
 fn weighted_sum(groups: &[GroupScore], weights: &BTreeMap<String, f64>) -> f64 {
     let configured: f64 = weights.values().fold(0.0, |acc, w| acc + w);
-    let unweighted = groups.iter().filter(|g| !weights.contains_key(&g.name)).count();
-    let default_weight = if unweighted > 0 { (100.0 - configured) / unweighted as f64 } else { 0.0 };
+    let unweighted = groups
+        .iter()
+        .filter(|g| !weights.contains_key(&g.name))
+        .count();
+    let default_weight = if unweighted > 0 {
+        (100.0 - configured) / unweighted as f64
+    } else {
+        0.0
+    };
     // fold from +0.0: `Iterator::sum` of f64 starts at -0.0, and Kayenta's empty sum is 0.0
     let sum = groups.iter().fold(0.0, |acc, g| {
         let effective = if g.no_data { 100.0 } else { g.score };

@@ -88,6 +88,8 @@ pub mod histogram;
 pub mod mixture;
 pub mod quantile;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -101,8 +103,8 @@ use super::effect::EffectMeasure;
 use super::json::{describe, f64_kayenta, JsonPath, ShapeError};
 use super::lookup::{get, Reader};
 use super::model::{
-    AnalysisResult, CanaryConfig, CanaryJudgeResult, GroupScoreResult, MetricConfig, MetricSetPair, ResultMetadata,
-    ScoreResult, SeriesMetadata,
+    AnalysisResult, CanaryConfig, CanaryJudgeResult, GroupScoreResult, MetricConfig, MetricSetPair,
+    ResultMetadata, ScoreResult, SeriesMetadata,
 };
 use super::score::{self, ScoredResult, Thresholds};
 use super::transform::{remove_nans, replace_nans};
@@ -240,16 +242,25 @@ impl SequentialParams {
             return bad(format!("alpha must be in (0, 1), got {}", self.alpha));
         }
         if !(self.traffic_share > 0.0 && self.traffic_share < 1.0) {
-            return bad(format!("trafficShare must be in (0, 1), got {}", self.traffic_share));
+            return bad(format!(
+                "trafficShare must be in (0, 1), got {}",
+                self.traffic_share
+            ));
         }
         if !(self.concentration > 0.0 && self.concentration.is_finite()) {
-            return bad(format!("concentration must be a positive number, got {}", self.concentration));
+            return bad(format!(
+                "concentration must be a positive number, got {}",
+                self.concentration
+            ));
         }
         if !(self.t_opt >= 1.0 && self.t_opt.is_finite()) {
             return bad(format!("tOpt must be a number ≥ 1, got {}", self.t_opt));
         }
         if self.quantiles.is_empty() || self.quantiles.iter().any(|&p| !(p > 0.0 && p < 1.0)) {
-            return bad(format!("quantiles must be a non-empty list of numbers in (0, 1), got {:?}", self.quantiles));
+            return bad(format!(
+                "quantiles must be a non-empty list of numbers in (0, 1), got {:?}",
+                self.quantiles
+            ));
         }
         if self.batch_size == 0 {
             return bad("batchSize must be at least 1".into());
@@ -330,9 +341,12 @@ impl SequentialState {
         params.validate()?;
         let tails = params.alternative.tails();
         let test = match params.metric_type {
-            MetricType::Count => {
-                SeqTest::Count(CountTest::new(params.traffic_share, params.concentration, tails, params.alpha))
-            }
+            MetricType::Count => SeqTest::Count(CountTest::new(
+                params.traffic_share,
+                params.concentration,
+                tails,
+                params.alpha,
+            )),
             MetricType::Continuous => SeqTest::Continuous(QuantileTest::new(
                 &params.quantiles,
                 tails,
@@ -343,7 +357,12 @@ impl SequentialState {
         };
         Ok(SequentialState {
             params,
-            monitor: Monitor { looks: 0, ln_max_e: 0.0, crossed: None, exact_looks: 0 },
+            monitor: Monitor {
+                looks: 0,
+                ln_max_e: 0.0,
+                crossed: None,
+                exact_looks: 0,
+            },
             sums: [Sums::default(); 2],
             test,
         })
@@ -377,9 +396,19 @@ impl SequentialState {
     /// Feed the new points of both series (in time order) and look once. Cost O(new
     /// points) plus the look. Count metrics reject values that are not non-negative
     /// integers (the state is left unchanged).
-    pub fn update(&mut self, new_control: &[f64], new_experiment: &[f64]) -> Result<(), StatsError> {
+    pub fn update(
+        &mut self,
+        new_control: &[f64],
+        new_experiment: &[f64],
+    ) -> Result<(), StatsError> {
         let nan_as_zero = self.params.nan_as_zero;
-        let clean = move |x: f64| if x.is_nan() { nan_as_zero.then_some(0.0) } else { Some(x) };
+        let clean = move |x: f64| {
+            if x.is_nan() {
+                nan_as_zero.then_some(0.0)
+            } else {
+                Some(x)
+            }
+        };
         if let SeqTest::Count(_) = self.test {
             for (arm, values) in [("control", new_control), ("experiment", new_experiment)] {
                 if let Some((i, x)) = values.iter().enumerate().find(|(_, &x)| {
@@ -446,8 +475,15 @@ impl SequentialState {
             self.monitor.ln_max_e = ln_e;
         }
         if self.monitor.crossed.is_none() && ln_e >= (1.0 / self.params.alpha).ln() {
-            let tail = exact.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or(Tail::Increase, |x| x.0);
-            self.monitor.crossed = Some(Crossing { look: self.monitor.looks, tail, ln_e });
+            let tail = exact
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(Tail::Increase, |x| x.0);
+            self.monitor.crossed = Some(Crossing {
+                look: self.monitor.looks,
+                tail,
+                ln_e,
+            });
         }
     }
 
@@ -517,11 +553,15 @@ impl SequentialState {
     /// [`SequentialState::excludes_regression`] once the run has lasted its minimum
     /// duration (the judge has no clock: the run passes both).
     pub fn early_pass(&self, elapsed_secs: f64, min_duration_secs: f64) -> bool {
-        self.monitor.crossed.is_none() && elapsed_secs >= min_duration_secs && self.excludes_regression()
+        self.monitor.crossed.is_none()
+            && elapsed_secs >= min_duration_secs
+            && self.excludes_regression()
     }
 
     fn quantile_reports(&self, sub_ln_e: &[f64]) -> Vec<QuantileReport> {
-        let SeqTest::Continuous(q) = &self.test else { return Vec::new() };
+        let SeqTest::Continuous(q) = &self.test else {
+            return Vec::new();
+        };
         let nq = self.params.quantiles.len() as f64;
         let arm_alpha = self.params.alpha / (2.0 * nq);
         self.params
@@ -531,17 +571,29 @@ impl SequentialState {
                 let c = quantile_bounds(&q.control, p, arm_alpha, self.params.t_opt);
                 let e = quantile_bounds(&q.experiment, p, arm_alpha, self.params.t_opt);
                 let e_of = |tail: Tail| {
-                    q.tests.iter().position(|t| t.p == p && t.tail == tail).and_then(|i| sub_ln_e.get(i)).map(|v| v.exp())
+                    q.tests
+                        .iter()
+                        .position(|t| t.p == p && t.tail == tail)
+                        .and_then(|i| sub_ln_e.get(i))
+                        .map(|v| v.exp())
                 };
                 let (ratio, shift) = if c.lower > 0.0 && e.lower >= 0.0 {
                     (
-                        Some(Interval { lower: e.lower / c.upper, upper: e.upper / c.lower, estimate: e.estimate / c.estimate }),
+                        Some(Interval {
+                            lower: e.lower / c.upper,
+                            upper: e.upper / c.lower,
+                            estimate: e.estimate / c.estimate,
+                        }),
                         None,
                     )
                 } else {
                     (
                         None,
-                        Some(Interval { lower: e.lower - c.upper, upper: e.upper - c.lower, estimate: e.estimate - c.estimate }),
+                        Some(Interval {
+                            lower: e.lower - c.upper,
+                            upper: e.upper - c.lower,
+                            estimate: e.estimate - c.estimate,
+                        }),
                     )
                 };
                 QuantileReport {
@@ -593,7 +645,8 @@ impl SequentialState {
         match &self.test {
             SeqTest::Count(c) => {
                 r.kind = "sequential-count";
-                r.method = "beta-mixture e-process, Poisson counting processes (Lindon & Malek 2022)";
+                r.method =
+                    "beta-mixture e-process, Poisson counting processes (Lindon & Malek 2022)";
                 r.events_control = Some(c.events_control);
                 r.events_experiment = Some(c.events_experiment);
                 r.traffic_share = Some(c.traffic_share);
@@ -620,7 +673,13 @@ impl SequentialState {
                         (None, Some(iv)) => ("quantileShift", iv),
                         (None, None) => unreachable!("a quantile report has a ratio or a shift"),
                     };
-                    ConfidenceSequence { parameter, lower: iv.lower, upper: iv.upper, estimate: iv.estimate, level: qr.level }
+                    ConfidenceSequence {
+                        parameter,
+                        lower: iv.lower,
+                        upper: iv.upper,
+                        estimate: iv.estimate,
+                        level: qr.level,
+                    }
                 });
             }
         }
@@ -751,7 +810,11 @@ struct JudgeSettings {
     pass_margin: f64,
 }
 
-fn number_list(data: &Value, path: &[&str], base: &JsonPath) -> Result<Option<Vec<f64>>, ShapeError> {
+fn number_list(
+    data: &Value,
+    path: &[&str],
+    base: &JsonPath,
+) -> Result<Option<Vec<f64>>, ShapeError> {
     let p = path.iter().fold(base.clone(), |p, k| p.key(k));
     match get(data, path) {
         None => Ok(None),
@@ -760,11 +823,19 @@ fn number_list(data: &Value, path: &[&str], base: &JsonPath) -> Result<Option<Ve
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                v.as_f64().ok_or_else(|| ShapeError::new(&p.index(i), format!("expected a number, found {}", describe(v))))
+                v.as_f64().ok_or_else(|| {
+                    ShapeError::new(
+                        &p.index(i),
+                        format!("expected a number, found {}", describe(v)),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
-        Some(other) => Err(ShapeError::new(&p, format!("expected a list of numbers, found {}", describe(&other)))),
+        Some(other) => Err(ShapeError::new(
+            &p,
+            format!("expected a list of numbers, found {}", describe(&other)),
+        )),
     }
 }
 
@@ -779,11 +850,25 @@ fn check(ok: bool, path: &JsonPath, message: String) -> Result<(), ShapeError> {
 impl JudgeSettings {
     fn from_config(config: &CanaryConfig) -> Result<Self, ShapeError> {
         let empty = Value::Null;
-        let data = config.raw.get("judge").and_then(|j| j.get("judgeConfigurations")).unwrap_or(&empty);
-        let base = JsonPath::root().key("canaryConfig").key("judge").key("judgeConfigurations");
-        let r = Reader { data, base_path: base.clone() };
+        let data = config
+            .raw
+            .get("judge")
+            .and_then(|j| j.get("judgeConfigurations"))
+            .unwrap_or(&empty);
+        let base = JsonPath::root()
+            .key("canaryConfig")
+            .key("judge")
+            .key("judgeConfigurations");
+        let r = Reader {
+            data,
+            base_path: base.clone(),
+        };
         let alpha = r.f64(&["alpha"], 0.01)?;
-        check(alpha > 0.0 && alpha < 1.0, &base.key("alpha"), format!("alpha must be in (0, 1), got {alpha}"))?;
+        check(
+            alpha > 0.0 && alpha < 1.0,
+            &base.key("alpha"),
+            format!("alpha must be in (0, 1), got {alpha}"),
+        )?;
         let multiplicity = r.string(&["multiplicity"], "bonferroni");
         check(
             matches!(multiplicity.as_str(), "bonferroni" | "none"),
@@ -801,7 +886,9 @@ impl JudgeSettings {
                         check(
                             c > 0.0 && b > 0.0,
                             &base.key("canaryInstances"),
-                            format!("instance counts must be positive, got canary {c}, baseline {b}"),
+                            format!(
+                                "instance counts must be positive, got canary {c}, baseline {b}"
+                            ),
                         )?;
                         c / (c + b)
                     }
@@ -840,14 +927,21 @@ struct MetricSettings {
 impl MetricSettings {
     fn resolve(metric: &MetricConfig, js: &JudgeSettings) -> Result<Self, ShapeError> {
         let base = metric.path.key("analysisConfigurations");
-        let r = Reader { data: &metric.analysis, base_path: base.clone() };
+        let r = Reader {
+            data: &metric.analysis,
+            base_path: base.clone(),
+        };
         let cp = base.key("canary");
         let direction = Direction::parse(&r.string(&["canary", "direction"], "either"));
         let nan_strategy = NanStrategy::parse(&r.string(&["canary", "nanStrategy"], "none"));
-        let measure = EffectMeasure::parse(&r.string(&["canary", "effectSize", "measure"], "meanRatio"));
+        let measure =
+            EffectMeasure::parse(&r.string(&["canary", "effectSize", "measure"], "meanRatio"));
         let mut warnings = Vec::new();
         if measure == EffectMeasure::Cles {
-            warnings.push("effectSize.measure \"cles\" is not sequential: the mean ratio gates instead".into());
+            warnings.push(
+                "effectSize.measure \"cles\" is not sequential: the mean ratio gates instead"
+                    .into(),
+            );
         }
         if r.string(&["canary", "outliers", "strategy"], "none") == "remove" {
             warnings.push("outliers.strategy \"remove\" needs the whole sample and is ignored by coalmine-seq-v1".into());
@@ -868,12 +962,19 @@ impl MetricSettings {
             Some(other) => {
                 return Err(ShapeError::new(
                     &cp.key("metricType"),
-                    format!("expected \"count\" or \"continuous\", found {}", describe(&other)),
+                    format!(
+                        "expected \"count\" or \"continuous\", found {}",
+                        describe(&other)
+                    ),
                 ))
             }
         };
         let pass_margin = r.f64(&["canary", "passMargin"], js.pass_margin)?;
-        check((0.0..1.0).contains(&pass_margin), &cp.key("passMargin"), format!("passMargin must be in [0, 1), got {pass_margin}"))?;
+        check(
+            (0.0..1.0).contains(&pass_margin),
+            &cp.key("passMargin"),
+            format!("passMargin must be in [0, 1), got {pass_margin}"),
+        )?;
         let batch = r.f64(&["canary", "batchSize"], js.batch_size)?;
         check(
             batch >= 1.0 && batch.fract() == 0.0 && batch <= u32::MAX as f64,
@@ -884,16 +985,27 @@ impl MetricSettings {
             metric_type: MetricType::Continuous, // set per pair
             alternative: direction.into(),
             alpha: js.alpha, // corrected per judgment
-            quantiles: number_list(&metric.analysis, &["canary", "quantiles"], &base)?.unwrap_or_else(|| js.quantiles.clone()),
+            quantiles: number_list(&metric.analysis, &["canary", "quantiles"], &base)?
+                .unwrap_or_else(|| js.quantiles.clone()),
             t_opt: r.f64(&["canary", "tOpt"], js.t_opt)?,
             traffic_share: r.f64(&["canary", "trafficShare"], js.traffic_share)?,
             concentration: r.f64(&["canary", "concentration"], js.concentration)?,
             batch_size: batch as u32,
             nan_as_zero: nan_strategy == NanStrategy::Replace,
-            pass_ratio_increase: if allowed.1 > 1.0 { allowed.1 } else { 1.0 + pass_margin },
-            pass_ratio_decrease: if allowed.0 < 1.0 { allowed.0 } else { 1.0 - pass_margin },
+            pass_ratio_increase: if allowed.1 > 1.0 {
+                allowed.1
+            } else {
+                1.0 + pass_margin
+            },
+            pass_ratio_decrease: if allowed.0 < 1.0 {
+                allowed.0
+            } else {
+                1.0 - pass_margin
+            },
         };
-        params.validate().map_err(|e| ShapeError::new(&cp, e.to_string()))?;
+        params
+            .validate()
+            .map_err(|e| ShapeError::new(&cp, e.to_string()))?;
         Ok(MetricSettings {
             nan_strategy,
             critical: r.bool(&["canary", "critical"], false)?,
@@ -919,19 +1031,28 @@ pub fn run(
     let list_path = JsonPath::root().key("metricSetPairList");
     let mut jobs = Vec::with_capacity(pairs.len());
     for (i, pair) in pairs.iter().enumerate() {
-        let metric = config.metric(&pair.name).ok_or_else(|| JudgeError::MissingMetricConfig {
-            path: list_path.index(i).key("name"),
-            name: pair.name.clone(),
-        })?;
+        let metric = config
+            .metric(&pair.name)
+            .ok_or_else(|| JudgeError::MissingMetricConfig {
+                path: list_path.index(i).key("name"),
+                name: pair.name.clone(),
+            })?;
         jobs.push((pair, metric, MetricSettings::resolve(metric, &js)?));
     }
     let counted = jobs.iter().filter(|j| !j.2.muted).count().max(1);
-    let alpha_m = if js.bonferroni { js.alpha / counted as f64 } else { js.alpha };
-    let points: usize = pairs.iter().map(|p| p.control.len() + p.experiment.len()).sum();
+    let alpha_m = if js.bonferroni {
+        js.alpha / counted as f64
+    } else {
+        js.alpha
+    };
+    let points: usize = pairs
+        .iter()
+        .map(|p| p.control.len() + p.experiment.len())
+        .sum();
     let threads = match parallelism {
-        Parallelism::Auto if points >= 200_000 => {
-            std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len())
-        }
+        Parallelism::Auto if points >= 200_000 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len()),
         _ => 1,
     };
     let judge_one = |(pair, metric, settings): &(&MetricSetPair, &MetricConfig, MetricSettings)| {
@@ -942,9 +1063,14 @@ pub fn run(
     } else {
         let chunk = jobs.len().div_ceil(threads);
         std::thread::scope(|s| {
-            let handles: Vec<_> =
-                jobs.chunks(chunk).map(|c| s.spawn(move || c.iter().map(judge_one).collect::<Vec<_>>())).collect();
-            handles.into_iter().flat_map(|h| h.join().expect("judging a metric does not panic")).collect()
+            let handles: Vec<_> = jobs
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().map(judge_one).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("judging a metric does not panic"))
+                .collect()
         })
     };
     let scored: Vec<ScoredResult<'_>> = results
@@ -979,29 +1105,185 @@ pub fn run(
     })
 }
 
+/// The key of a pair's state across a run's ticks: metric name and tags.
+pub fn state_key(pair: &MetricSetPair) -> String {
+    format!(
+        "{}\u{1f}{}",
+        pair.name,
+        serde_json::to_string(&pair.tags).unwrap_or_default()
+    )
+}
+
+/// One tick of a run judged with `coalmine-seq-v1`: `pairs` hold only the values that
+/// arrived since the previous tick. Each pair's state (created with [`params_for`] on first
+/// sight) takes them as one look; the results are classified and scored from the states, so
+/// evidence accumulates over the whole run instead of restarting every tick.
+pub fn judge_states(
+    config: &CanaryConfig,
+    pairs: &[MetricSetPair],
+    states: &mut BTreeMap<String, SequentialState>,
+    thresholds: Thresholds,
+) -> Result<CanaryJudgeResult, JudgeError> {
+    let js = JudgeSettings::from_config(config)?;
+    let list_path = JsonPath::root().key("metricSetPairList");
+    let mut results = Vec::with_capacity(pairs.len());
+    for (i, pair) in pairs.iter().enumerate() {
+        let metric = config
+            .metric(&pair.name)
+            .ok_or_else(|| JudgeError::MissingMetricConfig {
+                path: list_path.index(i).key("name"),
+                name: pair.name.clone(),
+            })?;
+        let ms = MetricSettings::resolve(metric, &js)?;
+        let key = state_key(pair);
+        if !states.contains_key(&key) {
+            let params = params_for(config, pairs, i, ms.metric_type)?;
+            match SequentialState::new(params) {
+                Ok(st) => {
+                    states.insert(key.clone(), st);
+                }
+                Err(e) => {
+                    results.push(error_result(pair, metric, &ms, &e));
+                    continue;
+                }
+            }
+        }
+        let state = states.get_mut(&key).expect("inserted above");
+        let outcome = state.update(&pair.control, &pair.experiment);
+        let clean = |s: &[f64]| match ms.nan_strategy {
+            NanStrategy::Remove => remove_nans(s),
+            NanStrategy::Replace => replace_nans(s, 0.0),
+        };
+        match outcome {
+            Err(e) => results.push(error_result(pair, metric, &ms, &e)),
+            Ok(()) => {
+                let mut report = state.report();
+                report.metric_type_inferred = ms.metric_type.is_none();
+                report.warnings.extend(ms.warnings.iter().cloned());
+                let (label, reason, critical) = classify(&pair.name, state, &report, &ms);
+                results.push(AnalysisResult {
+                    name: pair.name.clone(),
+                    id: pair.id.clone(),
+                    tags: pair.tags.clone(),
+                    classification: label.as_str().to_string(),
+                    classification_reason: reason,
+                    groups: metric.groups.clone(),
+                    experiment_metadata: SeriesMetadata {
+                        stats: stats::summary(&clean(&pair.experiment)),
+                    },
+                    control_metadata: SeriesMetadata {
+                        stats: stats::summary(&clean(&pair.control)),
+                    },
+                    result_metadata: Some(ResultMetadata {
+                        ratio: state.mean_ratio(),
+                        test: None,
+                        sequential: Some(report),
+                    }),
+                    critical,
+                    muted: ms.muted,
+                });
+            }
+        }
+    }
+    let scored: Vec<ScoredResult<'_>> = results
+        .iter()
+        .map(|r| ScoredResult {
+            label: Label::parse(&r.classification).unwrap_or(Label::Error),
+            groups: &r.groups,
+            critical: r.critical,
+            muted: r.muted,
+            reason: r.classification_reason.as_deref(),
+        })
+        .collect();
+    let s = score::score(&scored, &config.group_weights, thresholds);
+    Ok(CanaryJudgeResult {
+        judge_name: JudgeKind::CoalmineSeqV1.name().to_string(),
+        score: ScoreResult {
+            score: s.summary,
+            classification: s.classification.as_str().to_string(),
+            classification_reason: s.reason,
+        },
+        group_scores: s
+            .groups
+            .into_iter()
+            .map(|g| GroupScoreResult {
+                name: g.name,
+                score: g.score,
+                classification: String::new(),
+                classification_reason: String::new(),
+            })
+            .collect(),
+        results,
+    })
+}
+
+fn error_result(
+    pair: &MetricSetPair,
+    metric: &MetricConfig,
+    ms: &MetricSettings,
+    e: &StatsError,
+) -> AnalysisResult {
+    AnalysisResult {
+        name: pair.name.clone(),
+        id: pair.id.clone(),
+        tags: pair.tags.clone(),
+        classification: Label::Error.as_str().to_string(),
+        classification_reason: Some(format!("Metric Classification Failed: {e}")),
+        groups: metric.groups.clone(),
+        experiment_metadata: SeriesMetadata {
+            stats: stats::summary(&remove_nans(&pair.experiment)),
+        },
+        control_metadata: SeriesMetadata {
+            stats: stats::summary(&remove_nans(&pair.control)),
+        },
+        result_metadata: None,
+        critical: false,
+        muted: ms.muted,
+    }
+}
+
 /// Feed a pair's series into a fresh state, one control and one experiment value per look.
-pub fn replay(params: SequentialParams, control: &[f64], experiment: &[f64]) -> Result<SequentialState, StatsError> {
+pub fn replay(
+    params: SequentialParams,
+    control: &[f64],
+    experiment: &[f64],
+) -> Result<SequentialState, StatsError> {
     let mut state = SequentialState::new(params)?;
     for i in 0..control.len().max(experiment.len()) {
-        state.update(control.get(i..i + 1).unwrap_or(&[]), experiment.get(i..i + 1).unwrap_or(&[]))?;
+        state.update(
+            control.get(i..i + 1).unwrap_or(&[]),
+            experiment.get(i..i + 1).unwrap_or(&[]),
+        )?;
     }
     Ok(state)
 }
 
-fn judge_pair(pair: &MetricSetPair, metric: &MetricConfig, ms: &MetricSettings, alpha: f64) -> AnalysisResult {
+fn judge_pair(
+    pair: &MetricSetPair,
+    metric: &MetricConfig,
+    ms: &MetricSettings,
+    alpha: f64,
+) -> AnalysisResult {
     let clean = |s: &[f64]| match ms.nan_strategy {
         NanStrategy::Remove => remove_nans(s),
         NanStrategy::Replace => replace_nans(s, 0.0),
     };
     let (control, experiment) = (clean(&pair.control), clean(&pair.experiment));
-    let metric_type = ms.metric_type.unwrap_or_else(|| MetricType::infer(&control, &experiment));
+    let metric_type = ms
+        .metric_type
+        .unwrap_or_else(|| MetricType::infer(&control, &experiment));
     let mut params = ms.params.clone();
     params.metric_type = metric_type;
     params.alpha = alpha;
     let outcome = replay(params, &pair.control, &pair.experiment);
     let name = &pair.name;
     let (label, reason, critical, metadata) = match outcome {
-        Err(e) => (Label::Error, Some(format!("Metric Classification Failed: {e}")), false, None),
+        Err(e) => (
+            Label::Error,
+            Some(format!("Metric Classification Failed: {e}")),
+            false,
+            None,
+        ),
         Ok(state) => {
             let mut report = state.report();
             report.metric_type_inferred = ms.metric_type.is_none();
@@ -1017,9 +1299,17 @@ fn judge_pair(pair: &MetricSetPair, metric: &MetricConfig, ms: &MetricSettings, 
         classification: label.as_str().to_string(),
         classification_reason: reason,
         groups: metric.groups.clone(),
-        experiment_metadata: SeriesMetadata { stats: stats::summary(&experiment) },
-        control_metadata: SeriesMetadata { stats: stats::summary(&control) },
-        result_metadata: metadata.map(|(ratio, report)| ResultMetadata { ratio, test: None, sequential: Some(report) }),
+        experiment_metadata: SeriesMetadata {
+            stats: stats::summary(&experiment),
+        },
+        control_metadata: SeriesMetadata {
+            stats: stats::summary(&control),
+        },
+        result_metadata: metadata.map(|(ratio, report)| ResultMetadata {
+            ratio,
+            test: None,
+            sequential: Some(report),
+        }),
         critical,
         muted: ms.muted,
     }
@@ -1027,7 +1317,12 @@ fn judge_pair(pair: &MetricSetPair, metric: &MetricConfig, ms: &MetricSettings, 
 
 /// The classifier's decision procedure on the state: no data, crossing, effect-size gate,
 /// critical escalation (Kayenta's `MannWhitneyClassifier` steps 1, 4 and 5).
-fn classify(name: &str, state: &SequentialState, report: &SequentialReport, ms: &MetricSettings) -> (Label, Option<String>, bool) {
+fn classify(
+    name: &str,
+    state: &SequentialState,
+    report: &SequentialReport,
+    ms: &MetricSettings,
+) -> (Label, Option<String>, bool) {
     let (nc, ne) = state.n();
     if nc == 0 || ne == 0 {
         return match ms.nan_strategy {
@@ -1051,12 +1346,20 @@ fn classify(name: &str, state: &SequentialState, report: &SequentialReport, ms: 
     };
     let (crit_dec, crit_inc) = ms.critical_thresholds;
     match label {
-        Label::High if ms.critical && (effect.is_nan() || effect >= crit_inc) => {
-            (label, Some(format!("The metric {name} was classified as High (Critical)")), true)
-        }
-        Label::Low if ms.critical && (effect.is_nan() || effect <= crit_dec) => {
-            (label, Some(format!("The metric {name} was classified as Low (Critical)")), true)
-        }
+        Label::High if ms.critical && (effect.is_nan() || effect >= crit_inc) => (
+            label,
+            Some(format!(
+                "The metric {name} was classified as High (Critical)"
+            )),
+            true,
+        ),
+        Label::Low if ms.critical && (effect.is_nan() || effect <= crit_dec) => (
+            label,
+            Some(format!(
+                "The metric {name} was classified as Low (Critical)"
+            )),
+            true,
+        ),
         Label::High => (label, Some(format!("{name} was classified as High")), false),
         Label::Low => (label, Some(format!("{name} was classified as Low")), false),
         _ => (Label::Pass, None, false),
@@ -1088,10 +1391,12 @@ pub fn params_for(
     let mut counted = 0;
     let mut mine = None;
     for (i, pair) in pairs.iter().enumerate() {
-        let metric = config.metric(&pair.name).ok_or_else(|| JudgeError::MissingMetricConfig {
-            path: list_path.index(i).key("name"),
-            name: pair.name.clone(),
-        })?;
+        let metric = config
+            .metric(&pair.name)
+            .ok_or_else(|| JudgeError::MissingMetricConfig {
+                path: list_path.index(i).key("name"),
+                name: pair.name.clone(),
+            })?;
         let ms = MetricSettings::resolve(metric, &js)?;
         if !ms.muted {
             counted += 1;
@@ -1101,7 +1406,10 @@ pub fn params_for(
         }
     }
     let (ms, pair) = mine.ok_or_else(|| {
-        JudgeError::Invalid(ShapeError::new(&list_path.index(pair_index), "no such metric-set pair"))
+        JudgeError::Invalid(ShapeError::new(
+            &list_path.index(pair_index),
+            "no such metric-set pair",
+        ))
     })?;
     let mut params = ms.params.clone();
     params.alpha = metric_alpha(js.alpha, counted, js.bonferroni);
@@ -1119,7 +1427,9 @@ mod tests {
     fn lcg(seed: u64) -> impl FnMut() -> f64 {
         let mut s = seed;
         move || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
         }
     }
@@ -1154,7 +1464,10 @@ mod tests {
                 let (c, e) = (10.0 + 3.0 * u(), 10.0 + shift + 3.0 * u());
                 s.update(&[c], &[e]).unwrap();
                 max_exact = max_exact.max(s.e_value().ln());
-                assert!((s.monitor.ln_max_e - max_exact).abs() < 1e-9, "shift {shift}");
+                assert!(
+                    (s.monitor.ln_max_e - max_exact).abs() < 1e-9,
+                    "shift {shift}"
+                );
             }
             assert!(s.monitor.exact_looks < 400 || shift > 0.0);
         }

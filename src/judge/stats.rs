@@ -25,7 +25,13 @@ pub struct Summary {
 /// Kayenta's `summary()`: an empty series gives all zeros (not NaN).
 pub fn summary(values: &[f64]) -> Summary {
     if values.is_empty() {
-        return Summary { min: 0.0, max: 0.0, mean: 0.0, std: 0.0, count: 0 };
+        return Summary {
+            min: 0.0,
+            max: 0.0,
+            mean: 0.0,
+            std: 0.0,
+            count: 0,
+        };
     }
     let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
     for &v in values {
@@ -419,7 +425,11 @@ pub fn round_half_up(x: f64, places: u32) -> f64 {
     let text = format!(
         "{}{}e-{}",
         if negative { "-" } else { "" },
-        if digits_str.is_empty() { "0" } else { &digits_str },
+        if digits_str.is_empty() {
+            "0"
+        } else {
+            &digits_str
+        },
         places
     );
     text.parse().expect("a decimal literal parses")

@@ -11,7 +11,9 @@ pub fn remove_nans(data: &[f64]) -> Vec<f64> {
 
 /// Replace every NaN by `value`.
 pub fn replace_nans(data: &[f64], value: f64) -> Vec<f64> {
-    data.iter().map(|&v| if v.is_nan() { value } else { v }).collect()
+    data.iter()
+        .map(|&v| if v.is_nan() { value } else { v })
+        .collect()
 }
 
 /// An outlier detector: which points of a series are outliers.
@@ -19,7 +21,10 @@ pub fn replace_nans(data: &[f64], value: f64) -> Vec<f64> {
 pub enum Detector {
     /// Tukey fences `[p25 − f·IQR, p75 + f·IQR]` (R-7 percentiles). With
     /// `reduce_sensitivity` the fences are widened to at least `[p1, p99]`, as the judge uses it.
-    Iqr { factor: f64, reduce_sensitivity: bool },
+    Iqr {
+        factor: f64,
+        reduce_sensitivity: bool,
+    },
     /// `|x − mean| > k·σ` with the population standard deviation.
     KSigma { k: f64 },
 }
@@ -28,7 +33,10 @@ impl Detector {
     /// One flag per point, `true` for an outlier. Comparisons are strict.
     pub fn detect(&self, data: &[f64]) -> Vec<bool> {
         match *self {
-            Detector::Iqr { factor, reduce_sensitivity } => {
+            Detector::Iqr {
+                factor,
+                reduce_sensitivity,
+            } => {
                 let mut sorted = data.to_vec();
                 sorted.sort_by(f64::total_cmp);
                 let p25 = percentile_sorted(&sorted, 25.0);
@@ -60,7 +68,11 @@ impl Detector {
     /// The series without its outliers, order kept.
     pub fn remove_outliers(&self, data: &[f64]) -> Vec<f64> {
         let flags = self.detect(data);
-        data.iter().zip(flags).filter(|(_, out)| !out).map(|(&v, _)| v).collect()
+        data.iter()
+            .zip(flags)
+            .filter(|(_, out)| !out)
+            .map(|(&v, _)| v)
+            .collect()
     }
 }
 
@@ -79,11 +91,18 @@ impl JavaRandom {
     const MASK: u64 = (1 << 48) - 1;
 
     pub fn new(seed: i64) -> Self {
-        JavaRandom { seed: (seed as u64 ^ Self::MULTIPLIER) & Self::MASK, next_next_gaussian: None }
+        JavaRandom {
+            seed: (seed as u64 ^ Self::MULTIPLIER) & Self::MASK,
+            next_next_gaussian: None,
+        }
     }
 
     fn next(&mut self, bits: u32) -> i32 {
-        self.seed = (self.seed.wrapping_mul(Self::MULTIPLIER).wrapping_add(Self::ADDEND)) & Self::MASK;
+        self.seed = (self
+            .seed
+            .wrapping_mul(Self::MULTIPLIER)
+            .wrapping_add(Self::ADDEND))
+            & Self::MASK;
         (self.seed >> (48 - bits)) as i64 as i32
     }
 
@@ -125,7 +144,8 @@ fn strict_log(x: f64) -> f64 {
     const LG7: f64 = 1.479819860511658591e-01;
     let hi = |v: f64| (v.to_bits() >> 32) as u32 as i32;
     let lo = |v: f64| v.to_bits() as u32;
-    let with_hi = |v: f64, h: i32| f64::from_bits(((h as u32 as u64) << 32) | (v.to_bits() & 0xffff_ffff));
+    let with_hi =
+        |v: f64, h: i32| f64::from_bits(((h as u32 as u64) << 32) | (v.to_bits() & 0xffff_ffff));
     let mut x = x;
     let mut hx = hi(x);
     let lx = lo(x);
@@ -153,10 +173,18 @@ fn strict_log(x: f64) -> f64 {
     let dk = k as f64;
     if (0x000f_ffff & (2 + hx)) < 3 {
         if f == 0.0 {
-            return if k == 0 { 0.0 } else { dk * LN2_HI + dk * LN2_LO };
+            return if k == 0 {
+                0.0
+            } else {
+                dk * LN2_HI + dk * LN2_LO
+            };
         }
         let r = f * f * (0.5 - 0.33333333333333333 * f);
-        return if k == 0 { f - r } else { dk * LN2_HI - ((r - dk * LN2_LO) - f) };
+        return if k == 0 {
+            f - r
+        } else {
+            dk * LN2_HI - ((r - dk * LN2_LO) - f)
+        };
     }
     let s = f / (2.0 + f);
     let z = s * s;
@@ -183,7 +211,9 @@ fn strict_log(x: f64) -> f64 {
 
 /// `x_i + N(mean, stdev²)` for every point (Kayenta `Transforms.addGaussianNoise`).
 pub fn add_gaussian_noise(data: &[f64], mean: f64, stdev: f64, rng: &mut JavaRandom) -> Vec<f64> {
-    data.iter().map(|&x| x + (rng.next_gaussian() * stdev + mean)).collect()
+    data.iter()
+        .map(|&x| x + (rng.next_gaussian() * stdev + mean))
+        .collect()
 }
 
 /// A seed derived from the data (FNV-1a over the IEEE bits), so that the noise Kayenta adds

@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use arrow::array::{
-    Array, ArrayRef, MapBuilder, RecordBatch, StringBuilder,
-};
+use arrow::array::{Array, ArrayRef, MapBuilder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -33,12 +31,20 @@ pub struct Binding {
 
 impl Binding {
     pub fn new(tags: BTreeMap<String, String>, start_ms: i64, end_ms: i64) -> Self {
-        Binding { tags, start_ms, end_ms }
+        Binding {
+            tags,
+            start_ms,
+            end_ms,
+        }
     }
 
     /// Everything in the store.
     pub fn all() -> Self {
-        Binding { tags: BTreeMap::new(), start_ms: i64::MIN, end_ms: i64::MAX }
+        Binding {
+            tags: BTreeMap::new(),
+            start_ms: i64::MIN,
+            end_ms: i64::MAX,
+        }
     }
 }
 
@@ -55,7 +61,9 @@ pub struct StoreTableProvider {
 
 impl fmt::Debug for StoreTableProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreTableProvider").field("binding", &self.binding).finish()
+        f.debug_struct("StoreTableProvider")
+            .field("binding", &self.binding)
+            .finish()
     }
 }
 
@@ -76,15 +84,32 @@ impl StoreTableProvider {
             keys.into_iter().collect()
         };
         let mut fields = vec![
-            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
-            Field::new("metric", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new(
+                "metric",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                false,
+            ),
             Field::new("value", DataType::Float64, false),
             Field::new("tags", tags_type(), false),
         ];
         for k in &tag_columns {
-            fields.push(Field::new(k, DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)), true));
+            fields.push(Field::new(
+                k,
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            ));
         }
-        StoreTableProvider { store, binding: RwLock::new(binding), schema: Arc::new(Schema::new(fields)), tag_columns }
+        StoreTableProvider {
+            store,
+            binding: RwLock::new(binding),
+            schema: Arc::new(Schema::new(fields)),
+            tag_columns,
+        }
     }
 
     /// Point the table at another scope or window (a canary run's next tick).
@@ -98,7 +123,10 @@ impl StoreTableProvider {
 }
 
 fn tags_type() -> DataType {
-    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()).finish().data_type().clone()
+    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+        .finish()
+        .data_type()
+        .clone()
 }
 
 /// What the pushed-down filters allow.
@@ -113,8 +141,15 @@ struct Pushed {
 
 fn literal_str(e: &Expr) -> Option<String> {
     match e {
-        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => Some(s.clone()),
-        Expr::Literal(ScalarValue::Dictionary(_, v), _) => literal_str(&Expr::Literal((**v).clone(), None)),
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Some(s.clone()),
+        Expr::Literal(ScalarValue::Dictionary(_, v), _) => {
+            literal_str(&Expr::Literal((**v).clone(), None))
+        }
         Expr::Cast(c) => literal_str(&c.expr),
         Expr::TryCast(c) => literal_str(&c.expr),
         _ => None,
@@ -127,8 +162,12 @@ fn literal_ms(e: &Expr) -> Option<(i64, bool)> {
         Expr::Literal(v, _) => match v {
             ScalarValue::TimestampMillisecond(Some(x), _) => Some((*x, true)),
             ScalarValue::TimestampSecond(Some(x), _) => x.checked_mul(1000).map(|m| (m, true)),
-            ScalarValue::TimestampMicrosecond(Some(x), _) => Some((x.div_euclid(1000), x.rem_euclid(1000) == 0)),
-            ScalarValue::TimestampNanosecond(Some(x), _) => Some((x.div_euclid(1_000_000), x.rem_euclid(1_000_000) == 0)),
+            ScalarValue::TimestampMicrosecond(Some(x), _) => {
+                Some((x.div_euclid(1000), x.rem_euclid(1000) == 0))
+            }
+            ScalarValue::TimestampNanosecond(Some(x), _) => {
+                Some((x.div_euclid(1_000_000), x.rem_euclid(1_000_000) == 0))
+            }
             _ => None,
         },
         Expr::Cast(c) => literal_ms(&c.expr),
@@ -169,8 +208,12 @@ impl StoreTableProvider {
                         let (t, exact) = literal_ms(lit)?;
                         // rounded down to the millisecond: widen the range when inexact
                         match (op, exact) {
-                            (Operator::GtEq, _) | (Operator::Gt, false) => p.start = Some(p.start.map_or(t, |s| s.max(t))),
-                            (Operator::Gt, true) => p.start = Some(p.start.map_or(t + 1, |s| s.max(t + 1))),
+                            (Operator::GtEq, _) | (Operator::Gt, false) => {
+                                p.start = Some(p.start.map_or(t, |s| s.max(t)))
+                            }
+                            (Operator::Gt, true) => {
+                                p.start = Some(p.start.map_or(t + 1, |s| s.max(t + 1)))
+                            }
                             (Operator::Lt, true) => p.end = Some(p.end.map_or(t, |s| s.min(t))),
                             _ => p.end = Some(p.end.map_or(t + 1, |s| s.min(t + 1))),
                         }
@@ -188,7 +231,8 @@ impl StoreTableProvider {
                 }
             }
             Expr::InList(list) if !list.negated && column_name(&list.expr) == Some("metric") => {
-                let set: BTreeSet<String> = list.list.iter().map(literal_str).collect::<Option<_>>()?;
+                let set: BTreeSet<String> =
+                    list.list.iter().map(literal_str).collect::<Option<_>>()?;
                 p.metrics = Some(match p.metrics.take() {
                     Some(prev) => prev.intersection(&set).cloned().collect(),
                     None => set,
@@ -219,7 +263,8 @@ impl StoreTableProvider {
         }
         match &p.metrics {
             Some(ms) => {
-                let mut out: Vec<u32> = ms.iter().flat_map(|m| reg.select(Some(m), &tags)).collect();
+                let mut out: Vec<u32> =
+                    ms.iter().flat_map(|m| reg.select(Some(m), &tags)).collect();
                 out.sort_unstable();
                 out
             }
@@ -238,7 +283,10 @@ impl TableProvider for StoreTableProvider {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Exact ones the store applies in full (series selection, time slicing), so the
         // columns they test need not even be read; inexact ones only prune.
         Ok(filters
@@ -263,18 +311,26 @@ impl TableProvider for StoreTableProvider {
         for f in filters {
             self.push(f, &mut pushed);
         }
-        let start = pushed.start.map_or(binding.start_ms, |s| s.max(binding.start_ms));
+        let start = pushed
+            .start
+            .map_or(binding.start_ms, |s| s.max(binding.start_ms));
         let end = pushed.end.map_or(binding.end_ms, |e| e.min(binding.end_ms));
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
         let projection: Vec<usize> = projection.cloned().unwrap_or(all);
         let projected = Arc::new(self.schema.project(&projection)?);
         let batches = {
             let series = self.select_series(&self.store.registry(), &binding, &pushed);
-            let raw = self.store.scan_series(&series, start, end).map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            let raw = self
+                .store
+                .scan_series(&series, start, end)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             let reg = self.store.registry();
-            raw.iter().map(|b| self.widen(&reg, b, &projection, &projected)).collect::<DfResult<Vec<_>>>()?
+            raw.iter()
+                .map(|b| self.widen(&reg, b, &projection, &projected))
+                .collect::<DfResult<Vec<_>>>()?
         };
-        let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[batches], projected, None)?;
+        let exec: Arc<dyn ExecutionPlan> =
+            MemorySourceConfig::try_new_exec(&[batches], projected, None)?;
         Ok(exec)
     }
 }
@@ -282,7 +338,13 @@ impl TableProvider for StoreTableProvider {
 impl StoreTableProvider {
     /// `(series, ts, value)` → the projected `metrics` columns. `ts` and `value` are shared,
     /// not copied; text columns are dictionaries with one entry per series run.
-    fn widen(&self, reg: &SeriesRegistry, batch: &RecordBatch, projection: &[usize], schema: &SchemaRef) -> DfResult<RecordBatch> {
+    fn widen(
+        &self,
+        reg: &SeriesRegistry,
+        batch: &RecordBatch,
+        projection: &[usize],
+        schema: &SchemaRef,
+    ) -> DfResult<RecordBatch> {
         let (se, ts, v) = columns(batch);
         let n = batch.num_rows();
         // runs of equal series (one per slice of a segment; several for buffered points)
@@ -306,14 +368,27 @@ impl StoreTableProvider {
                 keys.extend(std::iter::repeat_n(k as i32, len));
                 nulls.extend(std::iter::repeat_n(val.is_some(), len));
             }
-            let keys = arrow::array::Int32Array::new(keys.into(), Some(arrow::buffer::NullBuffer::from(nulls)));
-            Ok(Arc::new(arrow::array::DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values.finish()))?))
+            let keys = arrow::array::Int32Array::new(
+                keys.into(),
+                Some(arrow::buffer::NullBuffer::from(nulls)),
+            );
+            Ok(Arc::new(
+                arrow::array::DictionaryArray::<Int32Type>::try_new(
+                    keys,
+                    Arc::new(values.finish()),
+                )?,
+            ))
         };
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(projection.len());
         for &i in projection {
             let col: ArrayRef = match i {
                 0 => Arc::new(ts.clone()),
-                1 => dict(&|s| Some(reg.key(s).map_or_else(String::new, |k| k.metric.to_string())))?,
+                1 => dict(&|s| {
+                    Some(
+                        reg.key(s)
+                            .map_or_else(String::new, |k| k.metric.to_string()),
+                    )
+                })?,
                 2 => Arc::new(v.clone()),
                 3 => {
                     let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
@@ -338,6 +413,10 @@ impl StoreTableProvider {
             debug_assert_eq!(col.len(), n);
             cols.push(col);
         }
-        Ok(RecordBatch::try_new_with_options(schema.clone(), cols, &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)))?)
+        Ok(RecordBatch::try_new_with_options(
+            schema.clone(),
+            cols,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
     }
 }

@@ -52,6 +52,10 @@ pub struct RunSpec {
     pub pass: f64,
     pub marginal: f64,
     pub judge: Option<String>,
+    /// `coalmine-seq-v1`: the run may pass early once it has lasted this long and every
+    /// metric's confidence sequence excludes a regression (`minDuration`; unset: no early pass).
+    #[serde(default)]
+    pub min_duration_ms: Option<i64>,
 }
 
 impl RunSpec {
@@ -73,6 +77,13 @@ impl RunSpec {
         }
     }
 
+    /// `[start, end)` of the values not yet judged at `tick`, given where the previous
+    /// judgment's data ended (`None`: the first judgment, from the end of the warm-up). A tick
+    /// skipped after a restart does not lose its values: the next one takes them.
+    pub fn new_data_window(&self, judged_until: Option<i64>, tick: i64) -> (i64, i64) {
+        (judged_until.unwrap_or(self.start_ms + self.warmup_ms), tick)
+    }
+
     /// `[start, end)` judged at `tick`.
     pub fn window_at(&self, tick: i64) -> (i64, i64) {
         let first = self.start_ms + self.warmup_ms;
@@ -85,28 +96,60 @@ impl RunSpec {
 
 /// A human duration (`"30s"`, `"5m"`, `"2h"`) in milliseconds.
 pub fn duration_ms(v: &Value, field: &str) -> Result<i64, String> {
-    let s = v.as_str().ok_or_else(|| format!("{field}: expected a duration like \"5m\", found {}", describe(v)))?;
+    let s = v.as_str().ok_or_else(|| {
+        format!(
+            "{field}: expected a duration like \"5m\", found {}",
+            describe(v)
+        )
+    })?;
     let d = crate::config::parse_duration(s).map_err(|e| format!("{field}: {e}"))?;
     Ok(d.as_millis() as i64)
 }
 
-const FIELDS: [&str; 9] = ["config", "scopes", "start", "lifetime", "interval", "window", "warmup", "thresholds", "judge"];
+const FIELDS: [&str; 10] = [
+    "config",
+    "scopes",
+    "start",
+    "lifetime",
+    "interval",
+    "window",
+    "warmup",
+    "thresholds",
+    "judge",
+    "minDuration",
+];
 
 /// Parse and check a run request. `now_ms` resolves `"now"` and a missing start. Returns the
 /// spec and the `config` value (an id string or an inline config object).
 pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
-    let o = body.as_object().ok_or_else(|| format!("a run request must be a JSON object, found {}", describe(body)))?;
+    let o = body.as_object().ok_or_else(|| {
+        format!(
+            "a run request must be a JSON object, found {}",
+            describe(body)
+        )
+    })?;
     for k in o.keys() {
         if !FIELDS.contains(&k.as_str()) {
-            return Err(format!("{k}: unknown field (expected one of {})", FIELDS.join(", ")));
+            return Err(format!(
+                "{k}: unknown field (expected one of {})",
+                FIELDS.join(", ")
+            ));
         }
     }
-    let config = o.get("config").cloned().ok_or("config: missing (a canary config id or an inline config)")?;
+    let config = o
+        .get("config")
+        .cloned()
+        .ok_or("config: missing (a canary config id or an inline config)")?;
     if !config.is_string() && !config.is_object() {
-        return Err(format!("config: expected a config id or an inline config object, found {}", describe(&config)));
+        return Err(format!(
+            "config: expected a config id or an inline config object, found {}",
+            describe(&config)
+        ));
     }
     let scopes_v = o.get("scopes").ok_or("scopes: missing (e.g. {\"default\": {\"control\": {\"tags\": {...}}, \"experiment\": {\"tags\": {...}}}})")?;
-    let scopes_o = scopes_v.as_object().ok_or_else(|| format!("scopes: expected an object, found {}", describe(scopes_v)))?;
+    let scopes_o = scopes_v
+        .as_object()
+        .ok_or_else(|| format!("scopes: expected an object, found {}", describe(scopes_v)))?;
     if scopes_o.is_empty() {
         return Err("scopes: at least one scope (usually \"default\") is required".into());
     }
@@ -115,21 +158,37 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
         let side = |which: &str| -> Result<ScopeSide, String> {
             let path = format!("scopes.{name}.{which}");
             let v = s.get(which).ok_or_else(|| format!("{path}: missing"))?;
-            let tags = v.get("tags").ok_or_else(|| format!("{path}.tags: missing"))?;
-            let tags = tags.as_object().ok_or_else(|| format!("{path}.tags: expected an object of strings, found {}", describe(tags)))?;
+            let tags = v
+                .get("tags")
+                .ok_or_else(|| format!("{path}.tags: missing"))?;
+            let tags = tags.as_object().ok_or_else(|| {
+                format!(
+                    "{path}.tags: expected an object of strings, found {}",
+                    describe(tags)
+                )
+            })?;
             let mut out = BTreeMap::new();
             for (k, t) in tags {
-                let t = t.as_str().ok_or_else(|| format!("{path}.tags.{k}: expected a string, found {}", describe(t)))?;
+                let t = t.as_str().ok_or_else(|| {
+                    format!("{path}.tags.{k}: expected a string, found {}", describe(t))
+                })?;
                 out.insert(k.clone(), t.to_string());
             }
             if out.is_empty() {
-                return Err(format!("{path}.tags: at least one tag is needed to tell the {which} apart"));
+                return Err(format!(
+                    "{path}.tags: at least one tag is needed to tell the {which} apart"
+                ));
             }
             Ok(ScopeSide { tags: out })
         };
-        let scope = Scope { control: side("control")?, experiment: side("experiment")? };
+        let scope = Scope {
+            control: side("control")?,
+            experiment: side("experiment")?,
+        };
         if scope.control == scope.experiment {
-            return Err(format!("scopes.{name}: control and experiment select the same series"));
+            return Err(format!(
+                "scopes.{name}: control and experiment select the same series"
+            ));
         }
         scopes.insert(name.clone(), scope);
     }
@@ -139,10 +198,20 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
         Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
             .map_err(|e| format!("start: {s:?} is not \"now\" or an RFC 3339 time ({e})"))?
             .timestamp_millis(),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| format!("start: {n} is not epoch milliseconds"))?,
-        Some(other) => return Err(format!("start: expected \"now\" or a time, found {}", describe(other))),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| format!("start: {n} is not epoch milliseconds"))?,
+        Some(other) => {
+            return Err(format!(
+                "start: expected \"now\" or a time, found {}",
+                describe(other)
+            ))
+        }
     };
-    let lifetime_ms = duration_ms(o.get("lifetime").ok_or("lifetime: missing (e.g. \"2h\")")?, "lifetime")?;
+    let lifetime_ms = duration_ms(
+        o.get("lifetime").ok_or("lifetime: missing (e.g. \"2h\")")?,
+        "lifetime",
+    )?;
     let interval_ms = match o.get("interval") {
         Some(v) => duration_ms(v, "interval")?,
         None => lifetime_ms,
@@ -154,7 +223,9 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
     let window = match o.get("window") {
         None => Window::Growing,
         Some(Value::String(s)) if s == "growing" => Window::Growing,
-        Some(v) => Window::Sliding { ms: duration_ms(v, "window").map_err(|e| format!("{e} (or \"growing\")"))? },
+        Some(v) => Window::Sliding {
+            ms: duration_ms(v, "window").map_err(|e| format!("{e} (or \"growing\")"))?,
+        },
     };
     if lifetime_ms <= 0 {
         return Err("lifetime: must be longer than 0s".into());
@@ -163,7 +234,10 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
         return Err("interval: must be longer than 0s".into());
     }
     if interval_ms > lifetime_ms {
-        return Err(format!("interval: {} is longer than the lifetime", humantime::format_duration(std::time::Duration::from_millis(interval_ms as u64))));
+        return Err(format!(
+            "interval: {} is longer than the lifetime",
+            humantime::format_duration(std::time::Duration::from_millis(interval_ms as u64))
+        ));
     }
     if warmup_ms < 0 || warmup_ms >= lifetime_ms {
         return Err("warmup: must be shorter than the lifetime".into());
@@ -178,13 +252,17 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
         Some(t) => {
             let get = |k: &str| -> Result<f64, String> {
                 let v = t.get(k).ok_or_else(|| format!("thresholds.{k}: missing"))?;
-                v.as_f64().ok_or_else(|| format!("thresholds.{k}: expected a number, found {}", describe(v)))
+                v.as_f64().ok_or_else(|| {
+                    format!("thresholds.{k}: expected a number, found {}", describe(v))
+                })
             };
             (get("pass")?, get("marginal")?)
         }
     };
     if !(0.0..=100.0).contains(&pass) || !(0.0..=100.0).contains(&marginal) || marginal > pass {
-        return Err(format!("thresholds: need 0 ≤ marginal ≤ pass ≤ 100, got pass {pass}, marginal {marginal}"));
+        return Err(format!(
+            "thresholds: need 0 ≤ marginal ≤ pass ≤ 100, got pass {pass}, marginal {marginal}"
+        ));
     }
     let judge = match o.get("judge") {
         None | Some(Value::Null) => None,
@@ -192,9 +270,22 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
             crate::judge::JudgeKind::from_name(j).map_err(|e| format!("judge: {e}"))?;
             Some(j.clone())
         }
-        Some(other) => return Err(format!("judge: expected a judge name, found {}", describe(other))),
+        Some(other) => {
+            return Err(format!(
+                "judge: expected a judge name, found {}",
+                describe(other)
+            ))
+        }
     };
+    let min_duration_ms = match o.get("minDuration") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(duration_ms(v, "minDuration")?),
+    };
+    if min_duration_ms.is_some() && judge.as_deref() != Some("coalmine-seq-v1") {
+        return Err("minDuration: early passes need the anytime-valid judge (\"judge\": \"coalmine-seq-v1\")".into());
+    }
     let spec = RunSpec {
+        min_duration_ms,
         config_id: config.as_str().map(str::to_owned),
         scopes,
         start_ms,
@@ -225,8 +316,14 @@ mod tests {
         assert_eq!(s.judgments(), 8);
         assert_eq!(s.tick_ms(1), 1_000_000 + 180_000);
         assert_eq!(s.tick_ms(8), 1_000_000 + 600_000);
-        assert_eq!(s.window_at(s.tick_ms(1)), (1_000_000 + 120_000, 1_000_000 + 180_000));
-        assert_eq!(s.window_at(s.tick_ms(8)), (1_000_000 + 300_000, 1_000_000 + 600_000));
+        assert_eq!(
+            s.window_at(s.tick_ms(1)),
+            (1_000_000 + 120_000, 1_000_000 + 180_000)
+        );
+        assert_eq!(
+            s.window_at(s.tick_ms(8)),
+            (1_000_000 + 300_000, 1_000_000 + 600_000)
+        );
         let mut g = body();
         g["window"] = json!("growing");
         let (s, _) = parse(&g, 0).unwrap();
@@ -236,15 +333,43 @@ mod tests {
     #[test]
     fn bad_requests_say_what() {
         for (field, value, want) in [
-            ("lifetime", json!("2 hours please"), "lifetime: \"2 hours please\" is not a duration"),
-            ("interval", json!("20m"), "interval: 20m is longer than the lifetime"),
+            (
+                "lifetime",
+                json!("2 hours please"),
+                "lifetime: \"2 hours please\" is not a duration",
+            ),
+            (
+                "interval",
+                json!("20m"),
+                "interval: 20m is longer than the lifetime",
+            ),
             ("window", json!(5), "window: expected a duration"),
-            ("start", json!("yesterday"), "start: \"yesterday\" is not \"now\" or an RFC 3339 time"),
-            ("thresholds", json!({"pass": 50, "marginal": 75}), "need 0 ≤ marginal ≤ pass"),
-            ("judge", json!("dredd-v1.0"), "judge: Unable to resolve canary judge 'dredd-v1.0'"),
+            (
+                "start",
+                json!("yesterday"),
+                "start: \"yesterday\" is not \"now\" or an RFC 3339 time",
+            ),
+            (
+                "thresholds",
+                json!({"pass": 50, "marginal": 75}),
+                "need 0 ≤ marginal ≤ pass",
+            ),
+            (
+                "judge",
+                json!("dredd-v1.0"),
+                "judge: Unable to resolve canary judge 'dredd-v1.0'",
+            ),
             ("lifetme", json!("1h"), "lifetme: unknown field"),
-            ("scopes", json!({"default": {"control": {"tags": {"v": "1"}}}}), "scopes.default.experiment: missing"),
-            ("scopes", json!({"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "1"}}}}), "select the same series"),
+            (
+                "scopes",
+                json!({"default": {"control": {"tags": {"v": "1"}}}}),
+                "scopes.default.experiment: missing",
+            ),
+            (
+                "scopes",
+                json!({"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "1"}}}}),
+                "select the same series",
+            ),
             ("config", json!(42), "config: expected a config id"),
         ] {
             let mut b = body();

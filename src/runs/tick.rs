@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{PairData, Run, RunSpec};
+use crate::judge::sequential::SequentialState;
 use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism, Thresholds};
 use crate::query::{Binding, Engine, PreparedQuery, QuerySeries};
 
@@ -13,15 +14,24 @@ use crate::query::{Binding, Engine, PreparedQuery, QuerySeries};
 /// each tick's window).
 pub(crate) struct Prepared {
     config: CanaryConfig,
-    kind: JudgeKind,
+    pub(crate) kind: JudgeKind,
     metrics: Vec<(String, PreparedQuery, PreparedQuery)>,
     tick_lock: tokio::sync::Mutex<()>,
 }
 
 impl Prepared {
-    pub(crate) async fn new(engine: &Engine, config: &CanaryConfig, doc: &Value, spec: &RunSpec) -> Result<Prepared, String> {
+    pub(crate) async fn new(
+        engine: &Engine,
+        config: &CanaryConfig,
+        doc: &Value,
+        spec: &RunSpec,
+    ) -> Result<Prepared, String> {
         let kind = JudgeKind::resolve(spec.judge.as_deref(), config).map_err(|e| e.to_string())?;
-        let docs = doc.get("metrics").and_then(Value::as_array).cloned().unwrap_or_default();
+        let docs = doc
+            .get("metrics")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut metrics = Vec::new();
         for (m, d) in config.metrics.iter().zip(docs) {
             let sql = d
@@ -30,7 +40,10 @@ impl Prepared {
                 .and_then(Value::as_str)
                 .ok_or_else(|| format!("metric '{}' has no SQL query", m.name))?;
             let scope_name = m.scope_name.clone().unwrap_or_else(|| "default".into());
-            let scope = spec.scopes.get(&scope_name).ok_or_else(|| format!("metric '{}': no scope '{scope_name}'", m.name))?;
+            let scope = spec
+                .scopes
+                .get(&scope_name)
+                .ok_or_else(|| format!("metric '{}': no scope '{scope_name}'", m.name))?;
             let control = engine
                 .plan(sql, Binding::new(scope.control.tags.clone(), 0, 0))
                 .await
@@ -41,33 +54,87 @@ impl Prepared {
                 .map_err(|e| format!("metric '{}': {e}", m.name))?;
             metrics.push((m.name.clone(), control, experiment));
         }
-        Ok(Prepared { config: config.clone(), kind, metrics, tick_lock: tokio::sync::Mutex::new(()) })
+        Ok(Prepared {
+            config: config.clone(),
+            kind,
+            metrics,
+            tick_lock: tokio::sync::Mutex::new(()),
+        })
     }
 }
 
-/// Query, pair and judge one tick. Returns the `CanaryJudgeResult` (as JSON) and the pairs.
-pub(crate) async fn judge_tick(p: &Prepared, run: &Run, tick_ms: i64) -> Result<(Value, Vec<PairData>), String> {
+/// What a tick produced.
+pub(crate) struct TickOutcome {
+    /// The `CanaryJudgeResult` as JSON.
+    pub result: Value,
+    pub pairs: Vec<PairData>,
+    /// `coalmine-seq-v1`: the run's sequential states after this tick.
+    pub states: Option<BTreeMap<String, SequentialState>>,
+}
+
+/// Query, pair and judge one tick.
+pub(crate) async fn judge_tick(
+    p: &Prepared,
+    run: &Run,
+    tick_ms: i64,
+) -> Result<TickOutcome, String> {
     let _one_at_a_time = p.tick_lock.lock().await;
-    let (start, end) = run.spec.window_at(tick_ms);
+    let sequential = p.kind == JudgeKind::CoalmineSeqV1;
+    // The sequential judge takes each value once: only what arrived since the last tick.
+    let (start, end) = if sequential {
+        run.spec
+            .new_data_window(run.judgments.last().map(|j| j.window_end_ms), tick_ms)
+    } else {
+        run.spec.window_at(tick_ms)
+    };
     let mut pairs = Vec::new();
     for (name, control_q, experiment_q) in &p.metrics {
         let scope = |q: &PreparedQuery| Binding::new(q_tags(q), start, end);
         control_q.rebind(scope(control_q));
         experiment_q.rebind(scope(experiment_q));
-        let control = control_q.series().await.map_err(|e| format!("metric '{name}' (control): {e}"))?;
-        let experiment = experiment_q.series().await.map_err(|e| format!("metric '{name}' (experiment): {e}"))?;
+        let control = control_q
+            .series()
+            .await
+            .map_err(|e| format!("metric '{name}' (control): {e}"))?;
+        let experiment = experiment_q
+            .series()
+            .await
+            .map_err(|e| format!("metric '{name}' (experiment): {e}"))?;
         let base = format!("{}-{}", &run.id[..8.min(run.id.len())], run.next_tick);
         pairs.extend(mix(name, &base, control, experiment));
     }
-    let thresholds = Thresholds { pass: run.spec.pass, marginal: run.spec.marginal };
+    let thresholds = Thresholds {
+        pass: run.spec.pass,
+        marginal: run.spec.marginal,
+    };
     let config = p.config.clone();
     let kind = p.kind;
-    let judged_pairs: Vec<MetricSetPair> = pairs.iter().map(|p: &PairData| p.pair.clone()).collect();
-    let result = tokio::task::spawn_blocking(move || judge::run_with(kind, &config, &judged_pairs, thresholds, Parallelism::Sequential))
-        .await
-        .map_err(|e| format!("judge task: {e}"))?
-        .map_err(|e| e.to_string())?;
-    Ok((serde_json::to_value(&result).expect("results serialise"), pairs))
+    let judged_pairs: Vec<MetricSetPair> =
+        pairs.iter().map(|p: &PairData| p.pair.clone()).collect();
+    let mut states = run.sequential.clone();
+    let (result, states) = tokio::task::spawn_blocking(move || {
+        if sequential {
+            judge::sequential::judge_states(&config, &judged_pairs, &mut states, thresholds)
+                .map(|r| (r, Some(states)))
+        } else {
+            judge::run_with(
+                kind,
+                &config,
+                &judged_pairs,
+                thresholds,
+                Parallelism::Sequential,
+            )
+            .map(|r| (r, None))
+        }
+    })
+    .await
+    .map_err(|e| format!("judge task: {e}"))?
+    .map_err(|e| e.to_string())?;
+    Ok(TickOutcome {
+        result: serde_json::to_value(&result).expect("results serialise"),
+        pairs,
+        states,
+    })
 }
 
 fn q_tags(q: &PreparedQuery) -> BTreeMap<String, String> {
@@ -78,11 +145,22 @@ fn q_tags(q: &PreparedQuery) -> BTreeMap<String, String> {
 /// an untagged side is the template for every tagged series of the other; a missing partner
 /// is all NaN (so the judge's NaN strategy decides: Nodata, or zeros with `replace`).
 /// Timestamps travel along for the archive.
-pub(crate) fn mix(name: &str, base_id: &str, control: Vec<QuerySeries>, experiment: Vec<QuerySeries>) -> Vec<PairData> {
+pub(crate) fn mix(
+    name: &str,
+    base_id: &str,
+    control: Vec<QuerySeries>,
+    experiment: Vec<QuerySeries>,
+) -> Vec<PairData> {
     type Side = BTreeMap<BTreeMap<String, String>, (Vec<f64>, Vec<Option<i64>>)>;
     let untagged = |s: &Side| s.len() == 1 && s.keys().next().is_some_and(BTreeMap::is_empty);
-    let mut c: Side = control.into_iter().map(|s| (s.tags, (s.values, s.ts))).collect();
-    let mut e: Side = experiment.into_iter().map(|s| (s.tags, (s.values, s.ts))).collect();
+    let mut c: Side = control
+        .into_iter()
+        .map(|s| (s.tags, (s.values, s.ts)))
+        .collect();
+    let mut e: Side = experiment
+        .into_iter()
+        .map(|s| (s.tags, (s.values, s.ts)))
+        .collect();
     if untagged(&c) && !e.is_empty() && !untagged(&e) {
         let template = c.remove(&BTreeMap::new()).unwrap_or_default();
         c = e.keys().map(|k| (k.clone(), template.clone())).collect();
@@ -102,7 +180,11 @@ pub(crate) fn mix(name: &str, base_id: &str, control: Vec<QuerySeries>, experime
         .map(|(i, tags)| {
             let cv = c.remove(&tags);
             let ev = e.remove(&tags);
-            let len = cv.as_ref().map_or(0, |v| v.0.len()).max(ev.as_ref().map_or(0, |v| v.0.len())).max(1);
+            let len = cv
+                .as_ref()
+                .map_or(0, |v| v.0.len())
+                .max(ev.as_ref().map_or(0, |v| v.0.len()))
+                .max(1);
             let missing = || (vec![f64::NAN; len], vec![None; len]);
             let (control, control_ts) = cv.unwrap_or_else(missing);
             let (experiment, experiment_ts) = ev.unwrap_or_else(missing);
@@ -122,7 +204,10 @@ pub(crate) fn mix(name: &str, base_id: &str, control: Vec<QuerySeries>, experime
 }
 
 fn slug(name: &str, i: usize) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     format!("{s}-{i}")
 }
 
@@ -132,7 +217,10 @@ mod tests {
 
     fn s(tags: &[(&str, &str)], values: &[f64]) -> QuerySeries {
         QuerySeries {
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ts: (0..values.len() as i64).map(Some).collect(),
             values: values.to_vec(),
         }
@@ -141,20 +229,50 @@ mod tests {
     #[test]
     fn mixer_pairs_by_tags_and_pads_with_nan() {
         // Kayenta vector mixer-001: same tags on both sides
-        let p: Vec<MetricSetPair> = mix("cpu", "r", vec![s(&[("tagName", "tagValue")], &[1.0, 3.0, 5.0, 7.0])], vec![s(&[("tagName", "tagValue")], &[2.0, 4.0, 6.0, 8.0])]).into_iter().map(|d| d.pair).collect();
+        let p: Vec<MetricSetPair> = mix(
+            "cpu",
+            "r",
+            vec![s(&[("tagName", "tagValue")], &[1.0, 3.0, 5.0, 7.0])],
+            vec![s(&[("tagName", "tagValue")], &[2.0, 4.0, 6.0, 8.0])],
+        )
+        .into_iter()
+        .map(|d| d.pair)
+        .collect();
         assert_eq!(p.len(), 1);
-        assert_eq!((p[0].control.clone(), p[0].experiment.clone()), (vec![1.0, 3.0, 5.0, 7.0], vec![2.0, 4.0, 6.0, 8.0]));
+        assert_eq!(
+            (p[0].control.clone(), p[0].experiment.clone()),
+            (vec![1.0, 3.0, 5.0, 7.0], vec![2.0, 4.0, 6.0, 8.0])
+        );
         // a partner missing: all NaN of the same length
-        let p: Vec<MetricSetPair> = mix("m", "r", vec![s(&[("pod", "a")], &[1.0, 2.0])], vec![s(&[("pod", "b")], &[3.0])]).into_iter().map(|d| d.pair).collect();
+        let p: Vec<MetricSetPair> = mix(
+            "m",
+            "r",
+            vec![s(&[("pod", "a")], &[1.0, 2.0])],
+            vec![s(&[("pod", "b")], &[3.0])],
+        )
+        .into_iter()
+        .map(|d| d.pair)
+        .collect();
         assert_eq!(p.len(), 2);
         assert!(p[0].experiment.iter().all(|v| v.is_nan()) && p[0].experiment.len() == 2);
         assert!(p[1].control.iter().all(|v| v.is_nan()));
         // an untagged side is the template for every tagged series of the other
-        let p: Vec<MetricSetPair> = mix("m", "r", vec![s(&[], &[9.0])], vec![s(&[("pod", "a")], &[1.0]), s(&[("pod", "b")], &[2.0])]).into_iter().map(|d| d.pair).collect();
+        let p: Vec<MetricSetPair> = mix(
+            "m",
+            "r",
+            vec![s(&[], &[9.0])],
+            vec![s(&[("pod", "a")], &[1.0]), s(&[("pod", "b")], &[2.0])],
+        )
+        .into_iter()
+        .map(|d| d.pair)
+        .collect();
         assert_eq!(p.len(), 2);
         assert!(p.iter().all(|x| x.control == vec![9.0]));
         // nothing at all: one pair with no data
-        let p: Vec<MetricSetPair> = mix("m", "r", vec![], vec![]).into_iter().map(|d| d.pair).collect();
+        let p: Vec<MetricSetPair> = mix("m", "r", vec![], vec![])
+            .into_iter()
+            .map(|d| d.pair)
+            .collect();
         assert_eq!(p.len(), 1);
         assert!(p[0].control.iter().all(|v| v.is_nan()));
     }

@@ -32,14 +32,26 @@ impl Manifest {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::Io { context: format!("cannot read {}", path.display()), source: e }),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    context: format!("cannot read {}", path.display()),
+                    source: e,
+                })
+            }
         };
         let m: Manifest = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
-            reason: format!("invalid manifest: {e} (line {}, column {})", e.line(), e.column()),
+            reason: format!(
+                "invalid manifest: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         })?;
         if m.version != 1 {
-            return Err(StoreError::Corrupt { path, reason: format!("manifest version {} (this build reads 1)", m.version) });
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("manifest version {} (this build reads 1)", m.version),
+            });
         }
         Ok(Some(m))
     }
@@ -47,14 +59,24 @@ impl Manifest {
     pub fn store(&self, root: &Path) -> Result<(), StoreError> {
         let tmp = root.join("tmp").join(FILE);
         let dest = root.join(FILE);
-        let io = |what: &str, e: std::io::Error| StoreError::Io { context: format!("{what} {}", tmp.display()), source: e };
+        let io = |what: &str, e: std::io::Error| StoreError::Io {
+            context: format!("{what} {}", tmp.display()),
+            source: e,
+        };
         let text = serde_json::to_vec_pretty(self).expect("manifest serialises");
-        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&tmp).map_err(|e| io("cannot create", e))?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&tmp)
+            .map_err(|e| io("cannot create", e))?;
         f.write_all(&text).map_err(|e| io("cannot write", e))?;
         f.sync_all().map_err(|e| io("cannot fsync", e))?;
         drop(f);
-        std::fs::rename(&tmp, &dest)
-            .map_err(|e| StoreError::Io { context: format!("cannot rename {} into place", dest.display()), source: e })?;
+        std::fs::rename(&tmp, &dest).map_err(|e| StoreError::Io {
+            context: format!("cannot rename {} into place", dest.display()),
+            source: e,
+        })?;
         sync_dir(root)
     }
 }

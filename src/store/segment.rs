@@ -12,7 +12,9 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, Float64Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
@@ -25,7 +27,11 @@ use super::StoreError;
 pub fn point_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("series", DataType::UInt32, false),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("value", DataType::Float64, false),
     ]))
 }
@@ -160,7 +166,12 @@ pub fn build_sorted(points: &PointColumns) -> (RecordBatch, Vec<SeriesRange>) {
 /// series' times beats a comparison sort of the whole buffer by a wide margin.
 fn sort_order(points: &PointColumns) -> Vec<u32> {
     let n = points.len();
-    let max_series = points.series.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let max_series = points
+        .series
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| m as usize + 1);
     if max_series > 4 * n + 1024 {
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by_key(|&i| (points.series[i as usize], points.ts[i as usize]));
@@ -181,7 +192,10 @@ fn sort_order(points: &PointColumns) -> Vec<u32> {
     }
     for w in start.windows(2) {
         let run = &mut order[w[0] as usize..w[1] as usize];
-        if run.windows(2).any(|p| points.ts[p[0] as usize] > points.ts[p[1] as usize]) {
+        if run
+            .windows(2)
+            .any(|p| points.ts[p[0] as usize] > points.ts[p[1] as usize])
+        {
             run.sort_by_key(|&i| points.ts[i as usize]); // stable: arrival order kept for equal times
         }
     }
@@ -198,7 +212,13 @@ pub fn index_of(series: &[u32], ts: &[i64]) -> Vec<SeriesRange> {
         while end < series.len() && series[end] == s {
             end += 1;
         }
-        index.push(SeriesRange { series: s, start: start as u32, len: (end - start) as u32, min_ts: ts[start], max_ts: ts[end - 1] });
+        index.push(SeriesRange {
+            series: s,
+            start: start as u32,
+            len: (end - start) as u32,
+            min_ts: ts[start],
+            max_ts: ts[end - 1],
+        });
         start = end;
     }
     index
@@ -206,9 +226,21 @@ pub fn index_of(series: &[u32], ts: &[i64]) -> Vec<SeriesRange> {
 
 /// The three columns of a point batch.
 pub fn columns(batch: &RecordBatch) -> (&UInt32Array, &TimestampMillisecondArray, &Float64Array) {
-    let s = batch.column(0).as_any().downcast_ref::<UInt32Array>().expect("series column");
-    let t = batch.column(1).as_any().downcast_ref::<TimestampMillisecondArray>().expect("ts column");
-    let v = batch.column(2).as_any().downcast_ref::<Float64Array>().expect("value column");
+    let s = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .expect("series column");
+    let t = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .expect("ts column");
+    let v = batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .expect("value column");
     (s, t, v)
 }
 
@@ -228,21 +260,58 @@ pub fn write(
     let file_name = format!("{id:016}.arrow");
     let tmp = root.join("tmp").join(&file_name);
     let dest = root.join("segments").join(&file_name);
-    let meta = FileMeta { version: FORMAT_VERSION, id, min_ts, max_ts, offsets: offsets.clone(), series, index: index.to_vec() };
+    let meta = FileMeta {
+        version: FORMAT_VERSION,
+        id,
+        min_ts,
+        max_ts,
+        offsets: offsets.clone(),
+        series,
+        index: index.to_vec(),
+    };
     let mut md = std::collections::HashMap::new();
-    md.insert(META_KEY.to_string(), serde_json::to_string(&meta).expect("segment metadata serialises"));
-    let schema = Arc::new(Schema::new_with_metadata(point_schema().fields().clone(), md));
-    let batch = batch.clone().with_schema(schema.clone()).expect("same fields");
-    let io = |what: &str, p: &Path, e: std::io::Error| StoreError::Io { context: format!("{what} {}", p.display()), source: e };
-    let file = OpenOptions::new().create(true).truncate(true).write(true).open(&tmp).map_err(|e| io("cannot create", &tmp, e))?;
-    let mut writer = FileWriter::try_new(BufWriter::new(file), &schema).map_err(|e| StoreError::Arrow(e.to_string()))?;
-    writer.write(&batch).map_err(|e| StoreError::Arrow(e.to_string()))?;
-    writer.finish().map_err(|e| StoreError::Arrow(e.to_string()))?;
-    let mut buf = writer.into_inner().map_err(|e| StoreError::Arrow(e.to_string()))?;
+    md.insert(
+        META_KEY.to_string(),
+        serde_json::to_string(&meta).expect("segment metadata serialises"),
+    );
+    let schema = Arc::new(Schema::new_with_metadata(
+        point_schema().fields().clone(),
+        md,
+    ));
+    let batch = batch
+        .clone()
+        .with_schema(schema.clone())
+        .expect("same fields");
+    let io = |what: &str, p: &Path, e: std::io::Error| StoreError::Io {
+        context: format!("{what} {}", p.display()),
+        source: e,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&tmp)
+        .map_err(|e| io("cannot create", &tmp, e))?;
+    let mut writer = FileWriter::try_new(BufWriter::new(file), &schema)
+        .map_err(|e| StoreError::Arrow(e.to_string()))?;
+    writer
+        .write(&batch)
+        .map_err(|e| StoreError::Arrow(e.to_string()))?;
+    writer
+        .finish()
+        .map_err(|e| StoreError::Arrow(e.to_string()))?;
+    let mut buf = writer
+        .into_inner()
+        .map_err(|e| StoreError::Arrow(e.to_string()))?;
     buf.flush().map_err(|e| io("cannot write", &tmp, e))?;
-    let file = buf.into_inner().map_err(|e| io("cannot write", &tmp, e.into_error()))?;
+    let file = buf
+        .into_inner()
+        .map_err(|e| io("cannot write", &tmp, e.into_error()))?;
     file.sync_all().map_err(|e| io("cannot fsync", &tmp, e))?;
-    let bytes = file.metadata().map_err(|e| io("cannot stat", &tmp, e))?.len();
+    let bytes = file
+        .metadata()
+        .map_err(|e| io("cannot stat", &tmp, e))?
+        .len();
     drop(file);
     std::fs::rename(&tmp, &dest).map_err(|e| io("cannot rename into place", &dest, e))?;
     sync_dir(&root.join("segments"))?;
@@ -261,33 +330,63 @@ pub struct Loaded {
 
 /// Read a segment file, checking it is one of ours and internally consistent.
 pub fn read(path: &Path) -> Result<Loaded, StoreError> {
-    let corrupt = |why: String| StoreError::Corrupt { path: path.to_path_buf(), reason: why };
-    let file = File::open(path).map_err(|e| StoreError::Io { context: format!("cannot open {}", path.display()), source: e })?;
-    let reader = FileReader::try_new(std::io::BufReader::new(file), None).map_err(|e| corrupt(format!("not an Arrow IPC file: {e}")))?;
+    let corrupt = |why: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: why,
+    };
+    let file = File::open(path).map_err(|e| StoreError::Io {
+        context: format!("cannot open {}", path.display()),
+        source: e,
+    })?;
+    let reader = FileReader::try_new(std::io::BufReader::new(file), None)
+        .map_err(|e| corrupt(format!("not an Arrow IPC file: {e}")))?;
     let schema = reader.schema();
-    let meta_json = schema.metadata().get(META_KEY).ok_or_else(|| corrupt("no coalmine segment metadata".into()))?;
-    let meta: FileMeta = serde_json::from_str(meta_json).map_err(|e| corrupt(format!("bad segment metadata: {e}")))?;
+    let meta_json = schema
+        .metadata()
+        .get(META_KEY)
+        .ok_or_else(|| corrupt("no coalmine segment metadata".into()))?;
+    let meta: FileMeta = serde_json::from_str(meta_json)
+        .map_err(|e| corrupt(format!("bad segment metadata: {e}")))?;
     if meta.version != FORMAT_VERSION {
-        return Err(corrupt(format!("segment format version {} (this build reads {FORMAT_VERSION})", meta.version)));
+        return Err(corrupt(format!(
+            "segment format version {} (this build reads {FORMAT_VERSION})",
+            meta.version
+        )));
     }
     let mut batches = Vec::new();
     for b in reader {
         batches.push(b.map_err(|e| corrupt(format!("unreadable record batch: {e}")))?);
     }
-    let batch = arrow::compute::concat_batches(&point_schema(), &batches).map_err(|e| corrupt(e.to_string()))?;
-    let batch = batch.with_schema(point_schema()).map_err(|e| corrupt(e.to_string()))?;
+    let batch = arrow::compute::concat_batches(&point_schema(), &batches)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let batch = batch
+        .with_schema(point_schema())
+        .map_err(|e| corrupt(e.to_string()))?;
     let rows: u64 = meta.index.iter().map(|r| r.len as u64).sum();
     if rows != batch.num_rows() as u64 {
-        return Err(corrupt(format!("index covers {rows} rows, the file has {}", batch.num_rows())));
+        return Err(corrupt(format!(
+            "index covers {rows} rows, the file has {}",
+            batch.num_rows()
+        )));
     }
-    Ok(Loaded { batch, index: meta.index, series: meta.series, offsets: meta.offsets, min_ts: meta.min_ts, max_ts: meta.max_ts })
+    Ok(Loaded {
+        batch,
+        index: meta.index,
+        series: meta.series,
+        offsets: meta.offsets,
+        min_ts: meta.min_ts,
+        max_ts: meta.max_ts,
+    })
 }
 
 /// fsync a directory so a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::Io { context: format!("cannot fsync directory {}", dir.display()), source: e })
+        .map_err(|e| StoreError::Io {
+            context: format!("cannot fsync directory {}", dir.display()),
+            source: e,
+        })
 }
 
 /// Path of a segment file.
@@ -297,5 +396,9 @@ pub fn path(root: &Path, file: &str) -> PathBuf {
 
 /// Bytes of a batch's buffers (what it costs in memory).
 pub fn memory_bytes(batch: &RecordBatch) -> usize {
-    batch.columns().iter().map(|c| c.get_array_memory_size()).sum()
+    batch
+        .columns()
+        .iter()
+        .map(|c| c.get_array_memory_size())
+        .sum()
 }

@@ -20,14 +20,23 @@ pub struct SeriesKey {
 
 impl SeriesKey {
     pub fn new(metric: &str, tags: &[(&str, &str)]) -> Self {
-        let mut tags: Vec<(Arc<str>, Arc<str>)> = tags.iter().map(|(k, v)| (Arc::from(*k), Arc::from(*v))).collect();
+        let mut tags: Vec<(Arc<str>, Arc<str>)> = tags
+            .iter()
+            .map(|(k, v)| (Arc::from(*k), Arc::from(*v)))
+            .collect();
         tags.sort_by(|a, b| a.0.cmp(&b.0));
         tags.dedup_by(|a, b| a.0 == b.0);
-        SeriesKey { metric: Arc::from(metric), tags }
+        SeriesKey {
+            metric: Arc::from(metric),
+            tags,
+        }
     }
 
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.tags[i].1)
+        self.tags
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &*self.tags[i].1)
     }
 
     /// `metric{k=v,...}` for messages.
@@ -39,7 +48,11 @@ impl SeriesKey {
     fn matches(&self, metric: &str, sorted_tags: &[(&str, &str)]) -> bool {
         *self.metric == *metric
             && self.tags.len() == sorted_tags.len()
-            && self.tags.iter().zip(sorted_tags).all(|((k, v), (k2, v2))| **k == **k2 && **v == **v2)
+            && self
+                .tags
+                .iter()
+                .zip(sorted_tags)
+                .all(|((k, v), (k2, v2))| **k == **k2 && **v == **v2)
     }
 }
 
@@ -62,7 +75,8 @@ impl Hasher for PassThrough {
     }
 }
 
-type HashIndex = HashMap<u64, smallvec::SmallVec<[u32; 1]>, std::hash::BuildHasherDefault<PassThrough>>;
+type HashIndex =
+    HashMap<u64, smallvec::SmallVec<[u32; 1]>, std::hash::BuildHasherDefault<PassThrough>>;
 
 #[derive(Debug, Default)]
 pub struct SeriesRegistry {
@@ -74,7 +88,10 @@ pub struct SeriesRegistry {
 
 impl SeriesRegistry {
     pub fn new() -> Self {
-        SeriesRegistry { hasher: ahash::RandomState::with_seeds(1, 2, 3, 4), ..Default::default() }
+        SeriesRegistry {
+            hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
+            ..Default::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -111,7 +128,10 @@ impl SeriesRegistry {
         }
         let id = self.keys.len() as u32;
         let key = SeriesKey::new(metric, sorted_tags);
-        self.by_metric.entry(key.metric.clone()).or_default().push(id);
+        self.by_metric
+            .entry(key.metric.clone())
+            .or_default()
+            .push(id);
         self.keys.push(key);
         self.by_hash.entry(h).or_default().push(id);
         id
@@ -120,7 +140,11 @@ impl SeriesRegistry {
     /// The id of `(metric, tags)` if known.
     pub fn lookup(&self, metric: &str, sorted_tags: &[(&str, &str)]) -> Option<u32> {
         let h = self.hash_parts(metric, sorted_tags);
-        self.by_hash.get(&h)?.iter().copied().find(|&id| self.keys[id as usize].matches(metric, sorted_tags))
+        self.by_hash
+            .get(&h)?
+            .iter()
+            .copied()
+            .find(|&id| self.keys[id as usize].matches(metric, sorted_tags))
     }
 
     /// Install a series with a known id (when loading segments). Ids must be loaded densely
@@ -142,9 +166,15 @@ impl SeriesRegistry {
         }
         while self.keys.len() < idx {
             // placeholder for ids defined by segments not loaded yet
-            self.keys.push(SeriesKey { metric: Arc::from(""), tags: Vec::new() });
+            self.keys.push(SeriesKey {
+                metric: Arc::from(""),
+                tags: Vec::new(),
+            });
         }
-        self.keys.push(SeriesKey { metric: Arc::from(""), tags: Vec::new() });
+        self.keys.push(SeriesKey {
+            metric: Arc::from(""),
+            tags: Vec::new(),
+        });
         self.install(id, key);
         Ok(())
     }
@@ -153,7 +183,10 @@ impl SeriesRegistry {
         let tags: Vec<(&str, &str)> = key.tags.iter().map(|(k, v)| (&**k, &**v)).collect();
         let h = self.hash_parts(&key.metric, &tags);
         self.by_hash.entry(h).or_default().push(id);
-        self.by_metric.entry(key.metric.clone()).or_default().push(id);
+        self.by_metric
+            .entry(key.metric.clone())
+            .or_default()
+            .push(id);
         self.keys[id as usize] = key;
     }
 
@@ -165,12 +198,16 @@ impl SeriesRegistry {
     pub fn select(&self, metric: Option<&str>, tag_filter: &BTreeMap<String, String>) -> Vec<u32> {
         let candidates: Box<dyn Iterator<Item = u32>> = match metric {
             Some(m) => Box::new(self.by_metric.get(m).into_iter().flatten().copied()),
-            None => Box::new((0..self.keys.len() as u32).filter(|&id| !self.keys[id as usize].metric.is_empty())),
+            None => Box::new(
+                (0..self.keys.len() as u32).filter(|&id| !self.keys[id as usize].metric.is_empty()),
+            ),
         };
         let mut out: Vec<u32> = candidates
             .filter(|&id| {
                 let key = &self.keys[id as usize];
-                tag_filter.iter().all(|(k, v)| key.tag(k) == Some(v.as_str()))
+                tag_filter
+                    .iter()
+                    .all(|(k, v)| key.tag(k) == Some(v.as_str()))
             })
             .collect();
         out.sort_unstable();
@@ -249,10 +286,13 @@ mod tests {
     #[test]
     fn loading_with_ids_detects_conflicts() {
         let mut r = SeriesRegistry::new();
-        r.insert_with_id(2, SeriesKey::new("m", &[("x", "1")])).unwrap();
+        r.insert_with_id(2, SeriesKey::new("m", &[("x", "1")]))
+            .unwrap();
         r.insert_with_id(0, SeriesKey::new("n", &[])).unwrap();
         assert_eq!(r.lookup("m", &[("x", "1")]), Some(2));
-        assert!(r.insert_with_id(2, SeriesKey::new("m", &[("x", "2")])).is_err());
+        assert!(r
+            .insert_with_id(2, SeriesKey::new("m", &[("x", "2")]))
+            .is_err());
         // a new series continues after the highest id
         assert_eq!(r.resolve("z", &[]), 3);
     }

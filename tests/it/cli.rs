@@ -21,7 +21,11 @@ fn coalmine(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn example() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checkout-canary.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/checkout-canary.json"
+    ))
+    .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -46,21 +50,47 @@ fn judges_the_bundled_example() {
     assert!(test["pValue"].as_f64().unwrap() < 1e-6);
     // the same request from standard input, with the Kayenta judge
     let text = serde_json::to_string(&example()).unwrap();
-    let out = coalmine(&["judge", "-", "--judge", "NetflixACAJudge-v1.0"], Some(&text));
+    let out = coalmine(
+        &["judge", "-", "--judge", "NetflixACAJudge-v1.0"],
+        Some(&text),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let kayenta: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(kayenta["judgeName"], "NetflixACAJudge-v1.0");
-    assert!(kayenta["results"][0]["resultMetadata"].get("test").is_none(), "Kayenta output stays Kayenta's");
+    assert!(
+        kayenta["results"][0]["resultMetadata"]
+            .get("test")
+            .is_none(),
+        "Kayenta output stays Kayenta's"
+    );
 }
 
 #[test]
 fn table_and_exit_status() {
-    let out = coalmine(&["judge", "examples/checkout-canary.json", "--format", "table", "--fail-on", "fail"], None);
+    let out = coalmine(
+        &[
+            "judge",
+            "examples/checkout-canary.json",
+            "--format",
+            "table",
+            "--fail-on",
+            "fail",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let table = String::from_utf8(out.stdout).unwrap();
-    assert!(table.starts_with("coalmine-v1 · verdict FAIL · score 0.00"), "{table}");
-    assert!(table.contains("latency p99") && table.contains("High (critical)"), "{table}");
-    assert!(table.contains("reason: Canary Failed: The metric latency p99 was classified as High (Critical)"));
+    assert!(
+        table.starts_with("coalmine-v1 · verdict FAIL · score 0.00"),
+        "{table}"
+    );
+    assert!(
+        table.contains("latency p99") && table.contains("High (critical)"),
+        "{table}"
+    );
+    assert!(table.contains(
+        "reason: Canary Failed: The metric latency p99 was classified as High (Critical)"
+    ));
 }
 
 #[test]
@@ -99,16 +129,43 @@ fn invalid_input_names_the_json_path() {
         mutate(&mut r);
         let out = coalmine(&["judge"], Some(&r.to_string()));
         assert_eq!(out.status.code(), Some(2), "{want}");
-        assert!(stderr(&out).contains(want), "wanted {want:?}, got {:?}", stderr(&out));
+        assert!(
+            stderr(&out).contains(want),
+            "wanted {want:?}, got {:?}",
+            stderr(&out)
+        );
         assert!(out.stdout.is_empty());
     }
-    let out = coalmine(&["judge", "examples/checkout-canary.json", "--judge", "dredd-v1.0"], None);
+    let out = coalmine(
+        &[
+            "judge",
+            "examples/checkout-canary.json",
+            "--judge",
+            "dredd-v1.0",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("Unable to resolve canary judge 'dredd-v1.0'"), "{}", stderr(&out));
-    let out = coalmine(&["judge"], Some("{\"canaryConfig\": {},\n  \"metricSetPairList\": [,]}"));
+    assert!(
+        stderr(&out).contains("Unable to resolve canary judge 'dredd-v1.0'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = coalmine(
+        &["judge"],
+        Some("{\"canaryConfig\": {},\n  \"metricSetPairList\": [,]}"),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not valid JSON") && stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not valid JSON") && stderr(&out).contains("line 2"),
+        "{}",
+        stderr(&out)
+    );
     let out = coalmine(&["judge", "does/not/exist.json"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("cannot read 'does/not/exist.json'"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read 'does/not/exist.json'"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -16,12 +16,19 @@ const TOKEN: &str = "e2e-secret";
 /// Live traffic: for each app, 3 baseline (v1) and 3 canary (v2) instances, 10 latency
 /// samples per instance every 100 ms at the current time. `slow` apps' canaries are 30%
 /// slower.
-fn traffic(addr: String, topic: String, apps: Vec<(&'static str, bool)>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn traffic(
+    addr: String,
+    topic: String,
+    apps: Vec<(&'static str, bool)>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let p = producer(&addr);
         let mut state = 7u64;
         let mut noise = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 11) as f64) / ((1u64 << 53) as f64)
         };
         while !stop.load(Ordering::Relaxed) {
@@ -38,7 +45,11 @@ fn traffic(addr: String, topic: String, apps: Vec<(&'static str, bool)>, stop: A
                     pts.push(json!({"metric": "errors", "ts": now, "value": error, "tags": tags}));
                     let payload = Value::Array(pts).to_string();
                     let key = format!("{app}-{inst}");
-                    let _ = p.send(BaseRecord::<str, str>::to(&topic).key(&key).payload(&payload));
+                    let _ = p.send(
+                        BaseRecord::<str, str>::to(&topic)
+                            .key(&key)
+                            .payload(&payload),
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -96,29 +107,85 @@ fn regressed_canary_fails_and_clean_canary_passes() {
     let topic = unique("e2e");
     create_topic(&addr, &topic, 3);
     let extra = format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n");
-    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], &extra);
+    let mut d = Daemon::start(
+        &dir.0,
+        "d",
+        &addr,
+        &unique("g"),
+        &[(&topic, "json")],
+        &extra,
+    );
     let api = d.api();
     let stop = Arc::new(AtomicBool::new(false));
-    let gen = traffic(addr.clone(), topic.clone(), vec![("shop", true), ("cart", false)], stop.clone());
+    let gen = traffic(
+        addr.clone(),
+        topic.clone(),
+        vec![("shop", true), ("cart", false)],
+        stop.clone(),
+    );
 
     // configs: the token is needed to write
-    let r = request(&api, "POST", "/canaryConfig", Some(&config().to_string()), &[]);
+    let r = request(
+        &api,
+        "POST",
+        "/canaryConfig",
+        Some(&config().to_string()),
+        &[],
+    );
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(r.json()["message"].as_str().unwrap().contains("Bearer"));
-    let r = request(&api, "POST", "/canaryConfig", Some(&config().to_string()), &auth());
+    let r = request(
+        &api,
+        "POST",
+        "/canaryConfig",
+        Some(&config().to_string()),
+        &auth(),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let id = r.json()["canaryConfigId"].as_str().unwrap().to_string();
-    assert_eq!(get(&api, &format!("/canaryConfig/{id}")).json()["name"], "e2e-latency-errors");
-    assert_eq!(get(&api, "/canaryConfig?application=e2e").json().as_array().unwrap().len(), 1);
-    assert_eq!(get(&api, "/canaryConfig?application=other").json().as_array().unwrap().len(), 0);
+    assert_eq!(
+        get(&api, &format!("/canaryConfig/{id}")).json()["name"],
+        "e2e-latency-errors"
+    );
+    assert_eq!(
+        get(&api, "/canaryConfig?application=e2e")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        get(&api, "/canaryConfig?application=other")
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 
-    let shop = request(&api, "POST", "/runs", Some(&run_body(&id, "shop", "15s")), &auth());
+    let shop = request(
+        &api,
+        "POST",
+        "/runs",
+        Some(&run_body(&id, "shop", "15s")),
+        &auth(),
+    );
     assert_eq!(shop.status, 201, "{}", shop.body);
-    let cart = request(&api, "POST", "/runs", Some(&run_body(&id, "cart", "12s")), &auth());
+    let cart = request(
+        &api,
+        "POST",
+        "/runs",
+        Some(&run_body(&id, "cart", "12s")),
+        &auth(),
+    );
     assert_eq!(cart.status, 201, "{}", cart.body);
     let shop_id = shop.json()["id"].as_str().unwrap().to_string();
     let cart_id = cart.json()["id"].as_str().unwrap().to_string();
-    assert_eq!(get(&api, &format!("/runs/{shop_id}/verdict")).json()["status"], "running");
+    assert_eq!(
+        get(&api, &format!("/runs/{shop_id}/verdict")).json()["status"],
+        "running"
+    );
 
     let shop_v = wait_final(&api, &shop_id, Duration::from_secs(60));
     let cart_v = wait_final(&api, &cart_id, Duration::from_secs(60));
@@ -127,16 +194,40 @@ fn regressed_canary_fails_and_clean_canary_passes() {
     assert_eq!(shop_v["status"], "fail", "{shop_v}");
     assert_eq!(cart_v["status"], "pass", "{cart_v}");
     let shop_run = get(&api, &format!("/runs/{shop_id}")).json();
-    let last = shop_run["judgments"].as_array().unwrap().last().unwrap().clone();
-    let latency = last["result"]["results"].as_array().unwrap().iter().find(|m| m["name"] == "latency p50").unwrap();
-    assert_eq!(latency["classification"], "High", "the regressed metric is the one that failed");
+    let last = shop_run["judgments"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    let latency = last["result"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "latency p50")
+        .unwrap();
+    assert_eq!(
+        latency["classification"], "High",
+        "the regressed metric is the one that failed"
+    );
     assert!(latency["resultMetadata"]["test"]["lower"].as_f64().unwrap() > 0.0);
-    assert!(shop_run["judgments"].as_array().unwrap().len() < 4, "stopped early at the first failing judgment");
+    assert!(
+        shop_run["judgments"].as_array().unwrap().len() < 4,
+        "stopped early at the first failing judgment"
+    );
     let cart_run = get(&api, &format!("/runs/{cart_id}")).json();
-    assert_eq!(cart_run["judgments"].as_array().unwrap().len(), 3, "12s, 1s warm-up, every 3s: 3 judgments");
+    assert_eq!(
+        cart_run["judgments"].as_array().unwrap().len(),
+        3,
+        "12s, 1s warm-up, every 3s: 3 judgments"
+    );
 
     let m = get(&api, "/metrics").body;
-    assert!(m.contains("coalmine_verdicts_total{status=\"fail\"} 1") && m.contains("coalmine_verdicts_total{status=\"pass\"} 1"), "{m}");
+    assert!(
+        m.contains("coalmine_verdicts_total{status=\"fail\"} 1")
+            && m.contains("coalmine_verdicts_total{status=\"pass\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("coalmine_points_ingested_total"));
     let list = get(&api, "/runs").json();
     assert_eq!(list.as_array().unwrap().len(), 2);
@@ -149,7 +240,14 @@ fn api_rejects_bad_requests_with_clear_messages() {
     let dir = TempDir::new("api");
     let topic = unique("api");
     create_topic(&addr, &topic, 1);
-    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], "\n[server]\nlisten = \"127.0.0.1:0\"\n");
+    let mut d = Daemon::start(
+        &dir.0,
+        "d",
+        &addr,
+        &unique("g"),
+        &[(&topic, "json")],
+        "\n[server]\nlisten = \"127.0.0.1:0\"\n",
+    );
     let api = d.api();
     let cases: Vec<(&str, &str, Option<String>, u16, &str)> = vec![
         ("GET", "/runs/nope", None, 404, "run 'nope' not found"),
@@ -178,15 +276,38 @@ fn api_rejects_bad_requests_with_clear_messages() {
     }
     // a YAML config is accepted; a run referencing a scope it does not define is not
     let yaml = "name: yaml-config\napplications: [a]\nmetrics:\n  - name: m\n    scopeName: canary-region\n    query:\n      type: sql\n      sql: SELECT value FROM metrics\n";
-    let r = request(&api, "POST", "/canaryConfig", Some(yaml), &[("Content-Type", "application/yaml")]);
+    let r = request(
+        &api,
+        "POST",
+        "/canaryConfig",
+        Some(yaml),
+        &[("Content-Type", "application/yaml")],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let id = r.json()["canaryConfigId"].as_str().unwrap().to_string();
     let r = request(&api, "POST", "/runs", Some(&run_body(&id, "a", "1h")), &[]);
     assert_eq!(r.status, 400);
-    assert!(r.json()["message"].as_str().unwrap().contains("uses scope 'canary-region'"), "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("uses scope 'canary-region'"),
+        "{}",
+        r.body
+    );
     // POST /judge is Kayenta's remote judge: the same result as the CLI
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checkout-canary.json")).unwrap();
-    let r = request(&api, "POST", "/judge?judge=NetflixACAJudge-v1.0", Some(&example), &[]);
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/checkout-canary.json"
+    ))
+    .unwrap();
+    let r = request(
+        &api,
+        "POST",
+        "/judge?judge=NetflixACAJudge-v1.0",
+        Some(&example),
+        &[],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["judgeName"], "NetflixACAJudge-v1.0");
     assert_eq!(r.json()["score"]["classification"], "Fail");
@@ -208,13 +329,39 @@ fn runs_survive_a_restart() {
     let mut d = Daemon::start(&dir.0, "d", &addr, &group, &[(&topic, "json")], extra);
     let mut api = d.api();
     let stop = Arc::new(AtomicBool::new(false));
-    let gen = traffic(addr.clone(), topic.clone(), vec![("shop", false)], stop.clone());
-    let id = request(&api, "POST", "/canaryConfig", Some(&config().to_string()), &[]).json()["canaryConfigId"].as_str().unwrap().to_string();
-    let run = request(&api, "POST", "/runs", Some(&run_body(&id, "shop", "18s")), &[]).json();
+    let gen = traffic(
+        addr.clone(),
+        topic.clone(),
+        vec![("shop", false)],
+        stop.clone(),
+    );
+    let id = request(
+        &api,
+        "POST",
+        "/canaryConfig",
+        Some(&config().to_string()),
+        &[],
+    )
+    .json()["canaryConfigId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = request(
+        &api,
+        "POST",
+        "/runs",
+        Some(&run_body(&id, "shop", "18s")),
+        &[],
+    )
+    .json();
     let run_id = run["id"].as_str().unwrap().to_string();
     // wait for the first judgment, then crash
     let start = Instant::now();
-    while get(&api, &format!("/runs/{run_id}")).json()["judgments"].as_array().unwrap().is_empty() {
+    while get(&api, &format!("/runs/{run_id}")).json()["judgments"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
         assert!(start.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -228,12 +375,162 @@ fn runs_survive_a_restart() {
     gen.join().unwrap();
     let run = get(&api, &format!("/runs/{run_id}")).json();
     let judgments = run["judgments"].as_array().unwrap();
-    assert!(judgments.len() > before, "judged again after the restart: {}", judgments.len());
-    assert_eq!(judgments[0]["index"], 1, "the judgment made before the crash is kept");
-    let indexes: Vec<u64> = judgments.iter().map(|j| j["index"].as_u64().unwrap()).collect();
+    assert!(
+        judgments.len() > before,
+        "judged again after the restart: {}",
+        judgments.len()
+    );
+    assert_eq!(
+        judgments[0]["index"], 1,
+        "the judgment made before the crash is kept"
+    );
+    let indexes: Vec<u64> = judgments
+        .iter()
+        .map(|j| j["index"].as_u64().unwrap())
+        .collect();
     assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
-    assert_eq!(*indexes.last().unwrap(), 5, "ends with the final judgment: {v}\n{run}");
+    assert_eq!(
+        *indexes.last().unwrap(),
+        5,
+        "ends with the final judgment: {v}\n{run}"
+    );
     assert_eq!(v["status"], "pass", "{v}");
     assert!(d.log_text().contains("Resuming a canary run"));
+    assert!(d.terminate().success());
+}
+
+/// `coalmine-seq-v1` in a live run: each tick feeds only the values new since the previous
+/// judgment into states that persist across ticks and a crash; a regression fails, a clean
+/// canary passes before its end once `minDuration` has passed.
+#[test]
+fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
+    let Some(addr) = broker() else { return };
+    let dir = TempDir::new("seq");
+    let topic = unique("seq");
+    create_topic(&addr, &topic, 2);
+    let extra = "\n[server]\nlisten = \"127.0.0.1:0\"\n";
+    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], extra);
+    let mut api = d.api();
+    let stop = Arc::new(AtomicBool::new(false));
+    let gen = traffic(
+        addr.clone(),
+        topic.clone(),
+        vec![("shop", true), ("cart", false)],
+        stop.clone(),
+    );
+    let mut cfg = config();
+    cfg["metrics"].as_array_mut().unwrap().truncate(1); // latency only: errors are too rare to bound in seconds
+    cfg["classifier"]["groupWeights"] = json!({"latency": 100});
+    let id = request(&api, "POST", "/canaryConfig", Some(&cfg.to_string()), &[]).json()
+        ["canaryConfigId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = |app: &str, extra: Value| {
+        let mut b: Value = serde_json::from_str(&run_body(&id, app, "60s")).unwrap();
+        b["judge"] = json!("coalmine-seq-v1");
+        b["interval"] = json!("2s");
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b.to_string()
+    };
+    // minDuration belongs to the sequential judge only
+    let mut wrong: Value = serde_json::from_str(&run_body(&id, "cart", "60s")).unwrap();
+    wrong["minDuration"] = json!("5s");
+    let r = request(&api, "POST", "/runs", Some(&wrong.to_string()), &[]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("minDuration"),
+        "{}",
+        r.body
+    );
+
+    let shop = request(&api, "POST", "/runs", Some(&body("shop", json!({}))), &[]);
+    assert_eq!(shop.status, 201, "{}", shop.body);
+    let cart = request(
+        &api,
+        "POST",
+        "/runs",
+        Some(&body("cart", json!({"minDuration": "8s"}))),
+        &[],
+    );
+    assert_eq!(cart.status, 201, "{}", cart.body);
+    let shop_id = shop.json()["id"].as_str().unwrap().to_string();
+    let cart_id = cart.json()["id"].as_str().unwrap().to_string();
+
+    // first judgment of the clean run, then crash
+    let start = Instant::now();
+    while get(&api, &format!("/runs/{cart_id}")).json()["judgments"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    d.kill9();
+    std::thread::sleep(Duration::from_secs(1));
+    d.restart();
+    api = d.api();
+
+    let shop_v = wait_final(&api, &shop_id, Duration::from_secs(90));
+    let cart_v = wait_final(&api, &cart_id, Duration::from_secs(90));
+    stop.store(true, Ordering::Relaxed);
+    gen.join().unwrap();
+    assert_eq!(shop_v["status"], "fail", "{shop_v}");
+    assert_eq!(cart_v["status"], "pass", "{cart_v}");
+    let cart_run = get(&api, &format!("/runs/{cart_id}")).json();
+    let js = cart_run["judgments"].as_array().unwrap();
+    assert!(
+        cart_run["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Passed early after"),
+        "{cart_run}"
+    );
+    assert!(
+        *js.last().unwrap()["index"].as_u64().as_ref().unwrap() < 29,
+        "passed before the 60 s end: {} judgments",
+        js.len()
+    );
+    // every value judged once: each window starts where the previous one ended, across the crash
+    for w in js.windows(2) {
+        assert_eq!(w[1]["windowStartMs"], w[0]["windowEndMs"], "{}", cart_run);
+    }
+    let looks = |j: &Value| {
+        j["result"]["results"][0]["resultMetadata"]["test"]["looks"]
+            .as_u64()
+            .unwrap()
+    };
+    let n = |j: &Value| {
+        j["result"]["results"][0]["resultMetadata"]["test"]["nControl"]
+            .as_u64()
+            .unwrap()
+    };
+    let (first, last) = (&js[0], js.last().unwrap());
+    assert_eq!(looks(first), 1);
+    assert_eq!(
+        looks(last),
+        js.len() as u64,
+        "one look per judgment, the state survived the restart"
+    );
+    assert!(
+        n(last) > n(first),
+        "evidence accumulates: {} then {}",
+        n(first),
+        n(last)
+    );
+    let shop_run = get(&api, &format!("/runs/{shop_id}")).json();
+    let latency =
+        &shop_run["judgments"].as_array().unwrap().last().unwrap()["result"]["results"][0];
+    assert_eq!(latency["classification"], "High", "{latency}");
+    assert!(
+        latency["resultMetadata"]["test"]["crossedAtLook"].is_u64(),
+        "{latency}"
+    );
     assert!(d.terminate().success());
 }

@@ -14,7 +14,10 @@ use crate::kafka::{broker, create_topic, produce_all, producer, unique, Daemon, 
 fn values_of(store: &Store, metric: &str, tags: &[(&str, &str)]) -> Vec<(i64, f64)> {
     let filter = ScanFilter {
         metric: Some(metric.to_string()),
-        tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..ScanFilter::all()
     };
     let mut out = Vec::new();
@@ -51,25 +54,59 @@ fn three_formats_round_trip() {
     produce_all(&p, &tj, &json);
     produce_all(&p, &ti, &influx);
     produce_all(&p, &tp, &prom);
-    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&tj, "json"), (&ti, "influx"), (&tp, "prometheus-json")], "");
+    let mut d = Daemon::start(
+        &dir.0,
+        "d",
+        &addr,
+        &unique("g"),
+        &[(&tj, "json"), (&ti, "influx"), (&tp, "prometheus-json")],
+        "",
+    );
     d.wait_for_points(5 + 6 + 1, Duration::from_secs(60));
     let st = d.terminate();
-    assert!(st.success(), "graceful stop exits 0: {st}\n{}", d.log_text());
+    assert!(
+        st.success(),
+        "graceful stop exits 0: {st}\n{}",
+        d.log_text()
+    );
     let store = Store::open_read_only(&d.data_dir).unwrap();
     assert_eq!(store.count_and_sum().unwrap().0, 12);
     // JSON and line protocol name the same series: http + latency_ms field = http.latency_ms
     assert_eq!(
         values_of(&store, "http.latency_ms", &[("app", "checkout")]),
-        vec![(1795302000123, 12.5), (1795302000123, 12.5), (1795302001000, 13.0)]
+        vec![
+            (1795302000123, 12.5),
+            (1795302000123, 12.5),
+            (1795302001000, 13.0)
+        ]
     );
     let errors = values_of(&store, "errors", &[]);
     assert_eq!(errors.len(), 3);
-    assert!(errors[0].1.is_nan() && errors[1] == (1795302001000, 2.0) && errors[2] == (1795302002000, 3.0));
-    assert_eq!(values_of(&store, "http.count", &[("version", "v42")]), vec![(1795302000123, 3.0)]);
-    assert_eq!(values_of(&store, "cpu load.user", &[("host", "h 1")]), vec![(1795302000000, 0.25), (1795302001000, 0.5)]);
-    assert_eq!(values_of(&store, "cpu load.idle", &[]), vec![(1795302000000, 75.0)]);
-    assert_eq!(values_of(&store, "cpu load.ok", &[]), vec![(1795302000000, 1.0)]);
-    assert_eq!(values_of(&store, "http_latency", &[("app", "checkout")]), vec![(1795302000000, 12.5)]);
+    assert!(
+        errors[0].1.is_nan()
+            && errors[1] == (1795302001000, 2.0)
+            && errors[2] == (1795302002000, 3.0)
+    );
+    assert_eq!(
+        values_of(&store, "http.count", &[("version", "v42")]),
+        vec![(1795302000123, 3.0)]
+    );
+    assert_eq!(
+        values_of(&store, "cpu load.user", &[("host", "h 1")]),
+        vec![(1795302000000, 0.25), (1795302001000, 0.5)]
+    );
+    assert_eq!(
+        values_of(&store, "cpu load.idle", &[]),
+        vec![(1795302000000, 75.0)]
+    );
+    assert_eq!(
+        values_of(&store, "cpu load.ok", &[]),
+        vec![(1795302000000, 1.0)]
+    );
+    assert_eq!(
+        values_of(&store, "http_latency", &[("app", "checkout")]),
+        vec![(1795302000000, 12.5)]
+    );
     // tags are part of the series: the same metric with another tag is another series
     assert!(values_of(&store, "http.latency_ms", &[("app", "other")]).is_empty());
 }
@@ -81,14 +118,33 @@ fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
     let (topic, dlq) = (unique("in"), unique("dlq"));
     create_topic(&addr, &topic, 1);
     create_topic(&addr, &dlq, 1);
-    let good = |i: u32| format!(r#"{{"metric": "m", "ts": {}, "value": {i}}}"#, 1795302000000u64 + i as u64).into_bytes();
+    let good = |i: u32| {
+        format!(
+            r#"{{"metric": "m", "ts": {}, "value": {i}}}"#,
+            1795302000000u64 + i as u64
+        )
+        .into_bytes()
+    };
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("bad JSON", b"{\"metric\": \"m\", ".to_vec()),
         ("bad UTF-8", vec![b'{', 0xff, 0xfe, b'}']),
         ("missing field", br#"{"metric": "m", "value": 1}"#.to_vec()),
-        ("bad timestamp", br#"{"metric": "m", "ts": "soon", "value": 1}"#.to_vec()),
-        ("infinite value", br#"{"metric": "m", "ts": 1, "value": "Infinity"}"#.to_vec()),
-        ("huge message", format!(r#"{{"metric": "m", "ts": 1, "value": 1, "pad": "{}"}}"#, "x".repeat(3000)).into_bytes()),
+        (
+            "bad timestamp",
+            br#"{"metric": "m", "ts": "soon", "value": 1}"#.to_vec(),
+        ),
+        (
+            "infinite value",
+            br#"{"metric": "m", "ts": 1, "value": "Infinity"}"#.to_vec(),
+        ),
+        (
+            "huge message",
+            format!(
+                r#"{{"metric": "m", "ts": 1, "value": 1, "pad": "{}"}}"#,
+                "x".repeat(3000)
+            )
+            .into_bytes(),
+        ),
     ];
     let mut messages = Vec::new();
     let mut want_sum = 0.0;
@@ -101,7 +157,14 @@ fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
     }
     produce_all(&producer(&addr), &topic, &messages);
     let extra = format!("dead-letter-topic = \"{dlq}\"\nmax-message-bytes = \"2KiB\"\n");
-    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], &extra);
+    let mut d = Daemon::start(
+        &dir.0,
+        "d",
+        &addr,
+        &unique("g"),
+        &[(&topic, "json")],
+        &extra,
+    );
     let (n, sum) = d.wait_for_points(10, Duration::from_secs(60));
     assert_eq!((n, sum), (10, want_sum));
     assert!(d.terminate().success());
@@ -120,10 +183,18 @@ fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             let h = m.headers().expect("dead letters carry headers");
             let header = |name: &str| {
-                h.iter().find(|x| x.key == name).and_then(|x| x.value).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()
+                h.iter()
+                    .find(|x| x.key == name)
+                    .and_then(|x| x.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
             };
             assert_eq!(header("coalmine-source-topic"), topic);
-            seen.push((m.payload().unwrap_or_default().to_vec(), header("coalmine-source-offset"), header("coalmine-error")));
+            seen.push((
+                m.payload().unwrap_or_default().to_vec(),
+                header("coalmine-source-offset"),
+                header("coalmine-error"),
+            ));
         }
     }
     assert_eq!(seen.len(), bad.len(), "all bad messages dead-lettered");
@@ -133,11 +204,23 @@ fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
         assert_eq!(offset, &(2 * i + 1).to_string(), "{what}: source offset");
         assert!(!reason.is_empty(), "{what}: reason");
     }
-    assert!(seen[5].2.contains("exceeds max-message-bytes"), "{}", seen[5].2);
-    assert!(seen[1].2.contains("invalid UTF-8 at byte 1"), "{}", seen[1].2);
+    assert!(
+        seen[5].2.contains("exceeds max-message-bytes"),
+        "{}",
+        seen[5].2
+    );
+    assert!(
+        seen[1].2.contains("invalid UTF-8 at byte 1"),
+        "{}",
+        seen[1].2
+    );
     assert!(seen[0].2.contains("invalid JSON"), "{}", seen[0].2);
     let log = d.log_text();
-    assert!(log.contains("Undecodable message sent to the dead-letter topic") && log.contains(&format!("topic=\"{topic}\"")), "{log}");
+    assert!(
+        log.contains("Undecodable message sent to the dead-letter topic")
+            && log.contains(&format!("topic=\"{topic}\"")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -155,7 +238,16 @@ fn two_daemons_in_one_group_split_partitions() {
     a.wait_for_log("Partitions revoked", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(4));
     let messages: Vec<(Option<String>, Vec<u8>)> = (0..4000u64)
-        .map(|i| (Some(format!("k{i}")), format!(r#"{{"metric": "m", "ts": {}, "value": {i}}}"#, 1795302000000 + i).into_bytes()))
+        .map(|i| {
+            (
+                Some(format!("k{i}")),
+                format!(
+                    r#"{{"metric": "m", "ts": {}, "value": {i}}}"#,
+                    1795302000000 + i
+                )
+                .into_bytes(),
+            )
+        })
         .collect();
     produce_all(&producer(&addr), &topic, &messages);
     let start = std::time::Instant::now();
@@ -169,12 +261,29 @@ fn two_daemons_in_one_group_split_partitions() {
     assert!(a.terminate().success() && b.terminate().success());
     let (ca, sa) = a.durable();
     let (cb, sb) = b.durable();
-    assert_eq!(ca + cb, 4000, "a {na}, b {nb}:\n{}\n{}", a.log_text(), b.log_text());
+    assert_eq!(
+        ca + cb,
+        4000,
+        "a {na}, b {nb}:\n{}\n{}",
+        a.log_text(),
+        b.log_text()
+    );
     assert_eq!(sa + sb, (0..4000).sum::<u64>() as f64);
     assert!(ca > 0 && cb > 0, "both members consumed: a {ca}, b {cb}");
-    let pa: Vec<i32> = a.durable_offsets().get(&topic).map(|m| m.keys().copied().collect()).unwrap_or_default();
-    let pb: Vec<i32> = b.durable_offsets().get(&topic).map(|m| m.keys().copied().collect()).unwrap_or_default();
-    assert!(pa.iter().all(|p| !pb.contains(p)), "partitions split: a {pa:?}, b {pb:?}");
+    let pa: Vec<i32> = a
+        .durable_offsets()
+        .get(&topic)
+        .map(|m| m.keys().copied().collect())
+        .unwrap_or_default();
+    let pb: Vec<i32> = b
+        .durable_offsets()
+        .get(&topic)
+        .map(|m| m.keys().copied().collect())
+        .unwrap_or_default();
+    assert!(
+        pa.iter().all(|p| !pb.contains(p)),
+        "partitions split: a {pa:?}, b {pb:?}"
+    );
 }
 
 /// Produce 2M points while the daemon runs, `kill -9` it twice mid-stream, and check the
@@ -190,18 +299,32 @@ fn crash_kill9_twice_loses_and_duplicates_nothing() {
     let total = MESSAGES * PER;
     // values are multiples of 0.5 below 2^20: every partial sum is exact in f64
     let value = |m: u64, j: u64| ((m * PER + j) % 1_000_003) as f64 * 0.5;
-    let want_sum: f64 = (0..MESSAGES).flat_map(|m| (0..PER).map(move |j| value(m, j))).sum();
+    let want_sum: f64 = (0..MESSAGES)
+        .flat_map(|m| (0..PER).map(move |j| value(m, j)))
+        .sum();
     let producer_addr = addr.clone();
     let producer_topic = topic.clone();
     let producing = std::thread::spawn(move || {
         let p = producer(&producer_addr);
         for chunk in 0..10u64 {
-            let msgs: Vec<(Option<String>, Vec<u8>)> = (chunk * MESSAGES / 10..(chunk + 1) * MESSAGES / 10)
+            let msgs: Vec<(Option<String>, Vec<u8>)> = (chunk * MESSAGES / 10
+                ..(chunk + 1) * MESSAGES / 10)
                 .map(|m| {
                     let pts: Vec<String> = (0..PER)
-                        .map(|j| format!(r#"{{"metric":"m{}","ts":{},"value":{},"tags":{{"i":"{}"}}}}"#, j % 5, 1795302000000 + m, value(m, j), m % 50))
+                        .map(|j| {
+                            format!(
+                                r#"{{"metric":"m{}","ts":{},"value":{},"tags":{{"i":"{}"}}}}"#,
+                                j % 5,
+                                1795302000000 + m,
+                                value(m, j),
+                                m % 50
+                            )
+                        })
                         .collect();
-                    (Some(format!("{m}")), format!("[{}]", pts.join(",")).into_bytes())
+                    (
+                        Some(format!("{m}")),
+                        format!("[{}]", pts.join(",")).into_bytes(),
+                    )
                 })
                 .collect();
             produce_all(&p, &producer_topic, &msgs);
@@ -215,7 +338,10 @@ fn crash_kill9_twice_loses_and_duplicates_nothing() {
     d.wait_for_points(after_first + 400_000, Duration::from_secs(180));
     d.kill9();
     let after_second = d.durable().0;
-    assert!(after_second < total, "the second kill happened mid-stream ({after_second} of {total})");
+    assert!(
+        after_second < total,
+        "the second kill happened mid-stream ({after_second} of {total})"
+    );
     producing.join().unwrap();
     d.restart();
     let (n, _) = d.wait_for_points(total, Duration::from_secs(300));
@@ -225,9 +351,19 @@ fn crash_kill9_twice_loses_and_duplicates_nothing() {
     assert!(st.success(), "{st}");
     let (n2, sum) = d.durable();
     assert_eq!(n2, total, "stored == produced (first check {n})");
-    assert_eq!(sum, want_sum, "sum of values equal: nothing lost, nothing doubled");
+    assert_eq!(
+        sum, want_sum,
+        "sum of values equal: nothing lost, nothing doubled"
+    );
     let offsets: BTreeMap<i32, i64> = d.durable_offsets()[&topic].clone();
-    assert_eq!(offsets.values().sum::<i64>() as u64, MESSAGES, "every message durable exactly once: {offsets:?}");
+    assert_eq!(
+        offsets.values().sum::<i64>() as u64,
+        MESSAGES,
+        "every message durable exactly once: {offsets:?}"
+    );
     let log = d.log_text();
-    assert!(log.matches("coalmine is running").count() == 3, "three lives");
+    assert!(
+        log.matches("coalmine is running").count() == 3,
+        "three lives"
+    );
 }

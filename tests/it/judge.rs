@@ -8,7 +8,9 @@ use serde_json::json;
 fn request(metrics: usize, points: usize) -> JudgeRequest {
     let mut state = 12345u64;
     let mut next = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 11) as f64) / ((1u64 << 53) as f64)
     };
     let mut configs = Vec::new();
@@ -21,9 +23,16 @@ fn request(metrics: usize, points: usize) -> JudgeRequest {
         let (c, e): (Vec<f64>, Vec<f64>) = if i % 10 == 7 {
             (vec![3.0; points], vec![4.0; points])
         } else {
-            ((0..points).map(|_| 100.0 + 10.0 * next()).collect(), (0..points).map(|_| (100.0 + 10.0 * next()) * shift).collect())
+            (
+                (0..points).map(|_| 100.0 + 10.0 * next()).collect(),
+                (0..points)
+                    .map(|_| (100.0 + 10.0 * next()) * shift)
+                    .collect(),
+            )
         };
-        pairs.push(json!({"name": name, "id": format!("p{i}"), "values": {"control": c, "experiment": e}}));
+        pairs.push(
+            json!({"name": name, "id": format!("p{i}"), "values": {"control": c, "experiment": e}}),
+        );
     }
     let v = json!({"canaryConfig": {"metrics": configs}, "metricSetPairList": pairs,
                    "scoreThresholds": {"pass": 95, "marginal": 75}});
@@ -34,11 +43,31 @@ fn request(metrics: usize, points: usize) -> JudgeRequest {
 fn parallel_judgments_equal_sequential_ones() {
     let r = request(60, 1_000); // 120,000 points: above the threshold for threads
     for kind in JudgeKind::ALL {
-        let a = run_with(kind, &r.canary_config, &r.metric_set_pair_list, r.score_thresholds, Parallelism::Sequential).unwrap();
-        let b = run_with(kind, &r.canary_config, &r.metric_set_pair_list, r.score_thresholds, Parallelism::Auto).unwrap();
+        let a = run_with(
+            kind,
+            &r.canary_config,
+            &r.metric_set_pair_list,
+            r.score_thresholds,
+            Parallelism::Sequential,
+        )
+        .unwrap();
+        let b = run_with(
+            kind,
+            &r.canary_config,
+            &r.metric_set_pair_list,
+            r.score_thresholds,
+            Parallelism::Auto,
+        )
+        .unwrap();
         assert_eq!(a, b, "{}", kind.name());
         assert_eq!(a.results.len(), 60);
-        assert!(a.results.iter().enumerate().all(|(i, m)| m.id == format!("p{i}")), "request order kept");
+        assert!(
+            a.results
+                .iter()
+                .enumerate()
+                .all(|(i, m)| m.id == format!("p{i}")),
+            "request order kept"
+        );
         // every shifted metric is caught, constant-but-different ones too
         for (i, m) in a.results.iter().enumerate() {
             if i % 3 == 0 || i % 10 == 7 {

@@ -21,7 +21,9 @@ pub fn broker() -> Option<String> {
         Ok(a) if !a.is_empty() => Some(a),
         _ => {
             if std::env::var("COALMINE_REQUIRE_KAFKA").is_ok() {
-                panic!("COALMINE_TEST_KAFKA is not set: scripts/test.sh starts a broker and sets it");
+                panic!(
+                    "COALMINE_TEST_KAFKA is not set: scripts/test.sh starts a broker and sets it"
+                );
             }
             eprintln!("skipped: no Kafka broker (run scripts/test.sh, or set COALMINE_TEST_KAFKA)");
             None
@@ -34,16 +36,26 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 /// A name unique to this test process and call (Tansu: one topic/group per test).
 pub fn unique(prefix: &str) -> String {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     format!("{prefix}-{}-{t}-{n}", std::process::id())
 }
 
 pub fn create_topic(addr: &str, name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", addr).create().expect("admin client");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let res = rt.block_on(admin.create_topics([&topic], &AdminOptions::new())).expect("create_topics");
+    let res = rt
+        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+        .expect("create_topics");
     for r in res {
         r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
     }
@@ -59,7 +71,11 @@ pub fn producer(addr: &str) -> ThreadedProducer<DefaultProducerContext> {
 }
 
 /// Send and wait until everything is acknowledged.
-pub fn produce_all(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, messages: &[(Option<String>, Vec<u8>)]) {
+pub fn produce_all(
+    p: &ThreadedProducer<DefaultProducerContext>,
+    topic: &str,
+    messages: &[(Option<String>, Vec<u8>)],
+) {
     for (key, payload) in messages {
         let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).payload(payload);
         if let Some(k) = key {
@@ -108,12 +124,26 @@ pub struct Daemon {
 
 impl Daemon {
     /// Write a config (`extra` is appended verbatim) and start the daemon.
-    pub fn start(dir: &Path, name: &str, addr: &str, group: &str, topics: &[(&str, &str)], extra: &str) -> Daemon {
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        addr: &str,
+        group: &str,
+        topics: &[(&str, &str)],
+        extra: &str,
+    ) -> Daemon {
         let data_dir = dir.join(format!("{name}-data"));
-        let topics: Vec<String> = topics.iter().map(|(t, f)| format!("{{ name = \"{t}\", format = \"{f}\" }}")).collect();
+        let topics: Vec<String> = topics
+            .iter()
+            .map(|(t, f)| format!("{{ name = \"{t}\", format = \"{f}\" }}"))
+            .collect();
         let config = dir.join(format!("{name}.toml"));
         // parallel tests: never the default port
-        let server = if extra.contains("[server]") { "" } else { "\n[server]\nlisten = \"127.0.0.1:0\"\n" };
+        let server = if extra.contains("[server]") {
+            ""
+        } else {
+            "\n[server]\nlisten = \"127.0.0.1:0\"\n"
+        };
         std::fs::write(
             &config,
             format!(
@@ -124,7 +154,13 @@ impl Daemon {
         )
         .unwrap();
         let log = dir.join(format!("{name}.log"));
-        let mut d = Daemon { child: spawn(&config, &log), log_offset: 0, data_dir, log, config };
+        let mut d = Daemon {
+            child: spawn(&config, &log),
+            log_offset: 0,
+            data_dir,
+            log,
+            config,
+        };
         d.wait_for_log("coalmine is running", Duration::from_secs(30));
         d
     }
@@ -138,14 +174,20 @@ impl Daemon {
     /// The log of the current life only.
     fn current_log(&self) -> String {
         let all = self.log_text();
-        all.get(self.log_offset.min(all.len())..).unwrap_or("").to_string()
+        all.get(self.log_offset.min(all.len())..)
+            .unwrap_or("")
+            .to_string()
     }
 
     /// The HTTP API's address, from the start-up log line.
     pub fn api(&mut self) -> String {
         self.wait_for_log("api=http://", Duration::from_secs(30));
         let log = self.current_log();
-        let line = log.lines().rev().find(|l| l.contains("api=http://")).unwrap();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("api=http://"))
+            .unwrap();
         let a = line.split("api=http://").nth(1).unwrap();
         a.split_whitespace().next().unwrap().to_string()
     }
@@ -158,9 +200,16 @@ impl Daemon {
         let start = Instant::now();
         while !self.current_log().contains(needle) {
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("daemon exited ({st}) before logging {needle:?}:\n{}", self.log_text());
+                panic!(
+                    "daemon exited ({st}) before logging {needle:?}:\n{}",
+                    self.log_text()
+                );
             }
-            assert!(start.elapsed() < timeout, "no {needle:?} after {timeout:?}:\n{}", self.log_text());
+            assert!(
+                start.elapsed() < timeout,
+                "no {needle:?} after {timeout:?}:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -174,7 +223,9 @@ impl Daemon {
     }
 
     pub fn durable_offsets(&self) -> BTreeMap<String, BTreeMap<i32, i64>> {
-        Store::open_read_only(&self.data_dir).map(|s| s.durable_offsets()).unwrap_or_default()
+        Store::open_read_only(&self.data_dir)
+            .map(|s| s.durable_offsets())
+            .unwrap_or_default()
     }
 
     /// Wait until the durable point count reaches `n` (panics on timeout or exit).
@@ -186,9 +237,18 @@ impl Daemon {
                 return got;
             }
             if let Ok(Some(st)) = self.child.try_wait() {
-                panic!("daemon exited ({st}) at {} of {n} points:\n{}", got.0, self.log_text());
+                panic!(
+                    "daemon exited ({st}) at {} of {n} points:\n{}",
+                    got.0,
+                    self.log_text()
+                );
             }
-            assert!(start.elapsed() < timeout, "only {} of {n} points after {timeout:?}:\n{}", got.0, self.log_text());
+            assert!(
+                start.elapsed() < timeout,
+                "only {} of {n} points after {timeout:?}:\n{}",
+                got.0,
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -207,7 +267,11 @@ impl Daemon {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st;
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "daemon did not stop after SIGTERM:\n{}", self.log_text());
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "daemon did not stop after SIGTERM:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -221,7 +285,11 @@ impl Drop for Daemon {
 }
 
 fn spawn(config: &Path, log: &Path) -> Child {
-    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     Command::new(env!("CARGO_BIN_EXE_coalmine"))
         .args(["serve", "--config"])
         .arg(config)

@@ -7,16 +7,18 @@
 use std::collections::BTreeMap;
 
 use coalmine::judge::classifier::{
-    classify, classify_mean_inequality, ClassifierParams, ClassifyInput, Direction, IntervalMethod, Label,
-    NanStrategy,
+    classify, classify_mean_inequality, ClassifierParams, ClassifyInput, Direction, IntervalMethod,
+    Label, NanStrategy,
 };
 use coalmine::judge::effect::{cles, cohen_d, mean_ratio, EffectMeasure};
+use coalmine::judge::json::JsonPath;
 use coalmine::judge::kayenta_mw::{mann_whitney_kayenta, wdiff};
 use coalmine::judge::lookup::{get, Reader};
-use coalmine::judge::json::JsonPath;
 use coalmine::judge::score::{score, standalone_passed, ScoredResult, Thresholds};
 use coalmine::judge::stats::{percentile, qnorm_commons, summary};
-use coalmine::judge::transform::{add_gaussian_noise, remove_nans, replace_nans, Detector, JavaRandom};
+use coalmine::judge::transform::{
+    add_gaussian_noise, remove_nans, replace_nans, Detector, JavaRandom,
+};
 use coalmine::judge::{judge_value, JudgeKind};
 use serde_json::Value;
 
@@ -30,7 +32,10 @@ fn vectors() -> Vec<Value> {
 }
 
 fn of_kind(kind: &str) -> Vec<Value> {
-    let v: Vec<Value> = vectors().into_iter().filter(|e| e["kind"] == kind).collect();
+    let v: Vec<Value> = vectors()
+        .into_iter()
+        .filter(|e| e["kind"] == kind)
+        .collect();
     assert!(!v.is_empty(), "no vectors of kind {kind}");
     v
 }
@@ -46,11 +51,18 @@ fn same(got: f64, want: f64, ctx: &str) {
 
 #[track_caller]
 fn within(got: f64, want: f64, tol: f64, ctx: &str) {
-    assert!((got - want).abs() <= tol, "{ctx}: got {got}, expected {want} ± {tol}");
+    assert!(
+        (got - want).abs() <= tol,
+        "{ctx}: got {got}, expected {want} ± {tol}"
+    );
 }
 
 fn tolerance(e: &Value, key: &str) -> f64 {
-    e["tolerance"].get(key).or_else(|| e["tolerance"].get("all")).and_then(Value::as_f64).unwrap_or(0.0)
+    e["tolerance"]
+        .get(key)
+        .or_else(|| e["tolerance"].get("all"))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
 }
 
 #[test]
@@ -58,15 +70,31 @@ fn mannwhitney_intervals_are_bit_exact() {
     for e in of_kind("mannwhitney") {
         let id = e["id"].as_str().unwrap();
         let i = &e["input"];
-        let r = mann_whitney_kayenta(&nums(&i["x"]), &nums(&i["y"]), num(&i["confidence_level"])).unwrap();
+        let r = mann_whitney_kayenta(&nums(&i["x"]), &nums(&i["y"]), num(&i["confidence_level"]))
+            .unwrap();
         let obs = &e["kayenta_observed"];
         same(r.lower, num(&obs["ci_lower"]), &format!("{id} lower"));
         same(r.upper, num(&obs["ci_upper"]), &format!("{id} upper"));
         same(r.estimate, num(&obs["estimate"]), &format!("{id} estimate"));
         let exp = &e["expected"];
-        within(r.lower, num(&exp["ci_lower"]), tolerance(&e, "ci_lower"), id);
-        within(r.upper, num(&exp["ci_upper"]), tolerance(&e, "ci_upper"), id);
-        within(r.estimate, num(&exp["estimate"]), tolerance(&e, "estimate"), id);
+        within(
+            r.lower,
+            num(&exp["ci_lower"]),
+            tolerance(&e, "ci_lower"),
+            id,
+        );
+        within(
+            r.upper,
+            num(&exp["ci_upper"]),
+            tolerance(&e, "ci_upper"),
+            id,
+        );
+        within(
+            r.estimate,
+            num(&exp["estimate"]),
+            tolerance(&e, "estimate"),
+            id,
+        );
     }
 }
 
@@ -75,8 +103,17 @@ fn wilcoxon_difference_function_is_bit_exact() {
     for e in of_kind("mannwhitney_wdiff") {
         let i = &e["input"];
         let v = wdiff(num(&i["mu"]), num(&i["zq"]), &nums(&i["x"]), &nums(&i["y"])).unwrap();
-        same(v, num(&e["kayenta_observed"]["value"]), e["id"].as_str().unwrap());
-        within(v, num(&e["expected"]["value"]), tolerance(&e, "value"), e["id"].as_str().unwrap());
+        same(
+            v,
+            num(&e["kayenta_observed"]["value"]),
+            e["id"].as_str().unwrap(),
+        );
+        within(
+            v,
+            num(&e["expected"]["value"]),
+            tolerance(&e, "value"),
+            e["id"].as_str().unwrap(),
+        );
     }
 }
 
@@ -117,7 +154,17 @@ fn mannwhitney_intermediates_are_bit_exact() {
     }
 }
 
-fn classifier_case(e: &Value) -> (Vec<f64>, Vec<f64>, ClassifierParams, Direction, NanStrategy, bool, bool) {
+fn classifier_case(
+    e: &Value,
+) -> (
+    Vec<f64>,
+    Vec<f64>,
+    ClassifierParams,
+    Direction,
+    NanStrategy,
+    bool,
+    bool,
+) {
     let i = &e["input"];
     let p = &i["params"];
     let mut params = ClassifierParams::kayenta_class_defaults();
@@ -141,7 +188,11 @@ fn classifier_case(e: &Value) -> (Vec<f64>, Vec<f64>, ClassifierParams, Directio
         "Decrease" => Direction::Decrease,
         _ => Direction::Either,
     };
-    let nan = if i["nanStrategy"] == "Replace" { NanStrategy::Replace } else { NanStrategy::Remove };
+    let nan = if i["nanStrategy"] == "Replace" {
+        NanStrategy::Replace
+    } else {
+        NanStrategy::Remove
+    };
     (
         nums(&i["control"]),
         nums(&i["experiment"]),
@@ -172,39 +223,72 @@ fn classifier_vectors() {
         let c = if i["classifier"] == "MeanInequalityClassifier" {
             classify_mean_inequality(&control, &experiment, &input)
         } else {
-            classify(&control, &experiment, &input, &params).unwrap_or_else(|err| panic!("{id}: {err}"))
+            classify(&control, &experiment, &input, &params)
+                .unwrap_or_else(|err| panic!("{id}: {err}"))
         };
         let obs = &e["kayenta_observed"];
         let exp = &e["expected"];
-        assert_eq!(c.label.as_str(), obs["classification"].as_str().unwrap(), "{id} label");
+        assert_eq!(
+            c.label.as_str(),
+            obs["classification"].as_str().unwrap(),
+            "{id} label"
+        );
         if let Some(want) = exp.get("classification") {
-            assert_eq!(c.label.as_str(), want.as_str().unwrap(), "{id} expected label");
+            assert_eq!(
+                c.label.as_str(),
+                want.as_str().unwrap(),
+                "{id} expected label"
+            );
         }
         if let Some(want) = exp.get("critical") {
-            assert_eq!(c.critical, want.as_bool().unwrap(), "{id} expected critical");
+            assert_eq!(
+                c.critical,
+                want.as_bool().unwrap(),
+                "{id} expected critical"
+            );
         }
         if exp.get("reason_non_empty").is_some() {
-            assert!(c.reason.as_deref().is_some_and(|r| !r.is_empty()), "{id} reason");
+            assert!(
+                c.reason.as_deref().is_some_and(|r| !r.is_empty()),
+                "{id} reason"
+            );
         }
         if obs.get("random").is_some() {
             // Gaussian-noise path: only the label is stable.
             checked += 1;
             continue;
         }
-        assert_eq!(c.critical, obs["critical"].as_bool().unwrap(), "{id} critical");
-        same(c.deviation, num(&obs["deviation"]), &format!("{id} deviation"));
+        assert_eq!(
+            c.critical,
+            obs["critical"].as_bool().unwrap(),
+            "{id} critical"
+        );
+        same(
+            c.deviation,
+            num(&obs["deviation"]),
+            &format!("{id} deviation"),
+        );
         match obs.get("reason") {
-            Some(Value::String(r)) => assert_eq!(c.reason.as_deref(), Some(r.as_str()), "{id} reason"),
+            Some(Value::String(r)) => {
+                assert_eq!(c.reason.as_deref(), Some(r.as_str()), "{id} reason")
+            }
             _ => assert_eq!(c.reason, None, "{id} reason"),
         }
         if let Some(lo) = obs.get("mw_lower_confidence") {
-            let test = c.test.as_ref().unwrap_or_else(|| panic!("{id}: no test ran"));
+            let test = c
+                .test
+                .as_ref()
+                .unwrap_or_else(|| panic!("{id}: no test ran"));
             let (l, u, est) = test.interval();
             same(l, num(lo), &format!("{id} lower"));
             same(u, num(&obs["mw_upper_confidence"]), &format!("{id} upper"));
             same(est, num(&obs["mw_estimate"]), &format!("{id} estimate"));
             same(c.bound.unwrap(), num(&obs["bound"]), &format!("{id} bound"));
-            same(c.effect_size.unwrap(), num(&obs["effect_size"]), &format!("{id} effect size"));
+            same(
+                c.effect_size.unwrap(),
+                num(&obs["effect_size"]),
+                &format!("{id} effect size"),
+            );
         } else {
             assert!(c.test.is_none(), "{id}: Kayenta exits early here");
         }
@@ -216,7 +300,10 @@ fn classifier_vectors() {
 #[test]
 fn constant_series_noise_is_reproducible() {
     // classifier-029/030 take Kayenta's Gaussian-noise path; coalmine seeds it from the data.
-    let e = of_kind("classifier").into_iter().find(|e| e["id"] == "classifier-029").unwrap();
+    let e = of_kind("classifier")
+        .into_iter()
+        .find(|e| e["id"] == "classifier-029")
+        .unwrap();
     let (control, experiment, params, direction, nan, critical, required) = classifier_case(&e);
     let input = ClassifyInput {
         metric_name: "m",
@@ -243,16 +330,31 @@ fn scorer_vectors() {
     for e in of_kind("scorer") {
         let id = e["id"].as_str().unwrap();
         let input = &e["input"];
-        let weights: BTreeMap<String, f64> =
-            input["groupWeights"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), num(v))).collect();
-        let names: Vec<String> =
-            input["results"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+        let weights: BTreeMap<String, f64> = input["groupWeights"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), num(v)))
+            .collect();
+        let names: Vec<String> = input["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
         let reasons: Vec<String> = names.iter().map(|n| format!("reason-of-{n}")).collect();
         let groups: Vec<Vec<String>> = input["results"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| r["groups"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_string()).collect())
+            .map(|r| {
+                r["groups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|g| g.as_str().unwrap().to_string())
+                    .collect()
+            })
             .collect();
         let results: Vec<ScoredResult<'_>> = input["results"]
             .as_array()
@@ -267,19 +369,40 @@ fn scorer_vectors() {
                 reason: Some(&reasons[k]),
             })
             .collect();
-        let s = score(&results, &weights, Thresholds { pass: 95.0, marginal: 75.0 });
+        let s = score(
+            &results,
+            &weights,
+            Thresholds {
+                pass: 95.0,
+                marginal: 75.0,
+            },
+        );
         let obs = &e["kayenta_observed"];
         same(s.summary, num(&obs["summaryScore"]), id);
         same(s.summary, num(&e["expected"]["summaryScore"]), id);
-        assert_eq!(s.reason, obs["reason"].as_str().unwrap_or(""), "{id} reason");
+        assert_eq!(
+            s.reason,
+            obs["reason"].as_str().unwrap_or(""),
+            "{id} reason"
+        );
         let mut want: Vec<(String, f64, bool)> = obs["groupScores"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|g| (g["name"].as_str().unwrap().to_string(), num(&g["score"]), g["noData"].as_bool().unwrap()))
+            .map(|g| {
+                (
+                    g["name"].as_str().unwrap().to_string(),
+                    num(&g["score"]),
+                    g["noData"].as_bool().unwrap(),
+                )
+            })
             .collect();
         want.sort_by(|a, b| a.0.cmp(&b.0));
-        let got: Vec<(String, f64, bool)> = s.groups.iter().map(|g| (g.name.clone(), g.score, g.no_data)).collect();
+        let got: Vec<(String, f64, bool)> = s
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), g.score, g.no_data))
+            .collect();
         assert_eq!(got, want, "{id} group scores");
     }
 }
@@ -300,8 +423,18 @@ fn transform_vectors() {
                 let exp = &e["expected"];
                 assert_eq!(noisy.len() as u64, exp["length"].as_u64().unwrap());
                 let s = summary(&noisy);
-                within(s.mean, num(&exp["sample_mean_within"][0]), num(&exp["sample_mean_within"][1]), id);
-                within(s.std, num(&exp["sample_stdev_within"][0]), num(&exp["sample_stdev_within"][1]), id);
+                within(
+                    s.mean,
+                    num(&exp["sample_mean_within"][0]),
+                    num(&exp["sample_mean_within"][1]),
+                    id,
+                );
+                within(
+                    s.std,
+                    num(&exp["sample_stdev_within"][0]),
+                    num(&exp["sample_stdev_within"][1]),
+                    id,
+                );
                 continue;
             }
             op => panic!("unknown op {op}"),
@@ -329,12 +462,21 @@ fn detector(d: &Value) -> Detector {
 fn detector_vectors() {
     for e in of_kind("detector") {
         let flags = detector(&e["input"]["detector"]).detect(&nums(&e["input"]["data"]));
-        let want: Vec<bool> = e["expected"]["outliers"].as_array().unwrap().iter().map(|b| b.as_bool().unwrap()).collect();
+        let want: Vec<bool> = e["expected"]["outliers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_bool().unwrap())
+            .collect();
         assert_eq!(flags, want, "{}", e["id"]);
         if let Some(p25) = e["kayenta_observed"].get("p25") {
             let data = nums(&e["input"]["data"]);
             same(percentile(&data, 25.0), num(p25), "p25");
-            same(percentile(&data, 75.0), num(&e["kayenta_observed"]["p75"]), "p75");
+            same(
+                percentile(&data, 75.0),
+                num(&e["kayenta_observed"]["p75"]),
+                "p75",
+            );
         }
     }
 }
@@ -406,11 +548,21 @@ fn random_vectors() {
             continue;
         }
         let s = summary(&v);
-        within(s.mean, num(&exp["sample_mean_within"][0]), num(&exp["sample_mean_within"][1]), "mean");
+        within(
+            s.mean,
+            num(&exp["sample_mean_within"][0]),
+            num(&exp["sample_mean_within"][1]),
+            "mean",
+        );
         if let Some(var) = exp.get("sample_variance_within") {
             within(s.std * s.std, num(&var[0]), num(&var[1]), "variance");
         } else {
-            within(s.std, num(&exp["sample_stdev_within"][0]), num(&exp["sample_stdev_within"][1]), "stdev");
+            within(
+                s.std,
+                num(&exp["sample_stdev_within"][0]),
+                num(&exp["sample_stdev_within"][1]),
+                "stdev",
+            );
         }
     }
 }
@@ -420,15 +572,27 @@ fn config_lookup_vectors() {
     for e in of_kind("config_lookup") {
         let id = e["id"].as_str().unwrap();
         let i = &e["input"];
-        let path: Vec<&str> = i["path"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        let path: Vec<&str> = i["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
         if i.get("as").is_some() {
-            let r = Reader { data: &i["data"], base_path: JsonPath::root() };
+            let r = Reader {
+                data: &i["data"],
+                base_path: JsonPath::root(),
+            };
             let v = r.f64(&path, num(&i["default"])).unwrap();
             same(v, num(&e["expected"]["value"]), id);
             continue;
         }
         let got = get(&i["data"], &path);
-        assert_eq!(got.is_some(), e["expected"]["found"].as_bool().unwrap(), "{id}");
+        assert_eq!(
+            got.is_some(),
+            e["expected"]["found"].as_bool().unwrap(),
+            "{id}"
+        );
         if let Some(v) = got {
             assert_eq!(v, e["expected"]["value"], "{id}");
         }
@@ -439,8 +603,17 @@ fn config_lookup_vectors() {
 fn standalone_aggregation_vectors() {
     for e in of_kind("standalone_aggregation") {
         let i = &e["input"];
-        let got = standalone_passed(num(&i["finalCanaryScore"]), i["passThreshold"].as_f64(), i["marginalThreshold"].as_f64());
-        assert_eq!(got, e["expected"]["didPassThresholds"].as_bool().unwrap(), "{}", e["id"]);
+        let got = standalone_passed(
+            num(&i["finalCanaryScore"]),
+            i["passThreshold"].as_f64(),
+            i["marginalThreshold"].as_f64(),
+        );
+        assert_eq!(
+            got,
+            e["expected"]["didPassThresholds"].as_bool().unwrap(),
+            "{}",
+            e["id"]
+        );
     }
 }
 

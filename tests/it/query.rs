@@ -28,7 +28,11 @@ pub fn dataset(dir: &Path) -> Store {
         for inst in 1..=6 {
             let version = if inst <= 3 { "v1" } else { "v2" };
             let instance = format!("i-{inst}");
-            let tags = [("app", "checkout"), ("instance", instance.as_str()), ("version", version)];
+            let tags = [
+                ("app", "checkout"),
+                ("instance", instance.as_str()),
+                ("version", version),
+            ];
             let lat = reg.resolve("http.latency_ms", &tags);
             let err = reg.resolve("http.errors", &tags);
             for k in 0..60 {
@@ -50,9 +54,18 @@ fn render(batches: &[RecordBatch]) -> Vec<String> {
     let opts = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for b in batches {
-        let fmts: Vec<ArrayFormatter<'_>> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        let fmts: Vec<ArrayFormatter<'_>> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap())
+            .collect();
         for r in 0..b.num_rows() {
-            rows.push(fmts.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join(" | "));
+            rows.push(
+                fmts.iter()
+                    .map(|f| f.value(r).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            );
         }
     }
     rows
@@ -86,12 +99,19 @@ fn parse_cases(text: &str) -> Vec<Case> {
         let name = lines.next().unwrap().trim().to_string();
         let binding = parse_binding(lines.next().unwrap().trim_start_matches("binding:").trim());
         let rest: Vec<&str> = lines.collect();
-        let sep = rest.iter().position(|l| *l == "----").expect("---- separator");
+        let sep = rest
+            .iter()
+            .position(|l| *l == "----")
+            .expect("---- separator");
         cases.push(Case {
             name,
             binding,
             sql: rest[..sep].join("\n").trim().to_string(),
-            expected: rest[sep + 1..].iter().map(|l| l.to_string()).filter(|l| !l.is_empty()).collect(),
+            expected: rest[sep + 1..]
+                .iter()
+                .map(|l| l.to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
         });
     }
     cases
@@ -100,7 +120,10 @@ fn parse_cases(text: &str) -> Vec<Case> {
 fn write_cases(cases: &[Case], tag_text: &[String]) -> String {
     let mut out = String::new();
     for (c, binding) in cases.iter().zip(tag_text) {
-        out.push_str(&format!("=== {}\nbinding: {binding}\n{}\n----\n", c.name, c.sql));
+        out.push_str(&format!(
+            "=== {}\nbinding: {binding}\n{}\n----\n",
+            c.name, c.sql
+        ));
         for e in &c.expected {
             out.push_str(e);
             out.push('\n');
@@ -117,10 +140,16 @@ async fn golden() {
     let engine = Engine::new(store);
     let bless = std::env::var("COALMINE_BLESS").is_ok();
     let sql_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sql");
-    let mut files: Vec<_> = std::fs::read_dir(&sql_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&sql_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut checked = 0;
-    for file in files.iter().filter(|p| p.extension().is_some_and(|e| e == "slt")) {
+    for file in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+    {
         let text = std::fs::read_to_string(file).unwrap();
         let mut cases = parse_cases(&text);
         let bindings: Vec<String> = text
@@ -138,7 +167,13 @@ async fn golden() {
                 Err(e) => vec![format!("error: {e}")],
             };
             if got != c.expected {
-                failures.push(format!("{}: {}\n  expected: {:?}\n  got:      {:?}", file.display(), c.name, c.expected, got));
+                failures.push(format!(
+                    "{}: {}\n  expected: {:?}\n  got:      {:?}",
+                    file.display(),
+                    c.name,
+                    c.expected,
+                    got
+                ));
                 c.expected = got;
             }
             checked += 1;
@@ -159,7 +194,10 @@ fn only_one_read_only_select_is_accepted() {
         ("  CREATE TABLE x AS SELECT 1", "found CREATE TABLE at 1:3"),
         ("DROP TABLE metrics", "found DROP TABLE"),
         ("COPY metrics TO '/tmp/x.csv'", "found COPY"),
-        ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'", "found CREATE EXTERNAL TABLE"),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+            "found CREATE EXTERNAL TABLE",
+        ),
         ("SELECT 1 AS value; SELECT 2 AS value", "found 2 statements"),
         ("SET datafusion.execution.batch_size = 1", "found SET"),
         ("SELEC value FROM metrics", "Expected"),
@@ -168,7 +206,8 @@ fn only_one_read_only_select_is_accepted() {
         assert!(e.contains(want), "{sql}: {e}");
     }
     check_statement("SELECT avg(value) AS value FROM metrics WHERE metric = 'x'").unwrap();
-    check_statement("WITH m AS (SELECT value FROM metrics) SELECT max(value) AS value FROM m").unwrap();
+    check_statement("WITH m AS (SELECT value FROM metrics) SELECT max(value) AS value FROM m")
+        .unwrap();
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -181,8 +220,15 @@ async fn files_and_urls_are_not_tables() {
         "SELECT count(*) AS value FROM information_schema.tables",
         "SELECT value FROM other_table",
     ] {
-        let e = engine.query(sql, Binding::all()).await.err().unwrap_or_else(|| panic!("{sql} must fail"));
-        assert!(e.to_string().contains("not found") || e.to_string().contains("table"), "{sql}: {e}");
+        let e = engine
+            .query(sql, Binding::all())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{sql} must fail"));
+        assert!(
+            e.to_string().contains("not found") || e.to_string().contains("table"),
+            "{sql}: {e}"
+        );
     }
 }
 
@@ -190,14 +236,28 @@ async fn files_and_urls_are_not_tables() {
 async fn pushdown_reads_only_the_bound_series() {
     let dir = TempDir::new("sqlpush");
     let engine = Engine::new(dataset(&dir.0));
-    let b = Binding::new([("version".to_string(), "v2".to_string())].into(), T0, T0 + 60_000);
-    let q = engine.plan("SELECT metric, count(*) AS value FROM metrics GROUP BY metric", b).await.unwrap();
+    let b = Binding::new(
+        [("version".to_string(), "v2".to_string())].into(),
+        T0,
+        T0 + 60_000,
+    );
+    let q = engine
+        .plan(
+            "SELECT metric, count(*) AS value FROM metrics GROUP BY metric",
+            b,
+        )
+        .await
+        .unwrap();
     let series = q.series().await.unwrap();
     // only v2's two metrics, 6 points each per instance in one minute
     assert_eq!(series.len(), 2);
     assert!(series.iter().all(|s| s.values == vec![18.0]));
     // the same prepared query, rebound to another scope and window
-    q.rebind(Binding::new([("instance".to_string(), "i-1".to_string())].into(), T0, T0 + 30_000));
+    q.rebind(Binding::new(
+        [("instance".to_string(), "i-1".to_string())].into(),
+        T0,
+        T0 + 30_000,
+    ));
     let series = q.series().await.unwrap();
     assert!(series.iter().all(|s| s.values == vec![3.0]), "{series:?}");
     let col = q.collect().await.unwrap();

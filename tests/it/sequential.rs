@@ -11,8 +11,8 @@
 //!   for it); the fixed-quantile confidence bounds exactly (same order statistics).
 
 use coalmine::judge::sequential::{
-    quantile_bounds, two_sided_ln_e, Alternative, BetaMixture, CountTest, LogHistogram, MetricType, SequentialParams,
-    SequentialState, Side, Tail,
+    quantile_bounds, two_sided_ln_e, Alternative, BetaMixture, CountTest, LogHistogram, MetricType,
+    SequentialParams, SequentialState, Side, Tail,
 };
 use coalmine::judge::{judge_value, Label};
 use serde_json::{json, Value};
@@ -35,28 +35,48 @@ fn hist(values: &[f64]) -> LogHistogram {
 fn count_e_process_matches_savvi_inhomogeneous_poisson_process() {
     let doc = load("seq_savvi.json");
     let tol = &doc["tolerances"];
-    let (tol_odds, tol_p, tol_rr) = (num(&tol["ln_odds_abs"]), num(&tol["p_value_rel"]), num(&tol["log_rr_abs"]));
+    let (tol_odds, tol_p, tol_rr) = (
+        num(&tol["ln_odds_abs"]),
+        num(&tol["p_value_rel"]),
+        num(&tol["log_rr_abs"]),
+    );
     let mut checked = 0;
     for case in doc["cases"].as_array().unwrap() {
         let id = case["id"].as_str().unwrap();
         let (rho, k, alpha) = (num(&case["rho"]), num(&case["k"]), num(&case["alpha"]));
         let mut test = CountTest::new(rho, k, &[Tail::Increase, Tail::Decrease], alpha);
         let mut p_value: f64 = 1.0;
-        for (step, (ev, want)) in
-            case["events"].as_array().unwrap().iter().zip(case["expected"].as_array().unwrap()).enumerate()
+        for (step, (ev, want)) in case["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(case["expected"].as_array().unwrap())
+            .enumerate()
         {
             test.add(num(&ev[0]), num(&ev[1]));
             test.tighten_cs();
             let ln_odds = test.ln_e_two_sided();
             p_value = p_value.min((-ln_odds).exp());
             let ctx = format!("{id} step {step}");
-            assert!((ln_odds - num(&want["odds"]).ln()).abs() < tol_odds, "{ctx}: ln odds {ln_odds}");
-            assert!((p_value / num(&want["p_value"]) - 1.0).abs() < tol_p, "{ctx}: p {p_value}");
+            assert!(
+                (ln_odds - num(&want["odds"]).ln()).abs() < tol_odds,
+                "{ctx}: ln odds {ln_odds}"
+            );
+            assert!(
+                (p_value / num(&want["p_value"]) - 1.0).abs() < tol_p,
+                "{ctx}: p {p_value}"
+            );
             let lo = test.rate_ratio(test.theta_lower).ln();
             let hi = test.rate_ratio(test.theta_upper).ln();
             let (wlo, whi) = (num(&want["log_rr_lower"]), num(&want["log_rr_upper"]));
-            assert!((lo - wlo).abs() < tol_rr || (lo.is_infinite() && lo == wlo), "{ctx}: lower {lo} vs {wlo}");
-            assert!((hi - whi).abs() < tol_rr || (hi.is_infinite() && hi == whi), "{ctx}: upper {hi} vs {whi}");
+            assert!(
+                (lo - wlo).abs() < tol_rr || (lo.is_infinite() && lo == wlo),
+                "{ctx}: lower {lo} vs {wlo}"
+            );
+            assert!(
+                (hi - whi).abs() < tol_rr || (hi.is_infinite() && hi == whi),
+                "{ctx}: upper {hi} vs {whi}"
+            );
             checked += 1;
         }
     }
@@ -69,11 +89,24 @@ fn beta_mixture_matches_confseq_beta_binomial_log_mixture() {
     let tol = num(&doc["tolerances"]["log_mixture_abs"]);
     let cases = doc["log_mixture"].as_array().unwrap();
     for c in cases {
-        let (p, n, k, t_opt, a) = (num(&c["p"]), num(&c["n"]), num(&c["k"]), num(&c["t_opt"]), num(&c["alpha_opt"]));
-        for (side, key) in [(Side::Two, "two"), (Side::Greater, "greater"), (Side::Less, "less")] {
+        let (p, n, k, t_opt, a) = (
+            num(&c["p"]),
+            num(&c["n"]),
+            num(&c["k"]),
+            num(&c["t_opt"]),
+            num(&c["alpha_opt"]),
+        );
+        for (side, key) in [
+            (Side::Two, "two"),
+            (Side::Greater, "greater"),
+            (Side::Less, "less"),
+        ] {
             let mine = BetaMixture::confseq_quantile(p, t_opt, a, side).ln_e(k, n);
             let want = num(&c[key]);
-            assert!((mine - want).abs() < tol * want.abs().max(1.0), "{c} {key}: {mine} vs {want}");
+            assert!(
+                (mine - want).abs() < tol * want.abs().max(1.0),
+                "{c} {key}: {mine} vs {want}"
+            );
         }
     }
     assert_eq!(cases.len(), 240);
@@ -87,21 +120,38 @@ fn two_sample_quantile_test_matches_confseq_quantile_ab_p_value() {
     for c in doc["quantile_ab"].as_array().unwrap() {
         let id = c["id"].as_str().unwrap();
         let a: Vec<f64> = c["control"].as_array().unwrap().iter().map(num).collect();
-        let b: Vec<f64> = c["experiment"].as_array().unwrap().iter().map(num).collect();
+        let b: Vec<f64> = c["experiment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(num)
+            .collect();
         let (p, t_opt, alpha_opt) = (num(&c["p"]), num(&c["t_opt"]), num(&c["alpha_opt"]));
-        for (m, want) in c["prefixes"].as_array().unwrap().iter().zip(c["p_values"].as_array().unwrap()) {
+        for (m, want) in c["prefixes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(c["p_values"].as_array().unwrap())
+        {
             let m = m.as_u64().unwrap() as usize;
             let ln_e = two_sided_ln_e(&hist(&a[..m]), &hist(&b[..m]), p, t_opt, alpha_opt);
             let want = num(want);
             if want < 1.0 {
-                assert!((ln_e - -want.ln()).abs() < tol, "{id} m={m}: ln E {ln_e} vs {}", -want.ln());
+                assert!(
+                    (ln_e - -want.ln()).abs() < tol,
+                    "{id} m={m}: ln E {ln_e} vs {}",
+                    -want.ln()
+                );
                 rejected += (want < 0.05) as usize;
             } else {
                 assert!(ln_e <= 1e-9, "{id} m={m}: ln E {ln_e} but confseq's p is 1");
             }
         }
     }
-    assert!(rejected >= 8, "the fixtures exercise small p-values ({rejected})");
+    assert!(
+        rejected >= 8,
+        "the fixtures exercise small p-values ({rejected})"
+    );
 }
 
 #[test]
@@ -111,7 +161,12 @@ fn quantile_confidence_sequence_matches_confseq_fixed_quantile_bounds() {
     let data: Vec<f64> = cs["data"].as_array().unwrap().iter().map(num).collect();
     let mut bounded = 0;
     for c in cs["cases"].as_array().unwrap() {
-        let (p, t, alpha, t_opt) = (num(&c["p"]), c["t"].as_u64().unwrap() as usize, num(&c["alpha"]), num(&c["t_opt"]));
+        let (p, t, alpha, t_opt) = (
+            num(&c["p"]),
+            c["t"].as_u64().unwrap() as usize,
+            num(&c["alpha"]),
+            num(&c["t_opt"]),
+        );
         let b = quantile_bounds(&hist(&data[..t]), p, alpha, t_opt);
         // Deviation: where confseq caps a radius because its boundary is never crossed, it
         // still reports X₍₁₎ (X₍t₎); the set {x : G(x) < ln(1/α)} is unbounded there.
@@ -142,7 +197,9 @@ fn request(metrics: Value, pairs: Value, judge_cfg: Value) -> Value {
 fn lcg(seed: u64) -> impl FnMut() -> f64 {
     let mut s = seed;
     move || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 }
@@ -150,12 +207,16 @@ fn lcg(seed: u64) -> impl FnMut() -> f64 {
 #[test]
 fn judge_flags_a_latency_regression_and_an_error_spike_and_passes_the_rest() {
     let mut u = lcg(3);
-    let lat = |u: &mut dyn FnMut() -> f64, f: f64| -> Vec<f64> { (0..300).map(|_| f * (80.0 + 40.0 * u())).collect() };
+    let lat = |u: &mut dyn FnMut() -> f64, f: f64| -> Vec<f64> {
+        (0..300).map(|_| f * (80.0 + 40.0 * u())).collect()
+    };
     let (lc, le) = (lat(&mut u, 1.0), lat(&mut u, 1.15));
     let (oc, oe) = (lat(&mut u, 1.0), lat(&mut u, 1.0));
     // Poisson-ish error counts by thinning: baseline ~2/interval, canary ~6/interval
     let counts = |u: &mut dyn FnMut() -> f64, rate: f64| -> Vec<f64> {
-        (0..300).map(|_| (0..20).filter(|_| u() < rate / 20.0).count() as f64).collect()
+        (0..300)
+            .map(|_| (0..20).filter(|_| u() < rate / 20.0).count() as f64)
+            .collect()
     };
     let (ec, ee) = (counts(&mut u, 2.0), counts(&mut u, 6.0));
     let metrics = json!([
@@ -170,10 +231,17 @@ fn judge_flags_a_latency_regression_and_an_error_spike_and_passes_the_rest() {
     ]);
     let r = judge_value(&request(metrics, pairs, json!({})), None).unwrap();
     assert_eq!(r.judge_name, "coalmine-seq-v1");
-    let labels: Vec<&str> = r.results.iter().map(|m| m.classification.as_str()).collect();
+    let labels: Vec<&str> = r
+        .results
+        .iter()
+        .map(|m| m.classification.as_str())
+        .collect();
     assert_eq!(labels, ["High", "Pass", "High"]);
     assert_eq!(r.score.classification, "Fail");
-    assert!(r.score.classification_reason.contains("errors was classified as High (Critical)"));
+    assert!(r
+        .score
+        .classification_reason
+        .contains("errors was classified as High (Critical)"));
     let v = serde_json::to_value(&r).unwrap();
     let t = &v["results"][2]["resultMetadata"]["test"];
     assert_eq!(t["kind"], "sequential-count");
@@ -181,7 +249,10 @@ fn judge_flags_a_latency_regression_and_an_error_spike_and_passes_the_rest() {
     assert_eq!(t["alpha"], json!(0.01 / 3.0));
     assert!(num(&t["pValue"]) < 0.01 / 3.0 && num(&t["eValue"]) >= 300.0);
     let cs = &t["confidenceSequence"];
-    assert!(num(&cs["lower"]) > 1.5 && num(&cs["upper"]) < 6.0, "rate ratio ≈ 3: {cs}");
+    assert!(
+        num(&cs["lower"]) > 1.5 && num(&cs["upper"]) < 6.0,
+        "rate ratio ≈ 3: {cs}"
+    );
     let t = &v["results"][0]["resultMetadata"]["test"];
     assert_eq!(t["kind"], "sequential-quantile");
     assert_eq!(t["quantiles"].as_array().unwrap().len(), 2);
@@ -198,7 +269,13 @@ fn judge_result_equals_a_run_fed_tick_by_tick() {
     let req = request(metrics, pairs, json!({"alpha": 0.05}));
     let r = judge_value(&req, None).unwrap();
     let parsed = coalmine::judge::JudgeRequest::from_value(&req).unwrap();
-    let params = coalmine::judge::sequential::params_for(&parsed.canary_config, &parsed.metric_set_pair_list, 0, None).unwrap();
+    let params = coalmine::judge::sequential::params_for(
+        &parsed.canary_config,
+        &parsed.metric_set_pair_list,
+        0,
+        None,
+    )
+    .unwrap();
     assert_eq!(params.alpha, 0.05);
     assert_eq!(params.alternative, Alternative::Increase);
     let mut state = SequentialState::new(params).unwrap();
@@ -209,7 +286,8 @@ fn judge_result_equals_a_run_fed_tick_by_tick() {
         state.update(&c[i..i + 1], &e[i..i + 1]).unwrap();
     }
     let from_run = serde_json::to_value(state.report()).unwrap();
-    let mut from_judge = serde_json::to_value(&r).unwrap()["results"][0]["resultMetadata"]["test"].clone();
+    let mut from_judge =
+        serde_json::to_value(&r).unwrap()["results"][0]["resultMetadata"]["test"].clone();
     from_judge["metricTypeInferred"] = json!(false);
     assert_eq!(from_judge, from_run);
     assert_eq!(r.results[0].classification, state.decision().label.as_str());
@@ -231,19 +309,35 @@ fn direction_increase_never_fails_a_better_canary_and_nodata_follows_kayenta() {
         {"name": "empty", "values": {"control": ["NaN"], "experiment": []}},
     ]);
     let r = judge_value(&request(metrics, pairs, json!({})), None).unwrap();
-    let labels: Vec<&str> = r.results.iter().map(|m| m.classification.as_str()).collect();
+    let labels: Vec<&str> = r
+        .results
+        .iter()
+        .map(|m| m.classification.as_str())
+        .collect();
     assert_eq!(labels, ["Pass", "Low", "NodataFailMetric"]);
 }
 
 #[test]
 fn invalid_settings_name_their_json_path() {
-    let metrics = json!([{"name": "m", "analysisConfigurations": {"canary": {"quantiles": [0.5, 1.5]}}}]);
+    let metrics =
+        json!([{"name": "m", "analysisConfigurations": {"canary": {"quantiles": [0.5, 1.5]}}}]);
     let pairs = json!([{"name": "m", "values": {"control": [1.0], "experiment": [2.0]}}]);
-    let err = judge_value(&request(metrics, pairs.clone(), json!({})), None).unwrap_err().to_string();
-    assert!(err.starts_with("canaryConfig.metrics[0].analysisConfigurations.canary:") && err.contains("quantiles"), "{err}");
+    let err = judge_value(&request(metrics, pairs.clone(), json!({})), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("canaryConfig.metrics[0].analysisConfigurations.canary:")
+            && err.contains("quantiles"),
+        "{err}"
+    );
     let metrics = json!([{"name": "m"}]);
-    let err = judge_value(&request(metrics, pairs, json!({"alpha": 2})), None).unwrap_err().to_string();
-    assert_eq!(err, "canaryConfig.judge.judgeConfigurations.alpha: alpha must be in (0, 1), got 2");
+    let err = judge_value(&request(metrics, pairs, json!({"alpha": 2})), None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "canaryConfig.judge.judgeConfigurations.alpha: alpha must be in (0, 1), got 2"
+    );
 }
 
 #[test]
@@ -251,14 +345,26 @@ fn count_metrics_use_the_configured_traffic_share() {
     // Canary has 1 of 4 instances: 250 vs 750 events is exactly its share, not a regression.
     let c = vec![75.0; 10];
     let e = vec![25.0; 10];
-    let metrics = json!([{"name": "req", "analysisConfigurations": {"canary": {"direction": "either"}}}]);
+    let metrics =
+        json!([{"name": "req", "analysisConfigurations": {"canary": {"direction": "either"}}}]);
     let pairs = json!([{"name": "req", "values": {"control": c, "experiment": e}}]);
     let even = judge_value(&request(metrics.clone(), pairs.clone(), json!({})), None).unwrap();
     assert_eq!(even.results[0].classification, "Low");
-    let shared = judge_value(&request(metrics, pairs, json!({"canaryInstances": 1, "baselineInstances": 3})), None).unwrap();
+    let shared = judge_value(
+        &request(
+            metrics,
+            pairs,
+            json!({"canaryInstances": 1, "baselineInstances": 3}),
+        ),
+        None,
+    )
+    .unwrap();
     assert_eq!(shared.results[0].classification, "Pass");
     let v = serde_json::to_value(&shared).unwrap();
-    assert_eq!(v["results"][0]["resultMetadata"]["test"]["trafficShare"], json!(0.25));
+    assert_eq!(
+        v["results"][0]["resultMetadata"]["test"]["trafficShare"],
+        json!(0.25)
+    );
 }
 
 #[test]
@@ -270,7 +376,10 @@ fn state_api_early_pass_needs_the_minimum_duration_and_a_tight_sequence() {
     for _ in 0..200 {
         s.update(&[100.0], &[100.0]).unwrap();
     }
-    assert!(s.excludes_regression(), "20,000 events a side bound the rate ratio well below 1.1");
+    assert!(
+        s.excludes_regression(),
+        "20,000 events a side bound the rate ratio well below 1.1"
+    );
     assert!(!s.early_pass(60.0, 300.0));
     assert!(s.early_pass(600.0, 300.0));
     assert_eq!(s.decision().label, Label::Pass);

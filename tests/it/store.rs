@@ -41,7 +41,12 @@ fn scan_values(store: &Store, host: &str, start: i64, end: i64) -> Vec<f64> {
         start_ms: start,
         end_ms: end,
     };
-    store.scan(&f).unwrap().iter().flat_map(|b| columns(b).2.values().to_vec()).collect()
+    store
+        .scan(&f)
+        .unwrap()
+        .iter()
+        .flat_map(|b| columns(b).2.values().to_vec())
+        .collect()
 }
 
 #[test]
@@ -51,7 +56,10 @@ fn flush_reopen_and_scan_prune() {
         let store = Store::open(cfg(&dir.0)).unwrap();
         fill(&store, 3, 100, T0, 0);
         // buffered points are visible before they are durable
-        assert_eq!(scan_values(&store, "h1", T0, T0 + 5000), vec![1000.0, 1001.0, 1002.0, 1003.0, 1004.0]);
+        assert_eq!(
+            scan_values(&store, "h1", T0, T0 + 5000),
+            vec![1000.0, 1001.0, 1002.0, 1003.0, 1004.0]
+        );
         let durable = store.flush().unwrap();
         assert_eq!(durable["t"][&0], 1);
         fill(&store, 3, 100, T0 + 100_000, 1);
@@ -62,9 +70,15 @@ fn flush_reopen_and_scan_prune() {
     let store = Store::open(cfg(&dir.0)).unwrap();
     assert_eq!(store.count_and_sum().unwrap().0, 600);
     assert_eq!(store.durable_offset("t", 0), Some(2));
-    assert_eq!(scan_values(&store, "h2", T0 + 99_000, T0 + 101_000), vec![2099.0, 2000.0]);
+    assert_eq!(
+        scan_values(&store, "h2", T0 + 99_000, T0 + 101_000),
+        vec![2099.0, 2000.0]
+    );
     assert!(scan_values(&store, "h9", T0, T0 + H).is_empty());
-    assert!(scan_values(&store, "h0", T0 + 10 * H, T0 + 11 * H).is_empty(), "time pruning");
+    assert!(
+        scan_values(&store, "h0", T0 + 10 * H, T0 + 11 * H).is_empty(),
+        "time pruning"
+    );
     // a new series after reopen gets a fresh id
     let id = store.registry_mut().resolve("mem", &[]);
     assert_eq!(id, 3);
@@ -74,8 +88,13 @@ fn flush_reopen_and_scan_prune() {
 fn the_data_directory_is_locked() {
     let dir = TempDir::new("lock");
     let _a = Store::open(cfg(&dir.0)).unwrap();
-    let e = Store::open(cfg(&dir.0)).err().expect("second writer refused");
-    assert!(e.to_string().contains("in use by another coalmine process"), "{e}");
+    let e = Store::open(cfg(&dir.0))
+        .err()
+        .expect("second writer refused");
+    assert!(
+        e.to_string().contains("in use by another coalmine process"),
+        "{e}"
+    );
     // readers are fine beside a writer
     Store::open_read_only(dir.0.join("data")).unwrap();
 }
@@ -90,12 +109,19 @@ fn leftovers_of_an_interrupted_write_are_removed() {
     }
     let data = dir.0.join("data");
     // a segment renamed into place but never listed, and a half-written temporary file
-    std::fs::write(data.join("segments").join("0000000000000099.arrow"), b"partial").unwrap();
+    std::fs::write(
+        data.join("segments").join("0000000000000099.arrow"),
+        b"partial",
+    )
+    .unwrap();
     std::fs::write(data.join("tmp").join("0000000000000100.arrow"), b"partial").unwrap();
     std::fs::write(data.join("tmp").join("manifest.json"), b"{\"half\":").unwrap();
     let store = Store::open(cfg(&dir.0)).unwrap();
     assert_eq!(store.count_and_sum().unwrap().0, 10);
-    assert!(!data.join("segments").join("0000000000000099.arrow").exists());
+    assert!(!data
+        .join("segments")
+        .join("0000000000000099.arrow")
+        .exists());
     assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
 }
 
@@ -108,14 +134,30 @@ fn corrupt_files_are_reported_by_name() {
         store.flush().unwrap();
     }
     let data = dir.0.join("data");
-    let seg = std::fs::read_dir(data.join("segments")).unwrap().next().unwrap().unwrap().path();
+    let seg = std::fs::read_dir(data.join("segments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let bytes = std::fs::read(&seg).unwrap();
     std::fs::write(&seg, &bytes[..bytes.len() / 2]).unwrap();
-    let e = Store::open(cfg(&dir.0)).err().expect("a truncated segment is an error");
+    let e = Store::open(cfg(&dir.0))
+        .err()
+        .expect("a truncated segment is an error");
     assert!(e.to_string().contains(&seg.display().to_string()), "{e}");
-    std::fs::write(data.join("manifest.json"), b"{\"version\": 1, \"segments\": [").unwrap();
-    let e = Store::open_read_only(&data).err().expect("a broken manifest is an error");
-    assert!(e.to_string().contains("manifest.json") && e.to_string().contains("line 1"), "{e}");
+    std::fs::write(
+        data.join("manifest.json"),
+        b"{\"version\": 1, \"segments\": [",
+    )
+    .unwrap();
+    let e = Store::open_read_only(&data)
+        .err()
+        .expect("a broken manifest is an error");
+    assert!(
+        e.to_string().contains("manifest.json") && e.to_string().contains("line 1"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -133,15 +175,30 @@ fn retention_by_age_and_bytes() {
     store.flush().unwrap();
     assert_eq!(store.stats().segments, 2, "the 72h-old segment is gone");
     assert_eq!(store.count_and_sum().unwrap().0, 40);
-    assert_eq!(store.durable_offset("t", 0), Some(3), "durable offsets survive retention");
+    assert_eq!(
+        store.durable_offset("t", 0),
+        Some(3),
+        "durable offsets survive retention"
+    );
     drop(store);
     // by bytes: keep only about one segment
-    let one = std::fs::read_dir(dir.0.join("data").join("segments")).unwrap().next().unwrap().unwrap().metadata().unwrap().len();
+    let one = std::fs::read_dir(dir.0.join("data").join("segments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .metadata()
+        .unwrap()
+        .len();
     c.max_bytes = Some(one + one / 2);
     let store = Store::open(c).unwrap();
     store.enforce_retention(now).unwrap();
     assert_eq!(store.stats().segments, 1);
-    assert_eq!(scan_values(&store, "h0", now - 2 * H, now).len(), 10, "the newest is kept");
+    assert_eq!(
+        scan_values(&store, "h0", now - 2 * H, now).len(),
+        10,
+        "the newest is kept"
+    );
 }
 
 #[test]
@@ -178,7 +235,12 @@ fn series_columns_for_sql() {
     fill(&store, 2, 3, T0, 0);
     let batches = store.scan(&ScanFilter::all()).unwrap();
     let wide = store.with_series_columns(&batches[0]).unwrap();
-    let names: Vec<String> = wide.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = wide
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     assert_eq!(names, ["ts", "metric", "value", "tags"]);
     assert_eq!(wide.num_rows(), 6);
 }

@@ -6,7 +6,10 @@ use serde_json::Value;
 
 /// `tests/data/<name>`.
 pub fn data_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join("data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("data")
+        .join(name)
 }
 
 /// A number, or the strings "NaN" / "Infinity" / "-Infinity".
@@ -23,5 +26,9 @@ pub fn num(v: &Value) -> f64 {
 
 #[track_caller]
 pub fn nums(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap_or_else(|| panic!("not an array: {v}")).iter().map(num).collect()
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(num)
+        .collect()
 }

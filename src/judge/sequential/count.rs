@@ -68,13 +68,19 @@ impl CountTest {
             theta_upper: 1.0,
             cs_alpha,
             two: BetaMixture::savvi(traffic_share, concentration, Side::Two),
-            tails: tails.iter().map(|&t| (t, BetaMixture::savvi(traffic_share, concentration, side(t)))).collect(),
+            tails: tails
+                .iter()
+                .map(|&t| (t, BetaMixture::savvi(traffic_share, concentration, side(t))))
+                .collect(),
         }
     }
 
     /// `(K, N)`.
     pub fn kn(&self) -> (f64, f64) {
-        (self.events_experiment, self.events_control + self.events_experiment)
+        (
+            self.events_experiment,
+            self.events_control + self.events_experiment,
+        )
     }
 
     /// Add events (already validated as non-negative integers).
@@ -92,7 +98,10 @@ impl CountTest {
     /// Per-tail upper bounds of `ln E_t` without incomplete beta functions.
     pub fn ln_e_upper_by_tail(&self) -> Vec<(Tail, f64)> {
         let (k, n) = self.kn();
-        self.tails.iter().map(|(t, m)| (*t, m.ln_e_upper(k, n))).collect()
+        self.tails
+            .iter()
+            .map(|(t, m)| (*t, m.ln_e_upper(k, n)))
+            .collect()
     }
 
     /// Per-tail exact `ln E_t`.
@@ -153,8 +162,16 @@ pub fn likelihood_set(k: f64, n: f64, c: f64) -> (f64, f64) {
     if f(mle) < 0.0 {
         return (mle, mle);
     }
-    let lower = if k <= 0.0 || f(0.0) >= 0.0 { 0.0 } else { root(&f, &df, 0.0, mle) };
-    let upper = if k >= n || f(1.0) >= 0.0 { 1.0 } else { root(&f, &df, mle, 1.0) };
+    let lower = if k <= 0.0 || f(0.0) >= 0.0 {
+        0.0
+    } else {
+        root(&f, &df, 0.0, mle)
+    };
+    let upper = if k >= n || f(1.0) >= 0.0 {
+        1.0
+    } else {
+        root(&f, &df, mle, 1.0)
+    };
     (lower, upper)
 }
 
@@ -203,7 +220,12 @@ mod tests {
         let (lo, hi) = likelihood_set(k, n, c);
         let f = |t: f64| k * f64::ln(t) + (n - k) * f64::ln(1.0 - t) - c;
         assert!(lo < 0.3 && 0.3 < hi);
-        assert!(f(lo).abs() < 1e-9 && f(hi).abs() < 1e-9, "{} {}", f(lo), f(hi));
+        assert!(
+            f(lo).abs() < 1e-9 && f(hi).abs() < 1e-9,
+            "{} {}",
+            f(lo),
+            f(hi)
+        );
         assert_eq!(likelihood_set(0.0, 10.0, -3.0).0, 0.0);
         assert_eq!(likelihood_set(10.0, 10.0, -3.0).1, 1.0);
     }
@@ -212,12 +234,22 @@ mod tests {
     fn the_cs_excludes_the_null_exactly_when_the_two_sided_e_value_exceeds_one_over_alpha() {
         // {θ: L(θ) ≥ α·m} contains ρ ⇔ m/L(ρ) ≤ 1/α.
         let alpha = 0.05;
-        for &(k, n) in &[(40.0, 100.0), (60.0, 100.0), (62.0, 100.0), (70.0, 100.0), (510.0, 1000.0)] {
+        for &(k, n) in &[
+            (40.0, 100.0),
+            (60.0, 100.0),
+            (62.0, 100.0),
+            (70.0, 100.0),
+            (510.0, 1000.0),
+        ] {
             let mut t = CountTest::new(0.5, 100.0, &[Tail::Increase], alpha);
             t.add(n - k, k);
             let (lo, hi) = t.theta_cs_now(alpha);
             let excluded = !(lo <= 0.5 && 0.5 <= hi);
-            assert_eq!(excluded, t.ln_e_two_sided() > (1.0 / alpha).ln(), "k={k} n={n}");
+            assert_eq!(
+                excluded,
+                t.ln_e_two_sided() > (1.0 / alpha).ln(),
+                "k={k} n={n}"
+            );
         }
     }
 }

@@ -180,13 +180,20 @@ mod tests {
 
     #[test]
     fn keys_preserve_order_and_edges_enclose_values() {
-        let xs = [-1e9, -3.5, -1.0, -1e-300, 0.0, 1e-300, 0.001, 1.0, 1.004, 2.0, 255.0, 1e12];
+        let xs = [
+            -1e9, -3.5, -1.0, -1e-300, 0.0, 1e-300, 0.001, 1.0, 1.004, 2.0, 255.0, 1e12,
+        ];
         for w in xs.windows(2) {
             assert!(key_of(w[0]) <= key_of(w[1]), "{} {}", w[0], w[1]);
         }
         for &x in &xs {
             let k = key_of(x);
-            assert!(lower_edge(k) <= x && x <= upper_edge(k), "{x}: [{}, {}]", lower_edge(k), upper_edge(k));
+            assert!(
+                lower_edge(k) <= x && x <= upper_edge(k),
+                "{x}: [{}, {}]",
+                lower_edge(k),
+                upper_edge(k)
+            );
             if x > 0.0 && x.is_normal() {
                 assert!(upper_edge(k) / lower_edge(k) - 1.0 < 1.0 / 128.0 + 1e-12);
             }

@@ -89,7 +89,8 @@ pub fn trigamma(mut x: f64) -> f64 {
     // 1/x + 1/(2x²) + 1/(6x³) − 1/(30x⁵) + 1/(42x⁷) − 1/(30x⁹) + 5/(66x¹¹)
     let series = 1.0 / x
         + z / 2.0
-        + z / x * (1.0 / 6.0 - z * (1.0 / 30.0 - z * (1.0 / 42.0 - z * (1.0 / 30.0 - z * 5.0 / 66.0))));
+        + z / x
+            * (1.0 / 6.0 - z * (1.0 / 30.0 - z * (1.0 / 42.0 - z * (1.0 / 30.0 - z * 5.0 / 66.0))));
     acc + series
 }
 
@@ -177,8 +178,14 @@ pub struct BetaMixture {
 
 impl BetaMixture {
     pub fn new(a: f64, b: f64, p0: f64, side: Side) -> Self {
-        assert!(a > 0.0 && b > 0.0, "Beta prior parameters must be positive, got ({a}, {b})");
-        assert!(p0 > 0.0 && p0 < 1.0, "null probability must be in (0, 1), got {p0}");
+        assert!(
+            a > 0.0 && b > 0.0,
+            "Beta prior parameters must be positive, got ({a}, {b})"
+        );
+        assert!(
+            p0 > 0.0 && p0 < 1.0,
+            "null probability must be in (0, 1), got {p0}"
+        );
         let ln_t_prior = ln_mass(a, b, p0, side);
         BetaMixture {
             a,
@@ -293,10 +300,20 @@ mod tests {
 
     #[test]
     fn incomplete_beta_matches_statrs_and_complements() {
-        for &(a, b, x) in &[(2.0, 3.0, 0.4), (50.0, 50.0, 0.5), (0.5, 7.5, 0.9), (300.0, 20.0, 0.93), (1.5, 1.5, 0.01)] {
+        for &(a, b, x) in &[
+            (2.0, 3.0, 0.4),
+            (50.0, 50.0, 0.5),
+            (0.5, 7.5, 0.9),
+            (300.0, 20.0, 0.93),
+            (1.5, 1.5, 0.01),
+        ] {
             let (li, lc) = ln_beta_reg(a, b, x);
             let want = statrs::function::beta::beta_reg(a, b, x);
-            assert!((li.exp() - want).abs() < 1e-13, "I_{x}({a},{b}) = {} vs {want}", li.exp());
+            assert!(
+                (li.exp() - want).abs() < 1e-13,
+                "I_{x}({a},{b}) = {} vs {want}",
+                li.exp()
+            );
             assert!((li.exp() + lc.exp() - 1.0).abs() < 1e-13);
         }
         // Deep tail where statrs underflows to 0. Oracle: mpmath 1.3.0 (40 digits),
@@ -305,14 +322,20 @@ mod tests {
         let (li, _) = ln_beta_reg(5000.0, 5000.0, 0.3);
         assert!((li - -876.375_302_919_382_4).abs() < 1e-10, "{li}");
         let (li, lc) = ln_beta_reg(300.0, 20.0, 0.93);
-        assert!((li - -1.295_361_734_671_378).abs() < 1e-12 && (lc - -0.319_928_172_929_969_3).abs() < 1e-12);
+        assert!(
+            (li - -1.295_361_734_671_378).abs() < 1e-12
+                && (lc - -0.319_928_172_929_969_3).abs() < 1e-12
+        );
     }
 
     #[test]
     fn stirling_lgamma_agrees_with_lanczos() {
         for &x in &[15.0, 15.5, 40.0, 333.3, 1e4, 1e7] {
             let (a, b) = (lgamma(x), ln_gamma(x));
-            assert!((a - b).abs() < 1e-13 * b.abs().max(1.0), "x={x}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-13 * b.abs().max(1.0),
+                "x={x}: {a} vs {b}"
+            );
         }
     }
 
@@ -321,7 +344,10 @@ mod tests {
         for &x in &[0.3f64, 1.0, 2.5, 7.0, 40.0, 1e4] {
             let h = 1e-5 * x.max(1.0);
             let numeric = (digamma(x + h) - digamma(x - h)) / (2.0 * h);
-            assert!((trigamma(x) - numeric).abs() < 1e-6 * trigamma(x), "x = {x}");
+            assert!(
+                (trigamma(x) - numeric).abs() < 1e-6 * trigamma(x),
+                "x = {x}"
+            );
         }
         // ψ′(1) = π²/6
         assert!((trigamma(1.0) - std::f64::consts::PI.powi(2) / 6.0).abs() < 1e-13);
@@ -335,9 +361,18 @@ mod tests {
         let gt = BetaMixture::new(a, b, p0, Side::Greater);
         let lt = BetaMixture::new(a, b, p0, Side::Less);
         let w = gt.ln_t_prior.exp();
-        for &(k, n) in &[(0.0, 0.0), (3.0, 10.0), (40.0, 100.0), (20.0, 100.0), (300.0, 1000.0)] {
+        for &(k, n) in &[
+            (0.0, 0.0),
+            (3.0, 10.0),
+            (40.0, 100.0),
+            (20.0, 100.0),
+            (300.0, 1000.0),
+        ] {
             let mix = w * gt.ln_e(k, n).exp() + (1.0 - w) * lt.ln_e(k, n).exp();
-            assert!((mix / two.ln_e(k, n).exp() - 1.0).abs() < 1e-12, "k={k} n={n}");
+            assert!(
+                (mix / two.ln_e(k, n).exp() - 1.0).abs() < 1e-12,
+                "k={k} n={n}"
+            );
             assert!(gt.ln_e(k, n) <= gt.ln_e_upper(k, n) + 1e-12);
         }
         assert_eq!(two.ln_e(0.0, 0.0), 0.0);
@@ -349,7 +384,10 @@ mod tests {
         for &n in &[10.0, 333.0, 1e5] {
             let k = m.argmin_k(n);
             let h = 1e-4 * n;
-            assert!(m.ln_e(k, n) <= m.ln_e(k + h, n) && m.ln_e(k, n) <= m.ln_e(k - h, n), "n={n} k={k}");
+            assert!(
+                m.ln_e(k, n) <= m.ln_e(k + h, n) && m.ln_e(k, n) <= m.ln_e(k - h, n),
+                "n={n} k={k}"
+            );
         }
     }
 }

@@ -67,7 +67,13 @@ impl<'a> Arm<'a> {
         let n = h.n() as f64;
         let m_star = if n > 0.0 { mix.argmin_k(n) / n } else { 0.0 };
         let g_min = mix.ln_e(m_star * n, n);
-        Arm { h, mix, n, m_star, g_min }
+        Arm {
+            h,
+            mix,
+            n,
+            m_star,
+            g_min,
+        }
     }
 
     fn g(&self, prop: f64) -> f64 {
@@ -162,7 +168,13 @@ pub fn ab_ln_e(
 
 /// confseq's `quantile_ab_p_value(control, experiment, p, t_opt, alpha_opt)` on histograms:
 /// the two-sided test of equal `p`-quantiles, as `ln E_t` (`p = min(1, e^(−ln E))`).
-pub fn two_sided_ln_e(control: &LogHistogram, experiment: &LogHistogram, p: f64, t_opt: f64, alpha_opt: f64) -> f64 {
+pub fn two_sided_ln_e(
+    control: &LogHistogram,
+    experiment: &LogHistogram,
+    p: f64,
+    t_opt: f64,
+    alpha_opt: f64,
+) -> f64 {
     let mix = BetaMixture::confseq_quantile(p, t_opt, alpha_opt, Side::Two);
     ab_ln_e(control, experiment, &mix, &mix).0
 }
@@ -195,7 +207,13 @@ pub struct QuantileBounds {
 pub fn quantile_bounds(h: &LogHistogram, p: f64, alpha: f64, t_opt: f64) -> QuantileBounds {
     if h.is_empty() {
         let inf = f64::INFINITY;
-        return QuantileBounds { lower: -inf, upper: inf, estimate: f64::NAN, lower_point: -inf, upper_point: inf };
+        return QuantileBounds {
+            lower: -inf,
+            upper: inf,
+            estimate: f64::NAN,
+            lower_point: -inf,
+            upper_point: inf,
+        };
     }
     let mix = BetaMixture::confseq_quantile(p, t_opt, alpha, Side::Two);
     let arm = Arm::new(h, &mix);
@@ -204,7 +222,8 @@ pub fn quantile_bounds(h: &LogHistogram, p: f64, alpha: f64, t_opt: f64) -> Quan
     let start_rank = ((arm.m_star * arm.n).ceil() as u64).clamp(1, n);
     let start = h.key_at_rank(start_rank);
     let below_start = h.count_below(start);
-    let inside = |below: u64, at: u64| arm.g_atom(below as f64 / arm.n, (below + at) as f64 / arm.n) < thr;
+    let inside =
+        |below: u64, at: u64| arm.g_atom(below as f64 / arm.n, (below + at) as f64 / arm.n) < thr;
     // leftwards
     let (mut lo_key, mut below, mut k) = (start, below_start, start);
     let mut unbounded_low = false;
@@ -245,11 +264,27 @@ pub fn quantile_bounds(h: &LogHistogram, p: f64, alpha: f64, t_opt: f64) -> Quan
     }
     let inf = f64::INFINITY;
     QuantileBounds {
-        lower: if unbounded_low { -inf } else { lower_edge(lo_key) },
-        upper: if unbounded_high { inf } else { upper_edge(hi_key) },
+        lower: if unbounded_low {
+            -inf
+        } else {
+            lower_edge(lo_key)
+        },
+        upper: if unbounded_high {
+            inf
+        } else {
+            upper_edge(hi_key)
+        },
         estimate: midpoint(h.quantile_key(p)),
-        lower_point: if unbounded_low { -inf } else { lower_edge(lo_key) },
-        upper_point: if unbounded_high { inf } else { lower_edge(hi_key) },
+        lower_point: if unbounded_low {
+            -inf
+        } else {
+            lower_edge(lo_key)
+        },
+        upper_point: if unbounded_high {
+            inf
+        } else {
+            lower_edge(hi_key)
+        },
     }
 }
 
@@ -302,14 +337,18 @@ impl QuantileSubTest {
 
     /// An upper bound of `ln E_t` from the cached point, or `+∞` without one.
     fn ln_e_upper(&self, nc: f64, ne: f64) -> f64 {
-        let Some(c) = self.cache else { return f64::INFINITY };
+        let Some(c) = self.cache else {
+            return f64::INFINITY;
+        };
         if nc == 0.0 || ne == 0.0 {
             return 0.0;
         }
         let bound = |mix: &BetaMixture, n: f64, below: u64, at: u64| {
-            mix.ln_e_upper(below as f64, n).min(mix.ln_e_upper((below + at) as f64, n))
+            mix.ln_e_upper(below as f64, n)
+                .min(mix.ln_e_upper((below + at) as f64, n))
         };
-        bound(&self.control_mix, nc, c.below[0], c.at[0]) + bound(&self.experiment_mix, ne, c.below[1], c.at[1])
+        bound(&self.control_mix, nc, c.below[0], c.at[0])
+            + bound(&self.experiment_mix, ne, c.below[1], c.at[1])
     }
 
     /// `ln E_t` exactly; with `refresh`, move the cache to the new minimiser.
@@ -349,7 +388,13 @@ pub struct QuantileTest {
 }
 
 impl QuantileTest {
-    pub fn new(quantiles: &[f64], tails: &[Tail], t_opt: f64, alpha_opt: f64, batch_size: u32) -> Self {
+    pub fn new(
+        quantiles: &[f64],
+        tails: &[Tail],
+        t_opt: f64,
+        alpha_opt: f64,
+        batch_size: u32,
+    ) -> Self {
         let mut tests = Vec::new();
         for &tail in tails {
             for &p in quantiles {
@@ -383,7 +428,11 @@ impl QuantileTest {
             *p = Pending::default();
             mean
         };
-        let key = if arm == 0 { self.control.insert(x) } else { self.experiment.insert(x) };
+        let key = if arm == 0 {
+            self.control.insert(x)
+        } else {
+            self.experiment.insert(x)
+        };
         for t in &mut self.tests {
             t.note_insert(arm, key);
         }
@@ -402,7 +451,11 @@ impl QuantileTest {
     /// Per-tail exact `ln E_t`, moving the caches to the new minimisers.
     pub fn ln_e_by_tail_refresh(&mut self, tails: &[Tail]) -> Vec<(Tail, f64)> {
         let (control, experiment) = (&self.control, &self.experiment);
-        let values: Vec<f64> = self.tests.iter_mut().map(|t| t.ln_e(control, experiment, true)).collect();
+        let values: Vec<f64> = self
+            .tests
+            .iter_mut()
+            .map(|t| t.ln_e(control, experiment, true))
+            .collect();
         group_by_tail(&self.tests, &values, tails)
     }
 
@@ -413,7 +466,10 @@ impl QuantileTest {
 
     /// Per sub-test exact `ln E_t`, in `tests` order.
     pub fn sub_test_ln_e(&self) -> Vec<f64> {
-        self.tests.iter().map(|t| t.ln_e_now(&self.control, &self.experiment)).collect()
+        self.tests
+            .iter()
+            .map(|t| t.ln_e_now(&self.control, &self.experiment))
+            .collect()
     }
 
     fn by_tail(&self, tails: &[Tail], f: impl Fn(&QuantileSubTest) -> f64) -> Vec<(Tail, f64)> {
@@ -426,7 +482,12 @@ fn group_by_tail(tests: &[QuantileSubTest], values: &[f64], tails: &[Tail]) -> V
     tails
         .iter()
         .map(|&tail| {
-            let xs: Vec<f64> = tests.iter().zip(values).filter(|(t, _)| t.tail == tail).map(|(_, &v)| v).collect();
+            let xs: Vec<f64> = tests
+                .iter()
+                .zip(values)
+                .filter(|(t, _)| t.tail == tail)
+                .map(|(_, &v)| v)
+                .collect();
             (tail, super::ln_mean_exp(&xs))
         })
         .collect()
