@@ -484,22 +484,21 @@ impl Archive {
         let chunks: Vec<&[PathBuf]> = run_dirs
             .chunks(run_dirs.len().div_ceil(threads).max(1))
             .collect();
-        let loaded: Vec<Result<Vec<(String, Value, Vec<ArchivedJudgment>)>, ArchiveError>> =
-            std::thread::scope(|s| {
-                let hs: Vec<_> = chunks
-                    .iter()
-                    .map(|c| {
-                        s.spawn(move || {
-                            c.iter()
-                                .map(|d| read_run_dir(d))
-                                .collect::<Result<Vec<_>, _>>()
-                        })
+        let loaded: Vec<Result<Vec<LoadedRun>, ArchiveError>> = std::thread::scope(|s| {
+            let hs: Vec<_> = chunks
+                .iter()
+                .map(|c| {
+                    s.spawn(move || {
+                        c.iter()
+                            .map(|d| read_run_dir(d))
+                            .collect::<Result<Vec<_>, _>>()
                     })
-                    .collect();
-                hs.into_iter()
-                    .map(|h| h.join().expect("archive reader thread"))
-                    .collect()
-            });
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().expect("archive reader thread"))
+                .collect()
+        });
         let mut runs = BTreeMap::new();
         let mut judgments = Vec::new();
         for chunk in loaded {
@@ -560,7 +559,10 @@ impl Archive {
     }
 }
 
-fn read_run_dir(dir: &Path) -> Result<(String, Value, Vec<ArchivedJudgment>), ArchiveError> {
+/// A run directory read back: id, `run.json`, judgments.
+type LoadedRun = (String, Value, Vec<ArchivedJudgment>);
+
+fn read_run_dir(dir: &Path) -> Result<LoadedRun, ArchiveError> {
     let run_path = dir.join("run.json");
     let text = std::fs::read_to_string(&run_path)
         .map_err(io(format!("cannot read {}", run_path.display())))?;

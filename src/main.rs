@@ -226,11 +226,10 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 }
             };
             println!("{}", out.trim_end());
-            let failed = match (fail_on, result.score.classification.as_str()) {
-                (Some(FailOn::Fail), "Fail") => true,
-                (Some(FailOn::Marginal), "Fail" | "Marginal") => true,
-                _ => false,
-            };
+            let failed = matches!(
+                (fail_on, result.score.classification.as_str()),
+                (Some(FailOn::Fail), "Fail") | (Some(FailOn::Marginal), "Fail" | "Marginal")
+            );
             Ok(if failed {
                 ExitCode::from(3)
             } else {

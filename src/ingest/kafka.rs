@@ -11,7 +11,7 @@
 //! * **flusher** — flushes the store every `flush-interval` and passes the durable offsets
 //!   back for commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -532,7 +532,7 @@ fn decode_loop(
                 }
                 let r = offsets
                     .entry(topic.clone())
-                    .or_insert_with(BTreeMap::new)
+                    .or_default()
                     .entry(m.partition)
                     .or_insert(OffsetRange {
                         first: m.offset,

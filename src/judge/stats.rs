@@ -5,6 +5,9 @@
 //! exact floating-point operations, so every function here follows commons-math's algorithm
 //! operation by operation rather than the "obvious" formula.
 
+// Constants are copied digit for digit from the reference implementations.
+#![allow(clippy::excessive_precision)]
+
 use serde::Serialize;
 
 /// `{min, max, mean, std, count}` of a series, as Kayenta reports it in

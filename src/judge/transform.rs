@@ -2,6 +2,9 @@
 //! (Kayenta's degenerate-data path) Gaussian noise, as in Kayenta's
 //! `judge/preprocessing/Transforms.scala` and `judge/detectors/*`.
 
+// Constants are copied digit for digit from the reference implementations.
+#![allow(clippy::excessive_precision)]
+
 use super::stats::{mean, percentile_sorted, variance};
 
 /// Drop every NaN, keeping order.

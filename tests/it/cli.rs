@@ -95,7 +95,8 @@ fn table_and_exit_status() {
 
 #[test]
 fn invalid_input_names_the_json_path() {
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|r: &mut Value| r["metricSetPairList"][3]["values"]["control"][17] = "oops".into()),
             "metricSetPairList[3].values.control[17]: expected a number or \"NaN\", found string \"oops\"",
