@@ -229,6 +229,16 @@ pub fn run_with(
             .map(|r| r.expect("every metric judged"))
             .collect()
     };
+    Ok(assemble(kind, config, results, thresholds))
+}
+
+/// Score judged metrics into the `CanaryJudgeResult` of `kind` (every judge's last step).
+pub(crate) fn assemble(
+    kind: JudgeKind,
+    config: &CanaryConfig,
+    results: Vec<AnalysisResult>,
+    thresholds: Thresholds,
+) -> CanaryJudgeResult {
     let scored: Vec<ScoredResult<'_>> = results
         .iter()
         .map(|r| ScoredResult {
@@ -240,7 +250,7 @@ pub fn run_with(
         })
         .collect();
     let s = score::score(&scored, &config.group_weights, thresholds);
-    Ok(CanaryJudgeResult {
+    CanaryJudgeResult {
         judge_name: kind.name().to_string(),
         score: ScoreResult {
             score: s.summary,
@@ -258,7 +268,7 @@ pub fn run_with(
             })
             .collect(),
         results,
-    })
+    }
 }
 
 /// Check a config's judge settings (types and ranges of `analysisConfigurations` and

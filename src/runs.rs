@@ -103,6 +103,10 @@ pub struct Judgment {
     pub reason: String,
     /// Milliseconds the judgment took (queries + judge).
     pub took_ms: f64,
+    /// Wall clock (Unix ms) when the judgment was stored: `judgedMs − tickMs` is how late a
+    /// verdict on the window's last values comes (ingest catch-up, `runs.lateness`, judging).
+    #[serde(default)]
+    pub judged_ms: i64,
     /// The full `CanaryJudgeResult`.
     pub result: Value,
 }
@@ -503,6 +507,7 @@ impl RunManager {
                         .unwrap_or("")
                         .to_string(),
                     took_ms: took.as_secs_f64() * 1e3,
+                    judged_ms: crate::store::now_ms(),
                     result,
                 });
                 stats.judgments.fetch_add(1, Ordering::Relaxed);

@@ -273,6 +273,7 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
                     .unwrap_or_default()
                     .to_string(),
                 took_ms: 0.0,
+                judged_ms: tick,
                 result,
             });
             crate::runs::decide_for_fixture(&mut run, score, index);

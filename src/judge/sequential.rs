@@ -103,10 +103,10 @@ use super::effect::EffectMeasure;
 use super::json::{describe, f64_kayenta, JsonPath, ShapeError};
 use super::lookup::{get, Reader};
 use super::model::{
-    AnalysisResult, CanaryConfig, CanaryJudgeResult, GroupScoreResult, MetricConfig, MetricSetPair,
-    ResultMetadata, ScoreResult, SeriesMetadata,
+    AnalysisResult, CanaryConfig, CanaryJudgeResult, MetricConfig, MetricSetPair, ResultMetadata,
+    SeriesMetadata,
 };
-use super::score::{self, ScoredResult, Thresholds};
+use super::score::Thresholds;
 use super::transform::{remove_nans, replace_nans};
 use super::{stats, JudgeError, JudgeKind, Parallelism, StatsError};
 
@@ -925,6 +925,25 @@ struct MetricSettings {
 }
 
 impl MetricSettings {
+    /// The series as the summaries see it: NaNs removed, or replaced by 0.
+    fn clean(&self, s: &[f64]) -> Vec<f64> {
+        match self.nan_strategy {
+            NanStrategy::Remove => remove_nans(s),
+            NanStrategy::Replace => replace_nans(s, 0.0),
+        }
+    }
+
+    /// The parameters of `pair`'s state at per-metric level `alpha`: the configured metric
+    /// type, or the one inferred from the pair's values.
+    fn params_for(&self, pair: &MetricSetPair, alpha: f64) -> SequentialParams {
+        let mut params = self.params.clone();
+        params.alpha = alpha;
+        params.metric_type = self.metric_type.unwrap_or_else(|| {
+            MetricType::infer(&self.clean(&pair.control), &self.clean(&pair.experiment))
+        });
+        params
+    }
+
     fn resolve(metric: &MetricConfig, js: &JudgeSettings) -> Result<Self, ShapeError> {
         let base = metric.path.key("analysisConfigurations");
         let r = Reader {
@@ -1027,24 +1046,7 @@ pub fn run(
     thresholds: Thresholds,
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
-    let js = JudgeSettings::from_config(config)?;
-    let list_path = JsonPath::root().key("metricSetPairList");
-    let mut jobs = Vec::with_capacity(pairs.len());
-    for (i, pair) in pairs.iter().enumerate() {
-        let metric = config
-            .metric(&pair.name)
-            .ok_or_else(|| JudgeError::MissingMetricConfig {
-                path: list_path.index(i).key("name"),
-                name: pair.name.clone(),
-            })?;
-        jobs.push((pair, metric, MetricSettings::resolve(metric, &js)?));
-    }
-    let counted = jobs.iter().filter(|j| !j.2.muted).count().max(1);
-    let alpha_m = if js.bonferroni {
-        js.alpha / counted as f64
-    } else {
-        js.alpha
-    };
+    let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
     let points: usize = pairs
         .iter()
         .map(|p| p.control.len() + p.experiment.len())
@@ -1055,8 +1057,13 @@ pub fn run(
             .min(jobs.len()),
         _ => 1,
     };
-    let judge_one = |(pair, metric, settings): &(&MetricSetPair, &MetricConfig, MetricSettings)| {
-        judge_pair(pair, metric, settings, alpha_m)
+    let judge_one = |(pair, metric, settings): &Job<'_>| {
+        let state = replay(
+            settings.params_for(pair, alpha_m),
+            &pair.control,
+            &pair.experiment,
+        );
+        analysis(pair, metric, settings, state.as_ref())
     };
     let results: Vec<AnalysisResult> = if threads <= 1 {
         jobs.iter().map(judge_one).collect()
@@ -1073,36 +1080,38 @@ pub fn run(
                 .collect()
         })
     };
-    let scored: Vec<ScoredResult<'_>> = results
-        .iter()
-        .map(|r| ScoredResult {
-            label: Label::parse(&r.classification).unwrap_or(Label::Error),
-            groups: &r.groups,
-            critical: r.critical,
-            muted: r.muted,
-            reason: r.classification_reason.as_deref(),
-        })
-        .collect();
-    let s = score::score(&scored, &config.group_weights, thresholds);
-    Ok(CanaryJudgeResult {
-        judge_name: JudgeKind::CoalmineSeqV1.name().to_string(),
-        score: ScoreResult {
-            score: s.summary,
-            classification: s.classification.as_str().to_string(),
-            classification_reason: s.reason,
-        },
-        group_scores: s
-            .groups
-            .into_iter()
-            .map(|g| GroupScoreResult {
-                name: g.name,
-                score: g.score,
-                classification: String::new(),
-                classification_reason: String::new(),
-            })
-            .collect(),
+    Ok(super::assemble(
+        JudgeKind::CoalmineSeqV1,
+        config,
         results,
-    })
+        thresholds,
+    ))
+}
+
+/// A pair to judge, its metric's config and resolved settings.
+type Job<'a> = (&'a MetricSetPair, &'a MetricConfig, MetricSettings);
+
+/// Every pair's metric config and settings, and the per-metric level (`alpha / m` over the
+/// non-muted pairs under Bonferroni).
+fn resolve_jobs<'a>(
+    config: &'a CanaryConfig,
+    pairs: &'a [MetricSetPair],
+) -> Result<(Vec<Job<'a>>, f64), JudgeError> {
+    let js = JudgeSettings::from_config(config)?;
+    let list_path = JsonPath::root().key("metricSetPairList");
+    let mut jobs = Vec::with_capacity(pairs.len());
+    for (i, pair) in pairs.iter().enumerate() {
+        let metric = config
+            .metric(&pair.name)
+            .ok_or_else(|| JudgeError::MissingMetricConfig {
+                path: list_path.index(i).key("name"),
+                name: pair.name.clone(),
+            })?;
+        jobs.push((pair, metric, MetricSettings::resolve(metric, &js)?));
+    }
+    let counted = jobs.iter().filter(|j| !j.2.muted).count();
+    let alpha_m = metric_alpha(js.alpha, counted, js.bonferroni);
+    Ok((jobs, alpha_m))
 }
 
 /// The key of a pair's state across a run's ticks: metric name and tags.
@@ -1115,131 +1124,34 @@ pub fn state_key(pair: &MetricSetPair) -> String {
 }
 
 /// One tick of a run judged with `coalmine-seq-v1`: `pairs` hold only the values that
-/// arrived since the previous tick. Each pair's state (created with [`params_for`] on first
-/// sight) takes them as one look; the results are classified and scored from the states, so
-/// evidence accumulates over the whole run instead of restarting every tick.
+/// arrived since the previous tick. Each pair's state (created on first sight with the
+/// parameters a plain judgment of these pairs would use) takes them as one look; the results
+/// are classified and scored from the states, so evidence accumulates over the whole run
+/// instead of restarting every tick.
 pub fn judge_states(
     config: &CanaryConfig,
     pairs: &[MetricSetPair],
     states: &mut BTreeMap<String, SequentialState>,
     thresholds: Thresholds,
 ) -> Result<CanaryJudgeResult, JudgeError> {
-    let js = JudgeSettings::from_config(config)?;
-    let list_path = JsonPath::root().key("metricSetPairList");
-    let mut results = Vec::with_capacity(pairs.len());
-    for (i, pair) in pairs.iter().enumerate() {
-        let metric = config
-            .metric(&pair.name)
-            .ok_or_else(|| JudgeError::MissingMetricConfig {
-                path: list_path.index(i).key("name"),
-                name: pair.name.clone(),
-            })?;
-        let ms = MetricSettings::resolve(metric, &js)?;
-        let key = state_key(pair);
-        if !states.contains_key(&key) {
-            let params = params_for(config, pairs, i, ms.metric_type)?;
-            match SequentialState::new(params) {
-                Ok(st) => {
-                    states.insert(key.clone(), st);
-                }
-                Err(e) => {
-                    results.push(error_result(pair, metric, &ms, &e));
-                    continue;
-                }
+    let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for (pair, metric, ms) in &jobs {
+        let state = match states.entry(state_key(pair)) {
+            std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                SequentialState::new(ms.params_for(pair, alpha_m)).map(|st| v.insert(st))
             }
-        }
-        let state = states.get_mut(&key).expect("inserted above");
-        let outcome = state.update(&pair.control, &pair.experiment);
-        let clean = |s: &[f64]| match ms.nan_strategy {
-            NanStrategy::Remove => remove_nans(s),
-            NanStrategy::Replace => replace_nans(s, 0.0),
         };
-        match outcome {
-            Err(e) => results.push(error_result(pair, metric, &ms, &e)),
-            Ok(()) => {
-                let mut report = state.report();
-                report.metric_type_inferred = ms.metric_type.is_none();
-                report.warnings.extend(ms.warnings.iter().cloned());
-                let (label, reason, critical) = classify(&pair.name, state, &report, &ms);
-                results.push(AnalysisResult {
-                    name: pair.name.clone(),
-                    id: pair.id.clone(),
-                    tags: pair.tags.clone(),
-                    classification: label.as_str().to_string(),
-                    classification_reason: reason,
-                    groups: metric.groups.clone(),
-                    experiment_metadata: SeriesMetadata {
-                        stats: stats::summary(&clean(&pair.experiment)),
-                    },
-                    control_metadata: SeriesMetadata {
-                        stats: stats::summary(&clean(&pair.control)),
-                    },
-                    result_metadata: Some(ResultMetadata {
-                        ratio: state.mean_ratio(),
-                        test: None,
-                        sequential: Some(report),
-                    }),
-                    critical,
-                    muted: ms.muted,
-                });
-            }
-        }
+        let state = state.and_then(|st| st.update(&pair.control, &pair.experiment).map(|()| &*st));
+        results.push(analysis(pair, metric, ms, state.as_ref().map(|st| *st)));
     }
-    let scored: Vec<ScoredResult<'_>> = results
-        .iter()
-        .map(|r| ScoredResult {
-            label: Label::parse(&r.classification).unwrap_or(Label::Error),
-            groups: &r.groups,
-            critical: r.critical,
-            muted: r.muted,
-            reason: r.classification_reason.as_deref(),
-        })
-        .collect();
-    let s = score::score(&scored, &config.group_weights, thresholds);
-    Ok(CanaryJudgeResult {
-        judge_name: JudgeKind::CoalmineSeqV1.name().to_string(),
-        score: ScoreResult {
-            score: s.summary,
-            classification: s.classification.as_str().to_string(),
-            classification_reason: s.reason,
-        },
-        group_scores: s
-            .groups
-            .into_iter()
-            .map(|g| GroupScoreResult {
-                name: g.name,
-                score: g.score,
-                classification: String::new(),
-                classification_reason: String::new(),
-            })
-            .collect(),
+    Ok(super::assemble(
+        JudgeKind::CoalmineSeqV1,
+        config,
         results,
-    })
-}
-
-fn error_result(
-    pair: &MetricSetPair,
-    metric: &MetricConfig,
-    ms: &MetricSettings,
-    e: &StatsError,
-) -> AnalysisResult {
-    AnalysisResult {
-        name: pair.name.clone(),
-        id: pair.id.clone(),
-        tags: pair.tags.clone(),
-        classification: Label::Error.as_str().to_string(),
-        classification_reason: Some(format!("Metric Classification Failed: {e}")),
-        groups: metric.groups.clone(),
-        experiment_metadata: SeriesMetadata {
-            stats: stats::summary(&remove_nans(&pair.experiment)),
-        },
-        control_metadata: SeriesMetadata {
-            stats: stats::summary(&remove_nans(&pair.control)),
-        },
-        result_metadata: None,
-        critical: false,
-        muted: ms.muted,
-    }
+        thresholds,
+    ))
 }
 
 /// Feed a pair's series into a fresh state, one control and one experiment value per look.
@@ -1258,26 +1170,15 @@ pub fn replay(
     Ok(state)
 }
 
-fn judge_pair(
+/// One metric's `AnalysisResult` from its state once `pair`'s values went in (or the error
+/// that stopped them).
+fn analysis(
     pair: &MetricSetPair,
     metric: &MetricConfig,
     ms: &MetricSettings,
-    alpha: f64,
+    state: Result<&SequentialState, &StatsError>,
 ) -> AnalysisResult {
-    let clean = |s: &[f64]| match ms.nan_strategy {
-        NanStrategy::Remove => remove_nans(s),
-        NanStrategy::Replace => replace_nans(s, 0.0),
-    };
-    let (control, experiment) = (clean(&pair.control), clean(&pair.experiment));
-    let metric_type = ms
-        .metric_type
-        .unwrap_or_else(|| MetricType::infer(&control, &experiment));
-    let mut params = ms.params.clone();
-    params.metric_type = metric_type;
-    params.alpha = alpha;
-    let outcome = replay(params, &pair.control, &pair.experiment);
-    let name = &pair.name;
-    let (label, reason, critical, metadata) = match outcome {
+    let (label, reason, critical, metadata) = match state {
         Err(e) => (
             Label::Error,
             Some(format!("Metric Classification Failed: {e}")),
@@ -1288,7 +1189,7 @@ fn judge_pair(
             let mut report = state.report();
             report.metric_type_inferred = ms.metric_type.is_none();
             report.warnings.extend(ms.warnings.iter().cloned());
-            let (label, reason, critical) = classify(name, &state, &report, ms);
+            let (label, reason, critical) = classify(&pair.name, state, &report, ms);
             (label, reason, critical, Some((state.mean_ratio(), report)))
         }
     };
@@ -1300,10 +1201,10 @@ fn judge_pair(
         classification_reason: reason,
         groups: metric.groups.clone(),
         experiment_metadata: SeriesMetadata {
-            stats: stats::summary(&experiment),
+            stats: stats::summary(&ms.clean(&pair.experiment)),
         },
         control_metadata: SeriesMetadata {
-            stats: stats::summary(&control),
+            stats: stats::summary(&ms.clean(&pair.control)),
         },
         result_metadata: metadata.map(|(ratio, report)| ResultMetadata {
             ratio,
@@ -1386,37 +1287,17 @@ pub fn params_for(
     pair_index: usize,
     metric_type: Option<MetricType>,
 ) -> Result<SequentialParams, JudgeError> {
-    let js = JudgeSettings::from_config(config)?;
-    let list_path = JsonPath::root().key("metricSetPairList");
-    let mut counted = 0;
-    let mut mine = None;
-    for (i, pair) in pairs.iter().enumerate() {
-        let metric = config
-            .metric(&pair.name)
-            .ok_or_else(|| JudgeError::MissingMetricConfig {
-                path: list_path.index(i).key("name"),
-                name: pair.name.clone(),
-            })?;
-        let ms = MetricSettings::resolve(metric, &js)?;
-        if !ms.muted {
-            counted += 1;
-        }
-        if i == pair_index {
-            mine = Some((ms, pair));
-        }
-    }
-    let (ms, pair) = mine.ok_or_else(|| {
+    let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
+    let (pair, _, ms) = jobs.get(pair_index).ok_or_else(|| {
         JudgeError::Invalid(ShapeError::new(
-            &list_path.index(pair_index),
+            &JsonPath::root().key("metricSetPairList").index(pair_index),
             "no such metric-set pair",
         ))
     })?;
-    let mut params = ms.params.clone();
-    params.alpha = metric_alpha(js.alpha, counted, js.bonferroni);
-    params.metric_type = metric_type.or(ms.metric_type).unwrap_or_else(|| {
-        let clean = |s: &[f64]| remove_nans(s);
-        MetricType::infer(&clean(&pair.control), &clean(&pair.experiment))
-    });
+    let mut params = ms.params_for(pair, alpha_m);
+    if let Some(t) = metric_type {
+        params.metric_type = t;
+    }
     Ok(params)
 }
 
