@@ -2,12 +2,21 @@
 //! points per arm (the target: < 50 ms for the tick).
 //!
 //! `cargo bench --bench sequential`. States are warmed with 1,000 points per arm first and
-//! keep growing across iterations, as a long run's would.
+//! keep growing across iterations, as a long run's would. Measured on one thread, on two (the
+//! metrics split in two halves, as `judge_states` does from 200,000 points on), and as a
+//! whole run tick through `judge_states` (updates, per-metric reports, classification and
+//! score).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
-use coalmine::judge::sequential::{Alternative, MetricType, SequentialParams, SequentialState};
+use std::collections::BTreeMap;
+
+use coalmine::judge::json::JsonPath;
+use coalmine::judge::sequential::{
+    judge_states, Alternative, MetricType, SequentialParams, SequentialState,
+};
+use coalmine::judge::{CanaryConfig, MetricSetPair, Thresholds};
 
 #[path = "data.rs"]
 #[allow(dead_code)]
@@ -53,23 +62,91 @@ fn tick(c: &mut Criterion) {
     ] {
         let mut st = states(kind, pc, pe);
         let mut round = 0usize;
-        group.bench_function(name, |b| {
+        let update = |st: &mut [SequentialState], first: usize, round: usize| {
+            for (i, s) in st.iter_mut().enumerate() {
+                let off = ((first + i) * 131 + round * 977) % (pc.len() - NEW_POINTS);
+                s.update(
+                    black_box(&pc[off..off + NEW_POINTS]),
+                    black_box(&pe[off..off + NEW_POINTS]),
+                )
+                .unwrap();
+            }
+        };
+        group.bench_function(format!("{name}, 1 thread"), |b| {
             b.iter(|| {
                 round += 1;
-                for (i, s) in st.iter_mut().enumerate() {
-                    let off = (i * 131 + round * 977) % (pc.len() - NEW_POINTS);
-                    s.update(
-                        black_box(&pc[off..off + NEW_POINTS]),
-                        black_box(&pe[off..off + NEW_POINTS]),
-                    )
-                    .unwrap();
-                }
+                update(&mut st, 0, round);
+            })
+        });
+        group.bench_function(format!("{name}, 2 threads"), |b| {
+            b.iter(|| {
+                round += 1;
+                let (a, z) = st.split_at_mut(METRICS / 2);
+                std::thread::scope(|s| {
+                    s.spawn(|| update(a, 0, round));
+                    update(z, METRICS / 2, round);
+                });
             })
         });
         let exact: u64 = st.iter().map(|s| s.monitor.exact_looks).sum();
         let looks: u64 = st.iter().map(|s| s.looks()).sum();
         eprintln!("{name}: {exact} of {looks} looks needed the exact e-value");
     }
+    group.finish();
+
+    // A whole run tick: 10,000 metric pairs of 100 new values per arm through judge_states.
+    let metrics: Vec<serde_json::Value> = (0..METRICS)
+        .map(|i| {
+            serde_json::json!({
+                "name": format!("m{i}"), "query": {"type": "sql"}, "groups": ["g"],
+                "analysisConfigurations": {"canary": {"direction": "either"}}
+            })
+        })
+        .collect();
+    let config = CanaryConfig::from_value(
+        &serde_json::json!({
+            "judge": {"name": "coalmine-seq-v1"},
+            "metrics": metrics,
+            "classifier": {"groupWeights": {"g": 100}},
+        }),
+        &JsonPath::root(),
+    )
+    .unwrap();
+    let thresholds = Thresholds {
+        pass: 95.0,
+        marginal: 75.0,
+    };
+    let pairs_at = |round: usize| -> Vec<MetricSetPair> {
+        (0..METRICS)
+            .map(|i| {
+                let off = (i * 131 + round * 977) % (lat_c.len() - NEW_POINTS);
+                MetricSetPair {
+                    name: format!("m{i}"),
+                    id: i.to_string(),
+                    tags: BTreeMap::new(),
+                    control: lat_c[off..off + NEW_POINTS].to_vec(),
+                    experiment: lat_e[off..off + NEW_POINTS].to_vec(),
+                }
+            })
+            .collect()
+    };
+    let mut run_states = BTreeMap::new();
+    for round in 0..10 {
+        judge_states(&config, &pairs_at(round), &mut run_states, thresholds).unwrap();
+    }
+    let mut group = c.benchmark_group("sequential_run_tick_judge_states");
+    group.sample_size(10);
+    let mut round = 10;
+    group.bench_function("10000 metrics x 100 new points, continuous", |b| {
+        b.iter_batched(
+            || {
+                round += 1;
+                pairs_at(round)
+            },
+            |pairs| judge_states(&config, &pairs, &mut run_states, thresholds).unwrap(),
+            criterion::BatchSize::LargeInput,
+        )
+    });
     group.finish();
 
     // The per-tick report a run publishes (exact e-values and confidence sequences).

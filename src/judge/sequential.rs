@@ -1047,45 +1047,58 @@ pub fn run(
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
     let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
-    let points: usize = pairs
-        .iter()
-        .map(|p| p.control.len() + p.experiment.len())
-        .sum();
-    let threads = match parallelism {
-        Parallelism::Auto if points >= 200_000 => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(jobs.len()),
-        _ => 1,
-    };
-    let judge_one = |(pair, metric, settings): &Job<'_>| {
-        let state = replay(
-            settings.params_for(pair, alpha_m),
-            &pair.control,
-            &pair.experiment,
-        );
-        analysis(pair, metric, settings, state.as_ref())
-    };
-    let results: Vec<AnalysisResult> = if threads <= 1 {
-        jobs.iter().map(judge_one).collect()
-    } else {
-        let chunk = jobs.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = jobs
-                .chunks(chunk)
-                .map(|c| s.spawn(move || c.iter().map(judge_one).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("judging a metric does not panic"))
-                .collect()
-        })
-    };
+    let results = par_map(
+        &jobs,
+        threads_for(parallelism, pairs),
+        |(pair, metric, ms)| {
+            let state = replay(
+                ms.params_for(pair, alpha_m),
+                &pair.control,
+                &pair.experiment,
+            );
+            analysis(pair, metric, ms, state.as_ref())
+        },
+    );
     Ok(super::assemble(
         JudgeKind::CoalmineSeqV1,
         config,
         results,
         thresholds,
     ))
+}
+
+/// Threads for a judgment of `pairs`: both cores from 200,000 points on (below that, the
+/// spawn costs more than it saves).
+fn threads_for(parallelism: Parallelism, pairs: &[MetricSetPair]) -> usize {
+    let points: usize = pairs
+        .iter()
+        .map(|p| p.control.len() + p.experiment.len())
+        .sum();
+    match parallelism {
+        Parallelism::Auto if points >= 200_000 => {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+        _ => 1,
+    }
+}
+
+/// `items.iter().map(f)` on up to `threads` scoped threads, in order.
+fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = threads.min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("judging a metric does not panic"))
+            .collect()
+    })
 }
 
 /// A pair to judge, its metric's config and resolved settings.
@@ -1135,17 +1148,57 @@ pub fn judge_states(
     thresholds: Thresholds,
 ) -> Result<CanaryJudgeResult, JudgeError> {
     let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
-    let mut results = Vec::with_capacity(jobs.len());
-    for (pair, metric, ms) in &jobs {
-        let state = match states.entry(state_key(pair)) {
-            std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
-            std::collections::btree_map::Entry::Vacant(v) => {
-                SequentialState::new(ms.params_for(pair, alpha_m)).map(|st| v.insert(st))
-            }
-        };
-        let state = state.and_then(|st| st.update(&pair.control, &pair.experiment).map(|()| &*st));
-        results.push(analysis(pair, metric, ms, state.as_ref().map(|st| *st)));
-    }
+    // Each job takes its state out of the map (created on first sight), so that the updates,
+    // independent of one another, can run on both cores; the states go back afterwards.
+    let mut work: Vec<(String, Result<SequentialState, StatsError>)> = jobs
+        .iter()
+        .map(|(pair, _, ms)| {
+            let key = state_key(pair);
+            let state = match states.remove(&key) {
+                Some(st) => Ok(st),
+                None => SequentialState::new(ms.params_for(pair, alpha_m)),
+            };
+            (key, state)
+        })
+        .collect();
+    let threads = threads_for(Parallelism::Auto, pairs).min(jobs.len().max(1));
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    let tick = |work: &mut [(String, Result<SequentialState, StatsError>)], jobs: &[Job<'_>]| {
+        work.iter_mut()
+            .zip(jobs)
+            .map(|((_, state), (pair, metric, ms))| {
+                let updated = match state {
+                    Ok(st) => st.update(&pair.control, &pair.experiment),
+                    Err(e) => Err(e.clone()),
+                };
+                let state = match (&*state, &updated) {
+                    (Ok(st), Ok(())) => Ok(st),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                analysis(pair, metric, ms, state)
+            })
+            .collect::<Vec<_>>()
+    };
+    let results: Vec<AnalysisResult> = if threads <= 1 {
+        tick(&mut work, &jobs)
+    } else {
+        let tick = &tick;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .chunks_mut(chunk)
+                .zip(jobs.chunks(chunk))
+                .map(|(w, j)| s.spawn(move || tick(w, j)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("judging a metric does not panic"))
+                .collect()
+        })
+    };
+    states.extend(
+        work.into_iter()
+            .filter_map(|(key, st)| Some((key, st.ok()?))),
+    );
     Ok(super::assemble(
         JudgeKind::CoalmineSeqV1,
         config,

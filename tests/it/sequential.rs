@@ -294,6 +294,80 @@ fn judge_result_equals_a_run_fed_tick_by_tick() {
 }
 
 #[test]
+fn a_large_run_tick_split_across_threads_equals_metric_by_metric_updates() {
+    // 40 metrics x 2 arms x 2,600 new values = 208,000 points per tick: judge_states splits
+    // the tick across the cores (from 200,000 points); every metric's result must equal its
+    // own state fed the same values alone, tick after tick.
+    const M: usize = 40;
+    const N: usize = 2_600;
+    let mut u = lcg(11);
+    let metrics: Vec<Value> = (0..M)
+        .map(|i| json!({"name": format!("m{i}"), "groups": ["g"],
+            "analysisConfigurations": {"canary": {"direction": "either", "metricType": "continuous"}}}))
+        .collect();
+    let mut run_states = std::collections::BTreeMap::new();
+    let mut alone: Vec<SequentialState> = Vec::new();
+    for tick in 0..3 {
+        let values: Vec<(Vec<f64>, Vec<f64>)> = (0..M)
+            .map(|i| {
+                let shift = if i % 7 == 3 { 4.0 } else { 0.0 };
+                let c = (0..N).map(|_| 50.0 + 10.0 * u()).collect();
+                let e = (0..N).map(|_| 50.0 + shift + 10.0 * u()).collect();
+                (c, e)
+            })
+            .collect();
+        let pairs: Vec<Value> = values
+            .iter()
+            .enumerate()
+            .map(|(i, (c, e))| json!({"name": format!("m{i}"), "values": {"control": c, "experiment": e}}))
+            .collect();
+        let req = coalmine::judge::JudgeRequest::from_value(&request(
+            json!(metrics),
+            json!(pairs),
+            json!({}),
+        ))
+        .unwrap();
+        let (config, pairs) = (&req.canary_config, &req.metric_set_pair_list);
+        let r = coalmine::judge::sequential::judge_states(
+            config,
+            pairs,
+            &mut run_states,
+            req.score_thresholds,
+        )
+        .unwrap();
+        if tick == 0 {
+            alone = (0..M)
+                .map(|i| {
+                    let p = coalmine::judge::sequential::params_for(config, pairs, i, None);
+                    SequentialState::new(p.unwrap()).unwrap()
+                })
+                .collect();
+        }
+        assert_eq!(run_states.len(), M);
+        let json = serde_json::to_value(&r).unwrap();
+        for (i, (state, (c, e))) in alone.iter_mut().zip(&values).enumerate() {
+            state.update(c, e).unwrap();
+            let mut test = json["results"][i]["resultMetadata"]["test"].clone();
+            test["metricTypeInferred"] = json!(false);
+            assert_eq!(
+                test,
+                serde_json::to_value(state.report()).unwrap(),
+                "tick {tick} m{i}"
+            );
+            assert_eq!(r.results[i].name, format!("m{i}"));
+            assert_eq!(r.results[i].classification, state.decision().label.as_str());
+        }
+    }
+    let flagged: Vec<usize> = (0..M)
+        .filter(|&i| alone[i].decision().label != Label::Pass)
+        .collect();
+    assert!(
+        flagged.contains(&3) && flagged.contains(&10),
+        "shifted metrics flagged: {flagged:?}"
+    );
+}
+
+#[test]
 fn direction_increase_never_fails_a_better_canary_and_nodata_follows_kayenta() {
     let mut u = lcg(9);
     let c: Vec<f64> = (0..400).map(|_| 100.0 + 10.0 * u()).collect();
