@@ -141,6 +141,11 @@ fn runs_bench(c: &mut Criterion) {
         "20 SQL metrics, 30-minute window, 6+6 instances at 1 pt/s",
         |b| b.iter(|| rt.block_on(prepared.judge(tick)).unwrap()),
     );
+    // The same tick over a window with no data: the fixed cost of 40 queries (planning,
+    // optimising, executing empty plans) and the judge.
+    group.bench_function("20 SQL metrics, empty window", |b| {
+        b.iter(|| rt.block_on(prepared.judge(T0 - 3_600_000)).unwrap())
+    });
     group.finish();
 
     // Capacity while ingesting 200k points/s.

@@ -18,8 +18,10 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
-use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext, SessionState};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 
@@ -178,10 +180,27 @@ impl Engine {
             .await
             .map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
         let plan = df.logical_plan().clone();
+        // Optimised once, here, unless the plan reads the clock (`now()` and the like are
+        // folded to the instant of optimisation) or is volatile; the session state and task
+        // context are built once too (each clone copies DataFusion's function registries).
+        let state = ctx.state();
+        let optimized = if reads_the_clock(&plan) {
+            None
+        } else {
+            Some(
+                state
+                    .optimize(&plan)
+                    .map_err(|e| QueryError::Invalid(clean(&e.to_string())))?,
+            )
+        };
+        let task = state.task_ctx();
         Ok(PreparedQuery {
             ctx,
+            state,
+            task,
             provider,
             plan,
+            optimized,
         })
     }
 
@@ -196,11 +215,17 @@ impl Engine {
     }
 }
 
-/// A planned metric query, re-runnable with new bindings (each tick of a canary run).
+/// A planned metric query, re-runnable with new bindings (each tick of a canary run): the
+/// logical plan is optimised once; each run plans the physical side again (the scan reads
+/// the store as it is then) and executes it.
 pub struct PreparedQuery {
     ctx: SessionContext,
+    state: SessionState,
+    task: Arc<TaskContext>,
     provider: Arc<StoreTableProvider>,
     plan: LogicalPlan,
+    /// `None` when the plan must be optimised at each run (see [`reads_the_clock`]).
+    optimized: Option<LogicalPlan>,
 }
 
 impl PreparedQuery {
@@ -213,16 +238,52 @@ impl PreparedQuery {
     }
 
     pub async fn collect(&self) -> Result<Vec<RecordBatch>, QueryError> {
-        let df = datafusion::dataframe::DataFrame::new(self.ctx.state(), self.plan.clone());
-        df.collect()
-            .await
-            .map_err(|e| QueryError::Execution(clean(&e.to_string())))
+        let exec =
+            |e: datafusion::error::DataFusionError| QueryError::Execution(clean(&e.to_string()));
+        match &self.optimized {
+            Some(optimized) => {
+                let physical = self
+                    .state
+                    .query_planner()
+                    .create_physical_plan(optimized, &self.state)
+                    .await
+                    .map_err(exec)?;
+                datafusion::physical_plan::collect(physical, self.task.clone())
+                    .await
+                    .map_err(exec)
+            }
+            None => {
+                let df = datafusion::dataframe::DataFrame::new(self.ctx.state(), self.plan.clone());
+                df.collect().await.map_err(exec)
+            }
+        }
     }
 
     /// Run and shape the result as series.
     pub async fn series(&self) -> Result<Vec<QuerySeries>, QueryError> {
         to_series(&self.collect().await?)
     }
+}
+
+/// Whether `plan` calls a function that is not immutable (`now()`, `current_date()`,
+/// `random()`, …): the optimiser folds the clock's to constants, so such a plan is optimised
+/// again at each run.
+fn reads_the_clock(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if f.func.signature().volatility != Volatility::Immutable {
+                        found = true;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    found
 }
 
 /// The result must have a numeric `value` column; `ts`, if present, a timestamp or integer.

@@ -263,3 +263,45 @@ async fn pushdown_reads_only_the_bound_series() {
     let col = q.collect().await.unwrap();
     assert_eq!(col[0].column(0).len(), 2);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_prepared_query_sees_new_data_and_a_moving_clock() {
+    let dir = TempDir::new("sqlclock");
+    let store = dataset(&dir.0);
+    let engine = Engine::new(store.clone());
+    // optimised once: every run still scans the store as it is at that moment
+    let q = engine
+        .plan(
+            "SELECT count(*) AS value FROM metrics WHERE metric = 'late.metric'",
+            Binding::all(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(q.series().await.unwrap()[0].values, vec![0.0]);
+    let mut pts = PointColumns::default();
+    {
+        let mut reg = store.registry_mut();
+        let id = reg.resolve("late.metric", &[("app", "late")]);
+        for k in 0..5 {
+            pts.push(id, T0 + k * 1000, k as f64);
+        }
+    }
+    store.append(&pts, &message_offsets("late", 0, 0));
+    assert_eq!(q.series().await.unwrap()[0].values, vec![5.0]);
+    // `now()` is folded to a constant by the optimiser: such a plan is optimised at each run
+    let clock = engine
+        .plan_any("SELECT CAST(now() AS BIGINT) AS t", Binding::all())
+        .await
+        .unwrap();
+    let read = |b: &[RecordBatch]| {
+        b[0].column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    let first = read(&clock.collect().await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = read(&clock.collect().await.unwrap());
+    assert!(second > first, "now() moved: {first} then {second}");
+}
