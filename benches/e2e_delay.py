@@ -62,7 +62,8 @@ def main() -> None:
     sh("cargo", "build", "--release", "-q", "--bin", "coalmine")
     broker = sh(sys.executable, "scripts/tansu.py", "start").strip()
     topic = f"delay-{int(time.time())}"
-    for f in AdminClient({"bootstrap.servers": broker}).create_topics([NewTopic(topic, num_partitions=3)]).values():
+    admin = AdminClient({"bootstrap.servers": broker})  # kept alive until the topic exists
+    for f in admin.create_topics([NewTopic(topic, num_partitions=3)]).values():
         f.result(timeout=30)
     produced: list[int] = []  # ts of every point, both scopes
     with tempfile.TemporaryDirectory(prefix="coalmine-delay-") as work:
@@ -134,6 +135,7 @@ def main() -> None:
                 p.poll(0)
                 time.sleep(max(0.0, 0.01 - (time.time() - now)))
             p.flush(30)
+            del p  # disconnect before the broker stops
             deadline = time.time() + 60
             while http("GET", f"{api}/runs/{run}/verdict")["status"] == "running":
                 if time.time() > deadline:
