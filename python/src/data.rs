@@ -50,15 +50,51 @@ pub struct Table {
 
 impl Table {
     pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> Table {
+        let batches = batches.into_iter().map(unique_dictionaries).collect();
         Table { schema, batches }
     }
 
     pub fn from_batch(b: RecordBatch) -> Table {
         Table {
             schema: b.schema(),
-            batches: vec![b],
+            batches: vec![unique_dictionaries(b)],
         }
     }
+}
+
+/// `b` with every text dictionary holding each value once. Concatenated batches and the
+/// store's scans (one entry per run of a series) repeat entries, which Arrow allows but
+/// pandas does not (`Categorical categories must be unique`); only such columns are rebuilt.
+fn unique_dictionaries(b: RecordBatch) -> RecordBatch {
+    use arrow::array::AsArray;
+    use arrow::datatypes::DataType;
+    let mut cols = b.columns().to_vec();
+    let mut changed = false;
+    for col in cols.iter_mut() {
+        let DataType::Dictionary(_, value_type) = col.data_type() else {
+            continue;
+        };
+        let Some(dict) = col.as_any_dictionary_opt() else {
+            continue;
+        };
+        let Some(values) = dict.values().as_string_opt::<i32>() else {
+            continue;
+        };
+        let distinct: std::collections::HashSet<Option<&str>> = values.iter().collect();
+        if distinct.len() == arrow::array::Array::len(values) {
+            continue;
+        }
+        let rebuilt = arrow::compute::cast(col, value_type)
+            .and_then(|plain| arrow::compute::cast(&plain, col.data_type()));
+        if let Ok(rebuilt) = rebuilt {
+            *col = rebuilt;
+            changed = true;
+        }
+    }
+    if !changed {
+        return b;
+    }
+    RecordBatch::try_new(b.schema(), cols).unwrap_or(b)
 }
 
 #[pymethods]

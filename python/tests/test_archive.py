@@ -213,3 +213,20 @@ def test_store_sql_beside_data_written_by_the_daemon(coalmine_bin, tmp_path):
     assert len(a) == 2 and a.runs().column("status") == ["pass"]
     with pytest.raises(coalmine.NotFoundError):
         coalmine.Store.open(tmp_path / "nothing-here")
+
+
+def test_tables_convert_to_pandas_with_categorical_text(tmp_path):
+    # The pairs of several judgments are concatenated: their text dictionaries must still
+    # hold each value once, or pandas refuses the categoricals.
+    pd = pytest.importorskip("pandas")
+    coalmine.write_fixture(tmp_path / "a", runs=3, judgments=2, metrics=3, seed=7)
+    archive = coalmine.Archive.open(tmp_path / "a")
+    df = archive.pairs().to_pandas()
+    assert len(df) == archive.pairs().num_rows
+    for name in ("metric", "scope"):
+        if isinstance(df[name].dtype, pd.CategoricalDtype):
+            cats = list(df[name].cat.categories)
+            assert len(cats) == len(set(cats)), cats
+    sizes = df.groupby(["run_id", "judgment", "scope"], observed=True).size()
+    assert len(sizes) == 2 * len(archive.judgments())
+    assert set(df["scope"].astype(str)) == {"control", "experiment"}

@@ -136,16 +136,43 @@ pub fn rejudge_one(
     judge: Option<&str>,
     overrides: &Value,
 ) -> Result<judge::CanaryJudgeResult, String> {
-    let config_doc = apply_overrides(j.config(), overrides)?;
-    let config =
-        CanaryConfig::from_value(&config_doc, &judge::json::JsonPath::root().key("config"))
-            .map_err(|e| e.to_string())?;
-    let kind = JudgeKind::resolve(judge.or(j.meta["judge"].as_str()), &config)
+    rejudge_cached(j, judge, overrides, &mut None)
+}
+
+/// A parsed config, kept while consecutive judgments archive the same one (a run's
+/// judgments all do): parsing and overriding it is most of a small judgment's cost.
+struct ConfigCache {
+    archived: Value,
+    config: CanaryConfig,
+}
+
+fn rejudge_cached(
+    j: &ArchivedJudgment,
+    judge: Option<&str>,
+    overrides: &Value,
+    cache: &mut Option<ConfigCache>,
+) -> Result<judge::CanaryJudgeResult, String> {
+    let config = match cache {
+        Some(c) if c.archived == *j.config() => &c.config,
+        _ => {
+            let doc = apply_overrides(j.config(), overrides)?;
+            let config =
+                CanaryConfig::from_value(&doc, &judge::json::JsonPath::root().key("config"))
+                    .map_err(|e| e.to_string())?;
+            &cache
+                .insert(ConfigCache {
+                    archived: j.config().clone(),
+                    config,
+                })
+                .config
+        }
+    };
+    let kind = JudgeKind::resolve(judge.or(j.meta["judge"].as_str()), config)
         .map_err(|e| e.to_string())?;
     let pairs: Vec<MetricSetPair> = j.pairs.iter().map(|p| p.pair.clone()).collect();
     judge::run_with(
         kind,
-        &config,
+        config,
         &pairs,
         j.thresholds(),
         Parallelism::Sequential,
@@ -177,37 +204,44 @@ pub fn rejudge(
     }
     let n = archive.judgments.len();
     let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<judge::CanaryJudgeResult, String>>> =
-        (0..n).map(|_| None).collect();
+    type Done = Result<(judge::CanaryJudgeResult, Vec<MetricRow>), String>;
+    let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
     let threads = threads.max(1).min(n.max(1));
-    let chunks: Vec<Vec<(usize, Result<judge::CanaryJudgeResult, String>)>> =
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            if stop.load(Ordering::Relaxed) {
-                                break;
-                            }
-                            let i = next.fetch_add(16, Ordering::Relaxed);
-                            if i >= n {
-                                break;
-                            }
-                            for k in i..(i + 16).min(n) {
-                                out.push((k, rejudge_one(&archive.judgments[k], judge, overrides)));
-                                done.fetch_add(1, Ordering::Relaxed);
-                            }
+    let chunks: Vec<Vec<(usize, Done)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    let mut cache = None;
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
                         }
-                        out
-                    })
+                        let i = next.fetch_add(16, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        for k in i..(i + 16).min(n) {
+                            let j = &archive.judgments[k];
+                            let r = rejudge_cached(j, judge, overrides, &mut cache);
+                            // the metric rows are built here, in parallel, too
+                            let r = r.map(|new| {
+                                let rows = new.results.iter().map(MetricRow::of).collect();
+                                (new, rows)
+                            });
+                            out.push((k, r));
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    out
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("rejudge thread"))
-                .collect()
-        });
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rejudge thread"))
+            .collect()
+    });
     if stop.load(Ordering::Relaxed) {
         return Err(ArchiveError::Invalid("interrupted".into()));
     }
@@ -219,7 +253,7 @@ pub fn rejudge(
     let mut jt = JudgmentTable::default();
     let mut mt = MetricTable::default();
     for (j, r) in archive.judgments.iter().zip(results) {
-        let new = r
+        let (new, rows) = r
             .expect("every judgment done")
             .map_err(ArchiveError::Invalid)?;
         let old = j.result();
@@ -230,16 +264,10 @@ pub fn rejudge(
             .cloned()
             .unwrap_or(Value::Null);
         jt.push(j, old, &new, &label);
-        let new_v = serde_json::to_value(&new).expect("results serialise");
-        let old_results = old["results"].as_array().cloned().unwrap_or_default();
-        for (k, nr) in new_v["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let or = old_results.get(k).cloned().unwrap_or(Value::Null);
-            mt.push(j, &or, nr);
+        let old_results = old["results"].as_array();
+        for (k, row) in rows.into_iter().enumerate() {
+            let or = old_results.and_then(|a| a.get(k)).unwrap_or(&Value::Null);
+            mt.push(j, or["classification"].as_str(), row);
         }
     }
     Ok(Comparison {
@@ -343,24 +371,71 @@ fn num(v: &Value) -> Option<f64> {
     }
 }
 
+/// One metric result as the comparison tables show it.
+struct MetricRow {
+    metric: Option<String>,
+    pair: Option<String>,
+    tags: String,
+    classification: Option<String>,
+    /// `ratio`, and the test's `pValue`, `lower`, `upper`, `estimate`.
+    numbers: [Option<f64>; 5],
+}
+
+impl MetricRow {
+    fn of(r: &judge::model::AnalysisResult) -> MetricRow {
+        // the JSON the result shows (NaN as "NaN", sequential reports as `test` too)
+        let meta = r.result_metadata.as_ref().map_or(Value::Null, |m| {
+            serde_json::to_value(m).expect("results serialise")
+        });
+        MetricRow {
+            metric: Some(r.name.clone()),
+            pair: Some(r.id.clone()),
+            tags: serde_json::to_string(&r.tags).expect("tags serialise"),
+            classification: Some(r.classification.clone()),
+            numbers: Self::numbers(&meta),
+        }
+    }
+
+    fn from_json(r: &Value) -> MetricRow {
+        MetricRow {
+            metric: r["name"].as_str().map(str::to_string),
+            pair: r["id"].as_str().map(str::to_string),
+            tags: r["tags"].to_string(),
+            classification: r["classification"].as_str().map(str::to_string),
+            numbers: Self::numbers(&r["resultMetadata"]),
+        }
+    }
+
+    fn numbers(meta: &Value) -> [Option<f64>; 5] {
+        let t = &meta["test"];
+        [
+            num(&meta["ratio"]),
+            num(&t["pValue"]),
+            num(&t["lower"]),
+            num(&t["upper"]),
+            num(&t["estimate"]),
+        ]
+    }
+}
+
 impl MetricTable {
-    fn push(&mut self, j: &ArchivedJudgment, old: &Value, new: &Value) {
+    /// A metric's row, `old_class` being its archived classification.
+    fn push(&mut self, j: &ArchivedJudgment, old_class: Option<&str>, row: MetricRow) {
         self.run.append_value(&j.run_id);
         self.index.append_value(j.index);
-        self.metric.append_option(new["name"].as_str());
-        self.pair.append_option(new["id"].as_str());
-        self.tags.append_value(new["tags"].to_string());
-        let oc = old["classification"].as_str();
-        let nc = new["classification"].as_str();
-        self.old_class.append_option(oc);
+        self.metric.append_option(row.metric);
+        self.pair.append_option(row.pair);
+        self.tags.append_value(row.tags);
+        let nc = row.classification.as_deref();
+        self.old_class.append_option(old_class);
         self.new_class.append_option(nc);
-        self.changed.append_value(oc != nc);
-        let meta = &new["resultMetadata"];
-        self.ratio.append_option(num(&meta["ratio"]));
-        self.p.append_option(num(&meta["test"]["pValue"]));
-        self.lower.append_option(num(&meta["test"]["lower"]));
-        self.upper.append_option(num(&meta["test"]["upper"]));
-        self.estimate.append_option(num(&meta["test"]["estimate"]));
+        self.changed.append_value(old_class != nc);
+        let [ratio, p, lower, upper, estimate] = row.numbers;
+        self.ratio.append_option(ratio);
+        self.p.append_option(p);
+        self.lower.append_option(lower);
+        self.upper.append_option(upper);
+        self.estimate.append_option(estimate);
     }
 
     fn finish(mut self) -> RecordBatch {
@@ -523,7 +598,8 @@ impl Archive {
         let mut t = MetricTable::default();
         for j in &self.judgments {
             for r in j.result()["results"].as_array().into_iter().flatten() {
-                t.push(j, r, r);
+                let row = MetricRow::from_json(r);
+                t.push(j, row.classification.clone().as_deref(), row);
             }
         }
         let b = t.finish();
