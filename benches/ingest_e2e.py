@@ -61,6 +61,7 @@ def run_coalmine(broker, topic, messages, workdir):
     cfg.write_text(
         f'[store]\ndata-dir = "{data}"\nflush-interval = "250ms"\n[kafka]\nbootstrap-servers = "{broker}"\n'
         f'group-id = "cm-{topic}"\ntopics = [{{ name = "{topic}", format = "json" }}]\n'
+        '[server]\nlisten = "127.0.0.1:0"\n'
     )
     log_path = Path(workdir) / f"{topic}.log"
     with open(log_path, "wb") as log:

@@ -63,6 +63,7 @@ def test_points_from_an_independent_producer(broker, coalmine_bin, tmp_path):
     cfg.write_text(
         f'[store]\ndata-dir = "{data}"\nflush-interval = "200ms"\n[kafka]\nbootstrap-servers = "{broker}"\n'
         f'group-id = "py-{suffix}"\ntopics = [{{ name = "{tj}", format = "json" }}, {{ name = "{ti}", format = "influx" }}]\n'
+        '[server]\nlisten = "127.0.0.1:0"\n'
     )
     with open(tmp_path / "serve.log", "wb") as log:
         proc = subprocess.Popen([coalmine_bin, "serve", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
