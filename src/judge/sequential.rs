@@ -1046,9 +1046,9 @@ pub fn run(
     thresholds: Thresholds,
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
-    let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
+    let (mut jobs, alpha_m) = resolve_jobs(config, pairs)?;
     let results = par_map(
-        &jobs,
+        &mut jobs,
         threads_for(parallelism, pairs),
         |(pair, metric, ms)| {
             let state = replay(
@@ -1082,17 +1082,22 @@ fn threads_for(parallelism: Parallelism, pairs: &[MetricSetPair]) -> usize {
     }
 }
 
-/// `items.iter().map(f)` on up to `threads` scoped threads, in order.
-fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// `items.iter_mut().map(f)` on up to `threads` scoped threads, in order.
+fn par_map<T: Send, R: Send>(
+    items: &mut [T],
+    threads: usize,
+    f: impl Fn(&mut T) -> R + Sync,
+) -> Vec<R> {
     let threads = threads.min(items.len());
     if threads <= 1 {
-        return items.iter().map(f).collect();
+        return items.iter_mut().map(f).collect();
     }
     let f = &f;
+    let chunk = items.len().div_ceil(threads);
     std::thread::scope(|s| {
         let handles: Vec<_> = items
-            .chunks(items.len().div_ceil(threads))
-            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<_>>()))
+            .chunks_mut(chunk)
+            .map(|c| s.spawn(move || c.iter_mut().map(f).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
@@ -1161,40 +1166,22 @@ pub fn judge_states(
             (key, state)
         })
         .collect();
-    let threads = threads_for(Parallelism::Auto, pairs).min(jobs.len().max(1));
-    let chunk = jobs.len().div_ceil(threads).max(1);
-    let tick = |work: &mut [(String, Result<SequentialState, StatsError>)], jobs: &[Job<'_>]| {
-        work.iter_mut()
-            .zip(jobs)
-            .map(|((_, state), (pair, metric, ms))| {
-                let updated = match state {
-                    Ok(st) => st.update(&pair.control, &pair.experiment),
-                    Err(e) => Err(e.clone()),
-                };
-                let state = match (&*state, &updated) {
-                    (Ok(st), Ok(())) => Ok(st),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                };
-                analysis(pair, metric, ms, state)
-            })
-            .collect::<Vec<_>>()
-    };
-    let results: Vec<AnalysisResult> = if threads <= 1 {
-        tick(&mut work, &jobs)
-    } else {
-        let tick = &tick;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = work
-                .chunks_mut(chunk)
-                .zip(jobs.chunks(chunk))
-                .map(|(w, j)| s.spawn(move || tick(w, j)))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("judging a metric does not panic"))
-                .collect()
-        })
-    };
+    let mut items: Vec<_> = work.iter_mut().map(|(_, st)| st).zip(&jobs).collect();
+    let results = par_map(
+        &mut items,
+        threads_for(Parallelism::Auto, pairs),
+        |(state, (pair, metric, ms))| {
+            let updated = match &mut **state {
+                Ok(st) => st.update(&pair.control, &pair.experiment),
+                Err(e) => Err(e.clone()),
+            };
+            let state = match (&**state, &updated) {
+                (Ok(st), Ok(())) => Ok(st),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            analysis(pair, metric, ms, state)
+        },
+    );
     states.extend(
         work.into_iter()
             .filter_map(|(key, st)| Some((key, st.ok()?))),
