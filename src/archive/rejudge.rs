@@ -139,6 +139,23 @@ pub fn rejudge_one(
     rejudge_cached(j, judge, overrides, &mut None)
 }
 
+/// The first override that `kind` would silently ignore: the Mann–Whitney settings only
+/// `coalmine-v1` reads, globally or in a metric's patch.
+fn ignored_setting(kind: JudgeKind, overrides: &Value) -> Option<&'static str> {
+    const COALMINE_V1_ONLY: [&str; 4] =
+        ["confidence", "tolerance", "exact", "continuityCorrection"];
+    if kind == JudgeKind::CoalmineV1 {
+        return None;
+    }
+    let patches = overrides["metrics"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values());
+    COALMINE_V1_ONLY
+        .into_iter()
+        .find(|k| overrides.get(k).is_some() || patches.clone().any(|p| p.get(k).is_some()))
+}
+
 /// A parsed config, kept while consecutive judgments archive the same one (a run's
 /// judgments all do): parsing and overriding it is most of a small judgment's cost.
 struct ConfigCache {
@@ -169,6 +186,16 @@ fn rejudge_cached(
     };
     let kind = JudgeKind::resolve(judge.or(j.meta["judge"].as_str()), config)
         .map_err(|e| e.to_string())?;
+    if let Some(key) = ignored_setting(kind, overrides) {
+        return Err(format!(
+            "{}#{}: overrides: `{key}` has no effect on {} (only coalmine-v1 reads it; \
+             NetflixACAJudge-v1.0 fixes confidence 0.98 and tolerance 0.25 as Kayenta does): \
+             re-judge with coalmine-v1",
+            j.run_id,
+            j.index,
+            kind.name()
+        ));
+    }
     let pairs: Vec<MetricSetPair> = j.pairs.iter().map(|p| p.pair.clone()).collect();
     judge::run_with(
         kind,
