@@ -398,7 +398,9 @@ fn consume_loop(
                     if !batch.msgs.is_empty() && ctx.work.send(Work::Batch(batch)).is_err() {
                         return Err(IngestError::Thread("the decoder thread stopped".into()));
                     }
-                    if ctx.work.send(Work::CaughtUp(now)).is_err() {
+                    if read_to_high_watermarks(&consumer)
+                        && ctx.work.send(Work::CaughtUp(now)).is_err()
+                    {
                         return Err(IngestError::Thread("the decoder thread stopped".into()));
                     }
                     last_mark = now;
@@ -460,6 +462,53 @@ fn consume_loop(
     drop(consumer);
     let _ = decoder.join();
     result.map(|_| ()).map_err(IngestError::from)
+}
+
+/// Whether every assigned partition has been read up to its high watermark (as of the
+/// broker's last fetch response). An empty poll alone only says nothing is queued locally at
+/// this instant: after a restart, one partition can still be catching up while another is
+/// idle, and a run judged then would miss that partition's points.
+fn read_to_high_watermarks<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> bool {
+    let Ok(positions) = consumer.position() else {
+        return false;
+    };
+    positions.elements().iter().all(|e| {
+        let Some((low, high)) = cached_watermarks(consumer, e.topic(), e.partition()) else {
+            return false;
+        };
+        if high < 0 {
+            return false; // no fetch response yet
+        }
+        match e.offset() {
+            Offset::Offset(next) => next >= high,
+            // nothing consumed yet: caught up only if there is nothing to consume
+            _ => high <= low,
+        }
+    })
+}
+
+/// A partition's `(low, high)` watermarks as the last fetch response reported them (no
+/// network round trip; `rd_kafka_get_watermark_offsets`, which rust-rdkafka does not wrap).
+fn cached_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<(i64, i64)> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime; the topic is a
+    // NUL-terminated string that outlives the call; low/high are valid out-pointers.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+        .then_some((low, high))
 }
 
 #[allow(clippy::too_many_arguments)]
