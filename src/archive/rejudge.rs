@@ -130,15 +130,6 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Judge one archived judgment again.
-pub fn rejudge_one(
-    j: &ArchivedJudgment,
-    judge: Option<&str>,
-    overrides: &Value,
-) -> Result<judge::CanaryJudgeResult, String> {
-    rejudge_cached(j, judge, overrides, &mut None)
-}
-
 /// The first override that `kind` would silently ignore: the Mann–Whitney settings only
 /// `coalmine-v1` reads, globally or in a metric's patch.
 fn ignored_setting(kind: JudgeKind, overrides: &Value) -> Option<&'static str> {
@@ -163,6 +154,7 @@ struct ConfigCache {
     config: CanaryConfig,
 }
 
+/// Judge one archived judgment again, reusing `cache` while the archived config repeats.
 fn rejudge_cached(
     j: &ArchivedJudgment,
     judge: Option<&str>,
