@@ -26,6 +26,7 @@ pub mod sequential;
 pub mod stats;
 pub mod transform;
 
+use std::borrow::Borrow;
 use serde_json::Value;
 
 pub use classifier::{Direction, Label, NanStrategy};
@@ -157,21 +158,22 @@ pub enum Parallelism {
 const PARALLEL_MIN_POINTS: usize = 50_000;
 
 /// [`run`] with explicit [`Parallelism`]. Results do not depend on it.
-pub fn run_with(
+pub fn run_with<P: Borrow<MetricSetPair> + Sync>(
     kind: JudgeKind,
     config: &CanaryConfig,
-    pairs: &[MetricSetPair],
+    pairs: &[P],
     thresholds: Thresholds,
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
     if kind == JudgeKind::CoalmineSeqV1 {
-        return sequential::run(config, pairs, thresholds, parallelism);
+        let pairs: Vec<MetricSetPair> = pairs.iter().map(|p| p.borrow().clone()).collect();
+        return sequential::run(config, &pairs, thresholds, parallelism);
     }
     let defaults = JudgeDefaults::from_config(kind, config)?;
     let list_path = JsonPath::root().key("metricSetPairList");
     // Resolve every metric's settings first, so input errors are reported in list order.
     let mut jobs = Vec::with_capacity(pairs.len());
-    for (i, pair) in pairs.iter().enumerate() {
+    for (i, pair) in pairs.iter().map(Borrow::borrow).enumerate() {
         let metric = config
             .metric(&pair.name)
             .ok_or_else(|| JudgeError::MissingMetricConfig {
@@ -184,9 +186,9 @@ pub fn run_with(
             MetricParams::resolve(kind, metric, &defaults)?,
         ));
     }
-    let points: usize = pairs
+    let points: usize = jobs
         .iter()
-        .map(|p| p.control.len() + p.experiment.len())
+        .map(|(p, _, _)| p.control.len() + p.experiment.len())
         .sum();
     let threads = match parallelism {
         Parallelism::Sequential => 1,

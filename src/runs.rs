@@ -165,6 +165,12 @@ pub struct PairData {
     pub experiment_ts: Vec<Option<i64>>,
 }
 
+impl std::borrow::Borrow<crate::judge::MetricSetPair> for PairData {
+    fn borrow(&self) -> &crate::judge::MetricSetPair {
+        &self.pair
+    }
+}
+
 /// Receives judgments and verdicts (the Kafka verdict topic, the archive).
 pub trait RunListener: Send + Sync {
     /// After every judgment (`run.judgments.last()`) with the pairs it judged.

@@ -14,7 +14,7 @@ use datafusion::execution::context::{SessionConfig, SessionContext};
 use serde_json::{Map, Value};
 
 use super::{pairs_batch, Archive, ArchiveError, ArchivedJudgment};
-use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism};
+use crate::judge::{self, CanaryConfig, JudgeKind, Parallelism};
 
 /// Settings that change how judgments are made (keyword overrides in Python):
 ///
@@ -188,11 +188,10 @@ fn rejudge_cached(
             kind.name()
         ));
     }
-    let pairs: Vec<MetricSetPair> = j.pairs.iter().map(|p| p.pair.clone()).collect();
     judge::run_with(
         kind,
         config,
-        &pairs,
+        &j.pairs,
         j.thresholds(),
         Parallelism::Sequential,
     )

@@ -6,7 +6,8 @@
 use serde::Serialize;
 
 use super::effect::{mean_ratio, EffectMeasure};
-use super::kayenta_mw::mann_whitney_kayenta;
+use super::kayenta_mw::{mann_whitney_kayenta, mann_whitney_kayenta_sorted};
+use std::borrow::Cow;
 use super::mann_whitney::{mann_whitney, MannWhitney, Method};
 use super::transform::{add_gaussian_noise, seed_from, JavaRandom};
 use super::StatsError;
@@ -225,8 +226,9 @@ pub fn classify(
     // 2. Identical samples.
     let mut se = experiment.to_vec();
     let mut sc = control.to_vec();
-    se.sort_by(f64::total_cmp);
-    sc.sort_by(f64::total_cmp);
+    // equal under total_cmp means identical bits: an unstable sort gives the same arrays
+    se.sort_unstable_by(f64::total_cmp);
+    sc.sort_unstable_by(f64::total_cmp);
     if se.len() == sc.len() && se.iter().zip(&sc).all(|(a, b)| a == b) {
         let reason = format!(
             "The {} and {} data are identical",
@@ -281,17 +283,24 @@ fn compare(
         IntervalMethod::Kayenta => {
             // Both series constant (and different): Kayenta adds N(0, (v·1e-5)²) noise so the
             // ranks are not all tied. Seeded from the data: the same input, the same verdict.
-            let (exp, ctl) = if distinct_count_is_one(sorted_experiment)
+            let (exp, ctl, iv) = if distinct_count_is_one(sorted_experiment)
                 && distinct_count_is_one(sorted_control)
             {
                 let mut rng = JavaRandom::new(seed_from(&[experiment, control]));
                 let e = add_gaussian_noise(experiment, 0.0, experiment[0] * 1e-5, &mut rng);
                 let c = add_gaussian_noise(control, 0.0, control[0] * 1e-5, &mut rng);
-                (e, c)
+                let iv = mann_whitney_kayenta(&e, &c, params.confidence)?;
+                (Cow::Owned(e), Cow::Owned(c), iv)
             } else {
-                (experiment.to_vec(), control.to_vec())
+                let iv = mann_whitney_kayenta_sorted(
+                    experiment,
+                    control,
+                    sorted_experiment,
+                    sorted_control,
+                    params.confidence,
+                )?;
+                (Cow::Borrowed(experiment), Cow::Borrowed(control), iv)
             };
-            let iv = mann_whitney_kayenta(&exp, &ctl, params.confidence)?;
             let test = TestDetail::Kayenta {
                 lower: iv.lower,
                 upper: iv.upper,
@@ -302,8 +311,8 @@ fn compare(
         IntervalMethod::Exact { exact, correct } => {
             let mw = mann_whitney(experiment, control, params.confidence, exact, correct)?;
             (
-                experiment.to_vec(),
-                control.to_vec(),
+                Cow::Borrowed(experiment),
+                Cow::Borrowed(control),
                 TestDetail::MannWhitney(mw),
             )
         }
