@@ -45,7 +45,7 @@ def extract(archive: Archive) -> list:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=2800)
     ap.add_argument("--judgments", type=int, default=5)
     ap.add_argument("--metrics", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=3)

@@ -107,6 +107,9 @@ pub struct ArchivedJudgment {
     /// `config`, `result`.
     pub meta: Value,
     pub pairs: Vec<PairData>,
+    /// Judgments with the same id have equal configs (assigned by [`Archive::open`], so a
+    /// re-judge parses each config once without comparing documents).
+    pub config_id: usize,
 }
 
 impl ArchivedJudgment {
@@ -500,10 +503,26 @@ impl Archive {
                 .collect()
         });
         let mut runs = BTreeMap::new();
-        let mut judgments = Vec::new();
+        let mut judgments: Vec<ArchivedJudgment> = Vec::new();
+        let mut next_id = 0;
         for chunk in loaded {
-            for (id, run, js) in chunk? {
+            for (id, run, mut js) in chunk? {
                 runs.insert(id, run);
+                // Run-local config ids to archive-wide ones; a run whose first config equals
+                // the last run's last one (the usual case) shares its id.
+                let mut last_local = None;
+                for j in &mut js {
+                    let local = j.config_id;
+                    if last_local != Some(local) {
+                        let same = last_local.is_none()
+                            && judgments.last().is_some_and(|p| p.config() == j.config());
+                        if !same {
+                            next_id += 1;
+                        }
+                        last_local = Some(local);
+                    }
+                    j.config_id = next_id;
+                }
                 judgments.extend(js);
             }
         }
@@ -588,7 +607,7 @@ fn read_run_dir(dir: &Path) -> Result<LoadedRun, ArchiveError> {
         })
         .collect();
     files.sort();
-    let mut js = Vec::with_capacity(files.len());
+    let mut js: Vec<ArchivedJudgment> = Vec::with_capacity(files.len());
     for f in files {
         let (batch, meta) = read_ipc(&f, META_KEY)?;
         let index = meta["index"]
@@ -597,11 +616,18 @@ fn read_run_dir(dir: &Path) -> Result<LoadedRun, ArchiveError> {
                 path: f.clone(),
                 reason: "no judgment index".into(),
             })?;
+        // numbered within the run here (in the reader threads); Archive::open renumbers
+        let config_id = match js.last() {
+            Some(prev) if prev.config() == &meta["config"] => prev.config_id,
+            Some(prev) => prev.config_id + 1,
+            None => 0,
+        };
         js.push(ArchivedJudgment {
             run_id: id.clone(),
             index,
             pairs: pairs_from_batch(&batch, &f)?,
             meta,
+            config_id,
         });
     }
     Ok((id, run, js))

@@ -150,7 +150,7 @@ fn ignored_setting(kind: JudgeKind, overrides: &Value) -> Option<&'static str> {
 /// A parsed config, kept while consecutive judgments archive the same one (a run's
 /// judgments all do): parsing and overriding it is most of a small judgment's cost.
 struct ConfigCache {
-    archived: Value,
+    config_id: usize,
     config: CanaryConfig,
 }
 
@@ -162,7 +162,7 @@ fn rejudge_cached(
     cache: &mut Option<ConfigCache>,
 ) -> Result<judge::CanaryJudgeResult, String> {
     let config = match cache {
-        Some(c) if c.archived == *j.config() => &c.config,
+        Some(c) if c.config_id == j.config_id => &c.config,
         _ => {
             let doc = apply_overrides(j.config(), overrides)?;
             let config =
@@ -170,7 +170,7 @@ fn rejudge_cached(
                     .map_err(|e| e.to_string())?;
             &cache
                 .insert(ConfigCache {
-                    archived: j.config().clone(),
+                    config_id: j.config_id,
                     config,
                 })
                 .config
