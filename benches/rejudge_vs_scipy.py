@@ -1,6 +1,6 @@
 """Re-judge throughput: `Archive.rejudge` against a pure-Python scipy loop, same data, same run.
 
-    .venv/bin/python benches/rejudge_vs_scipy.py [--runs 2000] [--judgments 5] [--metrics 20]
+    .venv/bin/python benches/rejudge_vs_scipy.py [--runs 2800] [--judgments 5] [--metrics 20]
 
 Writes a fixture archive (``coalmine.archive.write_fixture``: runs x judgments judgments of
 `metrics` metric-set pairs each) to a temporary directory, then times
