@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::effect::{mean_ratio, EffectMeasure};
 use super::kayenta_mw::{mann_whitney_kayenta, mann_whitney_kayenta_sorted};
-use std::borrow::Cow;
 use super::mann_whitney::{mann_whitney, MannWhitney, Method};
 use super::transform::{add_gaussian_noise, seed_from, JavaRandom};
 use super::StatsError;
+use std::borrow::Cow;
 
 /// Which change of a metric counts against the canary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

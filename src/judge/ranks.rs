@@ -288,7 +288,10 @@ pub(crate) mod tests {
                     1 => 1e300,
                     2 => -span + 2.0 * span * uniform(&mut st),
                     // a root finder closing in: shifts ever nearer the last one
-                    _ => x[k % n] - y[k % m] + span * f64::powi(0.5, k as i32 / 2) * (uniform(&mut st) - 0.5),
+                    _ => {
+                        x[k % n] - y[k % m]
+                            + span * f64::powi(0.5, k as i32 / 2) * (uniform(&mut st) - 0.5)
+                    }
                 };
                 let want = rank_sums_with(&x, d, &y, y_ties);
                 assert_eq!(cached.at(d), want, "case {case} shift #{k} = {d:e}");
@@ -303,7 +306,11 @@ pub(crate) mod tests {
         let y = [-3.0, 0.5];
         let cached = ShiftedRanks::new(&x, &y, tie_sum(&y));
         for d in [4.0, 0.5, 4.0, 1.5, -1e20, f64::INFINITY] {
-            assert_eq!(cached.at(d), rank_sums_with(&x, d, &y, tie_sum(&y)), "shift {d}");
+            assert_eq!(
+                cached.at(d),
+                rank_sums_with(&x, d, &y, tie_sum(&y)),
+                "shift {d}"
+            );
         }
         assert_eq!(cached.at(4.0).pooled_ties, 24.0); // one group of 2 x's and 1 y: 3³ − 3
     }
