@@ -26,8 +26,8 @@ pub mod sequential;
 pub mod stats;
 pub mod transform;
 
-use std::borrow::Borrow;
 use serde_json::Value;
+use std::borrow::Borrow;
 
 pub use classifier::{Direction, Label, NanStrategy};
 pub use mann_whitney::{mann_whitney, MannWhitney, Method, WilcoxonDistribution};
@@ -166,8 +166,7 @@ pub fn run_with<P: Borrow<MetricSetPair> + Sync>(
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
     if kind == JudgeKind::CoalmineSeqV1 {
-        let pairs: Vec<MetricSetPair> = pairs.iter().map(|p| p.borrow().clone()).collect();
-        return sequential::run(config, &pairs, thresholds, parallelism);
+        return sequential::run(config, pairs, thresholds, parallelism);
     }
     let defaults = JudgeDefaults::from_config(kind, config)?;
     let list_path = JsonPath::root().key("metricSetPairList");

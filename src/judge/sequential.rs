@@ -88,6 +88,7 @@ pub mod histogram;
 pub mod mixture;
 pub mod quantile;
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -1040,9 +1041,9 @@ impl MetricSettings {
 }
 
 /// `coalmine-seq-v1` over a whole judgment (called by [`super::run_with`]).
-pub fn run(
+pub fn run<P: Borrow<MetricSetPair>>(
     config: &CanaryConfig,
-    pairs: &[MetricSetPair],
+    pairs: &[P],
     thresholds: Thresholds,
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
@@ -1069,10 +1070,10 @@ pub fn run(
 
 /// Threads for a judgment of `pairs`: both cores from 200,000 points on (below that, the
 /// spawn costs more than it saves).
-fn threads_for(parallelism: Parallelism, pairs: &[MetricSetPair]) -> usize {
+fn threads_for<P: Borrow<MetricSetPair>>(parallelism: Parallelism, pairs: &[P]) -> usize {
     let points: usize = pairs
         .iter()
-        .map(|p| p.control.len() + p.experiment.len())
+        .map(|p| p.borrow().control.len() + p.borrow().experiment.len())
         .sum();
     match parallelism {
         Parallelism::Auto if points >= 200_000 => {
@@ -1111,14 +1112,14 @@ type Job<'a> = (&'a MetricSetPair, &'a MetricConfig, MetricSettings);
 
 /// Every pair's metric config and settings, and the per-metric level (`alpha / m` over the
 /// non-muted pairs under Bonferroni).
-fn resolve_jobs<'a>(
+fn resolve_jobs<'a, P: Borrow<MetricSetPair>>(
     config: &'a CanaryConfig,
-    pairs: &'a [MetricSetPair],
+    pairs: &'a [P],
 ) -> Result<(Vec<Job<'a>>, f64), JudgeError> {
     let js = JudgeSettings::from_config(config)?;
     let list_path = JsonPath::root().key("metricSetPairList");
     let mut jobs = Vec::with_capacity(pairs.len());
-    for (i, pair) in pairs.iter().enumerate() {
+    for (i, pair) in pairs.iter().map(Borrow::borrow).enumerate() {
         let metric = config
             .metric(&pair.name)
             .ok_or_else(|| JudgeError::MissingMetricConfig {
