@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use coalmine::judge::json::JsonPath;
 use coalmine::judge::sequential::{
-    judge_states, Alternative, MetricType, SequentialParams, SequentialState,
+    judge_states, Alternative, Horizon, MetricType, SequentialParams, SequentialState,
 };
 use coalmine::judge::{CanaryConfig, MetricSetPair, Thresholds};
 
@@ -132,7 +132,14 @@ fn tick(c: &mut Criterion) {
     };
     let mut run_states = BTreeMap::new();
     for round in 0..10 {
-        judge_states(&config, &pairs_at(round), &mut run_states, thresholds).unwrap();
+        judge_states(
+            &config,
+            &pairs_at(round),
+            &mut run_states,
+            thresholds,
+            Horizon::Looks(120),
+        )
+        .unwrap();
     }
     let mut group = c.benchmark_group("sequential_run_tick_judge_states");
     group.sample_size(10);
@@ -143,7 +150,16 @@ fn tick(c: &mut Criterion) {
                 round += 1;
                 pairs_at(round)
             },
-            |pairs| judge_states(&config, &pairs, &mut run_states, thresholds).unwrap(),
+            |pairs| {
+                judge_states(
+                    &config,
+                    &pairs,
+                    &mut run_states,
+                    thresholds,
+                    Horizon::Looks(120),
+                )
+                .unwrap()
+            },
             criterion::BatchSize::LargeInput,
         )
     });

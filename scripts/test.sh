@@ -13,8 +13,8 @@ export COALMINE_TEST_KAFKA COALMINE_REQUIRE_KAFKA=1
 trap '"$VENV/bin/python" scripts/tansu.py stop >/dev/null 2>&1 || true' EXIT
 echo "broker at $COALMINE_TEST_KAFKA"
 
-log "Rust tests (cargo test)"
-cargo test -p coalmine --lib --bins --tests --examples
+log "Rust tests (cargo test; the broker tests are #[ignore]d without a broker, so include them)"
+cargo test -p coalmine --lib --bins --tests --examples -- --include-ignored
 log "Benchmarks compile (they run with scripts in benches/, not here)"
 cargo test -p coalmine --benches --no-run
 

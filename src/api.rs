@@ -372,6 +372,29 @@ async fn metrics(State(st): State<AppState>) -> Response {
         "counter",
         &one(i.dead_lettered),
     );
+    let by_reason = |counts: [u64; 2]| {
+        crate::ingest::Refusal::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{reason=\"{}\"}}", r.label()),
+                    counts[*r as usize] as f64,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    counter(
+        "messages_refused_total",
+        "Messages refused at intake because the store would not keep a point of theirs, by reason.",
+        "counter",
+        &by_reason(i.refused_messages),
+    );
+    counter(
+        "points_refused_total",
+        "Points of refused messages, by reason.",
+        "counter",
+        &by_reason(i.refused_points),
+    );
     counter(
         "duplicates_skipped_total",
         "Replayed messages already durable, skipped.",

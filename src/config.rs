@@ -51,7 +51,8 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "store.flush-interval", kind: Kind::Duration, default: "1s", doc: "Make buffered points durable (and commit their Kafka offsets) at least this often." },
     Setting { key: "store.flush-points", kind: Kind::Int, default: "1000000", doc: "... or as soon as this many points are buffered." },
     Setting { key: "store.hot-window", kind: Kind::Duration, default: "6h", doc: "Segments with points younger than this stay in memory; older ones are read from disk when queried." },
-    Setting { key: "store.retention", kind: Kind::Duration, default: "7d", doc: "Delete points older than this (whole segments)." },
+    Setting { key: "store.retention", kind: Kind::Duration, default: "7d", doc: "Delete points older than this (whole segments, and never before their Kafka offsets are committed). A message with a point already older is refused at intake: dead-lettered with the reason and counted (coalmine_messages_refused_total)." },
+    Setting { key: "store.max-clock-skew", kind: Kind::Duration, default: "1h", doc: "A message with a point further ahead of the daemon's clock than this is refused at intake, like one older than the retention." },
     Setting { key: "store.max-bytes", kind: Kind::OptBytes, default: "", doc: "Keep at most this many bytes of segments on disk, deleting the oldest first (unset: no limit)." },
     Setting { key: "store.compact-below-points", kind: Kind::Int, default: "4000000", doc: "Segments smaller than this are merged ..." },
     Setting { key: "store.compact-min-segments", kind: Kind::Int, default: "8", doc: "... once this many of them exist." },
@@ -409,6 +410,7 @@ impl Config {
         store.flush_points = int("store.flush-points");
         store.hot_window = dur("store.hot-window");
         store.retention = dur("store.retention");
+        store.max_clock_skew = dur("store.max-clock-skew");
         store.max_bytes = bytes("store.max-bytes");
         store.compact_below_points = int("store.compact-below-points");
         store.compact_min_segments = int("store.compact-min-segments");

@@ -27,6 +27,9 @@ pub struct IngestStats {
     pub decode_errors: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub duplicates_skipped: AtomicU64,
+    /// Messages (and their points) refused by the [`Intake`] rule, by [`Refusal`].
+    pub refused_messages: [AtomicU64; 2],
+    pub refused_points: [AtomicU64; 2],
     pub commits: AtomicU64,
     pub flushes: AtomicU64,
     /// Partitions are assigned to this member.
@@ -49,6 +52,14 @@ impl IngestStats {
             decode_errors: self.decode_errors.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             duplicates_skipped: self.duplicates_skipped.load(Ordering::Relaxed),
+            refused_messages: self
+                .refused_messages
+                .each_ref()
+                .map(|a| a.load(Ordering::Relaxed)),
+            refused_points: self
+                .refused_points
+                .each_ref()
+                .map(|a| a.load(Ordering::Relaxed)),
             commits: self.commits.load(Ordering::Relaxed),
             flushes: self.flushes.load(Ordering::Relaxed),
         }
@@ -63,6 +74,9 @@ pub struct IngestSnapshot {
     pub decode_errors: u64,
     pub dead_lettered: u64,
     pub duplicates_skipped: u64,
+    /// Indexed by [`Refusal`] (`as usize`).
+    pub refused_messages: [u64; 2],
+    pub refused_points: [u64; 2],
     pub commits: u64,
     pub flushes: u64,
 }
@@ -97,5 +111,126 @@ impl BurstLog {
                 Some(suppressed)
             }
         }
+    }
+}
+
+/// Why the store would not keep a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Older than `store.retention`: retention would delete it at once.
+    OlderThanRetention = 0,
+    /// Further ahead of the clock than `store.max-clock-skew`.
+    TooFarInFuture = 1,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 2] = [Refusal::OlderThanRetention, Refusal::TooFarInFuture];
+
+    /// The `reason` label of the `/metrics` counters.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::OlderThanRetention => "older_than_retention",
+            Refusal::TooFarInFuture => "too_far_in_future",
+        }
+    }
+}
+
+/// The intake rule for timestamps: a message is stored only if every point's timestamp lies
+/// in `[now − retention, now + max-clock-skew]`. A point outside would be stored and then
+/// deleted by the next retention pass (a back-fill of last month, a replayed topic, epoch
+/// seconds taken for milliseconds), or keep its segment alive for years: instead the whole
+/// message is refused — dead-lettered with the reason, counted by reason, logged once per
+/// burst — and its offset committed like any consumed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intake {
+    pub retention_ms: i64,
+    pub max_clock_skew_ms: i64,
+}
+
+impl Intake {
+    pub fn new(store: &crate::store::StoreConfig) -> Intake {
+        let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
+        Intake {
+            retention_ms: ms(store.retention),
+            max_clock_skew_ms: ms(store.max_clock_skew),
+        }
+    }
+
+    /// The first timestamp of `ts` outside the window at `now`: its index, why, and a
+    /// message naming both.
+    pub fn check(&self, now: i64, ts: &[i64]) -> Option<(usize, Refusal, String)> {
+        let oldest = now.saturating_sub(self.retention_ms);
+        let newest = now.saturating_add(self.max_clock_skew_ms);
+        let (i, &t) = ts
+            .iter()
+            .enumerate()
+            .find(|(_, &t)| t < oldest || t > newest)?;
+        let at = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+                || format!("{ms} ms"),
+                |d| d.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            )
+        };
+        let of = if ts.len() > 1 {
+            format!("point {} of {}: ", i + 1, ts.len())
+        } else {
+            String::new()
+        };
+        Some(if t < oldest {
+            (
+                i,
+                Refusal::OlderThanRetention,
+                format!(
+                    "{of}timestamp {} is older than store.retention ({}): the oldest point kept now is from {}",
+                    at(t),
+                    humantime::format_duration(Duration::from_millis(self.retention_ms as u64)),
+                    at(oldest)
+                ),
+            )
+        } else {
+            (
+                i,
+                Refusal::TooFarInFuture,
+                format!(
+                    "{of}timestamp {} is more than store.max-clock-skew ({}) ahead of the clock ({})",
+                    at(t),
+                    humantime::format_duration(Duration::from_millis(self.max_clock_skew_ms as u64)),
+                    at(now)
+                ),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intake_window_names_the_first_point_outside() {
+        let day = 86_400_000;
+        let intake = Intake {
+            retention_ms: 7 * day,
+            max_clock_skew_ms: 3_600_000,
+        };
+        let now = 1_795_302_000_000; // 2026-11-21T23:00:00Z
+        assert_eq!(
+            intake.check(now, &[now, now - 7 * day, now + 3_600_000]),
+            None
+        );
+        let (i, why, msg) = intake.check(now, &[now, now - 8 * day]).unwrap();
+        assert_eq!((i, why), (1, Refusal::OlderThanRetention));
+        assert_eq!(
+            msg,
+            "point 2 of 2: timestamp 2026-11-13T23:00:00.000Z is older than store.retention (7days): the oldest point kept now is from 2026-11-14T23:00:00.000Z"
+        );
+        let (i, why, msg) = intake.check(now, &[now + 3_600_001]).unwrap();
+        assert_eq!((i, why), (0, Refusal::TooFarInFuture));
+        assert!(
+            msg.starts_with(
+                "timestamp 2026-11-22T00:00:00.001Z is more than store.max-clock-skew (1h) ahead"
+            ),
+            "{msg}"
+        );
     }
 }

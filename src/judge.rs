@@ -461,6 +461,7 @@ fn judge_pair(
         control_label: "Baseline",
     };
     let outcome = classify(&control, &experiment, &input, &params.classifier);
+    let not_judged = outcome.as_ref().ok().and_then(|c| c.not_judged.clone());
     let (classification, reason, critical, result_metadata) = match outcome {
         Ok(c) => {
             let test = match (kind, &c.test) {
@@ -518,5 +519,6 @@ fn judge_pair(
         result_metadata,
         critical,
         muted: params.muted,
+        not_judged,
     }
 }

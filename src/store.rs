@@ -83,8 +83,11 @@ pub struct StoreConfig {
     pub flush_points: usize,
     /// Segments whose newest point is younger than this stay in memory.
     pub hot_window: Duration,
-    /// Points older than this are deleted (whole segments).
+    /// Points older than this are deleted (whole segments); older points are refused at
+    /// intake ([`crate::ingest::Intake`]).
     pub retention: Duration,
+    /// Points further ahead of the clock than this are refused at intake.
+    pub max_clock_skew: Duration,
     /// Total segment bytes kept on disk, oldest segments deleted first.
     pub max_bytes: Option<u64>,
     /// Merge segments smaller than this many points …
@@ -101,6 +104,7 @@ impl StoreConfig {
             flush_points: 1_000_000,
             hot_window: Duration::from_secs(6 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
+            max_clock_skew: Duration::from_secs(3600),
             max_bytes: None,
             compact_below_points: 4_000_000,
             compact_min_segments: 8,
@@ -237,6 +241,10 @@ struct Inner {
     flush_lock: Mutex<()>,
     flushes: AtomicU64,
     compactions: AtomicU64,
+    /// Kafka offsets known to be committed; with `guard_uncommitted`, retention keeps every
+    /// segment holding a message past them.
+    committed: Mutex<Durable>,
+    guard_uncommitted: std::sync::atomic::AtomicBool,
     _lock: Option<File>,
 }
 
@@ -390,12 +398,16 @@ impl Store {
                 state: RwLock::new(State {
                     segments,
                     pending: None,
-                    durable: manifest.durable,
+                    durable: manifest.durable.clone(),
                     next_segment_id: manifest.next_segment_id,
                 }),
                 flush_lock: Mutex::new(()),
                 flushes: AtomicU64::new(0),
                 compactions: AtomicU64::new(0),
+                // What was durable before this process started was committed, or is skipped
+                // when re-read (it is below the manifest's durable mark) either way.
+                committed: Mutex::new(manifest.durable.clone()),
+                guard_uncommitted: std::sync::atomic::AtomicBool::new(false),
                 _lock: lock,
             }),
         })
@@ -583,6 +595,40 @@ impl Store {
         }))
     }
 
+    /// From now on, retention never removes a segment holding a Kafka message whose offset
+    /// has not been committed ([`Store::mark_committed`]): the Kafka source turns this on.
+    pub fn guard_uncommitted(&self) {
+        self.inner.guard_uncommitted.store(true, Ordering::Release);
+    }
+
+    /// Record that the consumer group's offsets are committed up to `offsets` (next offset
+    /// per partition).
+    pub fn mark_committed(&self, offsets: &Durable) {
+        let mut c = self.inner.committed.lock().expect("committed lock");
+        for (topic, parts) in offsets {
+            let t = c.entry(topic.clone()).or_default();
+            for (&p, &next) in parts {
+                let e = t.entry(p).or_insert(next);
+                *e = (*e).max(next);
+            }
+        }
+    }
+
+    /// Whether every message whose points `seg` holds has its offset committed.
+    fn committed(&self, offsets: &Offsets) -> bool {
+        if !self.inner.guard_uncommitted.load(Ordering::Acquire) {
+            return true;
+        }
+        let c = self.inner.committed.lock().expect("committed lock");
+        offsets.iter().all(|(topic, parts)| {
+            parts.iter().all(|(p, r)| {
+                c.get(topic)
+                    .and_then(|t| t.get(p))
+                    .is_some_and(|&next| next >= r.next)
+            })
+        })
+    }
+
     /// Retention, compaction and cooling (hot segments older than the hot window leave
     /// memory). Called after flushes.
     pub fn maintain(&self) -> Result<(), StoreError> {
@@ -598,7 +644,8 @@ impl Store {
     }
 
     /// Delete segments entirely older than the retention, then the oldest ones while the
-    /// total exceeds `max_bytes`.
+    /// total exceeds `max_bytes`; never a segment with uncommitted messages (see
+    /// [`Store::guard_uncommitted`]).
     pub fn enforce_retention(&self, now: i64) -> Result<usize, StoreError> {
         let cutoff =
             now.saturating_sub(self.inner.cfg.retention.as_millis().min(i64::MAX as u128) as i64);
@@ -606,15 +653,20 @@ impl Store {
         let mut keep: Vec<Arc<Segment>> = s
             .segments
             .iter()
-            .filter(|g| g.meta.max_ts >= cutoff)
+            .filter(|g| g.meta.max_ts >= cutoff || !self.committed(&g.meta.offsets))
             .cloned()
             .collect();
         if let Some(max) = self.inner.cfg.max_bytes {
             keep.sort_by_key(|g| (g.meta.max_ts, g.meta.id));
             let mut total: u64 = keep.iter().map(|g| g.meta.bytes).sum();
-            while total > max && keep.len() > 1 {
-                total -= keep[0].meta.bytes;
-                keep.remove(0);
+            let mut i = 0;
+            while total > max && keep.len() > 1 && i < keep.len() {
+                if self.committed(&keep[i].meta.offsets) {
+                    total -= keep[i].meta.bytes;
+                    keep.remove(i);
+                } else {
+                    i += 1;
+                }
             }
             keep.sort_by_key(|g| g.meta.id);
         }

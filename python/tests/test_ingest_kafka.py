@@ -45,14 +45,15 @@ def test_points_from_an_independent_producer(broker, coalmine_bin, tmp_path):
     create_topic(broker, ti, 2)
     p = confluent_kafka.Producer({"bootstrap.servers": broker, "linger.ms": 5})
     want_points, want_sum = 0, 0.0
+    t0 = (int(time.time()) - 3600) * 1000  # inside the store's retention on any date
     for i in range(500):
-        pts = [{"metric": "latency", "ts": 1795302000000 + i * 1000 + j, "value": i + j / 4,
+        pts = [{"metric": "latency", "ts": t0 + i * 1000 + j, "value": i + j / 4,
                 "tags": {"version": "v2" if j % 2 else "v1", "pod": f"p{j}"}} for j in range(8)]
         p.produce(tj, json.dumps(pts).encode(), key=str(i).encode())
         want_points += len(pts)
         want_sum += sum(x["value"] for x in pts)
     for i in range(300):
-        line = f"cpu,host=h{i % 3} user={i / 2},system={i}i {(1795302000000 + i * 1000) * 1_000_000}"
+        line = f"cpu,host=h{i % 3} user={i / 2},system={i}i {(t0 + i * 1000) * 1_000_000}"
         p.produce(ti, line.encode())
         want_points += 2
         want_sum += i / 2 + i

@@ -110,9 +110,7 @@ impl Decoder {
         match result {
             Ok(()) => Ok(out.len() - before),
             Err(e) => {
-                out.series.truncate(before);
-                out.ts.truncate(before);
-                out.value.truncate(before);
+                out.truncate(before);
                 Err(e)
             }
         }
@@ -250,7 +248,8 @@ impl<'de> de::Deserialize<'de> for Text<'de> {
     }
 }
 
-/// A timestamp: epoch milliseconds (integer or integral float) or RFC 3339 text.
+/// A timestamp: a number of epoch seconds, milliseconds, microseconds or nanoseconds (told
+/// apart by magnitude, see [`epoch_to_ms`]) or RFC 3339 text.
 struct Ts(i64);
 
 impl<'de> de::Deserialize<'de> for Ts {
@@ -259,23 +258,20 @@ impl<'de> de::Deserialize<'de> for Ts {
         impl<'de> Visitor<'de> for V {
             type Value = Ts;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("epoch milliseconds or an RFC 3339 time")
+                f.write_str(
+                    "epoch seconds, milliseconds, microseconds or nanoseconds, or an RFC 3339 time",
+                )
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ts, E> {
-                check_ts(i64::try_from(v).unwrap_or(i64::MAX))
+                epoch_int_to_ms(i64::try_from(v).unwrap_or(i64::MAX))
                     .map(Ts)
                     .map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ts, E> {
-                check_ts(v).map(Ts).map_err(E::custom)
+                epoch_int_to_ms(v).map(Ts).map_err(E::custom)
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Ts, E> {
-                if v.fract() != 0.0 || !v.is_finite() {
-                    return Err(E::custom(format!(
-                        "timestamp {v} is not a whole number of milliseconds"
-                    )));
-                }
-                check_ts(v as i64).map(Ts).map_err(E::custom)
+                epoch_to_ms(v).map(Ts).map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Ts, E> {
                 parse_rfc3339(v).map(Ts).map_err(E::custom)
@@ -285,13 +281,57 @@ impl<'de> de::Deserialize<'de> for Ts {
     }
 }
 
+/// Epoch timestamps below this are seconds (up to the year 5138; as milliseconds they would
+/// be before 1973-03-03) …
+const SECONDS_BELOW: f64 = 1e11;
+/// … below this milliseconds (as microseconds they would be before 1973) …
+const MILLIS_BELOW: f64 = 1e14;
+/// … below this microseconds; above, nanoseconds.
+const MICROS_BELOW: f64 = 1e17;
+
+/// A numeric epoch timestamp in epoch milliseconds, its unit told by magnitude: below 10¹¹
+/// seconds, below 10¹⁴ milliseconds, below 10¹⁷ microseconds, else nanoseconds. Every unit
+/// is unambiguous for times from 1973 to 5138: `1795302000` (s), `1795302000123` (ms),
+/// `1795302000123456` (µs) and `1795302000123456789` (ns) are all 2026-11-21T23:00:00Z.
+/// Fractions are allowed (`1795302000.123` s, as `time.time()` and nginx's `$msec` write);
+/// the result is rounded down to the millisecond.
+pub fn epoch_to_ms(v: f64) -> Result<i64, String> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!(
+            "timestamp {v} is not a time (expected epoch seconds, milliseconds, microseconds or nanoseconds since 1970, or RFC 3339 text)"
+        ));
+    }
+    let ms = if v < SECONDS_BELOW {
+        // via whole microseconds: `1795302000.123` is 1795302000.12299990… in binary
+        (v * 1e6).round() / 1e3
+    } else if v < MILLIS_BELOW {
+        v
+    } else if v < MICROS_BELOW {
+        v / 1e3
+    } else {
+        v / 1e6
+    };
+    check_ts(ms.floor() as i64)
+}
+
+/// [`epoch_to_ms`] for integers (exact: no rounding through `f64` for nanoseconds).
+pub fn epoch_int_to_ms(v: i64) -> Result<i64, String> {
+    let f = v as f64;
+    if v < 0 || f < MILLIS_BELOW {
+        return epoch_to_ms(f);
+    }
+    if f < MICROS_BELOW {
+        check_ts(v.div_euclid(1_000))
+    } else {
+        check_ts(v.div_euclid(1_000_000))
+    }
+}
+
 fn check_ts(ms: i64) -> Result<i64, String> {
     if (0..MAX_TS_MS).contains(&ms) {
         Ok(ms)
     } else {
-        Err(format!(
-            "timestamp {ms} is outside 1970..10000 (epoch milliseconds expected)"
-        ))
+        Err(format!("timestamp {ms} ms is outside 1970..10000"))
     }
 }
 
@@ -540,6 +580,11 @@ fn decode_line(
             let ns: i64 = t.parse().map_err(|_| {
                 DecodeError::new(format!("bad timestamp {t:?} (nanoseconds expected)"))
             })?;
+            if ns < MICROS_BELOW as i64 {
+                return Err(DecodeError::new(format!(
+                    "timestamp {ns} is before 1973 as nanoseconds: line protocol timestamps are epoch nanoseconds (Telegraf's default precision)"
+                )));
+            }
             check_ts(ns.div_euclid(1_000_000)).map_err(DecodeError::new)?
         }
     };
@@ -745,8 +790,14 @@ mod tests {
                 r#"{"metric":"a","ts":"yesterday","value":1}"#,
                 "bad timestamp",
             ),
-            (r#"{"metric":"a","ts":-5,"value":1}"#, "outside 1970"),
-            (r#"{"metric":"a","ts":1.5,"value":1}"#, "whole number"),
+            (
+                r#"{"metric":"a","ts":-5,"value":1}"#,
+                "is not a time (expected epoch seconds",
+            ),
+            (
+                r#"{"metric":"a","ts":1e30,"value":1}"#,
+                "outside 1970..10000",
+            ),
             (r#"{"ts":1,"value":1}"#, "missing field `metric`"),
             (r#"{"metric":"a","ts":1,"value":1e999}"#, "invalid JSON"),
             ("{\"metric\":\"a\",", "invalid JSON"),
@@ -775,6 +826,49 @@ mod tests {
             .contains("exceeds"));
     }
 
+    /// Numeric JSON timestamps in any unit, told apart by magnitude.
+    #[test]
+    fn epoch_units_by_magnitude() {
+        let want = 1_795_302_000_123; // 2026-11-21T23:00:00.123Z
+        for ts in [
+            "1795302000.123",
+            "1795302000123",
+            "1795302000123.9",
+            "1795302000123456",
+            "1795302000123456789",
+            "\"2026-11-21T23:00:00.123Z\"",
+            "\"2026-11-22T00:00:00.123+01:00\"",
+        ] {
+            let payload = format!(r#"{{"metric":"a","ts":{ts},"value":1}}"#);
+            let got = run(Format::Json, &payload).unwrap();
+            assert_eq!(got[0].1, want, "{ts}");
+            FAST_PATH.with(|f| f.set(false));
+            let slow = run(Format::Json, &payload).unwrap();
+            FAST_PATH.with(|f| f.set(true));
+            assert_eq!(slow[0].1, want, "{ts} (serde path)");
+        }
+        assert_eq!(
+            epoch_to_ms(1795302000.0),
+            Ok(1_795_302_000_000),
+            "whole seconds"
+        );
+        assert_eq!(
+            epoch_to_ms(0.5),
+            Ok(500),
+            "1970 is still a time: the intake refuses it"
+        );
+        assert_eq!(
+            epoch_int_to_ms(99_999_999_999),
+            Ok(99_999_999_999_000),
+            "10^11 − 1 s: year 5138"
+        );
+        assert_eq!(
+            epoch_int_to_ms(100_000_000_000),
+            Ok(100_000_000_000),
+            "10^11 ms: 1973"
+        );
+    }
+
     #[test]
     fn line_protocol() {
         let got = run(
@@ -797,11 +891,17 @@ mod tests {
                 ),
             ]
         );
-        let esc = "my\\ meas\\,x,ta\\=g=va\\ l\\,ue f\\ 1=1u,ok=t,s=\"a, b=c\",n=-2e3 9000000\n# comment\n\ncpu v=1";
+        let esc = "my\\ meas\\,x,ta\\=g=va\\ l\\,ue f\\ 1=1u,ok=t,s=\"a, b=c\",n=-2e3 1795302000009000000\n# comment\n\ncpu v=1";
         let got = run(Format::Influx, esc).unwrap();
-        assert_eq!(got[0], ("my meas,x.f 1{ta=g=va l,ue}".into(), 9, 1.0));
+        assert_eq!(
+            got[0],
+            ("my meas,x.f 1{ta=g=va l,ue}".into(), 1795302000009, 1.0)
+        );
         assert_eq!(got[1].2, 1.0);
-        assert_eq!(got[2], ("my meas,x.n{ta=g=va l,ue}".into(), 9, -2000.0));
+        assert_eq!(
+            got[2],
+            ("my meas,x.n{ta=g=va l,ue}".into(), 1795302000009, -2000.0)
+        );
         assert_eq!(
             got[3],
             ("cpu.v{}".into(), 1000, 1.0),
@@ -809,18 +909,19 @@ mod tests {
         );
         for (payload, want) in [
             ("cpu", "missing fields"),
-            ("cpu v=abc 1", "bad field value"),
+            ("cpu v=abc 1795302000000000000", "bad field value"),
             ("cpu v=1 notanumber", "bad timestamp"),
             ("cpu,tag v=1", "has no `=`"),
-            ("cpu v=1i2 5", "bad field value"),
-            ("cpu v=\"open 5", "unterminated"),
-            ("cpu v=inf 5", "not finite"),
+            ("cpu v=1i2 1795302000000000000", "bad field value"),
+            ("cpu v=\"open 1795302000000000000", "unterminated"),
+            ("cpu v=inf 1795302000000000000", "not finite"),
+            ("cpu v=1 1795302000", "timestamp 1795302000 is before 1973 as nanoseconds: line protocol timestamps are epoch nanoseconds"),
         ] {
             let e = run(Format::Influx, payload).unwrap_err();
             assert!(e.reason.contains(want), "{payload}: {}", e.reason);
             assert!(e.reason.starts_with("line 1:"));
         }
-        assert!(run(Format::Influx, "ok v=1 1\nbad")
+        assert!(run(Format::Influx, "ok v=1 1795302000000000000\nbad")
             .unwrap_err()
             .reason
             .starts_with("line 2:"));

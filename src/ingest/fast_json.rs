@@ -133,10 +133,7 @@ impl<'a> Scanner<'a> {
                         return Err(Bail);
                     }
                     let t: i64 = num.parse().map_err(|_| Bail)?;
-                    if !(0..super::decode::MAX_TS_MS).contains(&t) {
-                        return Err(Bail);
-                    }
-                    ts = Some(t);
+                    ts = Some(super::decode::epoch_int_to_ms(t).map_err(|_| Bail)?);
                 }
                 "value" => {
                     if self.peek() == Some(b'"') {

@@ -26,7 +26,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::decode::{Decoder, Format};
-use super::{BurstLog, IngestStats};
+use super::{BurstLog, IngestStats, Intake};
 use crate::config::KafkaConfig;
 use crate::error::ErrorKind;
 use crate::store::manifest::Durable;
@@ -139,9 +139,12 @@ impl ConsumerContext for Ctx {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "Offset commit failed; it is retried with the next flush");
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) => self.store.mark_committed(&committed_of(offsets)),
+            Err(e) => {
+                tracing::warn!(error = %e, "Offset commit failed; it is retried with the next flush")
+            }
         }
     }
 }
@@ -169,6 +172,19 @@ fn describe(tpl: &TopicPartitionList) -> String {
         .map(|e| format!("{}/{}", e.topic(), e.partition()))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The offsets of a commit, as the store records them.
+fn committed_of(tpl: &TopicPartitionList) -> Durable {
+    let mut d = Durable::new();
+    for e in tpl.elements() {
+        if let Offset::Offset(next) = e.offset() {
+            d.entry(e.topic().to_string())
+                .or_default()
+                .insert(e.partition(), next);
+        }
+    }
+    d
 }
 
 /// Commit durable offsets of the assigned (or the given) partitions.
@@ -207,6 +223,9 @@ fn commit(
     match consumer.commit(&tpl, mode) {
         Ok(()) => {
             stats.commits.fetch_add(1, Ordering::Relaxed);
+            if matches!(mode, CommitMode::Sync) {
+                consumer.context().store.mark_committed(&committed_of(&tpl));
+            }
         }
         Err(e) => {
             tracing::warn!(error = %e, "Offset commit failed; it is retried with the next flush")
@@ -256,6 +275,8 @@ impl KafkaSource {
         cc.set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
         let consumer: BaseConsumer<Ctx> = cc.create_with_context(ctx)?;
+        // Retention must not remove what the group has not committed yet.
+        store.guard_uncommitted();
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
         let producer: Option<BaseProducer> = match &cfg.dead_letter_topic {
@@ -530,6 +551,8 @@ fn decode_loop(
     let mut points = PointColumns::default();
     let mut offsets = Offsets::new();
     let errors = BurstLog::new(Duration::from_secs(10));
+    let refusals = BurstLog::new(Duration::from_secs(10));
+    let intake = Intake::new(store.config());
     let flush_points = store.config().flush_points;
     while let Ok(w) = work.recv() {
         let batch = match w {
@@ -544,6 +567,7 @@ fn decode_loop(
             Work::Batch(b) => b,
         };
         let mut durable: HashMap<(u16, i32), Option<i64>> = HashMap::new();
+        let now = crate::store::now_ms();
         {
             let mut reg = store.registry_mut();
             for m in &batch.msgs {
@@ -556,6 +580,7 @@ fn decode_loop(
                     continue;
                 }
                 stats.messages.fetch_add(1, Ordering::Relaxed);
+                let before = points.len();
                 let result = if m.null {
                     Err(super::decode::DecodeError {
                         reason: "message has no payload".into(),
@@ -568,18 +593,55 @@ fn decode_loop(
                         &mut points,
                     )
                 };
-                match result {
-                    Ok(n) => {
+                let refused = result.as_ref().ok().and_then(|_| {
+                    let (i, why, reason) = intake.check(now, &points.ts[before..])?;
+                    let metric = reg
+                        .key(points.series[before + i])
+                        .map_or_else(String::new, |k| format!("metric '{}': ", k.metric));
+                    Some((why, format!("{metric}{reason}")))
+                });
+                match (result, refused) {
+                    (Ok(n), Some((why, reason))) => {
+                        points.truncate(before);
+                        stats.refused_messages[why as usize].fetch_add(1, Ordering::Relaxed);
+                        stats.refused_points[why as usize].fetch_add(n as u64, Ordering::Relaxed);
+                        if let Some(suppressed) = refusals.admit() {
+                            tracing::warn!(topic, partition = m.partition, offset = m.offset, points = n, %reason, suppressed,
+                                "Message refused: the store would not keep its points{}", if dlq.is_some() { "; sent to the dead-letter topic" } else { "" });
+                        }
+                        if let (Some(p), Some(t)) = (&producer, &dlq) {
+                            dead_letter(
+                                p,
+                                t,
+                                topic,
+                                m,
+                                batch.payload(m),
+                                why.label(),
+                                &reason,
+                                &stats,
+                            );
+                        }
+                    }
+                    (Ok(n), None) => {
                         stats.points.fetch_add(n as u64, Ordering::Relaxed);
                     }
-                    Err(e) => {
+                    (Err(e), _) => {
                         stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                         if let Some(suppressed) = errors.admit() {
                             tracing::warn!(topic, partition = m.partition, offset = m.offset, reason = %e.reason, suppressed,
                                 "Undecodable message{}", if dlq.is_some() { " sent to the dead-letter topic" } else { " skipped" });
                         }
                         if let (Some(p), Some(t)) = (&producer, &dlq) {
-                            dead_letter(p, t, topic, m, batch.payload(m), &e.reason, &stats);
+                            dead_letter(
+                                p,
+                                t,
+                                topic,
+                                m,
+                                batch.payload(m),
+                                "undecodable",
+                                &e.reason,
+                                &stats,
+                            );
                         }
                     }
                 }
@@ -612,12 +674,14 @@ fn decode_loop(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dead_letter(
     p: &BaseProducer,
     topic: &str,
     source: &str,
     m: &Msg,
     payload: &[u8],
+    kind: &str,
     reason: &str,
     stats: &IngestStats,
 ) {
@@ -635,6 +699,10 @@ fn dead_letter(
         .insert(Header {
             key: "coalmine-source-offset",
             value: Some(&offset),
+        })
+        .insert(Header {
+            key: "coalmine-error-kind",
+            value: Some(kind),
         })
         .insert(Header {
             key: "coalmine-error",

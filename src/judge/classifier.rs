@@ -171,6 +171,9 @@ pub struct MetricClassification {
     /// The interval bound `tolerance · |estimate|` the CI was compared against.
     pub bound: Option<f64>,
     pub test: Option<TestDetail>,
+    /// Why the metric could not be judged at the configured level (coalmine judges): it is
+    /// then `Pass`, with this as its reason, whatever the interval says.
+    pub not_judged: Option<String>,
 }
 
 impl MetricClassification {
@@ -183,6 +186,7 @@ impl MetricClassification {
             effect_size: None,
             bound: None,
             test: None,
+            not_judged: None,
         }
     }
 }
@@ -331,7 +335,7 @@ fn compare(
     let is_low = input.direction.allows_low()
         && upper < -bound
         && (effect.is_nan() || effect <= allowed_dec);
-    let (label, reason) = if is_high {
+    let (mut label, mut reason) = if is_high {
         (
             Label::High,
             Some(format!("{} was classified as High", input.metric_name)),
@@ -344,6 +348,16 @@ fn compare(
     } else {
         (Label::Pass, None)
     };
+    // coalmine's judges claim a change only when the test rejects at the level asked for
+    // (`NetflixACAJudge-v1.0` is Kayenta's procedure, and Kayenta does not check).
+    let not_judged = match &test {
+        TestDetail::MannWhitney(mw) => significance_gap(mw, label != Label::Pass),
+        TestDetail::Kayenta { .. } => None,
+    };
+    if let Some(why) = &not_judged {
+        label = Label::Pass;
+        reason = Some(why.clone());
+    }
     Ok(MetricClassification {
         label,
         reason,
@@ -352,7 +366,70 @@ fn compare(
         effect_size: Some(effect),
         bound: Some(bound),
         test: Some(test),
+        not_judged,
     })
+}
+
+/// Why a Mann–Whitney result cannot back a classification at its confidence level, if it
+/// cannot: the samples are too small for any data to be significant (R's "Requested
+/// conf.level not achievable"), or — for a metric the interval would flag (`flagged`) — the
+/// p-value is not below `1 − confidence`.
+pub fn significance_gap(mw: &MannWhitney, flagged: bool) -> Option<String> {
+    let alpha = 1.0 - mw.confidence;
+    let (n, m) = (mw.n_experiment, mw.n_control);
+    let sizes = if n == m {
+        format!("n = {n} a side")
+    } else {
+        format!("n = {n} canary, {m} baseline")
+    };
+    if mw.achieved_confidence + 1e-12 < mw.confidence || mw.min_p_value >= alpha {
+        return Some(match mw.method {
+            Method::Exact => format!(
+                "insufficient data: {sizes}; the exact test needs at least {} values a side to reach {} (these reach {})",
+                exact_min_per_side(alpha),
+                percent(mw.confidence),
+                percent(mw.achieved_confidence.min(1.0 - mw.min_p_value).max(0.0)),
+            ),
+            Method::Asymptotic => format!(
+                "insufficient data: {sizes} with ties; no ranking of these values gives a p-value below {} (the smallest possible is {:.3})",
+                format_alpha(alpha),
+                mw.min_p_value,
+            ),
+        });
+    }
+    if flagged && mw.p_value >= alpha {
+        return Some(format!(
+            "not significant at {}: p = {:.4} is not below {} ({sizes})",
+            percent(mw.confidence),
+            mw.p_value,
+            format_alpha(alpha)
+        ));
+    }
+    None
+}
+
+/// The fewest values a side with which the exact two-sided test can reach level `1 − alpha`
+/// at all: the smallest `k` with `2/C(2k, k) ≤ alpha` (5 at 98 %, 4 at 95 %).
+pub fn exact_min_per_side(alpha: f64) -> usize {
+    let mut binom = 2.0; // C(2k, k) for k = 1
+    let mut k = 1;
+    while 2.0 / binom > alpha && k < 64 {
+        // C(2k+2, k+1) = C(2k, k) · (2k+1)(2k+2) / (k+1)²
+        binom *= (2 * k + 1) as f64 * (2 * k + 2) as f64 / ((k + 1) * (k + 1)) as f64;
+        k += 1;
+    }
+    k
+}
+
+/// `0.98` → `"98%"`, `0.975` → `"97.5%"`.
+fn percent(c: f64) -> String {
+    let p = format!("{:.2}", c * 100.0);
+    format!("{}%", p.trim_end_matches('0').trim_end_matches('.'))
+}
+
+fn format_alpha(a: f64) -> String {
+    let p = format!("{a:.6}");
+    p.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Kayenta's `MeanInequalityClassifier` ("primarily used for benchmarking"): compares means,

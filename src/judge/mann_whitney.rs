@@ -92,6 +92,11 @@ pub struct MannWhitney {
     /// The confidence level the interval has: differs from `confidence` on the exact path
     /// when it is not attainable (R then warns "Requested conf.level not achievable").
     pub achieved_confidence: f64,
+    /// The smallest two-sided p-value any data of these sample sizes (and, on the
+    /// asymptotic path, this tie pattern) could give: `2/C(n+m, n)` exactly, `2·Φ(−z_max)`
+    /// with `z_max = (nm/2 − CORRECTION)/σ` asymptotically. At or above `1 − confidence` the
+    /// test cannot reject whatever the values are: the samples are too small to judge.
+    pub min_p_value: f64,
     /// Sample sizes after dropping non-finite values.
     pub n_experiment: usize,
     pub n_control: usize,
@@ -180,6 +185,7 @@ pub fn mann_whitney(
             corrected: false,
             confidence,
             achieved_confidence: 1.0 - achieved_alpha,
+            min_p_value: (2.0 * dist.cdf(0)).min(1.0),
             n_experiment: n,
             n_control: m,
             warnings,
@@ -265,6 +271,10 @@ pub fn mann_whitney(
         corrected: correct,
         confidence,
         achieved_confidence: confidence,
+        min_p_value: {
+            let corr = if correct { 0.5 } else { 0.0 };
+            (2.0 * pnorm_upper((nm / 2.0 - corr) / sigma0)).min(1.0)
+        },
         n_experiment: n,
         n_control: m,
         warnings,

@@ -306,6 +306,11 @@ pub struct AnalysisResult {
     pub result_metadata: Option<ResultMetadata>,
     pub critical: bool,
     pub muted: bool,
+    /// coalmine judges: why the metric could not be judged at the configured level (it is
+    /// then `Pass` with this as its reason): too little data for the test to reach the level,
+    /// a change that is not significant, a sequential test that cannot cross `1/α`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_judged: Option<String>,
 }
 
 /// `resultMetadata`: Kayenta's `ratio`, plus (coalmine judges) the test behind the verdict.

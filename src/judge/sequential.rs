@@ -315,7 +315,39 @@ pub struct SequentialState {
     /// `[control, experiment]`.
     pub sums: [Sums; 2],
     pub test: SeqTest,
+    /// The most this test could show by the end of its horizon ([`SequentialState::refresh_reach`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Reach>,
 }
+
+/// How much data a sequential test will have seen when it ends: what its defaults are tuned
+/// for (`tOpt`) and whether it can still reach `1/α`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Horizon {
+    /// The values given are all there will be (a plain judgment).
+    Complete,
+    /// A run of this many looks (ticks) in all; the values so far project the rest.
+    Looks(u64),
+    /// Not known (a state fed by hand): no projection.
+    Unknown,
+}
+
+/// The largest e-value a test can reach with the values it will have by the end of its
+/// horizon: every value of one arm beyond every value of the other (continuous metrics), or
+/// every event in one arm (counts).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reach {
+    /// Values per arm (events, for counts) projected to the end of the horizon.
+    pub n_control: u64,
+    pub n_experiment: u64,
+    /// `ln` of the largest e-value reachable with them.
+    pub ln_max_e: f64,
+}
+
+/// Projections above this many values per arm are not simulated value by value: with this
+/// many, a complete separation is far beyond any `1/α` (and e-values grow with `n`).
+const REACH_SIMULATION_CAP: u64 = 10_000;
 
 /// What a state says now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -366,7 +398,116 @@ impl SequentialState {
             },
             sums: [Sums::default(); 2],
             test,
+            reach: None,
         })
+    }
+
+    /// Project the values (or events) per arm to the end of `horizon` and record the
+    /// largest e-value reachable with them ([`Reach`]). Cached: simulated again only when
+    /// the projection moved by more than a quarter.
+    pub fn refresh_reach(&mut self, horizon: Horizon) {
+        let looks = self.monitor.looks.max(1);
+        let scale = |n: f64| -> u64 {
+            match horizon {
+                Horizon::Complete | Horizon::Unknown => n.round() as u64,
+                Horizon::Looks(total) => {
+                    (n * total.max(looks) as f64 / looks as f64).round() as u64
+                }
+            }
+        };
+        if horizon == Horizon::Unknown || self.monitor.crossed.is_some() {
+            self.reach = None;
+            return;
+        }
+        let (nc, ne) = match &self.test {
+            SeqTest::Count(c) => {
+                // both arms' events go to the arm of the alternative in the best case
+                let total = scale(c.events_control + c.events_experiment);
+                (total, total)
+            }
+            SeqTest::Continuous(_) => (scale(self.sums[0].n as f64), scale(self.sums[1].n as f64)),
+        };
+        if let Some(r) = self.reach {
+            let moved = |a: u64, b: u64| (a as f64 - b as f64).abs() > 0.25 * b.max(1) as f64;
+            if !moved(nc, r.n_control) && !moved(ne, r.n_experiment) {
+                return;
+            }
+        }
+        self.reach = Some(Reach {
+            n_control: nc,
+            n_experiment: ne,
+            ln_max_e: self.max_ln_e(nc, ne),
+        });
+    }
+
+    /// `ln` of the e-value a fresh test with these parameters shows after `nc`/`ne` values
+    /// (continuous; events for counts) separated as far as they can be, in the direction of
+    /// the first alternative.
+    fn max_ln_e(&self, nc: u64, ne: u64) -> f64 {
+        let Ok(mut probe) = SequentialState::new(self.params.clone()) else {
+            return f64::INFINITY;
+        };
+        let up = self.params.alternative.tails()[0] == Tail::Increase;
+        let ok = match &self.test {
+            SeqTest::Count(_) => {
+                if nc == 0 {
+                    return f64::INFINITY; // no events yet: nothing to project
+                }
+                let events = [nc as f64];
+                if up {
+                    probe.update(&[0.0], &events)
+                } else {
+                    probe.update(&events, &[0.0])
+                }
+            }
+            SeqTest::Continuous(_) => {
+                let (nc, ne) = (nc.min(REACH_SIMULATION_CAP), ne.min(REACH_SIMULATION_CAP));
+                if nc == 0 || ne == 0 {
+                    return f64::INFINITY;
+                }
+                let low: Vec<f64> = (1..=nc).map(|i| i as f64).collect();
+                let high: Vec<f64> = (1..=ne).map(|i| (nc + i) as f64 * 2.0).collect();
+                if up {
+                    probe.update(&low, &high)
+                } else {
+                    let high_c: Vec<f64> = (1..=nc).map(|i| (ne + i) as f64 * 2.0).collect();
+                    let low_e: Vec<f64> = (1..=ne).map(|i| i as f64).collect();
+                    probe.update(&high_c, &low_e)
+                }
+            }
+        };
+        match ok {
+            Ok(()) => probe.e_value().ln(),
+            Err(_) => f64::INFINITY,
+        }
+    }
+
+    /// Why this test cannot flag its metric by the end of its horizon, if it cannot.
+    pub fn unreachable(&self) -> Option<String> {
+        let r = self.reach?;
+        let threshold = 1.0 / self.params.alpha;
+        if self.monitor.crossed.is_some() || r.ln_max_e >= threshold.ln() {
+            return None;
+        }
+        let what = match self.params.metric_type {
+            MetricType::Count => format!("{} events in all", r.n_control),
+            MetricType::Continuous if r.n_control == r.n_experiment => {
+                format!("{} values per arm", r.n_control)
+            }
+            MetricType::Continuous => {
+                format!(
+                    "{} baseline and {} canary values",
+                    r.n_control, r.n_experiment
+                )
+            }
+        };
+        Some(format!(
+            "cannot be judged: with {what} by its end, the largest e-value this test can reach is {:.3} < 1/α = {:.4} (α = {:.4} after the multiplicity correction; tOpt {}); more data, a longer run or a larger alpha would let it decide",
+            r.ln_max_e.exp(),
+            threshold,
+            self.params.alpha,
+            self.params.t_opt,
+        ))
     }
 
     pub fn params(&self) -> &SequentialParams {
@@ -640,6 +781,11 @@ impl SequentialState {
             t_opt: None,
             batch_size: None,
             quantiles: Vec::new(),
+            reach: self.reach.map(|r| ReachReport {
+                n_control: r.n_control,
+                n_experiment: r.n_experiment,
+                max_e_value: r.ln_max_e.exp(),
+            }),
             effect_size: f64::NAN,
             warnings: Vec::new(),
         };
@@ -747,6 +893,16 @@ pub struct QuantileReport {
     pub shift: Option<Interval>,
 }
 
+/// [`Reach`] as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReachReport {
+    pub n_control: u64,
+    pub n_experiment: u64,
+    #[serde(serialize_with = "f64_kayenta")]
+    pub max_e_value: f64,
+}
+
 /// `resultMetadata.test` of `coalmine-seq-v1`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -788,6 +944,10 @@ pub struct SequentialReport {
     pub batch_size: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub quantiles: Vec<QuantileReport>,
+    /// The values (events) per arm projected to the end of the run and the largest e-value
+    /// reachable with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<ReachReport>,
     /// The effect size the `effectSize` gate used: rate ratio (counts) or mean ratio.
     #[serde(serialize_with = "f64_kayenta")]
     pub effect_size: f64,
@@ -803,7 +963,7 @@ pub struct SequentialReport {
 struct JudgeSettings {
     alpha: f64,
     bonferroni: bool,
-    t_opt: f64,
+    t_opt: Option<f64>,
     concentration: f64,
     traffic_share: f64,
     quantiles: Vec<f64>,
@@ -900,7 +1060,7 @@ impl JudgeSettings {
         Ok(JudgeSettings {
             alpha,
             bonferroni: multiplicity == "bonferroni",
-            t_opt: r.f64(&["tOpt"], 1000.0)?,
+            t_opt: r.opt_f64(&["tOpt"])?,
             concentration: r.f64(&["concentration"], 100.0)?,
             traffic_share: share,
             quantiles: number_list(data, &["quantiles"], &base)?.unwrap_or_else(|| vec![0.5]),
@@ -921,6 +1081,8 @@ struct MetricSettings {
     allowed: (f64, f64),
     critical_thresholds: (f64, f64),
     metric_type: Option<MetricType>,
+    /// `tOpt` as configured (judge-wide or per metric); `None`: from the horizon.
+    t_opt: Option<f64>,
     params: SequentialParams,
     warnings: Vec<String>,
 }
@@ -935,12 +1097,23 @@ impl MetricSettings {
     }
 
     /// The parameters of `pair`'s state at per-metric level `alpha`: the configured metric
-    /// type, or the one inferred from the pair's values.
-    fn params_for(&self, pair: &MetricSetPair, alpha: f64) -> SequentialParams {
+    /// type, or the one inferred from the pair's values; `tOpt` as configured, or the values
+    /// per arm the test will have seen by the end of `horizon` (the pair's values, times the
+    /// run's looks when they are its first tick's), in batches.
+    fn params_for(&self, pair: &MetricSetPair, alpha: f64, horizon: Horizon) -> SequentialParams {
         let mut params = self.params.clone();
         params.alpha = alpha;
-        params.metric_type = self.metric_type.unwrap_or_else(|| {
-            MetricType::infer(&self.clean(&pair.control), &self.clean(&pair.experiment))
+        let (control, experiment) = (self.clean(&pair.control), self.clean(&pair.experiment));
+        params.metric_type = self
+            .metric_type
+            .unwrap_or_else(|| MetricType::infer(&control, &experiment));
+        params.t_opt = self.t_opt.unwrap_or_else(|| {
+            let per_look = control.len().max(experiment.len()).max(1) as f64;
+            let looks = match horizon {
+                Horizon::Looks(n) => n.max(1) as f64,
+                Horizon::Complete | Horizon::Unknown => 1.0,
+            };
+            (per_look * looks / params.batch_size as f64).max(1.0)
         });
         params
     }
@@ -1007,7 +1180,7 @@ impl MetricSettings {
             alpha: js.alpha, // corrected per judgment
             quantiles: number_list(&metric.analysis, &["canary", "quantiles"], &base)?
                 .unwrap_or_else(|| js.quantiles.clone()),
-            t_opt: r.f64(&["canary", "tOpt"], js.t_opt)?,
+            t_opt: r.opt_f64(&["canary", "tOpt"])?.or(js.t_opt).unwrap_or(1.0),
             traffic_share: r.f64(&["canary", "trafficShare"], js.traffic_share)?,
             concentration: r.f64(&["canary", "concentration"], js.concentration)?,
             batch_size: batch as u32,
@@ -1034,6 +1207,7 @@ impl MetricSettings {
             allowed,
             critical_thresholds,
             metric_type,
+            t_opt: r.opt_f64(&["canary", "tOpt"])?.or(js.t_opt),
             params,
             warnings,
         })
@@ -1052,11 +1226,14 @@ pub fn run<P: Borrow<MetricSetPair>>(
         &mut jobs,
         threads_for(parallelism, pairs),
         |(pair, metric, ms)| {
-            let state = replay(
-                ms.params_for(pair, alpha_m),
+            let mut state = replay(
+                ms.params_for(pair, alpha_m, Horizon::Complete),
                 &pair.control,
                 &pair.experiment,
             );
+            if let Ok(st) = &mut state {
+                st.refresh_reach(Horizon::Complete);
+            }
             analysis(pair, metric, ms, state.as_ref())
         },
     );
@@ -1143,15 +1320,17 @@ pub fn state_key(pair: &MetricSetPair) -> String {
 }
 
 /// One tick of a run judged with `coalmine-seq-v1`: `pairs` hold only the values that
-/// arrived since the previous tick. Each pair's state (created on first sight with the
-/// parameters a plain judgment of these pairs would use) takes them as one look; the results
-/// are classified and scored from the states, so evidence accumulates over the whole run
-/// instead of restarting every tick.
+/// arrived since the previous tick. Each pair's state (created on first sight, with `tOpt`
+/// from the first tick's values times the run's looks unless configured) takes them as one
+/// look; the results are classified and scored from the states, so evidence accumulates over
+/// the whole run instead of restarting every tick. With a known `horizon`, a metric whose
+/// test cannot reach `1/α` by the end of the run says so.
 pub fn judge_states(
     config: &CanaryConfig,
     pairs: &[MetricSetPair],
     states: &mut BTreeMap<String, SequentialState>,
     thresholds: Thresholds,
+    horizon: Horizon,
 ) -> Result<CanaryJudgeResult, JudgeError> {
     let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
     // Each job takes its state out of the map (created on first sight), so that the updates,
@@ -1162,7 +1341,7 @@ pub fn judge_states(
             let key = state_key(pair);
             let state = match states.remove(&key) {
                 Some(st) => Ok(st),
-                None => SequentialState::new(ms.params_for(pair, alpha_m)),
+                None => SequentialState::new(ms.params_for(pair, alpha_m, horizon)),
             };
             (key, state)
         })
@@ -1173,7 +1352,9 @@ pub fn judge_states(
         threads_for(Parallelism::Auto, pairs),
         |(state, (pair, metric, ms))| {
             let updated = match &mut **state {
-                Ok(st) => st.update(&pair.control, &pair.experiment),
+                Ok(st) => st.update(&pair.control, &pair.experiment).map(|()| {
+                    st.refresh_reach(horizon);
+                }),
                 Err(e) => Err(e.clone()),
             };
             let state = match (&**state, &updated) {
@@ -1219,6 +1400,7 @@ fn analysis(
     ms: &MetricSettings,
     state: Result<&SequentialState, &StatsError>,
 ) -> AnalysisResult {
+    let mut not_judged = None;
     let (label, reason, critical, metadata) = match state {
         Err(e) => (
             Label::Error,
@@ -1230,7 +1412,14 @@ fn analysis(
             let mut report = state.report();
             report.metric_type_inferred = ms.metric_type.is_none();
             report.warnings.extend(ms.warnings.iter().cloned());
-            let (label, reason, critical) = classify(&pair.name, state, &report, ms);
+            let (mut label, mut reason, critical) = classify(&pair.name, state, &report, ms);
+            if label == Label::Pass {
+                if let Some(why) = state.unreachable() {
+                    reason = Some(why.clone());
+                    not_judged = Some(why);
+                    label = Label::Pass;
+                }
+            }
             (label, reason, critical, Some((state.mean_ratio(), report)))
         }
     };
@@ -1254,6 +1443,7 @@ fn analysis(
         }),
         critical,
         muted: ms.muted,
+        not_judged,
     }
 }
 
@@ -1335,7 +1525,7 @@ pub fn params_for(
             "no such metric-set pair",
         ))
     })?;
-    let mut params = ms.params_for(pair, alpha_m);
+    let mut params = ms.params_for(pair, alpha_m, Horizon::Complete);
     if let Some(t) = metric_type {
         params.metric_type = t;
     }

@@ -112,10 +112,17 @@ pub(crate) async fn judge_tick(
     let judged_pairs: Vec<MetricSetPair> =
         pairs.iter().map(|p: &PairData| p.pair.clone()).collect();
     let mut states = run.sequential.clone();
+    let horizon = judge::sequential::Horizon::Looks(run.spec.judgments());
     let (result, states) = tokio::task::spawn_blocking(move || {
         if sequential {
-            judge::sequential::judge_states(&config, &judged_pairs, &mut states, thresholds)
-                .map(|r| (r, Some(states)))
+            judge::sequential::judge_states(
+                &config,
+                &judged_pairs,
+                &mut states,
+                thresholds,
+                horizon,
+            )
+            .map(|r| (r, Some(states)))
         } else {
             judge::run_with(
                 kind,

@@ -129,6 +129,13 @@ impl PointColumns {
         self.value.extend_from_slice(&other.value);
     }
 
+    /// Keep the first `len` points.
+    pub fn truncate(&mut self, len: usize) {
+        self.series.truncate(len);
+        self.ts.truncate(len);
+        self.value.truncate(len);
+    }
+
     pub fn clear(&mut self) {
         self.series.clear();
         self.ts.clear();

@@ -101,8 +101,9 @@ fn wait_final(api: &str, id: &str, timeout: Duration) -> Value {
 }
 
 #[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn regressed_canary_fails_and_clean_canary_passes() {
-    let Some(addr) = broker() else { return };
+    let addr = broker();
     let dir = TempDir::new("e2e");
     let topic = unique("e2e");
     create_topic(&addr, &topic, 3);
@@ -235,8 +236,9 @@ fn regressed_canary_fails_and_clean_canary_passes() {
 }
 
 #[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn api_rejects_bad_requests_with_clear_messages() {
-    let Some(addr) = broker() else { return };
+    let addr = broker();
     let dir = TempDir::new("api");
     let topic = unique("api");
     create_topic(&addr, &topic, 1);
@@ -319,8 +321,9 @@ fn api_rejects_bad_requests_with_clear_messages() {
 }
 
 #[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn runs_survive_a_restart() {
-    let Some(addr) = broker() else { return };
+    let addr = broker();
     let dir = TempDir::new("resume");
     let topic = unique("resume");
     create_topic(&addr, &topic, 2);
@@ -403,8 +406,9 @@ fn runs_survive_a_restart() {
 /// judgment into states that persist across ticks and a crash; a regression fails, a clean
 /// canary passes before its end once `minDuration` has passed.
 #[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
-    let Some(addr) = broker() else { return };
+    let addr = broker();
     let dir = TempDir::new("seq");
     let topic = unique("seq");
     create_topic(&addr, &topic, 2);

@@ -14,21 +14,31 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-/// The broker's address, or `None` (test skipped) when no broker was started; with
-/// `COALMINE_REQUIRE_KAFKA=1` (set by scripts/test.sh) a missing broker is a failure.
-pub fn broker() -> Option<String> {
+/// The broker's address (`COALMINE_TEST_KAFKA`). The tests that need it are `#[ignore]`d
+/// with that reason, so a plain `cargo test` lists them as ignored, visibly;
+/// `scripts/test.sh` starts a broker and runs them with `--include-ignored`. Run without a
+/// broker, they fail here instead of passing without testing anything.
+pub fn broker() -> String {
     match std::env::var("COALMINE_TEST_KAFKA") {
-        Ok(a) if !a.is_empty() => Some(a),
-        _ => {
-            if std::env::var("COALMINE_REQUIRE_KAFKA").is_ok() {
-                panic!(
-                    "COALMINE_TEST_KAFKA is not set: scripts/test.sh starts a broker and sets it"
-                );
-            }
-            eprintln!("skipped: no Kafka broker (run scripts/test.sh, or set COALMINE_TEST_KAFKA)");
-            None
-        }
+        Ok(a) if !a.is_empty() => a,
+        _ => panic!(
+            "COALMINE_TEST_KAFKA is not set: this test needs a Kafka broker (scripts/test.sh starts one and sets it)"
+        ),
     }
+}
+
+/// A whole second an hour ago: test points must lie inside the store's retention (7 days by
+/// default) on whatever day the tests run, so they are placed relative to now.
+pub fn recent_ms() -> i64 {
+    (coalmine::store::now_ms() - 3_600_000).div_euclid(1000) * 1000
+}
+
+/// `ms` as RFC 3339 text (`2026-11-21T23:00:00.123Z`).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -132,6 +142,19 @@ impl Daemon {
         topics: &[(&str, &str)],
         extra: &str,
     ) -> Daemon {
+        Self::start_with_store(dir, name, addr, group, topics, "", extra)
+    }
+
+    /// [`Daemon::start`] with more `[store]` settings (`store_extra`, verbatim).
+    pub fn start_with_store(
+        dir: &Path,
+        name: &str,
+        addr: &str,
+        group: &str,
+        topics: &[(&str, &str)],
+        store_extra: &str,
+        extra: &str,
+    ) -> Daemon {
         let data_dir = dir.join(format!("{name}-data"));
         let topics: Vec<String> = topics
             .iter()
@@ -147,7 +170,7 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "[store]\ndata-dir = \"{}\"\nflush-interval = \"200ms\"\n\n[kafka]\nbootstrap-servers = \"{addr}\"\ngroup-id = \"{group}\"\ntopics = [{}]\n{extra}\n{server}",
+                "[store]\ndata-dir = \"{}\"\nflush-interval = \"200ms\"\n{store_extra}\n\n[kafka]\nbootstrap-servers = \"{addr}\"\ngroup-id = \"{group}\"\ntopics = [{}]\n{extra}\n{server}",
                 data_dir.display(),
                 topics.join(", ")
             ),

@@ -333,6 +333,7 @@ fn a_large_run_tick_split_across_threads_equals_metric_by_metric_updates() {
             pairs,
             &mut run_states,
             req.score_thresholds,
+            coalmine::judge::sequential::Horizon::Unknown,
         )
         .unwrap();
         if tick == 0 {

@@ -201,6 +201,41 @@ fn retention_by_age_and_bytes() {
     );
 }
 
+/// With the Kafka source's guard on, retention (by age or by bytes) keeps a segment whose
+/// messages' offsets are not committed yet, and removes it once they are.
+#[test]
+fn retention_never_removes_uncommitted_messages() {
+    let dir = TempDir::new("retention-guard");
+    let mut c = cfg(&dir.0);
+    c.retention = Duration::from_secs(48 * 3600);
+    let now = coalmine::store::now_ms();
+    let store = Store::open(c).unwrap();
+    store.guard_uncommitted();
+    fill(&store, 2, 10, now - H, 0);
+    store.flush().unwrap();
+    // durable but not committed: the next pass, days later, must keep it
+    assert_eq!(store.enforce_retention(now + 72 * H).unwrap(), 0);
+    assert_eq!(store.count_and_sum().unwrap().0, 20);
+    let committed = |next: i64| {
+        let mut d = coalmine::store::manifest::Durable::new();
+        d.entry("t".into()).or_default().insert(0, next);
+        d
+    };
+    store.mark_committed(&committed(0));
+    assert_eq!(
+        store.enforce_retention(now + 72 * H).unwrap(),
+        0,
+        "offset 0 is not committed by next = 0"
+    );
+    store.mark_committed(&committed(1));
+    assert_eq!(
+        store.enforce_retention(now + 72 * H).unwrap(),
+        1,
+        "committed: retention applies"
+    );
+    assert_eq!(store.count_and_sum().unwrap().0, 0);
+}
+
 #[test]
 fn compaction_merges_small_segments_without_changing_answers() {
     let dir = TempDir::new("compact");
