@@ -474,6 +474,7 @@ fn judge_pair(
                     p_value: mw.p_value,
                     confidence: mw.confidence,
                     achieved_confidence: mw.achieved_confidence,
+                    min_p_value: mw.min_p_value,
                     n_experiment: mw.n_experiment,
                     n_control: mw.n_control,
                     bound: c.bound.unwrap_or(f64::NAN),

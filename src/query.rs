@@ -92,6 +92,98 @@ pub fn check_statement(sql: &str) -> Result<(), QueryError> {
     }
 }
 
+/// For an error in a query some of whose names were taken as tag keys: say so, since a
+/// metric name used as a column (`avg(latency)`) is the usual reason.
+fn assumed_hint(assumed: &[String]) -> String {
+    let Some(first) = assumed.first() else {
+        return String::new();
+    };
+    let names: Vec<String> = assumed.iter().map(|n| format!("`{n}`")).collect();
+    let (is, they) = if names.len() == 1 {
+        (
+            "is not a column of `metrics`: it was taken as a tag key",
+            "its values are",
+        )
+    } else {
+        (
+            "are not columns of `metrics`: they were taken as tag keys",
+            "their values are",
+        )
+    };
+    format!(
+        " (note: {} {is}; {they} text, NULL until points carry the tag. A metric named {first} is selected with WHERE metric = '{first}', its samples are in `value`)",
+        names.join(", ")
+    )
+}
+
+/// At most this many unknown names of one query are taken as tag keys.
+const MAX_ASSUMED_TAGS: usize = 32;
+
+/// The column a planning error says does not exist.
+fn missing_column(e: &datafusion::error::DataFusionError) -> Option<String> {
+    use datafusion::common::SchemaError;
+    use datafusion::error::DataFusionError;
+    match e.find_root() {
+        DataFusionError::SchemaError(se, _) => match se.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => Some(field.name().to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The fixed column `name` is probably a misspelling of, if any: one edit (a transposition
+/// counts as one) away from `value`, `metric` or `tags`, or a name users reach for instead
+/// (`timestamp`, `time`, `__name__`, `labels`, …).
+pub fn misspelt_fixed_column(name: &str) -> Option<&'static str> {
+    const USUAL: [(&str, &str); 10] = [
+        ("time", "ts"),
+        ("timestamp", "ts"),
+        ("_time", "ts"),
+        ("__name__", "metric"),
+        ("metric_name", "metric"),
+        ("val", "value"),
+        ("values", "value"),
+        ("labels", "tags"),
+        ("tag", "tags"),
+        ("attributes", "tags"),
+    ];
+    let lower = name.to_lowercase();
+    if let Some((_, fixed)) = USUAL.iter().find(|(n, _)| *n == lower) {
+        return Some(fixed);
+    }
+    ["value", "metric", "tags"]
+        .into_iter()
+        .find(|f| lower != *f && osa_distance(&lower, f) <= 1)
+        .or(["ts", "value", "metric", "tags"]
+            .into_iter()
+            .find(|f| lower == *f && name != *f))
+}
+
+/// Optimal string alignment distance (Levenshtein with adjacent transpositions).
+fn osa_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 /// Line and column (1-based) of the first non-blank character.
 fn start_of(sql: &str) -> (usize, usize) {
     let lead = sql.len() - sql.trim_start().len();
@@ -113,7 +205,18 @@ fn statement_kind(s: &Statement) -> String {
 
 /// DataFusion's messages, without the internal prefixes.
 fn clean(msg: &str) -> String {
+    let flat = msg.replace(['\n', '\t'], " ");
+    // a signature mismatch is reported as an internal error with a bug-report request; the
+    // useful part is the last sentence
+    let msg = match flat.find("No function matches the given name and argument types") {
+        Some(i) => &flat[i..],
+        None => flat
+            .split(" This issue was likely caused by a bug in DataFusion")
+            .next()
+            .unwrap_or(&flat),
+    };
     let m = msg
+        .trim_start_matches("Internal error: ")
         .trim_start_matches("SQL error: ")
         .trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")
@@ -152,12 +255,25 @@ impl Engine {
     /// A session with `metrics` bound to `binding`. Single partition: metric queries are
     /// small, and many run in parallel across canary runs instead.
     pub fn session(&self, binding: Binding) -> (SessionContext, Arc<StoreTableProvider>) {
+        self.session_with(binding, &[])
+    }
+
+    /// [`Engine::session`] with tag columns for `extra_tags` even if no point has them yet.
+    fn session_with(
+        &self,
+        binding: Binding,
+        extra_tags: &[String],
+    ) -> (SessionContext, Arc<StoreTableProvider>) {
         let cfg = SessionConfig::new()
             .with_target_partitions(1)
             .with_information_schema(false)
             .with_default_catalog_and_schema("coalmine", "public");
         let ctx = SessionContext::new_with_config(cfg);
-        let provider = Arc::new(StoreTableProvider::new(self.store.clone(), binding));
+        let provider = Arc::new(StoreTableProvider::new(
+            self.store.clone(),
+            binding,
+            extra_tags,
+        ));
         ctx.register_table("metrics", provider.clone())
             .expect("a fresh session has no `metrics` table");
         (ctx, provider)
@@ -167,18 +283,57 @@ impl Engine {
     /// many times with other bindings through the returned provider.
     pub async fn plan(&self, sql: &str, binding: Binding) -> Result<PreparedQuery, QueryError> {
         let q = self.plan_any(sql, binding).await?;
-        check_output_schema(&q.plan)?;
+        check_output_schema(&q.plan).map_err(|e| match e {
+            QueryError::Invalid(m) => QueryError::Invalid(m + &assumed_hint(&q.assumed_names)),
+            other => other,
+        })?;
         Ok(q)
     }
 
     /// [`Engine::plan`] for exploration: any read-only SELECT, whatever it returns.
+    ///
+    /// Planning never depends on which tags have arrived: a column the query names that
+    /// `metrics` does not have (yet) is taken as a tag key — a nullable tag column, NULL
+    /// until points carry that tag ([`PreparedQuery::assumed_tags`]) — unless the name is
+    /// a likely misspelling of one of the fixed columns (`valeu`, `timestamp`), which is
+    /// refused with a suggestion.
     pub async fn plan_any(&self, sql: &str, binding: Binding) -> Result<PreparedQuery, QueryError> {
         check_statement(sql)?;
-        let (ctx, provider) = self.session(binding);
-        let df = ctx
-            .sql_with_options(sql, read_only())
-            .await
-            .map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
+        let mut assumed: Vec<String> = Vec::new();
+        let (ctx, provider, df) = loop {
+            let (ctx, provider) = self.session_with(binding.clone(), &assumed);
+            match ctx.sql_with_options(sql, read_only()).await {
+                Ok(df) => break (ctx, provider, df),
+                Err(e) => {
+                    let missing = missing_column(&e);
+                    match missing {
+                        Some(name)
+                            if !assumed.contains(&name) && assumed.len() < MAX_ASSUMED_TAGS =>
+                        {
+                            if let Some(fixed) = misspelt_fixed_column(&name) {
+                                return Err(QueryError::Invalid(format!(
+                                    "no column named `{name}`: did you mean `{fixed}`? (`metrics` has ts, metric, value, tags and a column per tag key; other unknown names are taken as tag keys)"
+                                )));
+                            }
+                            assumed.push(name);
+                        }
+                        _ => {
+                            return Err(QueryError::Invalid(
+                                clean(&e.to_string()) + &assumed_hint(&assumed),
+                            ))
+                        }
+                    }
+                }
+            }
+        };
+        let assumed_tags: Vec<String> = {
+            let stored = provider::stored_tag_keys(&self.store);
+            assumed
+                .iter()
+                .filter(|k| !stored.contains(*k))
+                .cloned()
+                .collect()
+        };
         let plan = df.logical_plan().clone();
         // Optimised once, here, unless the plan reads the clock (`now()` and the like are
         // folded to the instant of optimisation) or is volatile; the session state and task
@@ -201,6 +356,8 @@ impl Engine {
             provider,
             plan,
             optimized,
+            assumed_tags,
+            assumed_names: assumed,
         })
     }
 
@@ -226,9 +383,30 @@ pub struct PreparedQuery {
     plan: LogicalPlan,
     /// `None` when the plan must be optimised at each run (see [`reads_the_clock`]).
     optimized: Option<LogicalPlan>,
+    /// Unknown names taken as tag keys, and those of them no point had at planning.
+    assumed_names: Vec<String>,
+    assumed_tags: Vec<String>,
 }
 
 impl PreparedQuery {
+    /// Tag keys the query names that no point in the store had when it was planned.
+    pub fn assumed_tags(&self) -> &[String] {
+        &self.assumed_tags
+    }
+
+    /// Of [`PreparedQuery::assumed_tags`], those no point in the store has yet.
+    pub fn missing_tags(&self, store: &Store) -> Vec<String> {
+        if self.assumed_tags.is_empty() {
+            return Vec::new();
+        }
+        let stored = provider::stored_tag_keys(store);
+        self.assumed_tags
+            .iter()
+            .filter(|k| !stored.contains(*k))
+            .cloned()
+            .collect()
+    }
+
     pub fn rebind(&self, binding: Binding) {
         self.provider.rebind(binding);
     }

@@ -76,6 +76,19 @@ pub fn judge_table(result: &CanaryJudgeResult, thresholds: Option<Thresholds>) -
     } else if !reasons.is_empty() {
         let _ = writeln!(out, "reasons: {}", reasons.join("; "));
     }
+    for r in result.results.iter().filter(|r| r.not_judged.is_some()) {
+        let tags = if r.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" {{{}}}", metric_row(r)[1])
+        };
+        let _ = writeln!(
+            out,
+            "not judged: {}{tags}: {}",
+            r.name,
+            r.not_judged.as_deref().unwrap_or_default()
+        );
+    }
     out
 }
 
@@ -95,6 +108,9 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
     }
     if r.muted {
         class.push_str(" (muted)");
+    }
+    if r.not_judged.is_some() {
+        class.push_str(" (not judged)");
     }
     let ratio = r
         .result_metadata

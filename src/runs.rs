@@ -130,7 +130,9 @@ pub struct Run {
 }
 
 impl Run {
-    /// `{"id", "status", "score", "judgments", "message"}` — what a pipeline gate needs.
+    /// `{"id", "status", "score", "judgments", "message", "notJudged"}` — what a pipeline
+    /// gate needs; `notJudged` lists the metrics of the last judgment that could not be
+    /// judged at the configured level, and why.
     pub fn verdict(&self) -> Value {
         serde_json::json!({
             "id": self.id,
@@ -139,6 +141,7 @@ impl Run {
             "judgments": self.judgments.len(),
             "of": self.spec.judgments(),
             "message": self.message,
+            "notJudged": self.judgments.last().map(|j| not_judged(&j.result)).unwrap_or_default(),
         })
     }
 
@@ -622,6 +625,51 @@ pub fn decide_for_fixture(run: &mut Run, score: f64, index: u64) {
     decide(run, score, index);
 }
 
+/// The metrics of a `CanaryJudgeResult` that could not be judged:
+/// `[{"metric", "tags", "reason"}]`.
+fn not_judged(result: &Value) -> Vec<Value> {
+    result["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let reason = r.get("notJudged")?.as_str()?;
+            Some(serde_json::json!({"metric": r["name"], "tags": r["tags"], "reason": reason}))
+        })
+        .collect()
+}
+
+/// " 2 of the metrics could not be judged: a (why); b (why)." for a final message.
+fn not_judged_note(run: &Run) -> String {
+    let list = run
+        .judgments
+        .last()
+        .map(|j| not_judged(&j.result))
+        .unwrap_or_default();
+    if list.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = list
+        .iter()
+        .map(|m| {
+            format!(
+                "{} ({})",
+                m["metric"].as_str().unwrap_or_default(),
+                m["reason"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        " {} could not be judged: {}.",
+        if items.len() == 1 {
+            "1 metric".to_string()
+        } else {
+            format!("{} metrics", items.len())
+        },
+        items.join("; ")
+    )
+}
+
 /// After judgment `index` scored `score`: stop early, finish, or go on.
 fn decide(run: &mut Run, score: f64, index: u64) {
     let (pass, marginal) = (run.spec.pass, run.spec.marginal);
@@ -647,6 +695,11 @@ fn decide(run: &mut Run, score: f64, index: u64) {
         }
     } else {
         run.next_tick = index + 1;
+        return;
+    }
+    let note = not_judged_note(run);
+    if let Some(m) = &mut run.message {
+        m.push_str(&note);
     }
 }
 

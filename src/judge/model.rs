@@ -343,6 +343,10 @@ pub struct TestReport {
     pub p_value: f64,
     pub confidence: f64,
     pub achieved_confidence: f64,
+    /// The smallest p-value any data of these sample sizes could give: at or above
+    /// `1 − confidence` the metric cannot be judged.
+    #[serde(serialize_with = "f64_kayenta")]
+    pub min_p_value: f64,
     pub n_experiment: usize,
     pub n_control: usize,
     /// The no-change band `tolerance · |estimate|` the interval was compared against.

@@ -502,11 +502,11 @@ impl SequentialState {
             }
         };
         Some(format!(
-            "cannot be judged: with {what} by its end, the largest e-value this test can reach is {:.3} < 1/α = {:.4} (α = {:.4} after the multiplicity correction; tOpt {}); more data, a longer run or a larger alpha would let it decide",
-            r.ln_max_e.exp(),
-            threshold,
-            self.params.alpha,
-            self.params.t_opt,
+            "cannot be judged: with {what} by its end, the largest e-value this test can reach is {} < 1/α = {} (α = {} for this metric, tOpt {}); more values, a longer run or a larger alpha would let it decide",
+            significant(r.ln_max_e.exp()),
+            significant(threshold),
+            significant(self.params.alpha),
+            significant(self.params.t_opt),
         ))
     }
 
@@ -831,6 +831,20 @@ impl SequentialState {
             }
         }
         r
+    }
+}
+
+/// `v` with 3 significant digits, without trailing zeros (`300`, `0.00333`, `3.06`).
+fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
     }
 }
 
@@ -1412,12 +1426,11 @@ fn analysis(
             let mut report = state.report();
             report.metric_type_inferred = ms.metric_type.is_none();
             report.warnings.extend(ms.warnings.iter().cloned());
-            let (mut label, mut reason, critical) = classify(&pair.name, state, &report, ms);
+            let (label, mut reason, critical) = classify(&pair.name, state, &report, ms);
             if label == Label::Pass {
                 if let Some(why) = state.unreachable() {
                     reason = Some(why.clone());
                     not_judged = Some(why);
-                    label = Label::Pass;
                 }
             }
             (label, reason, critical, Some((state.mean_ratio(), report)))

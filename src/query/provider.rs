@@ -67,20 +67,34 @@ impl fmt::Debug for StoreTableProvider {
     }
 }
 
-impl StoreTableProvider {
-    pub fn new(store: Store, binding: Binding) -> Self {
-        let tag_columns: Vec<String> = {
-            let reg = store.registry();
-            let mut keys = BTreeSet::new();
-            for id in 0..reg.len() as u32 {
-                if let Some(k) = reg.key(id) {
-                    for (t, _) in &k.tags {
-                        if !FIXED.contains(&&**t) {
-                            keys.insert(t.to_string());
-                        }
-                    }
+/// The tag keys of every series in the store (the tag columns of `metrics`).
+pub fn stored_tag_keys(store: &Store) -> BTreeSet<String> {
+    let reg = store.registry();
+    let mut keys = BTreeSet::new();
+    for id in 0..reg.len() as u32 {
+        if let Some(k) = reg.key(id) {
+            for (t, _) in &k.tags {
+                if !FIXED.contains(&&**t) && !keys.contains(&**t) {
+                    keys.insert(t.to_string());
                 }
             }
+        }
+    }
+    keys
+}
+
+impl StoreTableProvider {
+    /// The `metrics` table with a column per tag key in the store, plus `extra_tags` (keys a
+    /// query names before any point carries them: their columns are NULL until one does).
+    pub fn new(store: Store, binding: Binding, extra_tags: &[String]) -> Self {
+        let tag_columns: Vec<String> = {
+            let mut keys = stored_tag_keys(&store);
+            keys.extend(
+                extra_tags
+                    .iter()
+                    .filter(|k| !FIXED.contains(&k.as_str()))
+                    .cloned(),
+            );
             keys.into_iter().collect()
         };
         let mut fields = vec![

@@ -17,6 +17,7 @@ pub(crate) struct Prepared {
     pub(crate) kind: JudgeKind,
     metrics: Vec<(String, PreparedQuery, PreparedQuery)>,
     tick_lock: tokio::sync::Mutex<()>,
+    store: crate::store::Store,
 }
 
 impl Prepared {
@@ -59,6 +60,7 @@ impl Prepared {
             kind,
             metrics,
             tick_lock: tokio::sync::Mutex::new(()),
+            store: engine.store().clone(),
         })
     }
 }
@@ -88,7 +90,17 @@ pub(crate) async fn judge_tick(
         run.spec.window_at(tick_ms)
     };
     let mut pairs = Vec::new();
+    // metric → tag keys its query names that no point has yet (a config saved before its data)
+    let mut missing_tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, control_q, experiment_q) in &p.metrics {
+        let store = &p.store;
+        let mut missing = control_q.missing_tags(store);
+        missing.extend(experiment_q.missing_tags(store));
+        missing.sort();
+        missing.dedup();
+        if !missing.is_empty() {
+            missing_tags.insert(name.clone(), missing);
+        }
         let scope = |q: &PreparedQuery| Binding::new(q_tags(q), start, end);
         control_q.rebind(scope(control_q));
         experiment_q.rebind(scope(experiment_q));
@@ -137,11 +149,33 @@ pub(crate) async fn judge_tick(
     .await
     .map_err(|e| format!("judge task: {e}"))?
     .map_err(|e| e.to_string())?;
+    let mut result = result;
+    explain_missing_tags(&mut result, &missing_tags);
     Ok(TickOutcome {
         result: serde_json::to_value(&result).expect("results serialise"),
         pairs,
         states,
     })
+}
+
+/// A metric without data whose query names tags no point has yet says so.
+fn explain_missing_tags(
+    result: &mut judge::CanaryJudgeResult,
+    missing: &BTreeMap<String, Vec<String>>,
+) {
+    for r in &mut result.results {
+        let Some(tags) = missing.get(&r.name) else {
+            continue;
+        };
+        if r.classification == "Nodata" || r.classification == "NodataFailMetric" {
+            let list: Vec<String> = tags.iter().map(|t| format!("`{t}`")).collect();
+            r.classification_reason = Some(format!(
+                "Missing data for {}: no point in the store has the tag {} that its query uses (yet)",
+                r.name,
+                list.join(", ")
+            ));
+        }
+    }
 }
 
 fn q_tags(q: &PreparedQuery) -> BTreeMap<String, String> {

@@ -76,3 +76,119 @@ fn parallel_judgments_equal_sequential_ones() {
         }
     }
 }
+
+/// The issue's repro: one value a side, direction increase, the default judge.
+fn small_request(control: &[f64], experiment: &[f64]) -> serde_json::Value {
+    json!({"canaryConfig": {"name": "n1", "metrics": [{"name": "latency p50",
+              "query": {"type": "sql", "sql": "SELECT ts, value FROM metrics"}, "groups": ["latency"],
+              "analysisConfigurations": {"canary": {"direction": "increase"}}}],
+              "classifier": {"groupWeights": {"latency": 100}}},
+           "metricSetPairList": [{"name": "latency p50", "id": "p", "tags": {},
+              "values": {"control": control, "experiment": experiment}, "scopes": {}}],
+           "scoreThresholds": {"pass": 95, "marginal": 75}})
+}
+
+fn judged(control: &[f64], experiment: &[f64], judge: Option<&str>) -> serde_json::Value {
+    let r = coalmine::judge::judge_value(&small_request(control, experiment), judge).unwrap();
+    serde_json::to_value(&r).unwrap()
+}
+
+/// No verdict without significance (coalmine judges): with too few values for the exact
+/// test to reach 98 %, a metric whose interval lies above the no-change band is not High:
+/// it passes, saying why it could not be judged. Achieved confidences are R's
+/// (`wilcox.test(x, y, conf.int = TRUE, conf.level = 0.98)` warns "Requested conf.level not
+/// achievable" and reaches 0 % at n = 1, 2/3 at n = 2, 0.9 at n = 3: 1 − 2/C(2n, n)).
+#[test]
+fn coalmine_v1_never_flags_a_metric_its_test_cannot_back() {
+    for (n, achieved) in [
+        (1usize, 0.0),
+        (2, 1.0 - 2.0 / 6.0),
+        (3, 0.9),
+        (4, 1.0 - 2.0 / 70.0),
+    ] {
+        let control: Vec<f64> = (0..n).map(|i| 18.75 + 0.01 * i as f64).collect();
+        let experiment: Vec<f64> = (0..n).map(|i| 19.0 + 0.01 * i as f64).collect();
+        let v = judged(&control, &experiment, None);
+        let m = &v["results"][0];
+        assert_eq!(m["classification"], "Pass", "n = {n}: {m}");
+        let t = &m["resultMetadata"]["test"];
+        assert!(
+            (t["achievedConfidence"].as_f64().unwrap() - achieved).abs() < 1e-12,
+            "n = {n}: {t}"
+        );
+        let why = m["notJudged"].as_str().unwrap();
+        assert_eq!(m["classificationReason"], why);
+        assert!(
+            why.starts_with(&format!("insufficient data: n = {n} a side; the exact test needs at least 5 values a side to reach 98%")),
+            "{why}"
+        );
+        assert_eq!(v["score"]["classification"], "Pass");
+        // Kayenta's judge is a port: it flags the same data (n ≥ 2; its root finder fails at
+        // n = 1: "Error"), as Kayenta does
+        let k = judged(&control, &experiment, Some("NetflixACAJudge-v1.0"));
+        let want = if n == 1 { "Error" } else { "High" };
+        assert_eq!(k["results"][0]["classification"], want, "n = {n}");
+        assert!(k["results"][0].get("notJudged").is_none());
+    }
+    // 5 a side reach 98 % (1 − 2/252): the same shift is High
+    let v = judged(
+        &[18.75, 18.76, 18.77, 18.78, 18.79],
+        &[19.0, 19.01, 19.02, 19.03, 19.04],
+        None,
+    );
+    assert_eq!(v["results"][0]["classification"], "High", "{v}");
+    assert!(v["results"][0].get("notJudged").is_none());
+
+    // ties: the normal approximation, which with 2 a side cannot get below p = 0.02 either
+    let v = judged(&[18.75, 18.75], &[19.0, 19.0], None);
+    let m = &v["results"][0];
+    assert_eq!(m["classification"], "Pass", "{m}");
+    assert_eq!(m["resultMetadata"]["test"]["method"], "asymptotic");
+    assert!(
+        m["notJudged"].as_str().unwrap().starts_with("insufficient data: n = 2 a side with ties; no ranking of these values gives a p-value below 0.02"),
+        "{m}"
+    );
+    // ties with enough data are judged
+    let c: Vec<f64> = (0..30).map(|i| 18.0 + (i % 5) as f64).collect();
+    let e: Vec<f64> = (0..30).map(|i| 21.0 + (i % 5) as f64).collect();
+    let v = judged(&c, &e, None);
+    assert_eq!(v["results"][0]["classification"], "High", "{v}");
+    assert_eq!(
+        v["results"][0]["resultMetadata"]["test"]["method"],
+        "asymptotic"
+    );
+
+    // the table shows it
+    let r = coalmine::judge::judge_value(&small_request(&[18.75], &[19.0]), None).unwrap();
+    let table = coalmine::report::judge_table(&r, None);
+    assert!(table.contains("Pass (not judged)"), "{table}");
+    assert!(
+        table.contains("not judged: latency p50: insufficient data: n = 1 a side"),
+        "{table}"
+    );
+}
+
+/// A flagged interval whose p-value is not below 1 − confidence is not a verdict either.
+#[test]
+fn a_flag_needs_the_p_value_too() {
+    use coalmine::judge::classifier::significance_gap;
+    let mut mw = coalmine::judge::mann_whitney(
+        &[5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+        &[1.0, 2.0, 3.0, 4.0, 5.5, 6.5],
+        0.98,
+        None,
+        true,
+    )
+    .unwrap();
+    assert_eq!(significance_gap(&mw, true), None, "p = {}", mw.p_value);
+    mw.p_value = 0.03;
+    assert_eq!(
+        significance_gap(&mw, true).unwrap(),
+        "not significant at 98%: p = 0.0300 is not below 0.02 (n = 6 a side)"
+    );
+    assert_eq!(
+        significance_gap(&mw, false),
+        None,
+        "an unflagged metric needs no p-value"
+    );
+}

@@ -305,3 +305,65 @@ async fn a_prepared_query_sees_new_data_and_a_moving_clock() {
     let second = read(&clock.collect().await.unwrap());
     assert!(second > first, "now() moved: {first} then {second}");
 }
+
+/// A config is written before its data: on an empty store a query naming a tag no point has
+/// yet plans (the tag is a nullable column, NULL until points carry it) and, once such
+/// points arrive, the same prepared query sees them. Misspelt fixed columns are still
+/// refused, with a suggestion.
+#[tokio::test(flavor = "current_thread")]
+async fn configs_plan_before_their_data_exists() {
+    let dir = TempDir::new("before-data");
+    let mut cfg = StoreConfig::new(dir.0.join("data"));
+    cfg.retention = std::time::Duration::from_secs(100 * 365 * 86400);
+    let store = Store::open(cfg).unwrap();
+    let engine = Engine::new(store.clone());
+    let sql = "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, avg(CASE WHEN status >= '500' THEN 1.0 ELSE 0.0 END) AS value, region FROM metrics m WHERE metric = 'nginx.requests' AND m.app = 'web' GROUP BY 1, 3";
+    let q = engine
+        .plan(sql, Binding::new(BTreeMap::new(), T0, T0 + 600_000))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut assumed = q.assumed_tags().to_vec();
+    assumed.sort();
+    assert_eq!(assumed, ["app", "region", "status"]);
+    assert!(q.series().await.unwrap().is_empty());
+    let mut missing = q.missing_tags(&store);
+    missing.sort();
+    assert_eq!(missing, assumed);
+
+    let mut pts = PointColumns::default();
+    {
+        let mut reg = store.registry_mut();
+        for (status, region) in [("200", "eu"), ("503", "eu"), ("200", "us")] {
+            let id = reg.resolve(
+                "nginx.requests",
+                &[("app", "web"), ("region", region), ("status", status)],
+            );
+            pts.push(id, T0 + 1000, 1.0);
+        }
+    }
+    store.append(&pts, &message_offsets("t", 0, 0));
+    assert!(q.missing_tags(&store).is_empty());
+    let series = q.series().await.unwrap();
+    let by_region: BTreeMap<String, Vec<f64>> = series
+        .into_iter()
+        .map(|s| (s.tags["region"].clone(), s.values))
+        .collect();
+    assert_eq!(by_region["eu"], [0.5]);
+    assert_eq!(by_region["us"], [0.0]);
+
+    for (bad, want) in [
+        ("SELECT valeu AS value FROM metrics", "no column named `valeu`: did you mean `value`?"),
+        ("SELECT value FROM metrics WHERE timestamp > now()", "no column named `timestamp`: did you mean `ts`?"),
+        ("SELECT value FROM metrics WHERE metirc = 'a'", "no column named `metirc`: did you mean `metric`?"),
+        ("WITH a AS (SELECT value FROM metrics) SELECT value, status FROM a", "No field named status"),
+        ("SELECT latency AS value FROM metrics", "column `value` must be numeric, it is Dictionary(Int32, Utf8) (note: `latency` is not a column of `metrics`: it was taken as a tag key; its values are text, NULL until points carry the tag. A metric named latency is selected with WHERE metric = 'latency', its samples are in `value`)"),
+    ] {
+        let e = engine
+            .plan(bad, Binding::all())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{bad} planned"))
+            .to_string();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+}

@@ -459,3 +459,101 @@ fn state_api_early_pass_needs_the_minimum_duration_and_a_tight_sequence() {
     assert!(s.early_pass(600.0, 300.0));
     assert_eq!(s.decision().label, Label::Pass);
 }
+
+/// Ticks of a run: `looks` ticks of `per_tick` new values per arm, the canary `factor`×
+/// slower, judged through `judge_states` with the run's horizon. Returns each tick's result.
+fn run_ticks(
+    judge_cfg: Value,
+    looks: u64,
+    per_tick: usize,
+    factor: f64,
+) -> Vec<coalmine::judge::CanaryJudgeResult> {
+    use coalmine::judge::sequential::{judge_states, Horizon};
+    let mut u = lcg(17);
+    let metrics = json!([
+        {"name": "latency", "groups": ["g"], "analysisConfigurations": {"canary": {"direction": "increase", "metricType": "continuous"}}},
+        {"name": "cpu", "groups": ["g"], "analysisConfigurations": {"canary": {"direction": "increase", "metricType": "continuous"}}},
+        {"name": "memory", "groups": ["g"], "analysisConfigurations": {"canary": {"direction": "increase", "metricType": "continuous"}}}
+    ]);
+    let mut states = std::collections::BTreeMap::new();
+    (0..looks)
+        .map(|_| {
+            let mut side =
+                |f: f64| -> Vec<f64> { (0..per_tick).map(|_| (40.0 + 20.0 * u()) * f).collect() };
+            let pairs = json!([
+                {"name": "latency", "values": {"control": side(1.0), "experiment": side(factor)}},
+                {"name": "cpu", "values": {"control": side(1.0), "experiment": side(1.0)}},
+                {"name": "memory", "values": {"control": side(1.0), "experiment": side(1.0)}}
+            ]);
+            let req = coalmine::judge::JudgeRequest::from_value(&request(
+                metrics.clone(),
+                pairs,
+                judge_cfg.clone(),
+            ))
+            .unwrap();
+            judge_states(
+                &req.canary_config,
+                &req.metric_set_pair_list,
+                &mut states,
+                req.score_thresholds,
+                Horizon::Looks(looks),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// The run: 3 ticks of 6 values a side (18 by the end), latency 4.5× slower, three
+/// metrics (α/3 each). With `tOpt` from the run (18 per arm) the regression is caught; with
+/// the old fixed default of 1000 the test cannot reach 1/α in 18 values, and the result says
+/// so from the first tick on instead of passing silently.
+#[test]
+fn sequential_defaults_fit_the_run_and_an_unreachable_threshold_is_reported() {
+    let ticks = run_ticks(json!({}), 3, 6, 4.5);
+    let last = serde_json::to_value(ticks.last().unwrap()).unwrap();
+    let latency = &last["results"][0];
+    assert_eq!(latency["classification"], "High", "{latency}");
+    assert_eq!(
+        latency["resultMetadata"]["test"]["tOpt"],
+        json!(18.0),
+        "6 values a tick × 3 ticks"
+    );
+    assert_eq!(last["score"]["classification"], "Fail");
+    for m in &last["results"].as_array().unwrap()[1..] {
+        assert_eq!(m["classification"], "Pass");
+        assert!(
+            m.get("notJudged").is_none(),
+            "18 values a side can reach 1/α: {m}"
+        );
+        assert_eq!(m["resultMetadata"]["test"]["reach"]["nControl"], 18);
+    }
+
+    let ticks = run_ticks(json!({"tOpt": 1000}), 3, 6, 4.5);
+    for (i, t) in ticks.iter().enumerate() {
+        let v = serde_json::to_value(t).unwrap();
+        let latency = &v["results"][0];
+        assert_eq!(latency["classification"], "Pass", "tick {i}: {latency}");
+        let why = latency["notJudged"].as_str().unwrap();
+        assert!(
+            why.starts_with("cannot be judged: with 18 values per arm by its end, the largest e-value this test can reach is"),
+            "tick {i}: {why}"
+        );
+        assert!(why.contains("< 1/α = 300"), "{why}");
+        assert!(
+            latency["resultMetadata"]["test"]["reach"]["maxEValue"]
+                .as_f64()
+                .unwrap()
+                < 300.0
+        );
+    }
+    // one value a side per tick, three ticks: nothing can be judged, whatever tOpt is
+    let ticks = run_ticks(json!({}), 3, 1, 4.5);
+    let v = serde_json::to_value(&ticks[0]).unwrap();
+    assert!(
+        v["results"][0]["notJudged"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot be judged: with 3 values per arm"),
+        "{v}"
+    );
+}
