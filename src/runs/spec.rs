@@ -6,8 +6,14 @@
 //!                         "experiment": {"tags": {"app": "checkout", "version": "v42"}}}},
 //!  "start": "now" | "2026-11-22T10:00:00Z", "lifetime": "2h", "interval": "1m",
 //!  "window": "30m" | "growing", "warmup": "5m",
-//!  "thresholds": {"pass": 95, "marginal": 75}, "judge": "NetflixACAJudge-v1.0"}
+//!  "thresholds": {"pass": 95, "marginal": 75}, "judge": "NetflixACAJudge-v1.0",
+//!  "align": "interval" | "none" | "1m"}
 //! ```
+//!
+//! With `"start": "now"` (or no start) the schedule is aligned: the first window starts at
+//! the next multiple of the interval since the Unix epoch (after the warm-up), so every tick
+//! falls on a boundary of `date_bin(INTERVAL '<interval>', ts)` and sliding windows never
+//! cut a bucket in half. `align` chooses another boundary size or `"none"`.
 
 use std::collections::BTreeMap;
 
@@ -106,7 +112,7 @@ pub fn duration_ms(v: &Value, field: &str) -> Result<i64, String> {
     Ok(d.as_millis() as i64)
 }
 
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 11] = [
     "config",
     "scopes",
     "start",
@@ -117,6 +123,7 @@ const FIELDS: [&str; 10] = [
     "thresholds",
     "judge",
     "minDuration",
+    "align",
 ];
 
 /// Parse and check a run request. `now_ms` resolves `"now"` and a missing start. Returns the
@@ -192,6 +199,8 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
         }
         scopes.insert(name.clone(), scope);
     }
+    let start_now = matches!(o.get("start"), None | Some(Value::Null))
+        || o.get("start").and_then(Value::as_str) == Some("now");
     let start_ms = match o.get("start") {
         None | Some(Value::Null) => now_ms,
         Some(Value::String(s)) if s == "now" => now_ms,
@@ -277,6 +286,26 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
             ))
         }
     };
+    // Aligned: the first window (after the warm-up) starts on the next boundary.
+    let align_ms = match o.get("align") {
+        None | Some(Value::Null) if start_now => Some(interval_ms),
+        None | Some(Value::Null) => None,
+        Some(Value::String(a)) if a == "interval" => Some(interval_ms),
+        Some(Value::String(a)) if a == "none" => None,
+        Some(v) => Some(duration_ms(v, "align").map_err(|e| {
+            format!("{e} (or \"interval\", the default for \"start\": \"now\", or \"none\")")
+        })?),
+    };
+    let start_ms = match align_ms {
+        Some(a) if a > 0 => {
+            let first = start_ms
+                .checked_add(warmup_ms)
+                .ok_or("start: out of range")?;
+            first.div_euclid(a) * a + if first.rem_euclid(a) == 0 { 0 } else { a } - warmup_ms
+        }
+        Some(_) => return Err("align: must be longer than 0s".into()),
+        None => start_ms,
+    };
     let min_duration_ms = match o.get("minDuration") {
         None | Some(Value::Null) => None,
         Some(v) => Some(duration_ms(v, "minDuration")?),
@@ -311,8 +340,49 @@ mod tests {
     }
 
     #[test]
+    fn ticks_are_aligned_to_the_interval_from_now() {
+        // 1m interval, 2m warm-up, requested at 00:16:40.123: the first window starts at the
+        // next whole minute after the warm-up (00:19:00), so ticks fall on minute boundaries
+        let now = 1_000_123;
+        let (s, _) = parse(&body(), now).unwrap();
+        assert_eq!(s.start_ms + s.warmup_ms, 1_140_000);
+        assert!(
+            s.start_ms >= now,
+            "no window reaches back before the request"
+        );
+        for i in 1..s.judgments() {
+            assert_eq!(s.tick_ms(i) % 60_000, 0, "tick {i}");
+            let (a, b) = s.window_at(s.tick_ms(i));
+            assert_eq!((a % 60_000, b % 60_000), (0, 0), "window {i}");
+        }
+        // on a boundary already: no wait
+        let (s, _) = parse(&body(), 1_020_000).unwrap();
+        assert_eq!(s.start_ms, 1_020_000);
+        // another boundary, or none
+        let mut b = body();
+        b["align"] = json!("5m");
+        let (s, _) = parse(&b, now).unwrap();
+        assert_eq!(s.start_ms + s.warmup_ms, 1_200_000);
+        b["align"] = json!("none");
+        assert_eq!(parse(&b, now).unwrap().0.start_ms, now);
+        // an explicit start is kept unless align says otherwise
+        let mut b = body();
+        b["start"] = json!("2026-11-22T10:00:30Z");
+        assert_eq!(parse(&b, now).unwrap().0.start_ms, 1_795_341_630_000);
+        b["align"] = json!("interval");
+        // 10:00:30 + 2m warm-up = 10:02:30 → first window at 10:03:00 → start 10:01:00
+        assert_eq!(parse(&b, now).unwrap().0.start_ms, 1_795_341_660_000);
+        b["align"] = json!("soon");
+        assert!(parse(&b, now)
+            .unwrap_err()
+            .contains("align: \"soon\" is not a duration"));
+    }
+
+    #[test]
     fn schedule() {
-        let (s, _) = parse(&body(), 1_000_000).unwrap();
+        let mut b = body();
+        b["align"] = json!("none");
+        let (s, _) = parse(&b, 1_000_000).unwrap();
         assert_eq!(s.judgments(), 8);
         assert_eq!(s.tick_ms(1), 1_000_000 + 180_000);
         assert_eq!(s.tick_ms(8), 1_000_000 + 600_000);
