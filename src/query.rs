@@ -154,34 +154,10 @@ pub fn misspelt_fixed_column(name: &str) -> Option<&'static str> {
     }
     ["value", "metric", "tags"]
         .into_iter()
-        .find(|f| lower != *f && osa_distance(&lower, f) <= 1)
+        .find(|f| lower != *f && strsim::osa_distance(&lower, f) <= 1)
         .or(["ts", "value", "metric", "tags"]
             .into_iter()
             .find(|f| lower == *f && name != *f))
-}
-
-/// Optimal string alignment distance (Levenshtein with adjacent transpositions).
-fn osa_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 /// Line and column (1-based) of the first non-blank character.
