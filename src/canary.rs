@@ -24,6 +24,8 @@ pub enum CanaryError {
     Invalid(String),
     #[error("Canary config with id '{0}' not found")]
     NotFound(String),
+    #[error("Canary config with id or name '{0}' not found")]
+    NotFoundByIdOrName(String),
     #[error("Canary config with id '{0}' already exists")]
     Exists(String),
     #[error("{context}: {source}")]
@@ -38,7 +40,7 @@ impl CanaryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CanaryError::Invalid(_) | CanaryError::Exists(_) => ErrorKind::InvalidInput,
-            CanaryError::NotFound(_) => ErrorKind::NotFound,
+            CanaryError::NotFound(_) | CanaryError::NotFoundByIdOrName(_) => ErrorKind::NotFound,
             CanaryError::Io { .. } => ErrorKind::Unavailable,
         }
     }
@@ -275,6 +277,31 @@ impl ConfigStore {
         })?;
         serde_json::from_str(&text)
             .map_err(|e| CanaryError::Invalid(format!("{} is corrupt: {e}", path.display())))
+    }
+
+    /// The config with this id, else the one config with this name (a pipeline knows the
+    /// name it deployed the config under, not the id the API generated). Two configs of one
+    /// name are an error naming their ids.
+    pub fn resolve(&self, id_or_name: &str) -> Result<Value, CanaryError> {
+        match self.get(id_or_name) {
+            Err(CanaryError::NotFound(_)) => {}
+            found => return found,
+        }
+        let ids: Vec<String> = self
+            .list(&[])?
+            .into_iter()
+            .filter(|c| c["name"].as_str() == Some(id_or_name))
+            .filter_map(|c| c["id"].as_str().map(str::to_owned))
+            .collect();
+        match ids.as_slice() {
+            [id] => self.get(id),
+            [] => Err(CanaryError::NotFoundByIdOrName(id_or_name.to_string())),
+            _ => Err(CanaryError::Invalid(format!(
+                "config: {} canary configs are named '{id_or_name}' (ids {}): use an id",
+                ids.len(),
+                ids.join(", ")
+            ))),
+        }
     }
 
     /// Save a new config (validated by the caller); returns its id.

@@ -288,7 +288,7 @@ impl RunManager {
         let now = now_ms();
         let (spec, config_ref) = spec::parse(body, now).map_err(RunError::Invalid)?;
         let config = match &config_ref {
-            Value::String(id) => self.inner.configs.get(id)?,
+            Value::String(id_or_name) => self.inner.configs.resolve(id_or_name)?,
             inline => {
                 crate::canary::validate(inline, &self.inner.engine).await?;
                 inline.clone()

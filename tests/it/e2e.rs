@@ -260,7 +260,7 @@ fn api_rejects_bad_requests_with_clear_messages() {
         ("PATCH", "/runs", None, 405, "PATCH is not allowed"),
         ("POST", "/runs", Some("{\"config\": \"x\",".into()), 400, "line 1"),
         ("POST", "/runs", Some(String::new()), 400, "body is empty"),
-        ("POST", "/runs", Some(run_body("missing-config", "a", "1h")), 404, "Canary config with id 'missing-config' not found"),
+        ("POST", "/runs", Some(run_body("missing-config", "a", "1h")), 404, "Canary config with id or name 'missing-config' not found"),
         ("POST", "/runs", Some(run_body("x", "a", "an hour")), 400, "lifetime: \"an hour\" is not a duration"),
         ("POST", "/runs", Some(json!({"config": "x", "colour": "red"}).to_string()), 400, "colour: unknown field"),
         ("POST", "/canaryConfig", Some(json!({"name": "bad name!", "applications": ["a"], "metrics": []}).to_string()), 400, "name: \"bad name!\""),

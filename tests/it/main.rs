@@ -1,6 +1,7 @@
 //! The integration tests: one binary, a module per stage.
 
 mod cli;
+mod docs;
 mod e2e;
 mod http;
 mod ingest;
