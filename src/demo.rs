@@ -200,6 +200,9 @@ impl RunListener for LiveTable {
                 if r["critical"] == true {
                     c.push('!');
                 }
+                if r.get("notJudged").is_some() {
+                    c.push_str(" (n/j)");
+                }
                 format!("{:<14}", c)
             })
             .collect();
