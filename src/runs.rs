@@ -330,7 +330,7 @@ impl RunManager {
             sequential: Default::default(),
         };
         self.persist(&run)?;
-        tracing::info!(run = %run.id, config = ?run.config.get("name"), judgments = run.spec.judgments(), "Canary run started");
+        tracing::info!(run = %run.id, config = run.config.get("name").and_then(Value::as_str).unwrap_or_default(), judgments = run.spec.judgments(), "Canary run started");
         self.inner.runs.lock().expect("runs lock").insert(
             run.id.clone(),
             Entry {
@@ -554,7 +554,7 @@ impl RunManager {
                 .expect("stats lock")
                 .entry(run.status.as_str())
                 .or_default() += 1;
-            tracing::info!(run = %id, status = run.status.as_str(), message = ?run.message, "Canary run finished");
+            tracing::info!(run = %id, status = run.status.as_str(), message = run.message.as_deref().unwrap_or_default(), "Canary run finished");
             for l in &self.inner.listeners {
                 l.finished(&run);
             }
