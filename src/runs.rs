@@ -330,7 +330,7 @@ impl RunManager {
             sequential: Default::default(),
         };
         self.persist(&run)?;
-        tracing::info!(run = %run.id, config = run.config.get("name").and_then(Value::as_str).unwrap_or_default(), judgments = run.spec.judgments(), "Canary run started");
+        tracing::info!(run = %run.id, config = run.config.get("name").and_then(serde_json::Value::as_str).unwrap_or_default(), judgments = run.spec.judgments(), "Canary run started");
         self.inner.runs.lock().expect("runs lock").insert(
             run.id.clone(),
             Entry {
