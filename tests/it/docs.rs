@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::http::{get, request};
-use crate::kafka::{broker, create_topic, unique, Daemon, TempDir};
+use crate::kafka::Daemon;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -78,11 +78,7 @@ fn keys(v: &Value) -> Vec<String> {
 #[test]
 #[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn readme_api_examples_run_as_written() {
-    let addr = broker();
-    let dir = TempDir::new("readme");
-    let topic = unique("readme");
-    create_topic(&addr, &topic, 1);
-    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], "");
+    let (mut d, _, _) = Daemon::on_new_topic("readme", 1, "");
     let api = d.api();
     let blocks = curl_blocks("README.md");
     assert_eq!(blocks.len(), 2, "the config and the run blocks: {blocks:?}");
@@ -131,17 +127,10 @@ fn readme_api_examples_run_as_written() {
 #[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn argo_rollouts_guide_runs_as_written() {
     const GUIDE: &str = "docs/argo-rollouts.md";
-    let addr = broker();
-    let dir = TempDir::new("argo");
-    let topic = unique("argo");
-    create_topic(&addr, &topic, 1);
     let token = "argo-guide-token";
-    let mut d = Daemon::start(
-        &dir.0,
-        "d",
-        &addr,
-        &unique("g"),
-        &[(&topic, "json")],
+    let (mut d, _, _) = Daemon::on_new_topic(
+        "argo",
+        1,
         &format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{token}\"\n"),
     );
     let api = d.api();

@@ -559,11 +559,7 @@ fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
 #[test]
 #[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn one_bucket_a_side_is_not_a_verdict() {
-    let addr = broker();
-    let dir = TempDir::new("first-ticks");
-    let topic = unique("first-ticks");
-    create_topic(&addr, &topic, 2);
-    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], "");
+    let (mut d, addr, topic) = Daemon::on_new_topic("first-ticks", 2, "");
     let api = d.api();
     let stop = Arc::new(AtomicBool::new(false));
     let gen = traffic(

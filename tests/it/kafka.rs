@@ -130,9 +130,24 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     pub log: PathBuf,
     config: PathBuf,
+    /// A directory the daemon owns (removed after the daemon is stopped).
+    owned_dir: Option<TempDir>,
 }
 
 impl Daemon {
+    /// A daemon in a new temporary directory, consuming a new JSON topic of `partitions`
+    /// partitions on the test broker (`extra` as in [`Daemon::start`]); returns it with the
+    /// broker's address and the topic.
+    pub fn on_new_topic(name: &str, partitions: i32, extra: &str) -> (Daemon, String, String) {
+        let addr = broker();
+        let dir = TempDir::new(name);
+        let topic = unique(name);
+        create_topic(&addr, &topic, partitions);
+        let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], extra);
+        d.owned_dir = Some(dir);
+        (d, addr, topic)
+    }
+
     /// Write a config (`extra` is appended verbatim) and start the daemon.
     pub fn start(
         dir: &Path,
@@ -183,6 +198,7 @@ impl Daemon {
             data_dir,
             log,
             config,
+            owned_dir: None,
         };
         d.wait_for_log("coalmine is running", Duration::from_secs(30));
         d
