@@ -132,7 +132,7 @@ fn runs_bench(c: &mut Criterion) {
     let (result, pairs) = rt.block_on(prepared.judge(tick)).unwrap();
     assert_eq!(pairs.len(), METRICS);
     assert_eq!(
-        result["results"][0]["controlMetadata"]["stats"]["count"], 30,
+        result.results[0].control_metadata.stats.count, 30,
         "30 one-minute values per side"
     );
     let mut group = c.benchmark_group("run tick");

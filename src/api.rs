@@ -314,8 +314,8 @@ async fn create_run(State(st): State<AppState>, body: Bytes) -> ApiResult<Respon
         .into_response())
 }
 
-async fn list_runs(State(st): State<AppState>) -> Json<Value> {
-    Json(Value::Array(st.runs.list()))
+async fn list_runs(State(st): State<AppState>) -> Json<Vec<crate::runs::RunSummary>> {
+    Json(st.runs.list())
 }
 
 async fn get_run(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -330,7 +330,10 @@ async fn stop_run(State(st): State<AppState>, Path(id): Path<String>) -> ApiResu
     ))
 }
 
-async fn verdict(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn verdict(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<crate::runs::Verdict>> {
     Ok(Json(st.runs.get(&id)?.verdict()))
 }
 
@@ -493,12 +496,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
             verdicts.get(status.as_str()).copied().unwrap_or(0)
         );
     }
-    let active = st
-        .runs
-        .list()
-        .iter()
-        .filter(|r| r["status"] == "running")
-        .count();
+    let active = st.runs.active();
     let _ = writeln!(out, "# HELP coalmine_runs_active Canary runs in progress.\n# TYPE coalmine_runs_active gauge\ncoalmine_runs_active {active}");
     let _ = writeln!(
         out,

@@ -371,7 +371,7 @@ pub fn write_judgment(
         .ok_or_else(|| ArchiveError::Invalid("the run has no judgment yet".into()))?;
     let dir = root.join("runs").join(&run.id);
     std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
-    let judge = j.result["judgeName"].clone();
+    let judge = j.result.judge_name.clone();
     let meta = json!({
         "runId": run.id, "index": j.index, "tickMs": j.tick_ms, "windowStartMs": j.window_start_ms,
         "windowEndMs": j.window_end_ms, "judge": judge,

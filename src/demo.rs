@@ -191,16 +191,16 @@ impl RunListener for LiveTable {
         let Some(j) = run.judgments.last() else {
             return;
         };
-        let metrics: Vec<String> = j.result["results"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let metrics: Vec<String> = j
+            .result
+            .results
+            .iter()
             .map(|r| {
-                let mut c = r["classification"].as_str().unwrap_or("?").to_string();
-                if r["critical"] == true {
+                let mut c = r.classification.clone();
+                if r.critical {
                     c.push('!');
                 }
-                if r.get("notJudged").is_some() {
+                if r.not_judged.is_some() {
                     c.push_str(" (n/j)");
                 }
                 format!("{:<14}", c)

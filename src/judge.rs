@@ -492,8 +492,7 @@ fn judge_pair(
                 c.critical,
                 Some(ResultMetadata {
                     ratio: c.deviation,
-                    test,
-                    sequential: None,
+                    test: test.map(model::TestDetails::MannWhitney),
                 }),
             )
         }

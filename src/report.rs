@@ -116,21 +116,25 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
         .result_metadata
         .as_ref()
         .map_or("-".to_string(), |m| number(m.ratio, 3));
-    let (shift, interval, p, method) =
-        match r.result_metadata.as_ref().and_then(|m| m.test.as_ref()) {
-            Some(t) => (
-                signed(t.estimate),
-                format!(
-                    "[{}, {}] @{:.0}%",
-                    signed(t.lower),
-                    signed(t.upper),
-                    t.achieved_confidence * 100.0
-                ),
-                pvalue(t.p_value),
-                t.method.clone(),
+    let (shift, interval, p, method) = match r
+        .result_metadata
+        .as_ref()
+        .and_then(|m| m.test.as_ref())
+        .and_then(|t| t.mann_whitney())
+    {
+        Some(t) => (
+            signed(t.estimate),
+            format!(
+                "[{}, {}] @{:.0}%",
+                signed(t.lower),
+                signed(t.upper),
+                t.achieved_confidence * 100.0
             ),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
-        };
+            pvalue(t.p_value),
+            t.method.clone(),
+        ),
+        None => ("-".into(), "-".into(), "-".into(), "-".into()),
+    };
     let n = format!(
         "{}/{}",
         r.experiment_metadata.stats.count, r.control_metadata.stats.count

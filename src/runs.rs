@@ -108,7 +108,32 @@ pub struct Judgment {
     #[serde(default)]
     pub judged_ms: i64,
     /// The full `CanaryJudgeResult`.
-    pub result: Value,
+    pub result: crate::judge::CanaryJudgeResult,
+}
+
+impl Judgment {
+    /// Judgment `index` of the window `[start, end)` at `tick_ms`, scored by `result`.
+    pub fn new(
+        index: u64,
+        tick_ms: i64,
+        (window_start_ms, window_end_ms): (i64, i64),
+        result: crate::judge::CanaryJudgeResult,
+        took_ms: f64,
+        judged_ms: i64,
+    ) -> Judgment {
+        Judgment {
+            index,
+            tick_ms,
+            window_start_ms,
+            window_end_ms,
+            score: result.score.score,
+            classification: result.score.classification.clone(),
+            reason: result.score.classification_reason.clone(),
+            took_ms,
+            judged_ms,
+            result,
+        }
+    }
 }
 
 /// A run and everything it has decided so far.
@@ -130,33 +155,77 @@ pub struct Run {
 }
 
 impl Run {
-    /// `{"id", "status", "score", "judgments", "message", "notJudged"}` — what a pipeline
-    /// gate needs; `notJudged` lists the metrics of the last judgment that could not be
-    /// judged at the configured level, and why.
-    pub fn verdict(&self) -> Value {
-        serde_json::json!({
-            "id": self.id,
-            "status": self.status.as_str(),
-            "score": self.judgments.last().map(|j| j.score),
-            "judgments": self.judgments.len(),
-            "of": self.spec.judgments(),
-            "message": self.message,
-            "notJudged": self.judgments.last().map(|j| not_judged(&j.result)).unwrap_or_default(),
-        })
+    /// What a pipeline gate needs.
+    pub fn verdict(&self) -> Verdict {
+        Verdict {
+            id: self.id.clone(),
+            status: self.status,
+            score: self.judgments.last().map(|j| j.score),
+            judgments: self.judgments.len(),
+            of: self.spec.judgments(),
+            message: self.message.clone(),
+            not_judged: self
+                .judgments
+                .last()
+                .map(|j| not_judged(&j.result))
+                .unwrap_or_default(),
+        }
     }
 
     /// A one-line summary for lists.
-    pub fn summary(&self) -> Value {
-        serde_json::json!({
-            "id": self.id,
-            "config": self.config.get("name"),
-            "status": self.status.as_str(),
-            "score": self.judgments.last().map(|j| j.score),
-            "judgments": self.judgments.len(),
-            "startMs": self.spec.start_ms,
-            "endMs": self.spec.end_ms(),
-        })
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            id: self.id.clone(),
+            config: self
+                .config
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            status: self.status,
+            score: self.judgments.last().map(|j| j.score),
+            judgments: self.judgments.len(),
+            start_ms: self.spec.start_ms,
+            end_ms: self.spec.end_ms(),
+        }
     }
+}
+
+/// `GET /runs/{id}/verdict`: `{"id", "status", "score", "judgments", "of", "message",
+/// "notJudged"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    pub id: String,
+    pub status: RunStatus,
+    /// The last judgment's score.
+    pub score: Option<f64>,
+    /// Judgments made, of how many the run makes in all.
+    pub judgments: usize,
+    pub of: u64,
+    pub message: Option<String>,
+    /// The metrics of the last judgment that could not be judged at the configured level.
+    pub not_judged: Vec<NotJudged>,
+}
+
+/// A metric that could not be judged, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotJudged {
+    pub metric: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub reason: String,
+}
+
+/// An entry of `GET /runs`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub id: String,
+    pub config: Option<String>,
+    pub status: RunStatus,
+    pub score: Option<f64>,
+    pub judgments: usize,
+    pub start_ms: i64,
+    pub end_ms: i64,
 }
 
 /// A metric-set pair as judged, with the timestamps of its values (`None` when the query
@@ -353,11 +422,19 @@ impl RunManager {
             .ok_or_else(|| RunError::NotFound(id.into()))
     }
 
-    pub fn list(&self) -> Vec<Value> {
+    pub fn list(&self) -> Vec<RunSummary> {
         let runs = self.inner.runs.lock().expect("runs lock");
         let mut v: Vec<&Run> = runs.values().map(|e| &e.run).collect();
         v.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
         v.iter().map(|r| r.summary()).collect()
+    }
+
+    /// Runs in progress.
+    pub fn active(&self) -> usize {
+        let runs = self.inner.runs.lock().expect("runs lock");
+        runs.values()
+            .filter(|e| e.run.status == RunStatus::Running)
+            .count()
     }
 
     /// Stop a running run (its judgments are kept).
@@ -500,25 +577,15 @@ impl RunManager {
                 } else {
                     run.spec.window_at(tick_ms)
                 };
-                let score = result["score"]["score"].as_f64().unwrap_or(0.0);
-                e.run.judgments.push(Judgment {
+                let score = result.score.score;
+                e.run.judgments.push(Judgment::new(
                     index,
                     tick_ms,
-                    window_start_ms: start,
-                    window_end_ms: end,
-                    score,
-                    classification: result["score"]["classification"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                    reason: result["score"]["classificationReason"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                    took_ms: took.as_secs_f64() * 1e3,
-                    judged_ms: crate::store::now_ms(),
+                    (start, end),
                     result,
-                });
+                    took.as_secs_f64() * 1e3,
+                    crate::store::now_ms(),
+                ));
                 stats.judgments.fetch_add(1, Ordering::Relaxed);
                 let micros = took.as_micros() as u64;
                 stats.tick_micros_total.fetch_add(micros, Ordering::Relaxed);
@@ -610,9 +677,12 @@ impl PreparedRun {
         Ok(PreparedRun { prepared, run })
     }
 
-    /// Query, pair and judge the window of a tick at `tick_ms`: the `CanaryJudgeResult` JSON
-    /// and the metric-set pairs judged.
-    pub async fn judge(&self, tick_ms: i64) -> Result<(Value, Vec<PairData>), RunError> {
+    /// Query, pair and judge the window of a tick at `tick_ms`: the `CanaryJudgeResult` and
+    /// the metric-set pairs judged.
+    pub async fn judge(
+        &self,
+        tick_ms: i64,
+    ) -> Result<(crate::judge::CanaryJudgeResult, Vec<PairData>), RunError> {
         let out = tick::judge_tick(&self.prepared, &self.run, tick_ms)
             .await
             .map_err(RunError::Invalid)?;
@@ -625,16 +695,17 @@ pub fn decide_for_fixture(run: &mut Run, score: f64, index: u64) {
     decide(run, score, index);
 }
 
-/// The metrics of a `CanaryJudgeResult` that could not be judged:
-/// `[{"metric", "tags", "reason"}]`.
-fn not_judged(result: &Value) -> Vec<Value> {
-    result["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
+/// The metrics of a `CanaryJudgeResult` that could not be judged.
+fn not_judged(result: &crate::judge::CanaryJudgeResult) -> Vec<NotJudged> {
+    result
+        .results
+        .iter()
         .filter_map(|r| {
-            let reason = r.get("notJudged")?.as_str()?;
-            Some(serde_json::json!({"metric": r["name"], "tags": r["tags"], "reason": reason}))
+            Some(NotJudged {
+                metric: r.name.clone(),
+                tags: r.tags.clone(),
+                reason: r.not_judged.clone()?,
+            })
         })
         .collect()
 }
@@ -651,13 +722,7 @@ fn not_judged_note(run: &Run) -> String {
     }
     let items: Vec<String> = list
         .iter()
-        .map(|m| {
-            format!(
-                "{} ({})",
-                m["metric"].as_str().unwrap_or_default(),
-                m["reason"].as_str().unwrap_or_default()
-            )
-        })
+        .map(|m| format!("{} ({})", m.metric, m.reason))
         .collect();
     format!(
         " {} could not be judged: {}.",
@@ -710,14 +775,14 @@ fn early_pass(run: &mut Run, tick_ms: i64) {
         return;
     };
     let elapsed = (tick_ms - run.spec.start_ms) as f64 / 1000.0;
-    let muted: std::collections::HashSet<String> = run
+    let muted: std::collections::HashSet<&str> = run
         .judgments
         .last()
-        .and_then(|j| j.result["results"].as_array().cloned())
+        .map(|j| j.result.results.as_slice())
         .unwrap_or_default()
         .iter()
-        .filter(|r| r["muted"] == true)
-        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .filter(|r| r.muted)
+        .map(|r| r.name.as_str())
         .collect();
     let counted: Vec<&crate::judge::sequential::SequentialState> = run
         .sequential

@@ -256,26 +256,9 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
                 Parallelism::Sequential,
             )
             .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-            let result = serde_json::to_value(&result).expect("results serialise");
-            let score = result["score"]["score"].as_f64().unwrap_or(0.0);
-            run.judgments.push(Judgment {
-                index,
-                tick_ms: tick,
-                window_start_ms: ws,
-                window_end_ms: we,
-                score,
-                classification: result["score"]["classification"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                reason: result["score"]["classificationReason"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                took_ms: 0.0,
-                judged_ms: tick,
-                result,
-            });
+            let score = result.score.score;
+            run.judgments
+                .push(Judgment::new(index, tick, (ws, we), result, 0.0, tick));
             crate::runs::decide_for_fixture(&mut run, score, index);
             write_judgment(root, &run, &pairs, Some(&label))?;
             written += 1;

@@ -772,11 +772,11 @@ impl KafkaVerdicts {
 impl crate::runs::RunListener for KafkaVerdicts {
     fn judged(&self, run: &crate::runs::Run, _pairs: &[crate::runs::PairData]) {
         if let Some(j) = run.judgments.last() {
-            let metrics: Vec<serde_json::Value> = j.result["results"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| serde_json::json!({"name": r["name"], "tags": r["tags"], "classification": r["classification"], "critical": r["critical"]}))
+            let metrics: Vec<serde_json::Value> = j
+                .result
+                .results
+                .iter()
+                .map(|r| serde_json::json!({"name": r.name, "tags": r.tags, "classification": r.classification, "critical": r.critical}))
                 .collect();
             self.send(
                 &run.id,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::stats::{average_ranks, mean, variance};
 
 /// Which effect size gates a classification (`analysisConfigurations.canary.effectSize.measure`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum EffectMeasure {
     /// `mean(experiment) / mean(control)`.
     #[serde(rename = "meanRatio")]

@@ -17,6 +17,36 @@ pub fn f64_kayenta<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     }
 }
 
+/// `#[serde(with = "crate::judge::json::kayenta_f64")]`: an `f64` written as Kayenta writes
+/// it ([`f64_kayenta`]) and read back from a number or `"NaN"`, `"Infinity"`, `"-Infinity"`.
+pub mod kayenta_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        super::f64_kayenta(v, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum NumberOrText<'a> {
+            Number(f64),
+            Text(std::borrow::Cow<'a, str>),
+        }
+        match NumberOrText::deserialize(d)? {
+            NumberOrText::Number(v) => Ok(v),
+            NumberOrText::Text(t) => match t.as_ref() {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"NaN\" or \"±Infinity\", found {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
 /// A list of `f64` with [`f64_kayenta`] elements.
 pub fn f64_vec_kayenta<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::json::{describe, f64_kayenta, sample_list, JsonPath, ShapeError};
+use super::json::{describe, sample_list, JsonPath, ShapeError};
 use super::score::Thresholds;
 use super::stats::Summary;
 
@@ -253,7 +253,7 @@ impl JudgeRequest {
 // Output
 
 /// `CanaryJudgeResult`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryJudgeResult {
     pub judge_name: String,
@@ -263,103 +263,126 @@ pub struct CanaryJudgeResult {
 }
 
 /// `CanaryJudgeScore`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScoreResult {
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub score: f64,
     pub classification: String,
     pub classification_reason: String,
 }
 
 /// `CanaryJudgeGroupScore`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupScoreResult {
     pub name: String,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub score: f64,
     pub classification: String,
     pub classification_reason: String,
 }
 
 /// `{ "stats": {...} }`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesMetadata {
     pub stats: Summary,
 }
 
 /// `CanaryAnalysisResult`: one metric-set pair's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisResult {
     pub name: String,
     pub id: String,
     pub tags: BTreeMap<String, String>,
     pub classification: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification_reason: Option<String>,
     pub groups: Vec<String>,
     pub experiment_metadata: SeriesMetadata,
     pub control_metadata: SeriesMetadata,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_metadata: Option<ResultMetadata>,
     pub critical: bool,
     pub muted: bool,
     /// coalmine judges: why the metric could not be judged at the configured level (it is
     /// then `Pass` with this as its reason): too little data for the test to reach the level,
     /// a change that is not significant, a sequential test that cannot cross `1/α`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_judged: Option<String>,
 }
 
 /// `resultMetadata`: Kayenta's `ratio`, plus (coalmine judges) the test behind the verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultMetadata {
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub ratio: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub test: Option<TestReport>,
-    /// `coalmine-seq-v1`'s statistics, serialised as `test` too (at most one of the two is set).
-    #[serde(rename = "test", skip_serializing_if = "Option::is_none")]
-    pub sequential: Option<super::sequential::SequentialReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestDetails>,
+}
+
+/// `resultMetadata.test`: the statistics of the judge that classified the metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TestDetails {
+    /// `coalmine-v1` (`"kind": "mann-whitney"`).
+    MannWhitney(TestReport),
+    /// `coalmine-seq-v1` (`"kind": "sequential-count" | "sequential-quantile"`).
+    Sequential(Box<super::sequential::SequentialReport>),
+}
+
+impl TestDetails {
+    pub fn mann_whitney(&self) -> Option<&TestReport> {
+        match self {
+            TestDetails::MannWhitney(t) => Some(t),
+            TestDetails::Sequential(_) => None,
+        }
+    }
+
+    pub fn sequential(&self) -> Option<&super::sequential::SequentialReport> {
+        match self {
+            TestDetails::Sequential(t) => Some(t),
+            TestDetails::MannWhitney(_) => None,
+        }
+    }
 }
 
 /// The statistics behind a coalmine judge's classification, so a verdict explains itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TestReport {
     /// `"mann-whitney"`.
     pub kind: String,
     /// `"exact"` or `"asymptotic"`.
     pub method: String,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub lower: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub upper: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub estimate: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub p_value: f64,
     pub confidence: f64,
     pub achieved_confidence: f64,
     /// The smallest p-value any data of these sample sizes could give: at or above
     /// `1 − confidence` the metric cannot be judged.
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub min_p_value: f64,
     pub n_experiment: usize,
     pub n_control: usize,
     /// The no-change band `tolerance · |estimate|` the interval was compared against.
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub bound: f64,
     pub effect_size: EffectReport,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EffectReport {
     pub measure: super::effect::EffectMeasure,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub value: f64,
 }

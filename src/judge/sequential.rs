@@ -101,7 +101,7 @@ pub use quantile::{quantile_bounds, two_sided_ln_e, QuantileBounds, QuantileTest
 
 use super::classifier::{Direction, Label, NanStrategy};
 use super::effect::EffectMeasure;
-use super::json::{describe, f64_kayenta, JsonPath, ShapeError};
+use super::json::{describe, JsonPath, ShapeError};
 use super::lookup::{get, Reader};
 use super::model::{
     AnalysisResult, CanaryConfig, CanaryJudgeResult, MetricConfig, MetricSetPair, ResultMetadata,
@@ -357,12 +357,12 @@ pub struct Decision {
     /// `High`/`Low` once the e-process crossed `1/α` (sticky), `Nodata` while an arm has no
     /// value, else `Pass` (no evidence yet; see `excludes_regression` for a positive pass).
     pub label: Label,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub e_value: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub max_e_value: f64,
     /// Anytime-valid p-value `min(1, 1/max_s E_s)`.
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub p_value: f64,
     pub alpha: f64,
     pub looks: u64,
@@ -759,8 +759,8 @@ impl SequentialState {
         let (nc, ne) = self.n();
         let p = &self.params;
         let mut r = SequentialReport {
-            kind: "",
-            method: "",
+            kind: "".into(),
+            method: "".into(),
             metric_type: p.metric_type,
             metric_type_inferred: false,
             alternative: p.alternative,
@@ -792,16 +792,17 @@ impl SequentialState {
         };
         match &self.test {
             SeqTest::Count(c) => {
-                r.kind = "sequential-count";
+                r.kind = "sequential-count".into();
                 r.method =
-                    "beta-mixture e-process, Poisson counting processes (Lindon & Malek 2022)";
+                    "beta-mixture e-process, Poisson counting processes (Lindon & Malek 2022)"
+                        .into();
                 r.events_control = Some(c.events_control);
                 r.events_experiment = Some(c.events_experiment);
                 r.traffic_share = Some(c.traffic_share);
                 r.concentration = Some(c.concentration);
                 r.effect_size = c.rate_ratio_estimate();
                 r.confidence_sequence = Some(ConfidenceSequence {
-                    parameter: "rateRatio",
+                    parameter: "rateRatio".into(),
                     lower: c.rate_ratio(c.theta_lower),
                     upper: c.rate_ratio(c.theta_upper),
                     estimate: c.rate_ratio_estimate(),
@@ -809,8 +810,9 @@ impl SequentialState {
                 });
             }
             SeqTest::Continuous(q) => {
-                r.kind = "sequential-quantile";
-                r.method = "two-sample quantile e-process (Howard & Ramdas 2022, Thm 5), one-sided";
+                r.kind = "sequential-quantile".into();
+                r.method =
+                    "two-sample quantile e-process (Howard & Ramdas 2022, Thm 5), one-sided".into();
                 r.t_opt = Some(p.t_opt);
                 r.batch_size = Some(q.batch_size);
                 r.effect_size = self.mean_ratio();
@@ -822,7 +824,7 @@ impl SequentialState {
                         (None, None) => unreachable!("a quantile report has a ratio or a shift"),
                     };
                     ConfidenceSequence {
-                        parameter,
+                        parameter: parameter.into(),
                         lower: iv.lower,
                         upper: iv.upper,
                         estimate: iv.estimate,
@@ -862,32 +864,32 @@ pub fn ln_mean_exp(xs: &[f64]) -> f64 {
 }
 
 /// A confidence sequence at one time.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfidenceSequence {
     /// `rateRatio` (counts), `quantileRatio` or `quantileShift` (continuous, first quantile).
-    pub parameter: &'static str,
-    #[serde(serialize_with = "f64_kayenta")]
+    pub parameter: std::borrow::Cow<'static, str>,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub lower: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub upper: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub estimate: f64,
     pub level: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub lower: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub upper: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub estimate: f64,
 }
 
 /// One quantile's statistics.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuantileReport {
     pub p: f64,
@@ -909,34 +911,34 @@ pub struct QuantileReport {
 }
 
 /// [`Reach`] as reported.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReachReport {
     pub n_control: u64,
     pub n_experiment: u64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub max_e_value: f64,
 }
 
 /// `resultMetadata.test` of `coalmine-seq-v1`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SequentialReport {
     /// `"sequential-count"` or `"sequential-quantile"`.
-    pub kind: &'static str,
-    pub method: &'static str,
+    pub kind: std::borrow::Cow<'static, str>,
+    pub method: std::borrow::Cow<'static, str>,
     pub metric_type: MetricType,
     /// `true` when `metricType` was not configured and [`MetricType::infer`] chose it.
     pub metric_type_inferred: bool,
     pub alternative: Alternative,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub e_value: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub max_e_value: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub p_value: f64,
     pub alpha: f64,
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub threshold: f64,
     pub looks: u64,
     pub crossed_at_look: Option<u64>,
@@ -957,16 +959,16 @@ pub struct SequentialReport {
     pub t_opt: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<u32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quantiles: Vec<QuantileReport>,
     /// The values (events) per arm projected to the end of the run and the largest e-value
     /// reachable with them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reach: Option<ReachReport>,
     /// The effect size the `effectSize` gate used: rate ratio (counts) or mean ratio.
-    #[serde(serialize_with = "f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub effect_size: f64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
 
@@ -1452,8 +1454,7 @@ fn analysis(
         },
         result_metadata: metadata.map(|(ratio, report)| ResultMetadata {
             ratio,
-            test: None,
-            sequential: Some(report),
+            test: Some(super::model::TestDetails::Sequential(Box::new(report))),
         }),
         critical,
         muted: ms.muted,

@@ -12,15 +12,15 @@ use serde::Serialize;
 
 /// `{min, max, mean, std, count}` of a series, as Kayenta reports it in
 /// `experimentMetadata.stats` / `controlMetadata.stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Summary {
-    #[serde(serialize_with = "crate::judge::json::f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub min: f64,
-    #[serde(serialize_with = "crate::judge::json::f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub max: f64,
-    #[serde(serialize_with = "crate::judge::json::f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub mean: f64,
-    #[serde(serialize_with = "crate::judge::json::f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub std: f64,
     pub count: u64,
 }

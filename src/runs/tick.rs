@@ -67,8 +67,7 @@ impl Prepared {
 
 /// What a tick produced.
 pub(crate) struct TickOutcome {
-    /// The `CanaryJudgeResult` as JSON.
-    pub result: Value,
+    pub result: judge::CanaryJudgeResult,
     pub pairs: Vec<PairData>,
     /// `coalmine-seq-v1`: the run's sequential states after this tick.
     pub states: Option<BTreeMap<String, SequentialState>>,
@@ -152,7 +151,7 @@ pub(crate) async fn judge_tick(
     let mut result = result;
     explain_missing_tags(&mut result, &missing_tags);
     Ok(TickOutcome {
-        result: serde_json::to_value(&result).expect("results serialise"),
+        result,
         pairs,
         states,
     })

@@ -192,3 +192,42 @@ fn a_flag_needs_the_p_value_too() {
         "an unflagged metric needs no p-value"
     );
 }
+
+/// Runs keep their results typed (`CanaryJudgeResult`), also across a restart (run files)
+/// and in the archive: every judge's result reads back to the same JSON, NaN and the
+/// sequential judge's statistics included.
+#[test]
+fn results_read_back_to_the_same_json() {
+    let example: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/checkout-canary.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let small = small_request(&[18.75], &[19.0]);
+    for request in [&example, &small] {
+        for kind in JudgeKind::ALL {
+            let r = coalmine::judge::judge_value(request, Some(kind.name())).unwrap();
+            let json = serde_json::to_value(&r).unwrap();
+            let back: coalmine::judge::CanaryJudgeResult = serde_json::from_value(json.clone())
+                .unwrap_or_else(|e| panic!("{}: {e}", kind.name()));
+            assert_eq!(
+                serde_json::to_value(&back).unwrap(),
+                json,
+                "{}",
+                kind.name()
+            );
+            let test = back.results[0]
+                .result_metadata
+                .as_ref()
+                .and_then(|m| m.test.as_ref());
+            match kind {
+                JudgeKind::CoalmineV1 => assert!(test.unwrap().mann_whitney().is_some()),
+                JudgeKind::CoalmineSeqV1 => assert!(test.unwrap().sequential().is_some()),
+                JudgeKind::NetflixAcaV1 => assert!(test.is_none()),
+            }
+        }
+    }
+}

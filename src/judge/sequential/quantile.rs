@@ -180,18 +180,18 @@ pub fn two_sided_ln_e(
 }
 
 /// A confidence sequence for one arm's `p`-quantile at one time.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QuantileBounds {
     /// Lower bound: the lower edge of the bucket of the lower order statistic (−∞ when the
     /// sequence is unbounded below).
-    #[serde(serialize_with = "crate::judge::json::f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub lower: f64,
     /// Upper bound: the upper edge of the bucket of the upper order statistic (+∞ …).
-    #[serde(serialize_with = "crate::judge::json::f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub upper: f64,
     /// The empirical quantile (rank `⌊n·p⌋ + 1`), its bucket's midpoint.
-    #[serde(serialize_with = "crate::judge::json::f64_kayenta")]
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub estimate: f64,
     /// The lower edges of the buckets of the two bounding order statistics: equal to the
     /// order statistics themselves when the data are bucket edges (the oracle fixtures).
