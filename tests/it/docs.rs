@@ -20,7 +20,7 @@ fn curl_blocks(file: &str) -> Vec<String> {
     let mut current: Option<String> = None;
     for line in text.lines() {
         match (&mut current, line.trim_start()) {
-            (None, l) if l == "```sh" => current = Some(String::new()),
+            (None, "```sh") => current = Some(String::new()),
             (Some(b), "```") => {
                 if b.contains("curl ") {
                     blocks.push(std::mem::take(b));
