@@ -271,6 +271,16 @@ fn config_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
     Ok(canary::parse_document(body, ct)?)
 }
 
+/// Config writes fsync: off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, canary::CanaryError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(crate::ErrorKind::Internal, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
 async fn create_config(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -278,7 +288,8 @@ async fn create_config(
 ) -> ApiResult<Json<Value>> {
     let doc = config_body(&headers, &body)?;
     canary::validate(&doc, &st.engine).await?;
-    let id = st.configs.create(doc)?;
+    let configs = st.configs.clone();
+    let id = blocking(move || configs.create(doc)).await?;
     Ok(Json(json!({ "canaryConfigId": id })))
 }
 
@@ -291,7 +302,8 @@ async fn update_config(
     st.configs.get(&id)?;
     let doc = config_body(&headers, &body)?;
     canary::validate(&doc, &st.engine).await?;
-    st.configs.update(&id, doc)?;
+    let (configs, key) = (st.configs.clone(), id.clone());
+    blocking(move || configs.update(&key, doc)).await?;
     Ok(Json(json!({ "canaryConfigId": id })))
 }
 
@@ -299,7 +311,8 @@ async fn delete_config(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    st.configs.delete(&id)?;
+    let configs = st.configs.clone();
+    blocking(move || configs.delete(&id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -326,7 +339,7 @@ async fn get_run(State(st): State<AppState>, Path(id): Path<String>) -> ApiResul
 
 async fn stop_run(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(
-        serde_json::to_value(st.runs.stop(&id)?).expect("runs serialise"),
+        serde_json::to_value(st.runs.stop(&id).await?).expect("runs serialise"),
     ))
 }
 

@@ -23,7 +23,7 @@ pub mod rejudge;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, Float64Array, MapArray, MapBuilder, RecordBatch, StringArray, StringBuilder,
@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 
 use crate::error::ErrorKind;
 use crate::judge::MetricSetPair;
-use crate::runs::{PairData, Run, RunListener};
+use crate::runs::{PairData, Run};
 
 /// Errors of the archive.
 #[derive(Debug, thiserror::Error)]
@@ -414,39 +414,6 @@ pub fn write_run(root: &Path, run: &Run, label: Option<&Value>) -> Result<(), Ar
     }
     crate::store::write_atomically(&dir.join("run.json"), v.to_string().as_bytes())
         .map_err(io(format!("cannot write {}/run.json", dir.display())))
-}
-
-/// Archives every judgment of the daemon's runs (a [`RunListener`]).
-pub struct ArchiveWriter {
-    root: PathBuf,
-    lock: Mutex<()>,
-}
-
-impl ArchiveWriter {
-    pub fn open(root: &Path) -> Result<ArchiveWriter, ArchiveError> {
-        std::fs::create_dir_all(root.join("runs"))
-            .map_err(io(format!("cannot create {}", root.display())))?;
-        Ok(ArchiveWriter {
-            root: root.to_path_buf(),
-            lock: Mutex::new(()),
-        })
-    }
-}
-
-impl RunListener for ArchiveWriter {
-    fn judged(&self, run: &Run, pairs: &[PairData]) {
-        let _g = self.lock.lock().expect("archive lock");
-        if let Err(e) = write_judgment(&self.root, run, pairs, None) {
-            tracing::error!(run = %run.id, error = %e, "Cannot archive a judgment");
-        }
-    }
-
-    fn finished(&self, run: &Run) {
-        let _g = self.lock.lock().expect("archive lock");
-        if let Err(e) = write_run(&self.root, run, None) {
-            tracing::error!(run = %run.id, error = %e, "Cannot archive a run");
-        }
-    }
 }
 
 /// An archive read into memory.

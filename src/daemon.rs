@@ -29,6 +29,7 @@ pub struct Daemon {
     pub addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    sinks: Arc<crate::sinks::Dispatcher>,
     #[cfg(feature = "kafka")]
     source: Option<crate::ingest::kafka::KafkaSource>,
 }
@@ -52,26 +53,31 @@ impl Daemon {
             ConfigStore::open(&cfg.store.data_dir)
                 .map_err(|e| Error::InvalidInput(e.to_string()))?,
         );
-        let mut listeners = extra;
+        // The sinks, then the caller's listeners (told last: when the demo hears a run has
+        // finished, the archive has it), all on the sinks' own thread.
+        let mut sinks: Vec<Arc<dyn RunListener>> = Vec::new();
         if let Some(dir) = &cfg.archive_dir {
-            listeners.push(Arc::new(
-                crate::archive::ArchiveWriter::open(dir)
+            sinks.push(Arc::new(
+                crate::sinks::archive::ArchiveWriter::open(dir)
                     .map_err(|e| Error::InvalidInput(e.to_string()))?,
             ));
         }
         #[cfg(feature = "kafka")]
         if let Some(topic) = &cfg.verdicts_topic {
-            let v = crate::ingest::kafka::KafkaVerdicts::new(&cfg.kafka, topic)
-                .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
-            listeners.push(Arc::new(v));
+            let v = crate::sinks::kafka::KafkaVerdicts::new(&cfg.kafka, topic)
+                .map_err(|e| Error::Ingest(e.to_string(), crate::ErrorKind::Unavailable))?;
+            sinks.push(Arc::new(v));
         }
+        sinks.extend(extra);
+        let dispatcher = crate::sinks::Dispatcher::start(sinks)
+            .map_err(|e| Error::io("cannot start the sinks' thread", e))?;
         #[cfg(feature = "server")]
         let (listener, addr) = crate::api::bind(&cfg.server.listen)
             .await
             .map_err(|e| Error::io(format!("cannot listen on {}", cfg.server.listen), e))?;
         let ingest = Arc::new(IngestStats::default());
         let readiness = if cfg!(feature = "kafka") {
-            Some(ingest.clone())
+            Some(ingest.caught_up.clone())
         } else {
             None
         };
@@ -80,7 +86,7 @@ impl Daemon {
             configs.clone(),
             &cfg.store.data_dir,
             cfg.judge_threads,
-            listeners,
+            vec![dispatcher.clone() as Arc<dyn RunListener>],
             readiness,
             cfg.lateness,
         )
@@ -148,6 +154,7 @@ impl Daemon {
             addr,
             stop,
             tasks,
+            sinks: dispatcher,
             #[cfg(feature = "kafka")]
             source,
         })
@@ -167,6 +174,11 @@ impl Daemon {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
+        // every judgment made reaches the archive and the verdict topic
+        let sinks = self.sinks.clone();
+        tokio::task::spawn_blocking(move || sinks.close())
+            .await
+            .map_err(task_err)?;
         let s = self.ingest.snapshot();
         let st = self.store.stats();
         tracing::info!(

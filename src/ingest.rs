@@ -15,7 +15,7 @@ mod fast_json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -35,16 +35,12 @@ pub struct IngestStats {
     /// Partitions are assigned to this member.
     pub assigned: AtomicBool,
     /// Wall-clock time (epoch ms) up to which ingest is caught up: at that moment the
-    /// consumer had no message waiting and everything before was in the store. A judgment
-    /// of a window ending at `t` waits until this passes `t` (plus the allowed lateness).
-    pub caught_up_ms: AtomicI64,
+    /// consumer had read every assigned partition to its end and everything before was in
+    /// the store. Runs see ingest only through this.
+    pub caught_up: crate::store::Watermark,
 }
 
 impl IngestStats {
-    pub fn caught_up_ms(&self) -> i64 {
-        self.caught_up_ms.load(Ordering::Acquire)
-    }
-
     pub fn snapshot(&self) -> IngestSnapshot {
         IngestSnapshot {
             messages: self.messages.load(Ordering::Relaxed),

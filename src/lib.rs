@@ -4,7 +4,8 @@
 //! release is worse than its baseline.
 //!
 //! ```text
-//! ingest (Kafka) → store (Arrow) → query (DataFusion SQL) → judge → runs → api / report
+//! ingest (Kafka) → store (Arrow) → query (DataFusion SQL) → judge → runs → sinks (archive,
+//! Kafka verdicts); api and report read every stage
 //! ```
 //!
 //! * [`judge`] — pure statistics: Kayenta's `NetflixACAJudge-v1.0` reproduced exactly, and
@@ -24,6 +25,7 @@ pub mod judge;
 pub mod query;
 pub mod report;
 pub mod runs;
+pub mod sinks;
 pub mod store;
 
 pub use error::{Error, ErrorKind};

@@ -268,8 +268,8 @@ struct Entry {
 }
 
 struct Inner {
-    /// When set, a tick at `t` waits until ingest is caught up past `t + lateness`.
-    ingest: Option<Arc<crate::ingest::IngestStats>>,
+    /// When set, a tick at `t` waits until the store's watermark passes `t + lateness`.
+    watermark: Option<crate::store::Watermark>,
     lateness_ms: i64,
     engine: Engine,
     configs: Arc<ConfigStore>,
@@ -299,7 +299,7 @@ impl RunManager {
         data_dir: &Path,
         judge_threads: usize,
         listeners: Vec<Arc<dyn RunListener>>,
-        ingest: Option<Arc<crate::ingest::IngestStats>>,
+        watermark: Option<crate::store::Watermark>,
         lateness: Duration,
     ) -> Result<RunManager, RunError> {
         let dir = data_dir.join("runs");
@@ -334,7 +334,7 @@ impl RunManager {
         }
         Ok(RunManager {
             inner: Arc::new(Inner {
-                ingest,
+                watermark,
                 lateness_ms: lateness.as_millis() as i64,
                 engine,
                 configs,
@@ -398,7 +398,7 @@ impl RunManager {
             message: None,
             sequential: Default::default(),
         };
-        self.persist(&run)?;
+        let run = self.persist(run).await?;
         tracing::info!(run = %run.id, config = run.config.get("name").and_then(serde_json::Value::as_str).unwrap_or_default(), judgments = run.spec.judgments(), "Canary run started");
         self.inner.runs.lock().expect("runs lock").insert(
             run.id.clone(),
@@ -438,7 +438,7 @@ impl RunManager {
     }
 
     /// Stop a running run (its judgments are kept).
-    pub fn stop(&self, id: &str) -> Result<Run, RunError> {
+    pub async fn stop(&self, id: &str) -> Result<Run, RunError> {
         let run = {
             let mut runs = self.inner.runs.lock().expect("runs lock");
             let e = runs
@@ -450,17 +450,24 @@ impl RunManager {
             }
             e.run.clone()
         };
-        self.persist(&run)?;
+        let run = self.persist(run).await?;
         for l in &self.inner.listeners {
             l.finished(&run);
         }
         Ok(run)
     }
 
-    fn persist(&self, run: &Run) -> Result<(), RunError> {
+    /// Write `<data-dir>/runs/<id>.json` atomically, off the async runtime (it fsyncs).
+    async fn persist(&self, run: Run) -> Result<Run, RunError> {
         let path = self.inner.dir.join(format!("{}.json", run.id));
-        crate::store::write_atomically(&path, &serde_json::to_vec(run).expect("runs serialise"))
-            .map_err(io(format!("cannot write {}", path.display())))
+        tokio::task::spawn_blocking(move || {
+            let bytes = serde_json::to_vec(&run).expect("runs serialise");
+            crate::store::write_atomically(&path, &bytes)
+                .map_err(io(format!("cannot write {}", path.display())))?;
+            Ok(run)
+        })
+        .await
+        .map_err(|e| RunError::Invalid(format!("saving the run: {e}")))?
     }
 
     /// Tick runs as they become due until `shutdown` resolves.
@@ -493,9 +500,9 @@ impl RunManager {
         let now = now_ms();
         let caught_up = self
             .inner
-            .ingest
+            .watermark
             .as_ref()
-            .map_or(i64::MAX, |s| s.caught_up_ms());
+            .map_or(i64::MAX, crate::store::Watermark::get);
         let late = self.inner.lateness_ms;
         let mut next: Option<i64> = None;
         let mut due = Vec::new();
@@ -553,12 +560,54 @@ impl RunManager {
         };
         let took = started.elapsed();
         let stats = &self.inner.stats;
+        let Some((run, pairs)) = self.record(id, outcome, took) else {
+            return;
+        };
+        let run = match self.persist(run.clone()).await {
+            Ok(run) => run,
+            Err(err) => {
+                tracing::error!(run = %id, error = %err, "Cannot save the run");
+                run
+            }
+        };
+        if !pairs.is_empty() {
+            for l in &self.inner.listeners {
+                l.judged(&run, &pairs);
+            }
+        }
+        if run.status.is_final() {
+            *stats
+                .verdicts
+                .lock()
+                .expect("stats lock")
+                .entry(run.status.as_str())
+                .or_default() += 1;
+            tracing::info!(run = %id, status = run.status.as_str(), message = run.message.as_deref().unwrap_or_default(), "Canary run finished");
+            for l in &self.inner.listeners {
+                l.finished(&run);
+            }
+        }
+        self.inner.wake.notify_one();
+    }
+
+    /// Record a tick's outcome in the run (under the runs lock): the judgment and the
+    /// decision, or the error that ends the run. `None` when the run is gone or was stopped
+    /// meanwhile; else the run as it is now and the pairs judged.
+    fn record(
+        &self,
+        id: &str,
+        outcome: Result<(tick::TickOutcome, Arc<tick::Prepared>), String>,
+        took: std::time::Duration,
+    ) -> Option<(Run, Vec<PairData>)> {
+        let stats = &self.inner.stats;
         let mut runs = self.inner.runs.lock().expect("runs lock");
-        let Some(e) = runs.get_mut(id) else { return };
+        let e = runs.get_mut(id)?;
         e.in_flight = false;
         if e.run.status != RunStatus::Running {
-            return; // stopped meanwhile
+            return None; // stopped meanwhile
         }
+        let index = e.run.next_tick;
+        let tick_ms = e.run.spec.tick_ms(index);
         let pairs = match outcome {
             Ok((out, prepared)) => {
                 e.prepared = Some(prepared);
@@ -572,10 +621,11 @@ impl RunManager {
                     e.run.sequential = st;
                 }
                 let (start, end) = if sequential {
-                    run.spec
-                        .new_data_window(run.judgments.last().map(|j| j.window_end_ms), tick_ms)
+                    e.run
+                        .spec
+                        .new_data_window(e.run.judgments.last().map(|j| j.window_end_ms), tick_ms)
                 } else {
-                    run.spec.window_at(tick_ms)
+                    e.run.spec.window_at(tick_ms)
                 };
                 let score = result.score.score;
                 e.run.judgments.push(Judgment::new(
@@ -604,29 +654,7 @@ impl RunManager {
                 Vec::new()
             }
         };
-        let run = e.run.clone();
-        drop(runs);
-        if let Err(err) = self.persist(&run) {
-            tracing::error!(run = %id, error = %err, "Cannot save the run");
-        }
-        if !pairs.is_empty() {
-            for l in &self.inner.listeners {
-                l.judged(&run, &pairs);
-            }
-        }
-        if run.status.is_final() {
-            *stats
-                .verdicts
-                .lock()
-                .expect("stats lock")
-                .entry(run.status.as_str())
-                .or_default() += 1;
-            tracing::info!(run = %id, status = run.status.as_str(), message = run.message.as_deref().unwrap_or_default(), "Canary run finished");
-            for l in &self.inner.listeners {
-                l.finished(&run);
-            }
-        }
-        self.inner.wake.notify_one();
+        Some((e.run.clone(), pairs))
     }
 
     async fn prepare(&self, run: &Run) -> Result<Arc<tick::Prepared>, String> {

@@ -112,6 +112,22 @@ impl StoreConfig {
     }
 }
 
+/// The time (epoch ms) up to which the store holds everything that was produced: a source
+/// advances it once it has read every partition to its end and appended what came before;
+/// a judgment of a window ending at `t` waits until it passes `t`. Shared by cloning.
+#[derive(Debug, Clone, Default)]
+pub struct Watermark(Arc<std::sync::atomic::AtomicI64>);
+
+impl Watermark {
+    pub fn advance(&self, t: i64) {
+        self.0.fetch_max(t, Ordering::AcqRel);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// Which points a scan returns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScanFilter {

@@ -187,6 +187,19 @@ fn committed_of(tpl: &TopicPartitionList) -> Durable {
     d
 }
 
+/// A producer's settings for the brokers of `cfg`: the consumer's security settings
+/// (`security.*`, `sasl.*`, `ssl.*` of `kafka.client`) apply to producers too.
+pub fn producer_config(cfg: &KafkaConfig) -> ClientConfig {
+    let mut pc = ClientConfig::new();
+    pc.set("bootstrap.servers", &cfg.bootstrap_servers);
+    for (k, v) in &cfg.client {
+        if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+            pc.set(k, v);
+        }
+    }
+    pc
+}
+
 /// Commit durable offsets of the assigned (or the given) partitions.
 fn commit(
     consumer: &BaseConsumer<Ctx>,
@@ -280,17 +293,7 @@ impl KafkaSource {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
         let producer: Option<BaseProducer> = match &cfg.dead_letter_topic {
-            Some(_) => {
-                let mut pc = ClientConfig::new();
-                pc.set("bootstrap.servers", &cfg.bootstrap_servers);
-                for (k, v) in &cfg.client {
-                    if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.")
-                    {
-                        pc.set(k, v);
-                    }
-                }
-                Some(pc.create()?)
-            }
+            Some(_) => Some(producer_config(cfg).create()?),
             None => None,
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -561,7 +564,7 @@ fn decode_loop(
                 continue;
             }
             Work::CaughtUp(t) => {
-                stats.caught_up_ms.fetch_max(t, Ordering::AcqRel);
+                stats.caught_up.advance(t);
                 continue;
             }
             Work::Batch(b) => b,
@@ -730,71 +733,4 @@ fn dead_letter(
         }
     }
     tracing::error!("Dead-letter queue full for a second; message not dead-lettered");
-}
-
-/// Publishes every judgment and final verdict of canary runs to a Kafka topic as JSON,
-/// keyed by run id (so a run's events stay in order on one partition).
-pub struct KafkaVerdicts {
-    producer: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
-    topic: String,
-}
-
-impl KafkaVerdicts {
-    pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<KafkaVerdicts, IngestError> {
-        let mut pc = ClientConfig::new();
-        pc.set("bootstrap.servers", &cfg.bootstrap_servers)
-            .set("linger.ms", "5");
-        for (k, v) in &cfg.client {
-            if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
-                pc.set(k, v);
-            }
-        }
-        Ok(KafkaVerdicts {
-            producer: pc.create()?,
-            topic: topic.to_string(),
-        })
-    }
-
-    fn send(&self, key: &str, event: &serde_json::Value) {
-        let payload = event.to_string();
-        let rec: BaseRecord<'_, str, str> = BaseRecord::to(&self.topic).key(key).payload(&payload);
-        if let Err((e, _)) = self.producer.send(rec) {
-            tracing::warn!(error = %e, topic = %self.topic, "Cannot publish a verdict event");
-        }
-    }
-
-    /// Wait for queued events to be delivered.
-    pub fn flush(&self) {
-        let _ = self.producer.flush(Duration::from_secs(10));
-    }
-}
-
-impl crate::runs::RunListener for KafkaVerdicts {
-    fn judged(&self, run: &crate::runs::Run, _pairs: &[crate::runs::PairData]) {
-        if let Some(j) = run.judgments.last() {
-            let metrics: Vec<serde_json::Value> = j
-                .result
-                .results
-                .iter()
-                .map(|r| serde_json::json!({"name": r.name, "tags": r.tags, "classification": r.classification, "critical": r.critical}))
-                .collect();
-            self.send(
-                &run.id,
-                &serde_json::json!({
-                    "type": "judgment", "runId": run.id, "config": run.config.get("name"), "index": j.index,
-                    "of": run.spec.judgments(), "tickMs": j.tick_ms, "windowStartMs": j.window_start_ms,
-                    "windowEndMs": j.window_end_ms, "score": j.score, "classification": j.classification,
-                    "reason": j.reason, "status": run.status.as_str(), "metrics": metrics,
-                }),
-            );
-        }
-    }
-
-    fn finished(&self, run: &crate::runs::Run) {
-        self.send(
-            &run.id,
-            &serde_json::json!({"type": "verdict", "runId": run.id, "verdict": run.verdict()}),
-        );
-        self.flush();
-    }
 }

@@ -107,7 +107,9 @@ fn regressed_canary_fails_and_clean_canary_passes() {
     let dir = TempDir::new("e2e");
     let topic = unique("e2e");
     create_topic(&addr, &topic, 3);
-    let extra = format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n");
+    let verdicts = unique("e2e-verdicts");
+    create_topic(&addr, &verdicts, 1);
+    let extra = format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\n[verdicts]\ntopic = \"{verdicts}\"\n");
     let mut d = Daemon::start(
         &dir.0,
         "d",
@@ -233,6 +235,39 @@ fn regressed_canary_fails_and_clean_canary_passes() {
     let list = get(&api, "/runs").json();
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert!(d.terminate().success());
+
+    // every judgment and both verdicts reached the verdict topic, keyed by run
+    let want = shop_run["judgments"].as_array().unwrap().len()
+        + cart_run["judgments"].as_array().unwrap().len()
+        + 2;
+    let events = crate::kafka::consume(&addr, &verdicts, want);
+    assert_eq!(events.len(), want);
+    let events: Vec<(String, Value)> = events
+        .into_iter()
+        .map(|m| (m.key, serde_json::from_slice(&m.payload).unwrap()))
+        .collect();
+    for (run_id, status) in [(&shop_id, "fail"), (&cart_id, "pass")] {
+        let of_run: Vec<&Value> = events
+            .iter()
+            .filter(|(k, _)| k == run_id)
+            .map(|(_, v)| v)
+            .collect();
+        let last = of_run.last().unwrap();
+        assert_eq!(
+            (last["type"].as_str(), last["verdict"]["status"].as_str()),
+            (Some("verdict"), Some(status)),
+            "{of_run:?}"
+        );
+        for (i, j) in of_run[..of_run.len() - 1].iter().enumerate() {
+            assert_eq!(
+                (j["type"].as_str(), j["index"].as_u64()),
+                (Some("judgment"), Some(i as u64 + 1)),
+                "{j}"
+            );
+            assert_eq!(j["config"], "e2e-latency-errors");
+            assert_eq!(j["metrics"].as_array().unwrap().len(), 2, "{j}");
+        }
+    }
 }
 
 #[test]

@@ -5,9 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use coalmine::store::{ScanFilter, Store};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 
 use crate::kafka::{
     broker, create_topic, produce_all, producer, recent_ms, rfc3339, unique, Daemon, TempDir,
@@ -209,33 +206,10 @@ fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
 
 /// Up to `n` messages of a dead-letter topic (waiting up to a minute), with their headers.
 fn dead_letters(addr: &str, dlq: &str, n: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", addr)
-        .set("group.id", unique("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .unwrap();
-    c.subscribe(&[dlq]).unwrap();
-    let mut seen = Vec::new();
-    let start = std::time::Instant::now();
-    while seen.len() < n && start.elapsed() < Duration::from_secs(60) {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let headers = m
-                .headers()
-                .expect("dead letters carry headers")
-                .iter()
-                .map(|x| {
-                    (
-                        x.key.to_string(),
-                        String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
-                    )
-                })
-                .collect();
-            seen.push((m.payload().unwrap_or_default().to_vec(), headers));
-        }
-    }
-    seen
+    crate::kafka::consume(addr, dlq, n)
+        .into_iter()
+        .map(|m| (m.payload, m.headers))
+        .collect()
 }
 
 /// The intake rule, pinned on both sides: points older than the retention (a month ago,

@@ -105,6 +105,47 @@ pub fn produce_all(
     p.flush(Duration::from_secs(60)).expect("produce flush");
 }
 
+/// A message read back: key, payload, headers.
+pub struct Consumed {
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Up to `n` messages of `topic` from its beginning (waiting up to a minute).
+pub fn consume(addr: &str, topic: &str, n: usize) -> Vec<Consumed> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while out.len() < n && start.elapsed() < Duration::from_secs(60) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            out.push(Consumed {
+                key: text(m.key().unwrap_or_default()),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| (x.key.to_string(), text(x.value.unwrap_or_default())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 

@@ -1,0 +1,80 @@
+//! Sinks: where judgments go once runs have made them — the last stage of the pipeline
+//! (sources → store → query → judge → runs → sinks, as Vector lays a pipeline out).
+//!
+//! * [`archive::ArchiveWriter`] — every judgment's pairs, config and result in the archive.
+//! * [`kafka::KafkaVerdicts`] — every judgment and final verdict as JSON on a Kafka topic.
+//!
+//! Sinks implement the runs' [`RunListener`]. The [`Dispatcher`] calls them on a thread of
+//! its own, in the order the runs reported, so that a slow sink (a producer flush of up to
+//! 10 s, an fsync) never holds up the async runtime that ticks runs and serves HTTP;
+//! [`Dispatcher::close`] delivers everything queued before the daemon exits.
+
+pub mod archive;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::runs::{PairData, Run, RunListener};
+
+enum Event {
+    Judged(Box<Run>, Vec<PairData>),
+    Finished(Box<Run>),
+}
+
+/// Hands run events to sinks on a dedicated thread (itself a [`RunListener`]).
+pub struct Dispatcher {
+    tx: Mutex<Option<Sender<Event>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Dispatcher {
+    /// Start the thread that calls `sinks`, in this order, for every event.
+    pub fn start(sinks: Vec<Arc<dyn RunListener>>) -> std::io::Result<Arc<Dispatcher>> {
+        let (tx, rx) = channel::<Event>();
+        let thread = std::thread::Builder::new()
+            .name("coalmine-sinks".into())
+            .spawn(move || {
+                for event in rx {
+                    for sink in &sinks {
+                        match &event {
+                            Event::Judged(run, pairs) => sink.judged(run, pairs),
+                            Event::Finished(run) => sink.finished(run),
+                        }
+                    }
+                }
+            })?;
+        Ok(Arc::new(Dispatcher {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    fn send(&self, event: Event) {
+        if let Some(tx) = self.tx.lock().expect("sinks lock").as_ref() {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// Deliver every queued event, then stop the thread (blocking; later events are dropped).
+    pub fn close(&self) {
+        self.tx.lock().expect("sinks lock").take();
+        if let Some(t) = self.thread.lock().expect("sinks lock").take() {
+            if t.join().is_err() {
+                tracing::error!("A sink panicked; events after it were not delivered");
+            }
+        }
+    }
+}
+
+impl RunListener for Dispatcher {
+    fn judged(&self, run: &Run, pairs: &[PairData]) {
+        self.send(Event::Judged(Box::new(run.clone()), pairs.to_vec()));
+    }
+
+    fn finished(&self, run: &Run) {
+        self.send(Event::Finished(Box::new(run.clone())));
+    }
+}
