@@ -16,6 +16,9 @@ export COALMINE_TEST_KAFKA COALMINE_REQUIRE_KAFKA=1
 trap '"$VENV/bin/python" scripts/tansu.py stop >/dev/null 2>&1 || true' EXIT
 echo "broker at $COALMINE_TEST_KAFKA"
 
+log "The Python module shares the daemon's build (same features for every crate both build)"
+python3 scripts/check_features.py
+
 log "Rust tests (cargo test; the broker tests are #[ignore]d without a broker, so include them)"
 cargo test -p coalmine --lib --bins --tests --examples -- --include-ignored
 log "Benchmarks compile (they run with scripts in benches/, not here)"
