@@ -88,6 +88,26 @@ fn auth() -> [(&'static str, &'static str); 1] {
     [("Authorization", "Bearer e2e-secret")]
 }
 
+/// A run as its daemon saved it (`<data-dir>/runs/<id>.json`; the daemon is down).
+fn get_run_before_crash(dir: &std::path::Path, id: &str) -> Value {
+    let path = dir.join("d-data").join("runs").join(format!("{id}.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// The time (epoch ms) of the run's judgment `index + k`, `index` being the last one made.
+fn tick_after(run: &Value, k: i64) -> i64 {
+    let s = &run["spec"];
+    let last = run["judgments"].as_array().unwrap().len() as i64;
+    s["start_ms"].as_i64().unwrap() + s["warmup_ms"].as_i64().unwrap() + (last + k) * s["interval_ms"].as_i64().unwrap()
+}
+
+/// Wait until the wall clock has passed `t_ms`.
+fn wait_past(t_ms: i64) {
+    while coalmine::store::now_ms() <= t_ms {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn wait_final(api: &str, id: &str, timeout: Duration) -> Value {
     let start = Instant::now();
     loop {
@@ -417,7 +437,9 @@ fn runs_survive_a_restart() {
     }
     d.kill9();
     let before = 1;
-    std::thread::sleep(Duration::from_secs(1));
+    // down while the next tick falls due: it is judged late, after the restart
+    let run = get_run_before_crash(&dir.0, &run_id);
+    wait_past(tick_after(&run, 1));
     d.restart();
     api = d.api();
     let v = wait_final(&api, &run_id, Duration::from_secs(60));
@@ -524,7 +546,8 @@ fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
         std::thread::sleep(Duration::from_millis(200));
     }
     d.kill9();
-    std::thread::sleep(Duration::from_secs(1));
+    // down while the next tick falls due: its values go to the first tick after the restart
+    wait_past(tick_after(&get_run_before_crash(&dir.0, &cart_id), 1));
     d.restart();
     api = d.api();
 

@@ -358,9 +358,9 @@ fn two_daemons_in_one_group_split_partitions() {
     a.wait_for_log("Partitions assigned", Duration::from_secs(30));
     let mut b = Daemon::start(&dir.0, "b", &addr, &group, &[(&topic, "json")], "");
     b.wait_for_log("Partitions assigned", Duration::from_secs(60));
-    // let the rebalance settle: a gave up some partitions
+    // the rebalance settles: a gave its partitions up and was assigned its share again
     a.wait_for_log("Partitions revoked", Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(4));
+    a.wait_for_log_count("Partitions assigned", 2, Duration::from_secs(60));
     let t0 = recent_ms();
     let messages: Vec<(Option<String>, Vec<u8>)> = (0..4000i64)
         .map(|i| {
@@ -468,8 +468,12 @@ fn crash_kill9_twice_loses_and_duplicates_nothing() {
     producing.join().unwrap();
     d.restart();
     let (n, _) = d.wait_for_points(total, Duration::from_secs(300));
-    // give a duplicate the chance to show up before stopping
-    std::thread::sleep(Duration::from_secs(2));
+    // every message consumed (a replayed duplicate would be stored by then)
+    let start = std::time::Instant::now();
+    while d.durable_offsets().get(&topic).map_or(0, |o| o.values().sum::<i64>()) < MESSAGES as i64 {
+        assert!(start.elapsed() < Duration::from_secs(120), "{:?}", d.durable_offsets());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let st = d.terminate();
     assert!(st.success(), "{st}");
     let (n2, sum) = d.durable();

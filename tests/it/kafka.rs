@@ -277,8 +277,13 @@ impl Daemon {
     }
 
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        self.wait_for_log_count(needle, 1, timeout)
+    }
+
+    /// Wait until the current life's log holds `needle` at least `n` times.
+    pub fn wait_for_log_count(&mut self, needle: &str, n: usize, timeout: Duration) {
         let start = Instant::now();
-        while !self.current_log().contains(needle) {
+        while self.current_log().matches(needle).count() < n {
             if let Ok(Some(st)) = self.child.try_wait() {
                 panic!(
                     "daemon exited ({st}) before logging {needle:?}:\n{}",

@@ -301,7 +301,10 @@ async fn a_prepared_query_sees_new_data_and_a_moving_clock() {
             .value(0)
     };
     let first = read(&clock.collect().await.unwrap());
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // now() in nanoseconds: wait until the clock has moved on
+    while coalmine::store::now_ms() * 1_000_000 <= first {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     let second = read(&clock.collect().await.unwrap());
     assert!(second > first, "now() moved: {first} then {second}");
 }
