@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -194,48 +194,13 @@ async fn judges() -> Json<Value> {
     ))
 }
 
-fn query_params(raw: Option<String>) -> Vec<(String, String)> {
-    raw.map(|q| {
-        q.split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (percent_decode(k), percent_decode(v))
-            })
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
-                out.push(hex(b[i + 1]).unwrap_or(0) * 16 + hex(b[i + 2]).unwrap_or(0));
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `POST /judge`: Kayenta's `RemoteJudge-v1.0` request → `CanaryJudgeResult`.
 async fn judge_request(
     State(st): State<AppState>,
-    RawQuery(q): RawQuery,
+    Query(q): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let judge_name = query_params(q)
-        .into_iter()
-        .find(|(k, _)| k == "judge")
-        .map(|(_, v)| v);
+    let judge_name = q.into_iter().find(|(k, _)| k == "judge").map(|(_, v)| v);
     let value = json_body(&body, "a remote-judge request")?;
     st.judge_requests.fetch_add(1, Ordering::Relaxed);
     let result =
@@ -246,8 +211,11 @@ async fn judge_request(
     Ok(Json(serde_json::to_value(&result).expect("results serialise")).into_response())
 }
 
-async fn list_configs(State(st): State<AppState>, RawQuery(q): RawQuery) -> ApiResult<Json<Value>> {
-    let apps: Vec<String> = query_params(q)
+async fn list_configs(
+    State(st): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    let apps: Vec<String> = q
         .into_iter()
         .filter(|(k, _)| k == "application")
         .map(|(_, v)| v)

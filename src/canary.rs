@@ -59,7 +59,7 @@ pub fn parse_document(body: &[u8], content_type: Option<&str>) -> Result<Value, 
     })?;
     let yaml = content_type.is_some_and(|c| c.contains("yaml"));
     if yaml || (!text.trim_start().starts_with('{') && !text.trim().is_empty()) {
-        let v: Value = serde_yaml::from_str(text).map_err(|e| {
+        let v: Value = serde_norway::from_str(text).map_err(|e| {
             let at = e
                 .location()
                 .map(|l| format!(" at line {}, column {}", l.line(), l.column()))

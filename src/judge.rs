@@ -157,6 +157,64 @@ pub enum Parallelism {
 /// Below this many points in a judgment, threads cost more than they save.
 const PARALLEL_MIN_POINTS: usize = 50_000;
 
+impl Parallelism {
+    /// Whether a judgment of `pairs` uses the pool's threads.
+    fn parallel<P: Borrow<MetricSetPair>>(self, pairs: &[P]) -> bool {
+        let points = || -> usize {
+            pairs
+                .iter()
+                .map(|p| p.borrow().control.len() + p.borrow().experiment.len())
+                .sum()
+        };
+        self == Parallelism::Auto && points() >= PARALLEL_MIN_POINTS
+    }
+}
+
+/// The one fan-out of judging work: `f` over `items`, results in order — on rayon's pool (a
+/// thread per core) when `parallel`, else on the calling thread. Every judge and `rejudge`
+/// use it.
+pub(crate) fn fan_out<T: Send, R: Send>(
+    items: &mut [T],
+    parallel: bool,
+    f: impl Fn(&mut T) -> R + Sync + Send,
+) -> Vec<R> {
+    use rayon::prelude::*;
+    if parallel && items.len() > 1 {
+        items.par_iter_mut().map(f).collect()
+    } else {
+        items.iter_mut().map(f).collect()
+    }
+}
+
+/// A metric-set pair to judge, its metric's config and its resolved settings.
+pub(crate) type Job<'a, S> = (&'a MetricSetPair, &'a MetricConfig, S);
+
+/// Match every pair to its metric config (by name, as Kayenta does) and resolve its
+/// settings with `settings` — all before judging, so input errors are reported in list
+/// order.
+pub(crate) fn resolve_jobs<'a, P: Borrow<MetricSetPair>, S>(
+    config: &'a CanaryConfig,
+    pairs: &'a [P],
+    settings: impl Fn(&'a MetricConfig) -> Result<S, ShapeError>,
+) -> Result<Vec<Job<'a, S>>, JudgeError> {
+    let list_path = JsonPath::root().key("metricSetPairList");
+    pairs
+        .iter()
+        .map(Borrow::borrow)
+        .enumerate()
+        .map(|(i, pair)| {
+            let metric =
+                config
+                    .metric(&pair.name)
+                    .ok_or_else(|| JudgeError::MissingMetricConfig {
+                        path: list_path.index(i).key("name"),
+                        name: pair.name.clone(),
+                    })?;
+            Ok((pair, metric, settings(metric)?))
+        })
+        .collect()
+}
+
 /// [`run`] with explicit [`Parallelism`]. Results do not depend on it.
 pub fn run_with<P: Borrow<MetricSetPair> + Sync>(
     kind: JudgeKind,
@@ -169,67 +227,14 @@ pub fn run_with<P: Borrow<MetricSetPair> + Sync>(
         return sequential::run(config, pairs, thresholds, parallelism);
     }
     let defaults = JudgeDefaults::from_config(kind, config)?;
-    let list_path = JsonPath::root().key("metricSetPairList");
-    // Resolve every metric's settings first, so input errors are reported in list order.
-    let mut jobs = Vec::with_capacity(pairs.len());
-    for (i, pair) in pairs.iter().map(Borrow::borrow).enumerate() {
-        let metric = config
-            .metric(&pair.name)
-            .ok_or_else(|| JudgeError::MissingMetricConfig {
-                path: list_path.index(i).key("name"),
-                name: pair.name.clone(),
-            })?;
-        jobs.push((
-            pair,
-            metric,
-            MetricParams::resolve(kind, metric, &defaults)?,
-        ));
-    }
-    let points: usize = jobs
-        .iter()
-        .map(|(p, _, _)| p.control.len() + p.experiment.len())
-        .sum();
-    let threads = match parallelism {
-        Parallelism::Sequential => 1,
-        Parallelism::Auto if points < PARALLEL_MIN_POINTS => 1,
-        Parallelism::Auto => std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(jobs.len()),
-    };
-    let results: Vec<AnalysisResult> = if threads <= 1 {
-        jobs.iter()
-            .map(|(pair, metric, params)| judge_pair(kind, pair, metric, params))
-            .collect()
-    } else {
-        // Metrics interleaved over threads (neighbours often have similar sizes), then put
-        // back in request order.
-        let mut slots: Vec<Option<AnalysisResult>> = (0..jobs.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let jobs = &jobs;
-                    scope.spawn(move || {
-                        (t..jobs.len())
-                            .step_by(threads)
-                            .map(|i| {
-                                let (pair, metric, params) = &jobs[i];
-                                (i, judge_pair(kind, pair, metric, params))
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for h in handles {
-                for (i, r) in h.join().expect("judging a metric does not panic") {
-                    slots[i] = Some(r);
-                }
-            }
-        });
-        slots
-            .into_iter()
-            .map(|r| r.expect("every metric judged"))
-            .collect()
-    };
+    let mut jobs = resolve_jobs(config, pairs, |metric| {
+        MetricParams::resolve(kind, metric, &defaults)
+    })?;
+    let results = fan_out(
+        &mut jobs,
+        parallelism.parallel(pairs),
+        |(pair, metric, params)| judge_pair(kind, pair, metric, params),
+    );
     Ok(assemble(kind, config, results, thresholds))
 }
 

@@ -220,53 +220,44 @@ pub fn rejudge(
     if let Some(first) = archive.judgments.first() {
         apply_overrides(first.config(), overrides).map_err(ArchiveError::Invalid)?;
     }
-    let n = archive.judgments.len();
-    let next = AtomicUsize::new(0);
     type Done = Result<(judge::CanaryJudgeResult, Vec<MetricRow>), String>;
-    let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
-    let threads = threads.max(1).min(n.max(1));
-    let chunks: Vec<Vec<(usize, Done)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    let mut cache = None;
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let i = next.fetch_add(16, Ordering::Relaxed);
-                        if i >= n {
-                            break;
-                        }
-                        for k in i..(i + 16).min(n) {
-                            let j = &archive.judgments[k];
-                            let r = rejudge_cached(j, judge, overrides, &mut cache);
-                            // the metric rows are built here, in parallel, too
-                            let r = r.map(|new| {
+    // Judgments in chunks of 16 on a pool of `threads`, each worker with its parsed-config
+    // cache; the results come back in archive order.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("coalmine-rejudge-{i}"))
+        .build()
+        .map_err(|e| ArchiveError::Invalid(format!("cannot start the re-judge threads: {e}")))?;
+    let results: Vec<Option<Done>> = pool.install(|| {
+        use rayon::prelude::*;
+        archive
+            .judgments
+            .par_chunks(16)
+            .map_init(
+                || None,
+                |cache, chunk| {
+                    chunk
+                        .iter()
+                        .map(|j| {
+                            if stop.load(Ordering::Relaxed) {
+                                return None;
+                            }
+                            let r = rejudge_cached(j, judge, overrides, cache).map(|new| {
+                                // the metric rows are built here, in parallel, too
                                 let rows = new.results.iter().map(MetricRow::of).collect();
                                 (new, rows)
                             });
-                            out.push((k, r));
                             done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("rejudge thread"))
+                            Some(r)
+                        })
+                        .collect::<Vec<_>>()
+                },
+            )
+            .flatten_iter()
             .collect()
     });
     if stop.load(Ordering::Relaxed) {
         return Err(ArchiveError::Invalid("interrupted".into()));
-    }
-    for chunk in chunks {
-        for (k, r) in chunk {
-            results[k] = Some(r);
-        }
     }
     let mut jt = JudgmentTable::default();
     let mut mt = MetricTable::default();

@@ -172,7 +172,7 @@ fn argo_rollouts_guide_runs_as_written() {
 
     // the AnalysisTemplate: its URL with the run id, its JSON path, its conditions
     let template = block_with(GUIDE, "yaml", "kind: AnalysisTemplate");
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&template).unwrap();
+    let yaml: serde_norway::Value = serde_norway::from_str(&template).unwrap();
     let metric = &yaml["spec"]["metrics"][0];
     let web = &metric["provider"]["web"];
     let url = web["url"]

@@ -98,7 +98,9 @@ fn get_run_before_crash(dir: &std::path::Path, id: &str) -> Value {
 fn tick_after(run: &Value, k: i64) -> i64 {
     let s = &run["spec"];
     let last = run["judgments"].as_array().unwrap().len() as i64;
-    s["start_ms"].as_i64().unwrap() + s["warmup_ms"].as_i64().unwrap() + (last + k) * s["interval_ms"].as_i64().unwrap()
+    s["start_ms"].as_i64().unwrap()
+        + s["warmup_ms"].as_i64().unwrap()
+        + (last + k) * s["interval_ms"].as_i64().unwrap()
 }
 
 /// Wait until the wall clock has passed `t_ms`.

@@ -470,8 +470,17 @@ fn crash_kill9_twice_loses_and_duplicates_nothing() {
     let (n, _) = d.wait_for_points(total, Duration::from_secs(300));
     // every message consumed (a replayed duplicate would be stored by then)
     let start = std::time::Instant::now();
-    while d.durable_offsets().get(&topic).map_or(0, |o| o.values().sum::<i64>()) < MESSAGES as i64 {
-        assert!(start.elapsed() < Duration::from_secs(120), "{:?}", d.durable_offsets());
+    while d
+        .durable_offsets()
+        .get(&topic)
+        .map_or(0, |o| o.values().sum::<i64>())
+        < MESSAGES as i64
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "{:?}",
+            d.durable_offsets()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let st = d.terminate();

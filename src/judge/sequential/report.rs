@@ -1,0 +1,253 @@
+//! `resultMetadata.test` of `coalmine-seq-v1`: the statistics a metric's state reports.
+
+use serde::{Deserialize, Serialize};
+
+use super::quantile::{quantile_bounds, QuantileBounds};
+use super::state::{SeqTest, SequentialState};
+use super::{Alternative, MetricType, Tail};
+
+/// A confidence sequence at one time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfidenceSequence {
+    /// `rateRatio` (counts), `quantileRatio` or `quantileShift` (continuous, first quantile).
+    pub parameter: std::borrow::Cow<'static, str>,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub lower: f64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub upper: f64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub estimate: f64,
+    pub level: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub lower: f64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub upper: f64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub estimate: f64,
+}
+
+/// One quantile's statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuantileReport {
+    pub p: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e_value_increase: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e_value_decrease: Option<f64>,
+    /// Each arm's quantile confidence sequence, at level `1 − α/(2·#quantiles)`.
+    pub control: QuantileBounds,
+    pub experiment: QuantileBounds,
+    /// Level of `ratio` / `shift`.
+    pub level: f64,
+    /// `[canary lower / baseline upper, canary upper / baseline lower]` (positive data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<Interval>,
+    /// `[canary lower − baseline upper, canary upper − baseline lower]` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift: Option<Interval>,
+}
+
+/// [`Reach`] as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReachReport {
+    pub n_control: u64,
+    pub n_experiment: u64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub max_e_value: f64,
+}
+
+/// `resultMetadata.test` of `coalmine-seq-v1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SequentialReport {
+    /// `"sequential-count"` or `"sequential-quantile"`.
+    pub kind: std::borrow::Cow<'static, str>,
+    pub method: std::borrow::Cow<'static, str>,
+    pub metric_type: MetricType,
+    /// `true` when `metricType` was not configured and [`MetricType::infer`] chose it.
+    pub metric_type_inferred: bool,
+    pub alternative: Alternative,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub e_value: f64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub max_e_value: f64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub p_value: f64,
+    pub alpha: f64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub threshold: f64,
+    pub looks: u64,
+    pub crossed_at_look: Option<u64>,
+    pub excludes_regression: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence_sequence: Option<ConfidenceSequence>,
+    pub n_control: u64,
+    pub n_experiment: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_control: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_experiment: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_share: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concentration: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t_opt: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quantiles: Vec<QuantileReport>,
+    /// The values (events) per arm projected to the end of the run and the largest e-value
+    /// reachable with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<ReachReport>,
+    /// The effect size the `effectSize` gate used: rate ratio (counts) or mean ratio.
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub effect_size: f64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl SequentialState {
+    pub(super) fn quantile_reports(&self, sub_ln_e: &[f64]) -> Vec<QuantileReport> {
+        let SeqTest::Continuous(q) = &self.test else {
+            return Vec::new();
+        };
+        let nq = self.params.quantiles.len() as f64;
+        let arm_alpha = self.params.alpha / (2.0 * nq);
+        self.params
+            .quantiles
+            .iter()
+            .map(|&p| {
+                let c = quantile_bounds(&q.control, p, arm_alpha, self.params.t_opt);
+                let e = quantile_bounds(&q.experiment, p, arm_alpha, self.params.t_opt);
+                let e_of = |tail: Tail| {
+                    q.tests
+                        .iter()
+                        .position(|t| t.p == p && t.tail == tail)
+                        .and_then(|i| sub_ln_e.get(i))
+                        .map(|v| v.exp())
+                };
+                let (ratio, shift) = if c.lower > 0.0 && e.lower >= 0.0 {
+                    (
+                        Some(Interval {
+                            lower: e.lower / c.upper,
+                            upper: e.upper / c.lower,
+                            estimate: e.estimate / c.estimate,
+                        }),
+                        None,
+                    )
+                } else {
+                    (
+                        None,
+                        Some(Interval {
+                            lower: e.lower - c.upper,
+                            upper: e.upper - c.lower,
+                            estimate: e.estimate - c.estimate,
+                        }),
+                    )
+                };
+                QuantileReport {
+                    p,
+                    e_value_increase: e_of(Tail::Increase),
+                    e_value_decrease: e_of(Tail::Decrease),
+                    control: c,
+                    experiment: e,
+                    level: 1.0 - self.params.alpha / nq,
+                    ratio,
+                    shift,
+                }
+            })
+            .collect()
+    }
+
+    /// The statistics for `resultMetadata.test`.
+    pub fn report(&self) -> SequentialReport {
+        let d = self.decision();
+        let (nc, ne) = self.n();
+        let p = &self.params;
+        let mut r = SequentialReport {
+            kind: "".into(),
+            method: "".into(),
+            metric_type: p.metric_type,
+            metric_type_inferred: false,
+            alternative: p.alternative,
+            e_value: d.e_value,
+            max_e_value: d.max_e_value,
+            p_value: d.p_value,
+            alpha: p.alpha,
+            threshold: 1.0 / p.alpha,
+            looks: d.looks,
+            crossed_at_look: d.crossed_at_look,
+            excludes_regression: d.excludes_regression,
+            confidence_sequence: None,
+            n_control: nc,
+            n_experiment: ne,
+            events_control: None,
+            events_experiment: None,
+            traffic_share: None,
+            concentration: None,
+            t_opt: None,
+            batch_size: None,
+            quantiles: Vec::new(),
+            reach: self.reach.map(|r| ReachReport {
+                n_control: r.n_control,
+                n_experiment: r.n_experiment,
+                max_e_value: r.ln_max_e.exp(),
+            }),
+            effect_size: f64::NAN,
+            warnings: Vec::new(),
+        };
+        match &self.test {
+            SeqTest::Count(c) => {
+                r.kind = "sequential-count".into();
+                r.method =
+                    "beta-mixture e-process, Poisson counting processes (Lindon & Malek 2022)"
+                        .into();
+                r.events_control = Some(c.events_control);
+                r.events_experiment = Some(c.events_experiment);
+                r.traffic_share = Some(c.traffic_share);
+                r.concentration = Some(c.concentration);
+                r.effect_size = c.rate_ratio_estimate();
+                r.confidence_sequence = Some(ConfidenceSequence {
+                    parameter: "rateRatio".into(),
+                    lower: c.rate_ratio(c.theta_lower),
+                    upper: c.rate_ratio(c.theta_upper),
+                    estimate: c.rate_ratio_estimate(),
+                    level: 1.0 - c.cs_alpha,
+                });
+            }
+            SeqTest::Continuous(q) => {
+                r.kind = "sequential-quantile".into();
+                r.method =
+                    "two-sample quantile e-process (Howard & Ramdas 2022, Thm 5), one-sided".into();
+                r.t_opt = Some(p.t_opt);
+                r.batch_size = Some(q.batch_size);
+                r.effect_size = self.mean_ratio();
+                r.quantiles = self.quantile_reports(&q.sub_test_ln_e());
+                r.confidence_sequence = r.quantiles.first().map(|qr| {
+                    let (parameter, iv) = match (qr.ratio, qr.shift) {
+                        (Some(iv), _) => ("quantileRatio", iv),
+                        (None, Some(iv)) => ("quantileShift", iv),
+                        (None, None) => unreachable!("a quantile report has a ratio or a shift"),
+                    };
+                    ConfidenceSequence {
+                        parameter: parameter.into(),
+                        lower: iv.lower,
+                        upper: iv.upper,
+                        estimate: iv.estimate,
+                        level: qr.level,
+                    }
+                });
+            }
+        }
+        r
+    }
+}
