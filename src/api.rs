@@ -39,38 +39,72 @@ pub struct AppState {
     pub judge_requests: Arc<AtomicU64>,
 }
 
-/// An error response.
-pub struct ApiError(StatusCode, String);
+/// An error response: `{"message": …}` with the status of the error's kind, logged at the
+/// kind's level.
+pub struct ApiError {
+    kind: ErrorKind,
+    status: StatusCode,
+    message: String,
+}
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError(
-            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            message.into(),
-        )
+        let status =
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError {
+            kind,
+            status,
+            message: message.into(),
+        }
     }
+
+    /// A refusal of the request itself (a route or method that does not exist).
+    fn refused(status: StatusCode, message: String) -> Self {
+        ApiError {
+            kind: ErrorKind::InvalidInput,
+            status,
+            message,
+        }
+    }
+
     fn bad(message: impl Into<String>) -> Self {
-        ApiError(StatusCode::BAD_REQUEST, message.into())
+        ApiError::new(ErrorKind::InvalidInput, message)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "message": self.1 }))).into_response()
+        let status = self.status;
+        match self.kind.log_level() {
+            tracing::Level::ERROR => {
+                tracing::error!(status = status.as_u16(), message = %self.message, "Request failed")
+            }
+            tracing::Level::WARN => {
+                tracing::warn!(status = status.as_u16(), message = %self.message, "Request failed")
+            }
+            _ => {
+                tracing::debug!(status = status.as_u16(), message = %self.message, "Request refused")
+            }
+        }
+        (status, Json(json!({ "message": self.message }))).into_response()
     }
 }
 
-impl From<canary::CanaryError> for ApiError {
-    fn from(e: canary::CanaryError) -> Self {
-        ApiError::new(e.kind(), e.to_string())
-    }
+/// Every stage error becomes a response the same way: its kind and its message.
+macro_rules! api_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                ApiError::new(e.kind(), e.to_string())
+            }
+        }
+    )*};
 }
-
-impl From<crate::runs::RunError> for ApiError {
-    fn from(e: crate::runs::RunError) -> Self {
-        ApiError::new(e.kind(), e.to_string())
-    }
-}
+api_error_from!(
+    canary::CanaryError,
+    crate::runs::RunError,
+    crate::judge::JudgeError
+);
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -149,14 +183,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError(
+    ApiError::refused(
         StatusCode::NOT_FOUND,
         format!("no route for {method} {}", uri.path()),
     )
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError(
+    ApiError::refused(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{method} is not allowed on {}", uri.path()),
     )
@@ -207,7 +241,7 @@ async fn judge_request(
         tokio::task::spawn_blocking(move || judge::judge_value(&value, judge_name.as_deref()))
             .await
             .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
-            .map_err(|e| ApiError::bad(e.to_string()))?;
+            .map_err(ApiError::from)?;
     Ok(Json(serde_json::to_value(&result).expect("results serialise")).into_response())
 }
 

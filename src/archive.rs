@@ -34,7 +34,7 @@ use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use serde_json::{json, Value};
 
-use crate::error::ErrorKind;
+use crate::error::kind::{ErrorKind, IoError};
 use crate::judge::MetricSetPair;
 use crate::runs::{PairData, Run};
 
@@ -49,12 +49,8 @@ pub enum ArchiveError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl ArchiveError {
@@ -63,14 +59,14 @@ impl ArchiveError {
             ArchiveError::NotAnArchive { .. } | ArchiveError::NotFound(_) => ErrorKind::NotFound,
             ArchiveError::Corrupt { .. } => ErrorKind::InvalidInput,
             ArchiveError::Invalid(_) => ErrorKind::InvalidInput,
-            ArchiveError::Io { .. } => ErrorKind::Unavailable,
+            ArchiveError::Io(e) => e.kind(),
         }
     }
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ArchiveError {
     let context = context.into();
-    move |source| ArchiveError::Io { context, source }
+    move |source| ArchiveError::Io(IoError::new(context, source))
 }
 
 const META_KEY: &str = "coalmine.judgment";
@@ -321,9 +317,11 @@ fn write_ipc(
     let buf = w
         .into_inner()
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    let file = buf.into_inner().map_err(|e| ArchiveError::Io {
-        context: format!("cannot write {}", tmp.display()),
-        source: e.into_error(),
+    let file = buf.into_inner().map_err(|e| {
+        ArchiveError::Io(IoError::new(
+            format!("cannot write {}", tmp.display()),
+            e.into_error(),
+        ))
     })?;
     file.sync_all()
         .map_err(io(format!("cannot fsync {}", tmp.display())))?;

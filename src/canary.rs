@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
-use crate::error::ErrorKind;
+use crate::error::kind::{ErrorKind, IoError};
 use crate::judge::json::{JsonPath, ShapeError};
 use crate::judge::{CanaryConfig, JudgeKind};
 use crate::query::{Binding, Engine};
@@ -28,12 +28,8 @@ pub enum CanaryError {
     NotFoundByIdOrName(String),
     #[error("Canary config with id '{0}' already exists")]
     Exists(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl CanaryError {
@@ -41,7 +37,7 @@ impl CanaryError {
         match self {
             CanaryError::Invalid(_) | CanaryError::Exists(_) => ErrorKind::InvalidInput,
             CanaryError::NotFound(_) | CanaryError::NotFoundByIdOrName(_) => ErrorKind::NotFound,
-            CanaryError::Io { .. } => ErrorKind::Unavailable,
+            CanaryError::Io(e) => e.kind(),
         }
     }
 }
@@ -203,9 +199,8 @@ fn now_iso(ms: i64) -> String {
 impl ConfigStore {
     pub fn open(data_dir: &Path) -> Result<ConfigStore, CanaryError> {
         let dir = data_dir.join("configs");
-        std::fs::create_dir_all(&dir).map_err(|e| CanaryError::Io {
-            context: format!("cannot create {}", dir.display()),
-            source: e,
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CanaryError::Io(IoError::new(format!("cannot create {}", dir.display()), e))
         })?;
         Ok(ConfigStore {
             dir,
@@ -223,9 +218,11 @@ impl ConfigStore {
     /// Summaries (id, name, applications, timestamps), optionally only those of `applications`.
     pub fn list(&self, applications: &[String]) -> Result<Vec<Value>, CanaryError> {
         let mut out = Vec::new();
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| CanaryError::Io {
-            context: format!("cannot list {}", self.dir.display()),
-            source: e,
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| {
+            CanaryError::Io(IoError::new(
+                format!("cannot list {}", self.dir.display()),
+                e,
+            ))
         })?;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -270,10 +267,7 @@ impl ConfigStore {
         let path = self.path(id)?;
         let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => CanaryError::NotFound(id.to_string()),
-            _ => CanaryError::Io {
-                context: format!("cannot read {}", path.display()),
-                source: e,
-            },
+            _ => CanaryError::Io(IoError::new(format!("cannot read {}", path.display()), e)),
         })?;
         serde_json::from_str(&text)
             .map_err(|e| CanaryError::Invalid(format!("{} is corrupt: {e}", path.display())))
@@ -353,10 +347,7 @@ impl ConfigStore {
         let path = self.path(id)?;
         std::fs::remove_file(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => CanaryError::NotFound(id.to_string()),
-            _ => CanaryError::Io {
-                context: format!("cannot delete {}", path.display()),
-                source: e,
-            },
+            _ => CanaryError::Io(IoError::new(format!("cannot delete {}", path.display()), e)),
         })
     }
 
@@ -366,9 +357,6 @@ impl ConfigStore {
             &path,
             &serde_json::to_vec_pretty(doc).expect("json serialises"),
         )
-        .map_err(|e| CanaryError::Io {
-            context: format!("cannot write {}", path.display()),
-            source: e,
-        })
+        .map_err(|e| CanaryError::Io(IoError::new(format!("cannot write {}", path.display()), e)))
     }
 }

@@ -34,10 +34,6 @@ pub struct Daemon {
     source: Option<crate::ingest::kafka::KafkaSource>,
 }
 
-fn task_err(e: tokio::task::JoinError) -> Error {
-    Error::InvalidInput(format!("a start-up task failed: {e}"))
-}
-
 impl Daemon {
     /// Open the store, start ingest, the scheduler and the HTTP API. `extra` listeners are
     /// told about judgments too (the demo's live table, the archive).
@@ -46,31 +42,23 @@ impl Daemon {
             let sc = cfg.store.clone();
             move || Store::open(sc)
         })
-        .await
-        .map_err(task_err)??;
+        .await??;
         let engine = Engine::new(store.clone());
-        let configs = Arc::new(
-            ConfigStore::open(&cfg.store.data_dir)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?,
-        );
+        let configs = Arc::new(ConfigStore::open(&cfg.store.data_dir)?);
         // The sinks, then the caller's listeners (told last: when the demo hears a run has
         // finished, the archive has it), all on the sinks' own thread.
         let mut sinks: Vec<Arc<dyn RunListener>> = Vec::new();
         if let Some(dir) = &cfg.archive_dir {
-            sinks.push(Arc::new(
-                crate::sinks::archive::ArchiveWriter::open(dir)
-                    .map_err(|e| Error::InvalidInput(e.to_string()))?,
-            ));
+            sinks.push(Arc::new(crate::sinks::archive::ArchiveWriter::open(dir)?));
         }
         #[cfg(feature = "kafka")]
         if let Some(topic) = &cfg.verdicts_topic {
             let v = crate::sinks::kafka::KafkaVerdicts::new(&cfg.kafka, topic)
-                .map_err(|e| Error::Ingest(e.to_string(), crate::ErrorKind::Unavailable))?;
+                .map_err(crate::sinks::SinkError::from)?;
             sinks.push(Arc::new(v));
         }
         sinks.extend(extra);
-        let dispatcher = crate::sinks::Dispatcher::start(sinks)
-            .map_err(|e| Error::io("cannot start the sinks' thread", e))?;
+        let dispatcher = crate::sinks::Dispatcher::start(sinks)?;
         #[cfg(feature = "server")]
         let (listener, addr) = crate::api::bind(&cfg.server.listen)
             .await
@@ -89,8 +77,7 @@ impl Daemon {
             vec![dispatcher.clone() as Arc<dyn RunListener>],
             readiness,
             cfg.lateness,
-        )
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        )?;
         #[cfg(feature = "kafka")]
         let source = {
             let kc = cfg.kafka.clone();
@@ -99,9 +86,7 @@ impl Daemon {
                 tokio::task::spawn_blocking(move || {
                     crate::ingest::kafka::KafkaSource::start(&kc, st, stats)
                 })
-                .await
-                .map_err(task_err)?
-                .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?,
+                .await??,
             )
         };
         let (stop, stop_rx) = watch::channel(false);
@@ -165,10 +150,7 @@ impl Daemon {
         tracing::info!("Shutting down");
         #[cfg(feature = "kafka")]
         if let Some(source) = self.source.take() {
-            tokio::task::spawn_blocking(move || source.shutdown())
-                .await
-                .map_err(task_err)?
-                .map_err(|e| Error::Ingest(e.to_string(), e.kind()))?;
+            tokio::task::spawn_blocking(move || source.shutdown()).await??;
         }
         let _ = self.stop.send(true);
         for t in self.tasks.drain(..) {
@@ -176,9 +158,7 @@ impl Daemon {
         }
         // every judgment made reaches the archive and the verdict topic
         let sinks = self.sinks.clone();
-        tokio::task::spawn_blocking(move || sinks.close())
-            .await
-            .map_err(task_err)?;
+        tokio::task::spawn_blocking(move || sinks.close()).await?;
         let s = self.ingest.snapshot();
         let st = self.store.stats();
         tracing::info!(

@@ -232,22 +232,21 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     // The broker: the caller's, or librdkafka's in-process mock cluster.
     let mock = match &opts.kafka {
         Some(_) => None,
-        None => Some(rdkafka::mocking::MockCluster::new(1).map_err(|e| {
-            Error::Ingest(
-                format!("cannot start the mock broker: {e}"),
-                crate::ErrorKind::Internal,
-            )
-        })?),
+        None => Some(
+            rdkafka::mocking::MockCluster::new(1).map_err(|source| Error::Kafka {
+                context: "cannot start the mock broker".into(),
+                source,
+            })?,
+        ),
     };
     let brokers = match (&opts.kafka, &mock) {
         (Some(k), _) => k.clone(),
         (None, Some(m)) => {
-            m.create_topic(&topic, 3, 1).map_err(|e| {
-                Error::Ingest(
-                    format!("cannot create the demo topic: {e}"),
-                    crate::ErrorKind::Internal,
-                )
-            })?;
+            m.create_topic(&topic, 3, 1)
+                .map_err(|source| Error::Kafka {
+                    context: "cannot create the demo topic".into(),
+                    source,
+                })?;
             m.bootstrap_servers()
         }
         (None, None) => unreachable!(),
@@ -285,20 +284,18 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
         .set("bootstrap.servers", &brokers)
         .set("linger.ms", "5")
         .create()
-        .map_err(|e| Error::Ingest(e.to_string(), crate::ErrorKind::Unavailable))?;
+        .map_err(|source| Error::Kafka {
+            context: "cannot create the demo's producer".into(),
+            source,
+        })?;
     let stop = Arc::new(AtomicBool::new(false));
     let generator = {
         let (stop, opts, topic) = (stop.clone(), opts.clone(), topic.clone());
         std::thread::spawn(move || generate(producer, topic, opts, stop))
     };
     let config = demo_config();
-    crate::canary::validate(&config, &crate::query::Engine::new(daemon.store.clone()))
-        .await
-        .map_err(|e| Error::InvalidInput(format!("bundled config: {e}")))?;
-    let config_id = daemon
-        .configs
-        .create(config)
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    crate::canary::validate(&config, &crate::query::Engine::new(daemon.store.clone())).await?;
+    let config_id = daemon.configs.create(config)?;
     let secs = |d: Duration| format!("{}ms", d.as_millis());
     let mut body = json!({
         "config": config_id,
@@ -311,11 +308,7 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     if let Some(j) = &opts.judge {
         body["judge"] = json!(j);
     }
-    let run = daemon
-        .runs
-        .create(&body)
-        .await
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let run = daemon.runs.create(&body).await?;
     *live.run_id.lock().expect("lock") = Some(run.id.clone());
     let api = daemon
         .addr
@@ -346,9 +339,8 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
         .collect();
     println!("tick   window  score   verdict   {}", names.join(""));
     let final_run = tokio::task::spawn_blocking(move || done_rx.recv())
-        .await
-        .map_err(|e| Error::InvalidInput(e.to_string()))?
-        .map_err(|_| Error::InvalidInput("the run ended without a verdict".into()))?;
+        .await?
+        .map_err(|_| Error::Internal("the run ended without a verdict".into()))?;
     stop.store(true, Ordering::Relaxed);
     let _ = generator.join();
     println!(

@@ -1,81 +1,77 @@
-//! The crate's error type. Every error has a [`ErrorKind`], mapped once to an exit code,
-//! an HTTP status, a log level and a Python exception class.
+//! The crate's error type: one `#[from]` variant per stage, each keeping its stage's error
+//! (and that error's cause) intact. Every error has an [`ErrorKind`] (the leaf module
+//! [`kind`]), mapped once to an exit code, an HTTP status, a log level and a Python
+//! exception class.
 
-use crate::judge::JudgeError;
+pub mod kind;
 
-/// What kind of failure an error is, independent of the stage it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The caller's input is wrong (bad JSON, unknown judge, wrong types, bad SQL…).
-    InvalidInput,
-    /// Something named does not exist (a file, a config id, a run).
-    NotFound,
-    /// A dependency is not reachable right now (broker, disk full…); retrying may help.
-    Unavailable,
-    /// A bug or an unexpected state.
-    Internal,
-}
+pub use kind::{ErrorKind, IoError};
 
-impl ErrorKind {
-    /// Process exit code for the CLI: 2 for bad input (as argument errors), 1 otherwise.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            ErrorKind::InvalidInput | ErrorKind::NotFound => 2,
-            ErrorKind::Unavailable | ErrorKind::Internal => 1,
-        }
-    }
-
-    /// HTTP status code for the API.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorKind::InvalidInput => 400,
-            ErrorKind::NotFound => 404,
-            ErrorKind::Unavailable => 503,
-            ErrorKind::Internal => 500,
-        }
-    }
-}
-
-/// The crate's error: one variant per stage.
+/// The crate's error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Judge(#[from] JudgeError),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    Judge(#[from] crate::judge::JudgeError),
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// A command-line value the CLI checks itself (a path, an option's value).
     #[error("{0}")]
     InvalidInput(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
+    #[error(transparent)]
+    Canary(#[from] crate::canary::CanaryError),
+    #[error(transparent)]
+    Run(#[from] crate::runs::RunError),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[error(transparent)]
+    Sink(#[from] crate::sinks::SinkError),
+    #[cfg(feature = "kafka")]
     #[error("ingest: {0}")]
-    Ingest(String, ErrorKind),
+    Ingest(#[from] crate::ingest::kafka::IngestError),
+    /// A Kafka client the CLI itself creates (the demo's broker and producer).
+    #[cfg(feature = "kafka")]
+    #[error("{context}: {source}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A task of the daemon ended abnormally (it panicked or was cancelled).
+    #[error("a task of the daemon failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// A state that should not happen.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Judge(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                ErrorKind::NotFound
-            }
-            Error::Io { .. } => ErrorKind::Unavailable,
+            Error::Judge(e) => e.kind(),
+            Error::InvalidInput(_) | Error::Config(_) => ErrorKind::InvalidInput,
+            Error::Io(e) => e.kind(),
             Error::Store(e) => e.kind(),
-            Error::Config(_) => ErrorKind::InvalidInput,
-            Error::Ingest(_, kind) => *kind,
+            Error::Query(e) => e.kind(),
+            Error::Canary(e) => e.kind(),
+            Error::Run(e) => e.kind(),
+            Error::Archive(e) => e.kind(),
+            Error::Sink(e) => e.kind(),
+            #[cfg(feature = "kafka")]
+            Error::Ingest(e) => e.kind(),
+            #[cfg(feature = "kafka")]
+            Error::Kafka { .. } => ErrorKind::Unavailable,
+            Error::Task(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io(IoError::new(context, source))
     }
 }
 

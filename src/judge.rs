@@ -67,6 +67,13 @@ pub enum JudgeError {
     MissingMetricConfig { path: JsonPath, name: String },
 }
 
+impl JudgeError {
+    /// Every judgment error is a problem with the input.
+    pub fn kind(&self) -> crate::error::kind::ErrorKind {
+        crate::error::kind::ErrorKind::InvalidInput
+    }
+}
+
 /// The judges coalmine ships.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JudgeKind {

@@ -28,4 +28,4 @@ pub mod runs;
 pub mod sinks;
 pub mod store;
 
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, IoError};

@@ -256,8 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 judge: judge
                     .unwrap_or_else(|| coalmine::judge::JudgeKind::NetflixAcaV1.name().into()),
             };
-            let n = coalmine::archive::fixture::generate(&dir, &opts)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let n = coalmine::archive::fixture::generate(&dir, &opts)?;
             println!("wrote {n} judgments of {runs} runs to {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -275,19 +274,15 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     output,
                 },
         } => {
-            let a = coalmine::archive::Archive::open(&archive)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?;
-            let n = a
-                .export_run(&run, &output)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let a = coalmine::archive::Archive::open(&archive)?;
+            let n = a.export_run(&run, &output)?;
             println!("exported run {run} ({n} judgments) to {}", output.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Archive {
             command: ArchiveCommand::Import { file, archive },
         } => {
-            let id = coalmine::archive::import_run(&file, &archive)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let id = coalmine::archive::import_run(&file, &archive)?;
             println!("imported run {id} into {}", archive.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -485,14 +480,12 @@ fn replay(
             parse_text(&text, "--overrides").map_err(|e| Error::InvalidInput(e.message))?
         }
     };
-    let a = coalmine::archive::Archive::open(archive)
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let a = coalmine::archive::Archive::open(archive)?;
     let stop = std::sync::atomic::AtomicBool::new(false);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let started = std::time::Instant::now();
-    let c = coalmine::archive::rejudge::rejudge(&a, judge, &overrides, threads, &stop, &done)
-        .map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let c = coalmine::archive::rejudge::rejudge(&a, judge, &overrides, threads, &stop, &done)?;
     let took = started.elapsed();
     let j = &c.judgments;
     let col = |n: &str| j.column_by_name(n).expect("comparison column");

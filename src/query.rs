@@ -29,24 +29,43 @@ use crate::error::ErrorKind;
 use crate::store::Store;
 pub use provider::{Binding, StoreTableProvider};
 
-/// Errors of metric queries.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Errors of metric queries. DataFusion's errors are kept (as the source), and shown
+/// without DataFusion's internal prefixes.
+#[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    /// The SQL is not acceptable (syntax, not a single SELECT, unknown column …).
+    /// The SQL breaks coalmine's rules (not a single SELECT, no numeric `value`, a misspelt
+    /// column …).
     #[error("{0}")]
     Invalid(String),
+    /// DataFusion cannot parse, plan or optimise the SQL; `hint` adds what coalmine knows
+    /// (names taken as tag keys).
+    #[error("{}{hint}", clean(&source.to_string()))]
+    Plan {
+        #[source]
+        source: datafusion::error::DataFusionError,
+        hint: String,
+    },
     /// The query ran but its result has the wrong shape.
     #[error("{0}")]
     Result(String),
-    #[error("query failed: {0}")]
-    Execution(String),
+    #[error("query failed: {}", clean(&.0.to_string()))]
+    Execution(#[source] datafusion::error::DataFusionError),
 }
 
 impl QueryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            QueryError::Invalid(_) | QueryError::Result(_) => ErrorKind::InvalidInput,
+            QueryError::Invalid(_) | QueryError::Plan { .. } | QueryError::Result(_) => {
+                ErrorKind::InvalidInput
+            }
             QueryError::Execution(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn plan(source: datafusion::error::DataFusionError) -> Self {
+        QueryError::Plan {
+            source,
+            hint: String::new(),
         }
     }
 }
@@ -62,8 +81,7 @@ pub fn read_only() -> SQLOptions {
 /// Check that `sql` is exactly one read-only `SELECT` (syntax only; see [`Engine::plan`]
 /// for columns and types). Errors give the line and column.
 pub fn check_statement(sql: &str) -> Result<(), QueryError> {
-    let statements =
-        DFParser::parse_sql(sql).map_err(|e| QueryError::Invalid(clean(&e.to_string())))?;
+    let statements = DFParser::parse_sql(sql).map_err(|e| QueryError::plan(e.into()))?;
     if statements.len() != 1 {
         return Err(QueryError::Invalid(format!(
             "query must be a single SELECT, found {} statements",
@@ -294,9 +312,10 @@ impl Engine {
                             assumed.push(name);
                         }
                         _ => {
-                            return Err(QueryError::Invalid(
-                                clean(&e.to_string()) + &assumed_hint(&assumed),
-                            ))
+                            return Err(QueryError::Plan {
+                                source: e,
+                                hint: assumed_hint(&assumed),
+                            })
                         }
                     }
                 }
@@ -318,11 +337,7 @@ impl Engine {
         let optimized = if reads_the_clock(&plan) {
             None
         } else {
-            Some(
-                state
-                    .optimize(&plan)
-                    .map_err(|e| QueryError::Invalid(clean(&e.to_string())))?,
-            )
+            Some(state.optimize(&plan).map_err(QueryError::plan)?)
         };
         let task = state.task_ctx();
         Ok(PreparedQuery {
@@ -392,8 +407,7 @@ impl PreparedQuery {
     }
 
     pub async fn collect(&self) -> Result<Vec<RecordBatch>, QueryError> {
-        let exec =
-            |e: datafusion::error::DataFusionError| QueryError::Execution(clean(&e.to_string()));
+        let exec = QueryError::Execution;
         match &self.optimized {
             Some(optimized) => {
                 let physical = self

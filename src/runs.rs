@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::canary::{non_sql_metrics, ConfigStore};
-use crate::error::ErrorKind;
+use crate::error::kind::{ErrorKind, IoError};
 use crate::query::Engine;
 use crate::store::now_ms;
 pub use spec::{RunSpec, Scope, ScopeSide, Window};
@@ -40,12 +40,27 @@ pub enum RunError {
     NotFound(String),
     #[error(transparent)]
     Config(#[from] crate::canary::CanaryError),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
+    /// A metric's SQL cannot be planned for the run's scopes.
+    #[error("metric '{metric}': {source}")]
+    Plan {
+        metric: String,
         #[source]
-        source: std::io::Error,
+        source: crate::query::QueryError,
     },
+    /// A metric's query failed at a tick.
+    #[error("metric '{metric}' ({side}): {source}")]
+    Query {
+        metric: String,
+        side: &'static str,
+        #[source]
+        source: crate::query::QueryError,
+    },
+    #[error(transparent)]
+    Judge(#[from] crate::judge::JudgeError),
+    #[error("judge task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Io(#[from] IoError),
 }
 
 impl RunError {
@@ -54,7 +69,10 @@ impl RunError {
             RunError::Invalid(_) => ErrorKind::InvalidInput,
             RunError::NotFound(_) => ErrorKind::NotFound,
             RunError::Config(e) => e.kind(),
-            RunError::Io { .. } => ErrorKind::Unavailable,
+            RunError::Plan { source, .. } | RunError::Query { source, .. } => source.kind(),
+            RunError::Judge(e) => e.kind(),
+            RunError::Task(_) => ErrorKind::Internal,
+            RunError::Io(e) => e.kind(),
         }
     }
 }
@@ -288,7 +306,7 @@ pub struct RunManager {
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> RunError {
-    move |source| RunError::Io { context, source }
+    move |source| RunError::Io(IoError::new(context, source))
 }
 
 impl RunManager {
@@ -384,9 +402,7 @@ impl RunManager {
                 )));
             }
         }
-        let prepared = tick::Prepared::new(&self.inner.engine, &parsed, &config, &spec)
-            .await
-            .map_err(RunError::Invalid)?;
+        let prepared = tick::Prepared::new(&self.inner.engine, &parsed, &config, &spec).await?;
         let run = Run {
             id: uuid::Uuid::new_v4().to_string(),
             spec,
@@ -596,7 +612,7 @@ impl RunManager {
     fn record(
         &self,
         id: &str,
-        outcome: Result<(tick::TickOutcome, Arc<tick::Prepared>), String>,
+        outcome: Result<(tick::TickOutcome, Arc<tick::Prepared>), RunError>,
         took: std::time::Duration,
     ) -> Option<(Run, Vec<PairData>)> {
         let stats = &self.inner.stats;
@@ -657,12 +673,12 @@ impl RunManager {
         Some((e.run.clone(), pairs))
     }
 
-    async fn prepare(&self, run: &Run) -> Result<Arc<tick::Prepared>, String> {
+    async fn prepare(&self, run: &Run) -> Result<Arc<tick::Prepared>, RunError> {
         let parsed = crate::judge::CanaryConfig::from_value(
             &run.config,
             &crate::judge::json::JsonPath::root(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(crate::judge::JudgeError::from)?;
         Ok(Arc::new(
             tick::Prepared::new(&self.inner.engine, &parsed, &run.config, &run.spec).await?,
         ))
@@ -688,9 +704,7 @@ impl PreparedRun {
             &crate::judge::json::JsonPath::root().key("config"),
         )
         .map_err(|e| RunError::Invalid(e.to_string()))?;
-        let prepared = tick::Prepared::new(engine, &parsed, config, &spec)
-            .await
-            .map_err(RunError::Invalid)?;
+        let prepared = tick::Prepared::new(engine, &parsed, config, &spec).await?;
         let run = Run {
             id: "prepared".into(),
             spec,
@@ -711,9 +725,7 @@ impl PreparedRun {
         &self,
         tick_ms: i64,
     ) -> Result<(crate::judge::CanaryJudgeResult, Vec<PairData>), RunError> {
-        let out = tick::judge_tick(&self.prepared, &self.run, tick_ms)
-            .await
-            .map_err(RunError::Invalid)?;
+        let out = tick::judge_tick(&self.prepared, &self.run, tick_ms).await?;
         Ok((out.result, out.pairs))
     }
 }

@@ -17,7 +17,31 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use crate::error::kind::ErrorKind;
 use crate::runs::{PairData, Run, RunListener};
+
+/// A sink that could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[cfg(feature = "kafka")]
+    #[error("verdict topic: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Io(#[from] crate::error::kind::IoError),
+}
+
+impl SinkError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SinkError::Archive(e) => e.kind(),
+            #[cfg(feature = "kafka")]
+            SinkError::Kafka(_) => ErrorKind::Unavailable,
+            SinkError::Io(e) => e.kind(),
+        }
+    }
+}
 
 enum Event {
     Judged(Box<Run>, Vec<PairData>),
@@ -32,7 +56,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Start the thread that calls `sinks`, in this order, for every event.
-    pub fn start(sinks: Vec<Arc<dyn RunListener>>) -> std::io::Result<Arc<Dispatcher>> {
+    pub fn start(sinks: Vec<Arc<dyn RunListener>>) -> Result<Arc<Dispatcher>, SinkError> {
         let (tx, rx) = channel::<Event>();
         let thread = std::thread::Builder::new()
             .name("coalmine-sinks".into())
@@ -45,7 +69,10 @@ impl Dispatcher {
                         }
                     }
                 }
-            })?;
+            })
+            .map_err(crate::error::kind::IoError::at(
+                "cannot start the sinks' thread",
+            ))?;
         Ok(Arc::new(Dispatcher {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),

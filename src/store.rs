@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
 
-use crate::error::ErrorKind;
+use crate::error::kind::{ErrorKind, IoError};
 use manifest::{Durable, Manifest};
 pub use segment::point_schema;
 use segment::{
@@ -44,12 +44,8 @@ pub use series::{sort_tags, SeriesKey, SeriesRegistry};
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     #[error("{}: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
     #[error("data directory {} is in use by another coalmine process (lock file {})", dir.display(), dir.join("LOCK").display())]
@@ -63,10 +59,8 @@ pub enum StoreError {
 impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                ErrorKind::NotFound
-            }
-            StoreError::Io { .. } | StoreError::Locked { .. } => ErrorKind::Unavailable,
+            StoreError::Io(e) => e.kind(),
+            StoreError::Locked { .. } => ErrorKind::Unavailable,
             StoreError::Corrupt { .. } | StoreError::Arrow(_) => ErrorKind::Internal,
             StoreError::InvalidInput(_) => ErrorKind::InvalidInput,
         }
@@ -271,7 +265,7 @@ pub struct Store {
 }
 
 fn io_err(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
-    move |source| StoreError::Io { context, source }
+    move |source| StoreError::Io(IoError::new(context, source))
 }
 
 fn lock_dir(dir: &Path) -> Result<File, StoreError> {
@@ -351,17 +345,19 @@ impl Store {
         let cfg = StoreConfig::new(data_dir);
         let root = cfg.data_dir.clone();
         if !root.is_dir() {
-            return Err(StoreError::Io {
-                context: format!("cannot open store {}", root.display()),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
-            });
+            return Err(StoreError::Io(IoError::new(
+                format!("cannot open store {}", root.display()),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            )));
         }
-        let manifest = Manifest::load(&root)?.ok_or_else(|| StoreError::Io {
-            context: format!("cannot open store {}", root.display()),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no manifest.json: not a coalmine data directory",
-            ),
+        let manifest = Manifest::load(&root)?.ok_or_else(|| {
+            StoreError::Io(IoError::new(
+                format!("cannot open store {}", root.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no manifest.json: not a coalmine data directory",
+                ),
+            ))
         })?;
         // All segments are read into memory: a reader is for analysis, not for a daemon.
         let mut cfg = cfg;

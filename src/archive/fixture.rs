@@ -14,6 +14,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::{write_judgment, write_run, ArchiveError};
+use crate::error::kind::IoError;
 use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism, Thresholds};
 use crate::runs::{spec, Judgment, PairData, Run, RunStatus};
 
@@ -188,9 +189,8 @@ fn series(r: &mut Rng, metric: &str, canary: bool, kind: Kind, n: usize) -> Vec<
 pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveError> {
     let kind_of_judge =
         JudgeKind::from_name(&opts.judge).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    std::fs::create_dir_all(root.join("runs")).map_err(|e| ArchiveError::Io {
-        context: format!("cannot create {}", root.display()),
-        source: e,
+    std::fs::create_dir_all(root.join("runs")).map_err(|e| {
+        ArchiveError::Io(IoError::new(format!("cannot create {}", root.display()), e))
     })?;
     let doc = fixture_config(opts.metrics);
     let config = CanaryConfig::from_value(&doc, &judge::json::JsonPath::root())

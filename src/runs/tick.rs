@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{PairData, Run, RunSpec};
+use super::{PairData, Run, RunError, RunSpec};
 use crate::judge::sequential::SequentialState;
 use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism, Thresholds};
 use crate::query::{Binding, Engine, PreparedQuery, QuerySeries};
@@ -26,8 +26,8 @@ impl Prepared {
         config: &CanaryConfig,
         doc: &Value,
         spec: &RunSpec,
-    ) -> Result<Prepared, String> {
-        let kind = JudgeKind::resolve(spec.judge.as_deref(), config).map_err(|e| e.to_string())?;
+    ) -> Result<Prepared, RunError> {
+        let kind = JudgeKind::resolve(spec.judge.as_deref(), config)?;
         let docs = doc
             .get("metrics")
             .and_then(Value::as_array)
@@ -39,20 +39,27 @@ impl Prepared {
                 .get("query")
                 .and_then(|q| q.get("sql"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| format!("metric '{}' has no SQL query", m.name))?;
+                .ok_or_else(|| {
+                    RunError::Invalid(format!("metric '{}' has no SQL query", m.name))
+                })?;
             let scope_name = m.scope_name.clone().unwrap_or_else(|| "default".into());
-            let scope = spec
-                .scopes
-                .get(&scope_name)
-                .ok_or_else(|| format!("metric '{}': no scope '{scope_name}'", m.name))?;
+            let scope = spec.scopes.get(&scope_name).ok_or_else(|| {
+                RunError::Invalid(format!("metric '{}': no scope '{scope_name}'", m.name))
+            })?;
             let control = engine
                 .plan(sql, Binding::new(scope.control.tags.clone(), 0, 0))
                 .await
-                .map_err(|e| format!("metric '{}': {e}", m.name))?;
+                .map_err(|source| RunError::Plan {
+                    metric: m.name.clone(),
+                    source,
+                })?;
             let experiment = engine
                 .plan(sql, Binding::new(scope.experiment.tags.clone(), 0, 0))
                 .await
-                .map_err(|e| format!("metric '{}': {e}", m.name))?;
+                .map_err(|source| RunError::Plan {
+                    metric: m.name.clone(),
+                    source,
+                })?;
             metrics.push((m.name.clone(), control, experiment));
         }
         Ok(Prepared {
@@ -78,7 +85,7 @@ pub(crate) async fn judge_tick(
     p: &Prepared,
     run: &Run,
     tick_ms: i64,
-) -> Result<TickOutcome, String> {
+) -> Result<TickOutcome, RunError> {
     let _one_at_a_time = p.tick_lock.lock().await;
     let sequential = p.kind == JudgeKind::CoalmineSeqV1;
     // The sequential judge takes each value once: only what arrived since the last tick.
@@ -103,14 +110,19 @@ pub(crate) async fn judge_tick(
         let scope = |q: &PreparedQuery| Binding::new(q_tags(q), start, end);
         control_q.rebind(scope(control_q));
         experiment_q.rebind(scope(experiment_q));
-        let control = control_q
-            .series()
-            .await
-            .map_err(|e| format!("metric '{name}' (control): {e}"))?;
+        let control = control_q.series().await.map_err(|source| RunError::Query {
+            metric: name.clone(),
+            side: "control",
+            source,
+        })?;
         let experiment = experiment_q
             .series()
             .await
-            .map_err(|e| format!("metric '{name}' (experiment): {e}"))?;
+            .map_err(|source| RunError::Query {
+                metric: name.clone(),
+                side: "experiment",
+                source,
+            })?;
         let base = format!("{}-{}", &run.id[..8.min(run.id.len())], run.next_tick);
         pairs.extend(mix(name, &base, control, experiment));
     }
@@ -145,9 +157,7 @@ pub(crate) async fn judge_tick(
             .map(|r| (r, None))
         }
     })
-    .await
-    .map_err(|e| format!("judge task: {e}"))?
-    .map_err(|e| e.to_string())?;
+    .await??;
     let mut result = result;
     explain_missing_tags(&mut result, &missing_tags);
     Ok(TickOutcome {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::archive::{write_judgment, write_run, ArchiveError};
+use crate::error::kind::IoError;
 use crate::runs::{PairData, Run, RunListener};
 
 /// Archives judgments and runs (a [`RunListener`]).
@@ -18,9 +19,11 @@ pub struct ArchiveWriter {
 impl ArchiveWriter {
     /// Write into the archive directory `root` (created if missing).
     pub fn open(root: &Path) -> Result<ArchiveWriter, ArchiveError> {
-        std::fs::create_dir_all(root.join("runs")).map_err(|source| ArchiveError::Io {
-            context: format!("cannot create {}", root.display()),
-            source,
+        std::fs::create_dir_all(root.join("runs")).map_err(|source| {
+            ArchiveError::Io(IoError::new(
+                format!("cannot create {}", root.display()),
+                source,
+            ))
         })?;
         Ok(ArchiveWriter {
             root: root.to_path_buf(),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::segment::{sync_dir, SegmentMeta};
 use super::StoreError;
+use crate::error::kind::IoError;
 
 pub const FILE: &str = "manifest.json";
 
@@ -33,10 +34,10 @@ impl Manifest {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(StoreError::Io {
-                    context: format!("cannot read {}", path.display()),
-                    source: e,
-                })
+                return Err(StoreError::Io(IoError::new(
+                    format!("cannot read {}", path.display()),
+                    e,
+                )))
             }
         };
         let m: Manifest = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
@@ -59,9 +60,8 @@ impl Manifest {
     pub fn store(&self, root: &Path) -> Result<(), StoreError> {
         let tmp = root.join("tmp").join(FILE);
         let dest = root.join(FILE);
-        let io = |what: &str, e: std::io::Error| StoreError::Io {
-            context: format!("{what} {}", tmp.display()),
-            source: e,
+        let io = |what: &str, e: std::io::Error| {
+            StoreError::Io(IoError::new(format!("{what} {}", tmp.display()), e))
         };
         let text = serde_json::to_vec_pretty(self).expect("manifest serialises");
         let mut f = OpenOptions::new()
@@ -73,9 +73,11 @@ impl Manifest {
         f.write_all(&text).map_err(|e| io("cannot write", e))?;
         f.sync_all().map_err(|e| io("cannot fsync", e))?;
         drop(f);
-        std::fs::rename(&tmp, &dest).map_err(|e| StoreError::Io {
-            context: format!("cannot rename {} into place", dest.display()),
-            source: e,
+        std::fs::rename(&tmp, &dest).map_err(|e| {
+            StoreError::Io(IoError::new(
+                format!("cannot rename {} into place", dest.display()),
+                e,
+            ))
         })?;
         sync_dir(root)
     }

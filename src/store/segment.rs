@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::series::SeriesKey;
 use super::StoreError;
+use crate::error::kind::IoError;
 
 /// Schema of stored points.
 pub fn point_schema() -> SchemaRef {
@@ -289,9 +290,8 @@ pub fn write(
         .clone()
         .with_schema(schema.clone())
         .expect("same fields");
-    let io = |what: &str, p: &Path, e: std::io::Error| StoreError::Io {
-        context: format!("{what} {}", p.display()),
-        source: e,
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        StoreError::Io(IoError::new(format!("{what} {}", p.display()), e))
     };
     let file = OpenOptions::new()
         .create(true)
@@ -341,10 +341,8 @@ pub fn read(path: &Path) -> Result<Loaded, StoreError> {
         path: path.to_path_buf(),
         reason: why,
     };
-    let file = File::open(path).map_err(|e| StoreError::Io {
-        context: format!("cannot open {}", path.display()),
-        source: e,
-    })?;
+    let file = File::open(path)
+        .map_err(|e| StoreError::Io(IoError::new(format!("cannot open {}", path.display()), e)))?;
     let reader = FileReader::try_new(std::io::BufReader::new(file), None)
         .map_err(|e| corrupt(format!("not an Arrow IPC file: {e}")))?;
     let schema = reader.schema();
@@ -388,12 +386,12 @@ pub fn read(path: &Path) -> Result<Loaded, StoreError> {
 
 /// fsync a directory so a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::Io {
-            context: format!("cannot fsync directory {}", dir.display()),
-            source: e,
-        })
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        StoreError::Io(IoError::new(
+            format!("cannot fsync directory {}", dir.display()),
+            e,
+        ))
+    })
 }
 
 /// Path of a segment file.
