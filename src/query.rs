@@ -81,7 +81,7 @@ pub fn read_only() -> SQLOptions {
 /// Check that `sql` is exactly one read-only `SELECT` (syntax only; see [`Engine::plan`]
 /// for columns and types). Errors give the line and column.
 pub fn check_statement(sql: &str) -> Result<(), QueryError> {
-    let statements = DFParser::parse_sql(sql).map_err(|e| QueryError::plan(e.into()))?;
+    let statements = DFParser::parse_sql(sql).map_err(QueryError::plan)?;
     if statements.len() != 1 {
         return Err(QueryError::Invalid(format!(
             "query must be a single SELECT, found {} statements",
