@@ -6,8 +6,8 @@
 //! `Authorization: Bearer <token>`; `POST /judge` computes without storing anything and is
 //! open, like the reads.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+mod metrics;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use crate::error::ErrorKind;
 use crate::ingest::IngestStats;
 use crate::judge::{self, JudgeKind};
 use crate::query::Engine;
-use crate::runs::{RunManager, RunStatus};
+use crate::runs::RunManager;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -352,171 +352,8 @@ async fn verdict(
     Ok(Json(st.runs.get(&id)?.verdict()))
 }
 
-/// Prometheus text exposition.
+/// The counters, in the OpenMetrics text format.
 async fn metrics(State(st): State<AppState>) -> Response {
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, kind: &str, samples: &[(String, f64)]| {
-        let _ = writeln!(
-            out,
-            "# HELP coalmine_{name} {help}\n# TYPE coalmine_{name} {kind}"
-        );
-        for (labels, v) in samples {
-            let _ = writeln!(out, "coalmine_{name}{labels} {v}");
-        }
-    };
-    let i = st.ingest.snapshot();
-    let one = |v: u64| vec![(String::new(), v as f64)];
-    counter(
-        "messages_total",
-        "Kafka messages consumed.",
-        "counter",
-        &one(i.messages),
-    );
-    counter(
-        "points_ingested_total",
-        "Metric points decoded and stored.",
-        "counter",
-        &one(i.points),
-    );
-    counter(
-        "decode_errors_total",
-        "Messages that could not be decoded.",
-        "counter",
-        &one(i.decode_errors),
-    );
-    counter(
-        "dead_lettered_total",
-        "Messages copied to the dead-letter topic.",
-        "counter",
-        &one(i.dead_lettered),
-    );
-    let by_reason = |counts: [u64; 2]| {
-        crate::ingest::Refusal::ALL
-            .iter()
-            .map(|r| {
-                (
-                    format!("{{reason=\"{}\"}}", r.label()),
-                    counts[*r as usize] as f64,
-                )
-            })
-            .collect::<Vec<_>>()
-    };
-    counter(
-        "messages_refused_total",
-        "Messages refused at intake because the store would not keep a point of theirs, by reason.",
-        "counter",
-        &by_reason(i.refused_messages),
-    );
-    counter(
-        "points_refused_total",
-        "Points of refused messages, by reason.",
-        "counter",
-        &by_reason(i.refused_points),
-    );
-    counter(
-        "duplicates_skipped_total",
-        "Replayed messages already durable, skipped.",
-        "counter",
-        &one(i.duplicates_skipped),
-    );
-    counter(
-        "offset_commits_total",
-        "Kafka offset commits.",
-        "counter",
-        &one(i.commits),
-    );
-    let s = st.engine.store().stats();
-    counter(
-        "store_points",
-        "Points in segments.",
-        "gauge",
-        &one(s.segment_points),
-    );
-    counter(
-        "store_buffered_points",
-        "Points not yet in a segment.",
-        "gauge",
-        &one(s.active_points),
-    );
-    counter(
-        "store_series",
-        "Series known.",
-        "gauge",
-        &one(s.series as u64),
-    );
-    counter(
-        "store_segments",
-        "Segments.",
-        "gauge",
-        &one(s.segments as u64),
-    );
-    counter(
-        "store_disk_bytes",
-        "Bytes of segments on disk.",
-        "gauge",
-        &one(s.disk_bytes),
-    );
-    counter(
-        "store_memory_bytes",
-        "Bytes of point data in memory.",
-        "gauge",
-        &one(s.memory_bytes),
-    );
-    let r = st.runs.stats();
-    counter(
-        "judgments_total",
-        "Judgments made by canary runs.",
-        "counter",
-        &one(r.judgments.load(Ordering::Relaxed)),
-    );
-    counter(
-        "judgment_errors_total",
-        "Judgments that failed (query errors).",
-        "counter",
-        &one(r.tick_errors.load(Ordering::Relaxed)),
-    );
-    let total = r.tick_micros_total.load(Ordering::Relaxed) as f64 / 1e6;
-    let _ = writeln!(out, "# HELP coalmine_judgment_seconds Time per judgment (queries + judge).\n# TYPE coalmine_judgment_seconds summary");
-    let _ = writeln!(out, "coalmine_judgment_seconds_sum {total}");
-    let _ = writeln!(
-        out,
-        "coalmine_judgment_seconds_count {}",
-        r.judgments.load(Ordering::Relaxed) + r.tick_errors.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(out, "# HELP coalmine_judgment_seconds_max Longest judgment.\n# TYPE coalmine_judgment_seconds_max gauge");
-    let _ = writeln!(
-        out,
-        "coalmine_judgment_seconds_max {}",
-        r.tick_micros_max.load(Ordering::Relaxed) as f64 / 1e6
-    );
-    let verdicts: BTreeMap<&str, u64> = r
-        .verdicts
-        .lock()
-        .expect("stats lock")
-        .iter()
-        .map(|(k, v)| (*k, *v))
-        .collect();
-    let _ = writeln!(out, "# HELP coalmine_verdicts_total Final verdicts of canary runs, by status.\n# TYPE coalmine_verdicts_total counter");
-    for status in [
-        RunStatus::Pass,
-        RunStatus::Marginal,
-        RunStatus::Fail,
-        RunStatus::Stopped,
-        RunStatus::Error,
-    ] {
-        let _ = writeln!(
-            out,
-            "coalmine_verdicts_total{{status=\"{}\"}} {}",
-            status.as_str(),
-            verdicts.get(status.as_str()).copied().unwrap_or(0)
-        );
-    }
-    let active = st.runs.active();
-    let _ = writeln!(out, "# HELP coalmine_runs_active Canary runs in progress.\n# TYPE coalmine_runs_active gauge\ncoalmine_runs_active {active}");
-    let _ = writeln!(
-        out,
-        "# HELP coalmine_judge_requests_total POST /judge requests.\n# TYPE coalmine_judge_requests_total counter\ncoalmine_judge_requests_total {}",
-        st.judge_requests.load(Ordering::Relaxed)
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let (content_type, text) = metrics::render(&st);
+    ([(header::CONTENT_TYPE, content_type)], text).into_response()
 }

@@ -1,0 +1,240 @@
+//! `GET /metrics`: the daemon's counters in the OpenMetrics text format, encoded by the
+//! `prometheus-client` crate from a snapshot taken at each scrape.
+
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use super::AppState;
+use crate::ingest::{IngestSnapshot, Refusal};
+use crate::runs::RunStatus;
+use crate::store::StoreStats;
+
+/// Everything exported, read once per scrape.
+#[derive(Debug)]
+struct Snapshot {
+    ingest: IngestSnapshot,
+    store: StoreStats,
+    judgments: u64,
+    judgment_errors: u64,
+    judgment_seconds: f64,
+    judgment_seconds_max: f64,
+    verdicts: Vec<(&'static str, u64)>,
+    runs_active: u64,
+    judge_requests: u64,
+}
+
+/// The exposition text and its content type.
+pub(super) fn render(st: &AppState) -> (&'static str, String) {
+    let r = st.runs.stats();
+    let verdicts = r.verdicts.lock().expect("stats lock").clone();
+    let snapshot = Snapshot {
+        ingest: st.ingest.snapshot(),
+        store: st.engine.store().stats(),
+        judgments: r.judgments.load(Ordering::Relaxed),
+        judgment_errors: r.tick_errors.load(Ordering::Relaxed),
+        judgment_seconds: r.tick_micros_total.load(Ordering::Relaxed) as f64 / 1e6,
+        judgment_seconds_max: r.tick_micros_max.load(Ordering::Relaxed) as f64 / 1e6,
+        verdicts: [
+            RunStatus::Pass,
+            RunStatus::Marginal,
+            RunStatus::Fail,
+            RunStatus::Stopped,
+            RunStatus::Error,
+        ]
+        .iter()
+        .map(|s| (s.as_str(), verdicts.get(s.as_str()).copied().unwrap_or(0)))
+        .collect(),
+        runs_active: st.runs.active() as u64,
+        judge_requests: st.judge_requests.load(Ordering::Relaxed),
+    };
+    let mut registry = Registry::with_prefix("coalmine");
+    registry.register_collector(Box::new(snapshot));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry)
+        .expect("writing to a String does not fail");
+    (
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        out,
+    )
+}
+
+/// Write one metric family: unlabelled, or one sample per label value.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: Vec<(Option<(&str, &str)>, M)>,
+) -> Result<(), std::fmt::Error> {
+    let Some(first) = samples.first() else {
+        return Ok(());
+    };
+    let mut metric = encoder.encode_descriptor(name, help, None, first.1.metric_type())?;
+    if let [(None, value)] = samples.as_slice() {
+        return value.encode(metric);
+    }
+    for (label, value) in &samples {
+        value.encode(metric.encode_family(&label.iter().copied().collect::<Vec<_>>())?)?;
+    }
+    Ok(())
+}
+
+fn counter(v: u64) -> Vec<(Option<(&'static str, &'static str)>, ConstCounter<u64>)> {
+    vec![(None, ConstCounter::new(v))]
+}
+
+fn gauge(v: f64) -> Vec<(Option<(&'static str, &'static str)>, ConstGauge<f64>)> {
+    vec![(None, ConstGauge::new(v))]
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let i = &self.ingest;
+        family(
+            &mut e,
+            "messages",
+            "Kafka messages consumed.",
+            counter(i.messages),
+        )?;
+        family(
+            &mut e,
+            "points_ingested",
+            "Metric points decoded and stored.",
+            counter(i.points),
+        )?;
+        family(
+            &mut e,
+            "decode_errors",
+            "Messages that could not be decoded.",
+            counter(i.decode_errors),
+        )?;
+        family(
+            &mut e,
+            "dead_lettered",
+            "Messages copied to the dead-letter topic.",
+            counter(i.dead_lettered),
+        )?;
+        let by_reason = |counts: [u64; 2]| {
+            Refusal::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        Some(("reason", r.label())),
+                        ConstCounter::new(counts[*r as usize]),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut e,
+            "messages_refused",
+            "Messages refused at intake because the store would not keep a point of theirs, by reason.",
+            by_reason(i.refused_messages),
+        )?;
+        family(
+            &mut e,
+            "points_refused",
+            "Points of refused messages, by reason.",
+            by_reason(i.refused_points),
+        )?;
+        family(
+            &mut e,
+            "duplicates_skipped",
+            "Replayed messages already durable, skipped.",
+            counter(i.duplicates_skipped),
+        )?;
+        family(
+            &mut e,
+            "offset_commits",
+            "Kafka offset commits.",
+            counter(i.commits),
+        )?;
+        let s = &self.store;
+        family(
+            &mut e,
+            "store_points",
+            "Points in segments.",
+            gauge(s.segment_points as f64),
+        )?;
+        family(
+            &mut e,
+            "store_buffered_points",
+            "Points not yet in a segment.",
+            gauge(s.active_points as f64),
+        )?;
+        family(
+            &mut e,
+            "store_series",
+            "Series known.",
+            gauge(s.series as f64),
+        )?;
+        family(
+            &mut e,
+            "store_segments",
+            "Segments.",
+            gauge(s.segments as f64),
+        )?;
+        family(
+            &mut e,
+            "store_disk_bytes",
+            "Bytes of segments on disk.",
+            gauge(s.disk_bytes as f64),
+        )?;
+        family(
+            &mut e,
+            "store_memory_bytes",
+            "Bytes of point data in memory.",
+            gauge(s.memory_bytes as f64),
+        )?;
+        family(
+            &mut e,
+            "judgments",
+            "Judgments made by canary runs.",
+            counter(self.judgments),
+        )?;
+        family(
+            &mut e,
+            "judgment_errors",
+            "Judgments that failed (query errors).",
+            counter(self.judgment_errors),
+        )?;
+        family(
+            &mut e,
+            "judgment_seconds",
+            "Time spent judging (queries + judge), in all: divided by judgments, the mean.",
+            vec![(None, ConstCounter::new(self.judgment_seconds))],
+        )?;
+        family(
+            &mut e,
+            "judgment_seconds_max",
+            "Longest judgment.",
+            gauge(self.judgment_seconds_max),
+        )?;
+        family(
+            &mut e,
+            "verdicts",
+            "Final verdicts of canary runs, by status.",
+            self.verdicts
+                .iter()
+                .map(|(status, n)| (Some(("status", *status)), ConstCounter::new(*n)))
+                .collect(),
+        )?;
+        family(
+            &mut e,
+            "runs_active",
+            "Canary runs in progress.",
+            gauge(self.runs_active as f64),
+        )?;
+        family(
+            &mut e,
+            "judge_requests",
+            "POST /judge requests.",
+            counter(self.judge_requests),
+        )?;
+        Ok(())
+    }
+}
