@@ -63,12 +63,15 @@ pub(super) fn render(st: &AppState) -> (&'static str, String) {
     )
 }
 
-/// Write one metric family: unlabelled, or one sample per label value.
+/// A metric's samples: unlabelled, or one per label value.
+type Samples<M> = Vec<(Option<(&'static str, &'static str)>, M)>;
+
+/// Write one metric family.
 fn family<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder<'_>,
     name: &str,
     help: &str,
-    samples: Vec<(Option<(&str, &str)>, M)>,
+    samples: Samples<M>,
 ) -> Result<(), std::fmt::Error> {
     let Some(first) = samples.first() else {
         return Ok(());
@@ -83,11 +86,11 @@ fn family<M: EncodeMetric>(
     Ok(())
 }
 
-fn counter(v: u64) -> Vec<(Option<(&'static str, &'static str)>, ConstCounter<u64>)> {
+fn counter(v: u64) -> Samples<ConstCounter<u64>> {
     vec![(None, ConstCounter::new(v))]
 }
 
-fn gauge(v: f64) -> Vec<(Option<(&'static str, &'static str)>, ConstGauge<f64>)> {
+fn gauge(v: f64) -> Samples<ConstGauge<f64>> {
     vec![(None, ConstGauge::new(v))]
 }
 
