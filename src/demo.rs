@@ -106,22 +106,6 @@ pub fn demo_config() -> Value {
     })
 }
 
-/// SplitMix64 + Box–Muller, seeded.
-struct Rng(u64);
-
-impl Rng {
-    fn u(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (((z ^ (z >> 31)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        (-2.0 * self.u().ln()).sqrt() * (2.0 * std::f64::consts::PI * self.u()).cos()
-    }
-}
-
 /// Emit traffic until `stop`: every 100 ms, one JSON message per instance.
 fn generate(
     producer: ThreadedProducer<DefaultProducerContext>,
@@ -129,7 +113,7 @@ fn generate(
     opts: DemoOptions,
     stop: Arc<AtomicBool>,
 ) {
-    let mut rng = Rng(opts.seed);
+    let mut rng = crate::synthetic::Synth::new(opts.seed);
     let per_tick = (opts.rate as f64 / 10.0).max(1.0) as usize;
     while !stop.load(Ordering::Relaxed) {
         let t0 = Instant::now();
@@ -152,9 +136,9 @@ fn generate(
             let mut errors = 0;
             for k in 0..per_tick {
                 // log-normal latency around 100 ms
-                let ms = 100.0 * (0.25 * rng.normal()).exp() * lat_mult;
+                let ms = 100.0 * (0.25 * rng.normal(0.0, 1.0)).exp() * lat_mult;
                 points.push(json!({"metric": "http.latency_ms", "ts": now + k as i64, "value": (ms * 100.0).round() / 100.0, "tags": tags}));
-                if rng.u() < 0.01 * err_mult {
+                if rng.uniform() < 0.01 * err_mult {
                     errors += 1;
                 }
             }
@@ -162,7 +146,7 @@ fn generate(
                 json!({"metric": "http.requests", "ts": now, "value": per_tick, "tags": tags}),
             );
             points.push(json!({"metric": "http.errors", "ts": now, "value": errors, "tags": tags}));
-            let cpu = (0.45 + 0.03 * rng.normal()) * cpu_mult;
+            let cpu = (0.45 + 0.03 * rng.normal(0.0, 1.0)) * cpu_mult;
             points.push(json!({"metric": "process.cpu", "ts": now, "value": (cpu * 1000.0).round() / 1000.0, "tags": tags}));
             let payload = Value::Array(points).to_string();
             let key = format!("i-{inst}");

@@ -27,5 +27,6 @@ pub mod report;
 pub mod runs;
 pub mod sinks;
 pub mod store;
+pub mod synthetic;
 
 pub use error::{Error, ErrorKind, IoError};

@@ -17,6 +17,7 @@ use super::{write_judgment, write_run, ArchiveError};
 use crate::error::kind::IoError;
 use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism, Thresholds};
 use crate::runs::{spec, Judgment, PairData, Run, RunStatus};
+use crate::synthetic::Synth as Rng;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -41,35 +42,6 @@ impl Default for FixtureOptions {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn u(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (((z ^ (z >> 31)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self, mean: f64, sd: f64) -> f64 {
-        mean + sd * (-2.0 * self.u().ln()).sqrt() * (2.0 * std::f64::consts::PI * self.u()).cos()
-    }
-    fn poisson(&mut self, lambda: f64) -> f64 {
-        if lambda > 50.0 {
-            return self.normal(lambda, lambda.sqrt()).round().max(0.0);
-        }
-        let l = (-lambda).exp();
-        let (mut k, mut p) = (0.0, 1.0);
-        loop {
-            p *= self.u();
-            if p <= l {
-                return k;
-            }
-            k += 1.0;
-        }
-    }
-}
-
 /// The regression a run carries.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -82,7 +54,7 @@ enum Kind {
 
 impl Kind {
     fn pick(r: &mut Rng) -> Kind {
-        let x = r.u();
+        let x = r.uniform();
         match x {
             x if x < 0.5 => Kind::None,
             x if x < 0.58 => Kind::Latency(0.05),
@@ -201,7 +173,7 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
         marginal: 75.0,
     };
     let t0: i64 = 1_795_302_000_000;
-    let mut r = Rng(opts.seed);
+    let mut r = Rng::new(opts.seed);
     let mut written = 0;
     for k in 0..opts.runs {
         let kind = Kind::pick(&mut r);

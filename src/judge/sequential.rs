@@ -191,13 +191,8 @@ mod tests {
     use super::*;
 
     fn lcg(seed: u64) -> impl FnMut() -> f64 {
-        let mut s = seed;
-        move || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
+        let mut g = crate::synthetic::Synth::new(seed);
+        move || g.uniform()
     }
 
     #[test]
