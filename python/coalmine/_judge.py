@@ -123,9 +123,33 @@ class JudgeResult:
         return head + "<table>" + header + "".join(rows) + "</table>"
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars (anything with ``tolist``) replaced by Python lists
+    and numbers, which the compiled module reads as JSON; containers are copied only when
+    something in them changes."""
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, dict):
+        items = [(k, _plain(v)) for k, v in value.items()]
+        if all(v is value[k] for k, v in items):
+            return value
+        return dict(items)
+    if isinstance(value, (list, tuple)):
+        if all(type(v) in _JSON_SCALARS for v in value):
+            return value
+        return [_plain(v) for v in value]
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    return value
+
+
 def _load(request: Request) -> Union[Dict[str, Any], str]:
     if isinstance(request, dict):
-        return request
+        return _plain(request)  # type: ignore[no-any-return]
     if isinstance(request, os.PathLike):
         path = os.fspath(request)
     elif isinstance(request, str):

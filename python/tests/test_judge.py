@@ -90,6 +90,29 @@ def test_errors_name_the_path(example, tmp_path):
         coalmine.judge(42)  # type: ignore[arg-type]
     with pytest.raises(coalmine.InvalidInputError, match="keys must be strings"):
         coalmine.judge({1: 2})  # type: ignore[dict-item]
+    # a value that is not JSON: the message names where it is
+    odd = copy.deepcopy(example)
+    odd["canaryConfig"]["metrics"][1]["analysisConfigurations"] = {"canary": {"when": object()}}
+    with pytest.raises(coalmine.InvalidInputError,
+                       match=r"^request\.canaryConfig\.metrics\[1\]\.analysisConfigurations\.canary\.when: cannot convert object to JSON"):
+        coalmine.judge(odd)
+    nested_key = copy.deepcopy(example)
+    nested_key["metricSetPairList"][2]["tags"] = {7: "x"}
+    with pytest.raises(coalmine.InvalidInputError, match=r"^request\.metricSetPairList\[2\]\.tags: dictionary keys must be strings"):
+        coalmine.judge(nested_key)
+
+
+def test_python_values_become_kayenta_json(example):
+    """Non-finite floats become Kayenta's strings; numpy scalars and tuples are numbers and lists."""
+    as_python = copy.deepcopy(example)
+    pair = as_python["metricSetPairList"][0]
+    control = pair["values"]["control"]
+    pair["values"]["control"] = tuple(np.float32(v) if v != "NaN" else math.nan for v in control)
+    pair["values"]["experiment"] = [np.int64(round(v)) if v != "NaN" else np.float64("nan") for v in pair["values"]["experiment"]]
+    rounded = copy.deepcopy(example)
+    rounded["metricSetPairList"][0]["values"]["control"] = [float(np.float32(v)) if v != "NaN" else "NaN" for v in control]
+    rounded["metricSetPairList"][0]["values"]["experiment"] = [round(v) if v != "NaN" else "NaN" for v in example["metricSetPairList"][0]["values"]["experiment"]]
+    assert coalmine.judge(as_python) == coalmine.judge(rounded)
 
 
 def test_judges():

@@ -59,8 +59,14 @@ def test_result_shape():
         lambda v: np.asarray([int(x * 1000) for x in v], dtype=np.int64) / 1000,
         lambda v: pa.array(v, type=pa.float64()),
         lambda v: pa.chunked_array([v[:3], v[3:]], type=pa.float64()),
+        lambda v: pa.record_batch({"v": v}),
+        lambda v: pa.table({"v": v}),
+        lambda v: pa.table({"v": v}).to_reader(),
+        lambda v: pytest.importorskip("polars").Series(v),
+        lambda v: pytest.importorskip("polars").DataFrame({"v": v}),
     ],
-    ids=["list", "tuple", "numpy", "numpy-f32", "numpy-int-derived", "pyarrow", "pyarrow-chunked"],
+    ids=["list", "tuple", "numpy", "numpy-f32", "numpy-int-derived", "pyarrow", "pyarrow-chunked",
+         "pyarrow-batch", "pyarrow-table", "pyarrow-reader", "polars-series", "polars-frame"],
 )
 def test_accepts_array_likes(convert):
     x = [1.5, 2.25, 3.75, 4.5, 6.0, 7.25]
@@ -89,8 +95,19 @@ def test_bad_input_raises_coalmine_errors():
         mann_whitney("123", [3.0])
     with pytest.raises(coalmine.InvalidInputError, match="1-D"):
         mann_whitney(np.ones((2, 2)), [3.0])
+    with pytest.raises(coalmine.InvalidInputError, match="experiment: expected one column, the Arrow data has 2"):
+        mann_whitney(pa.table({"a": [1.0], "b": [2.0]}), [3.0])
+    with pytest.raises(coalmine.InvalidInputError, match="cannot use Arrow Utf8 as numbers"):
+        mann_whitney(pa.array(["1.5", "fast"]), [3.0])
+    with pytest.raises(coalmine.InvalidInputError, match="control: cannot import the Arrow stream"):
+        mann_whitney([1.0, 2.0], NotAStream())
     assert issubclass(coalmine.InvalidInputError, coalmine.CoalmineError)
     assert issubclass(coalmine.CoalmineError, Exception)
+
+
+class NotAStream:
+    def __arrow_c_stream__(self, requested_schema=None):
+        return "not a capsule"
 
 
 def test_large_samples():
