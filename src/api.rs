@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::canary::{self, ConfigStore};
-use crate::error::ErrorKind;
+use crate::error::kind::ErrorKind;
 use crate::ingest::IngestStats;
 use crate::judge::{self, JudgeKind};
 use crate::query::Engine;

@@ -3,6 +3,8 @@
 //! stop polling Kafka → flush into the store → commit durable offsets → let judgments in
 //! flight finish → stop HTTP.
 
+pub mod settings;
+
 use std::future::Future;
 use std::net::SocketAddr;
 #[cfg(feature = "server")]
@@ -48,11 +50,11 @@ impl Daemon {
         // The sinks, then the caller's listeners (told last: when the demo hears a run has
         // finished, the archive has it), all on the sinks' own thread.
         let mut sinks: Vec<Arc<dyn RunListener>> = Vec::new();
-        if let Some(dir) = &cfg.archive_dir {
+        if let Some(dir) = &cfg.sinks.archive_dir {
             sinks.push(Arc::new(crate::sinks::archive::ArchiveWriter::open(dir)?));
         }
         #[cfg(feature = "kafka")]
-        if let Some(topic) = &cfg.verdicts_topic {
+        if let Some(topic) = &cfg.sinks.verdicts_topic {
             let v = crate::sinks::kafka::KafkaVerdicts::new(&cfg.kafka, topic)
                 .map_err(crate::sinks::SinkError::from)?;
             sinks.push(Arc::new(v));
@@ -73,10 +75,10 @@ impl Daemon {
             engine.clone(),
             configs.clone(),
             &cfg.store.data_dir,
-            cfg.judge_threads,
+            cfg.runs.judge_threads,
             vec![dispatcher.clone() as Arc<dyn RunListener>],
             readiness,
-            cfg.lateness,
+            cfg.runs.lateness,
         )?;
         #[cfg(feature = "kafka")]
         let source = {

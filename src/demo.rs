@@ -249,7 +249,7 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     };
     let mut cfg = Config::defaults();
     cfg.store.data_dir = data_dir.clone();
-    cfg.archive_dir = Some(data_dir.join("archive"));
+    cfg.sinks.archive_dir = Some(data_dir.join("archive"));
     cfg.store.flush_interval = Duration::from_millis(250);
     cfg.kafka.bootstrap_servers = brokers.clone();
     cfg.kafka.group_id = format!("coalmine-demo-{}", std::process::id());

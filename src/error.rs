@@ -20,7 +20,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::settings::ConfigError),
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),
     #[error(transparent)]

@@ -14,10 +14,149 @@ pub mod decode;
 mod fast_json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+mod timestamp;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::settings::{Kind, Setting, Values};
+use decode::Format;
+
+/// The `[kafka]` settings of `coalmine.toml`.
+pub const SETTINGS: &[Setting] = &[
+    Setting { key: "kafka.bootstrap-servers", kind: Kind::Str, default: "127.0.0.1:9092", doc: "Kafka brokers (librdkafka bootstrap.servers)." },
+    Setting { key: "kafka.group-id", kind: Kind::Str, default: "coalmine", doc: "Consumer group: daemons in one group split the partitions." },
+    Setting { key: "kafka.topics", kind: Kind::Custom(check_topics), default: "[{ name = \"metrics\", format = \"json\" }]", doc: "Topics to consume, each with its payload format: json | influx | prometheus-json." },
+    Setting { key: "kafka.dead-letter-topic", kind: Kind::OptStr, default: "", doc: "Undecodable messages are copied here with headers coalmine-source-topic/-partition/-offset/-error (unset: only counted and logged)." },
+    Setting { key: "kafka.max-message-bytes", kind: Kind::Bytes, default: "1MiB", doc: "Messages larger than this are rejected as undecodable." },
+    Setting { key: "kafka.poll-batch", kind: Kind::Int, default: "5000", doc: "Messages handed to the decoder at a time." },
+    Setting { key: "kafka.client", kind: Kind::StrMap, default: "{}", doc: "Any other librdkafka consumer property, e.g. { \"session.timeout.ms\" = \"6000\", \"security.protocol\" = \"ssl\" }." },
+];
+
+/// A Kafka topic to consume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicConfig {
+    pub name: String,
+    pub format: Format,
+}
+
+/// `[kafka]`: the source's brokers, group, topics and client settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    pub topics: Vec<TopicConfig>,
+    pub dead_letter_topic: Option<String>,
+    pub max_message_bytes: usize,
+    pub poll_batch: usize,
+    pub client: std::collections::BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    /// The settings as loaded.
+    pub fn from_settings(v: &Values) -> KafkaConfig {
+        let topics = match v.get("kafka.topics") {
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|t| TopicConfig {
+                    name: t
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or_default()
+                        .to_string(),
+                    format: parse_format(
+                        t.get("format").and_then(|f| f.as_str()).unwrap_or("json"),
+                    )
+                    .unwrap_or(Format::Json),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        KafkaConfig {
+            bootstrap_servers: v.string("kafka.bootstrap-servers").unwrap_or_default(),
+            group_id: v.string("kafka.group-id").unwrap_or_default(),
+            topics,
+            dead_letter_topic: v.string("kafka.dead-letter-topic"),
+            max_message_bytes: v.bytes("kafka.max-message-bytes").unwrap_or(1 << 20) as usize,
+            poll_batch: v.int("kafka.poll-batch"),
+            client: v.table("kafka.client"),
+        }
+    }
+
+    /// Problems across settings (each names its setting).
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.topics.is_empty() {
+            p.push("kafka.topics: at least one topic is needed".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in &self.topics {
+            if !seen.insert(&t.name) {
+                p.push(format!("kafka.topics: topic {:?} is listed twice", t.name));
+            }
+            if Some(&t.name) == self.dead_letter_topic.as_ref() {
+                p.push(format!(
+                    "kafka.dead-letter-topic: {:?} is also a consumed topic (would loop)",
+                    t.name
+                ));
+            }
+        }
+        if self.poll_batch == 0 {
+            p.push("kafka.poll-batch: must be at least 1".into());
+        }
+        for reserved in [
+            "bootstrap.servers",
+            "group.id",
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+        ] {
+            if self.client.contains_key(reserved) {
+                p.push(format!("kafka.client: {reserved:?} is set by coalmine (use kafka.bootstrap-servers / kafka.group-id; commits are manual)"));
+            }
+        }
+        p
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s {
+        "json" => Ok(Format::Json),
+        "influx" | "line-protocol" => Ok(Format::Influx),
+        "prometheus-json" => Ok(Format::PrometheusJson),
+        other => Err(format!(
+            "unknown format {other:?} (json | influx | prometheus-json)"
+        )),
+    }
+}
+
+/// `kafka.topics`: an array of `{ name, format }` tables.
+fn check_topics(v: &toml::Value) -> Result<(), String> {
+    let toml::Value::Array(items) = v else {
+        return Err(format!(
+            "expected an array of {{ name, format }} tables, found {}",
+            crate::settings::describe_toml(v)
+        ));
+    };
+    for (i, t) in items.iter().enumerate() {
+        let Some(tab) = t.as_table() else {
+            return Err(format!("[{i}]: expected a table {{ name, format }}"));
+        };
+        for k in tab.keys() {
+            if k != "name" && k != "format" {
+                return Err(format!("[{i}]: unknown key {k:?} (name, format)"));
+            }
+        }
+        match tab.get("name").and_then(|n| n.as_str()) {
+            Some(n) if !n.trim().is_empty() => {}
+            _ => return Err(format!("[{i}]: `name` (a non-empty string) is required")),
+        }
+        if let Some(f) = tab.get("format") {
+            parse_format(f.as_str().unwrap_or("?")).map_err(|e| format!("[{i}].format: {e}"))?;
+        }
+    }
+    Ok(())
+}
 
 /// Counters of the ingest pipeline (exported by `/metrics`).
 #[derive(Debug, Default)]

@@ -25,6 +25,7 @@ pub mod judge;
 pub mod query;
 pub mod report;
 pub mod runs;
+pub mod settings;
 pub mod sinks;
 pub mod store;
 pub mod synthetic;

@@ -25,7 +25,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 
-use crate::error::ErrorKind;
+use crate::error::kind::ErrorKind;
 use crate::store::Store;
 pub use provider::{Binding, StoreTableProvider};
 

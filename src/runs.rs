@@ -28,8 +28,40 @@ use tokio::sync::{Notify, Semaphore};
 use crate::canary::{non_sql_metrics, ConfigStore};
 use crate::error::kind::{ErrorKind, IoError};
 use crate::query::Engine;
+use crate::settings::{Kind, Setting, Values};
 use crate::store::now_ms;
 pub use spec::{RunSpec, Scope, ScopeSide, Window};
+
+/// The `[runs]` settings of `coalmine.toml`.
+pub const SETTINGS: &[Setting] = &[
+    Setting { key: "runs.judge-threads", kind: Kind::Int, default: "0", doc: "Judgments computed at once (0: one less than the cores, at least 1), so ingest keeps a core." },
+    Setting { key: "runs.lateness", kind: Kind::Duration, default: "500ms", doc: "A judgment of a window ending at t runs at t + lateness, and only once ingest has caught up past that (points produced up to t are in)." },
+];
+
+/// `[runs]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunsConfig {
+    /// Judgments computed at once (resolved: never 0).
+    pub judge_threads: usize,
+    pub lateness: Duration,
+}
+
+impl RunsConfig {
+    /// The settings as loaded (`judge-threads = 0`: one less than the cores, at least 1).
+    pub fn from_settings(v: &Values) -> RunsConfig {
+        let judge_threads = match v.int("runs.judge-threads") {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .saturating_sub(1)
+                .max(1),
+            n => n,
+        };
+        RunsConfig {
+            judge_threads,
+            lateness: v.duration("runs.lateness"),
+        }
+    }
+}
 
 /// Errors of run handling.
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 
 use crate::error::kind::ErrorKind;
 use crate::runs::{PairData, Run, RunListener};
+use crate::settings::{Kind, Setting, Values};
 
 /// A sink that could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,39 @@ impl SinkError {
             #[cfg(feature = "kafka")]
             SinkError::Kafka(_) => ErrorKind::Unavailable,
             SinkError::Io(e) => e.kind(),
+        }
+    }
+}
+
+/// The `[verdicts]` settings of `coalmine.toml`.
+pub const VERDICTS_SETTINGS: &[Setting] = &[
+    Setting { key: "verdicts.topic", kind: Kind::OptStr, default: "", doc: "Kafka topic receiving every judgment and final verdict as JSON, keyed by run id (unset: none)." },
+];
+
+/// The `[archive]` settings.
+pub const ARCHIVE_SETTINGS: &[Setting] = &[
+    Setting { key: "archive.dir", kind: Kind::OptStr, default: "", doc: "Where every judgment's metric-set pairs, config and result are archived (unset: <store.data-dir>/archive; \"off\" disables)." },
+];
+
+/// Where judgments go: `[verdicts]` and `[archive]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinksConfig {
+    /// The Kafka topic of judgments and verdicts (`None`: none).
+    pub verdicts_topic: Option<String>,
+    /// The archive (`None`: off).
+    pub archive_dir: Option<std::path::PathBuf>,
+}
+
+impl SinksConfig {
+    /// The settings as loaded; the archive defaults to `<data_dir>/archive`.
+    pub fn from_settings(v: &Values, data_dir: &std::path::Path) -> SinksConfig {
+        SinksConfig {
+            verdicts_topic: v.string("verdicts.topic"),
+            archive_dir: match v.string("archive.dir") {
+                Some(d) if d == "off" => None,
+                Some(d) => Some(d.into()),
+                None => Some(data_dir.join("archive")),
+            },
         }
     }
 }

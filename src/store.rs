@@ -33,6 +33,7 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, RecordBatch};
 
 use crate::error::kind::{ErrorKind, IoError};
+use crate::settings::{Kind, Setting, Values};
 use manifest::{Durable, Manifest};
 pub use segment::point_schema;
 use segment::{
@@ -119,6 +120,52 @@ impl Watermark {
 
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The `[store]` settings of `coalmine.toml`.
+pub const SETTINGS: &[Setting] = &[
+    Setting { key: "store.data-dir", kind: Kind::Str, default: "./coalmine-data", doc: "Directory of segments, manifest and runs (created if missing; one daemon per directory)." },
+    Setting { key: "store.flush-interval", kind: Kind::Duration, default: "1s", doc: "Make buffered points durable (and commit their Kafka offsets) at least this often." },
+    Setting { key: "store.flush-points", kind: Kind::Int, default: "1000000", doc: "... or as soon as this many points are buffered." },
+    Setting { key: "store.hot-window", kind: Kind::Duration, default: "6h", doc: "Segments with points younger than this stay in memory; older ones are read from disk when queried." },
+    Setting { key: "store.retention", kind: Kind::Duration, default: "7d", doc: "Delete points older than this (whole segments, and never before their Kafka offsets are committed). A message with a point already older is refused at intake: dead-lettered with the reason and counted (coalmine_messages_refused_total)." },
+    Setting { key: "store.max-clock-skew", kind: Kind::Duration, default: "1h", doc: "A message with a point further ahead of the daemon's clock than this is refused at intake, like one older than the retention." },
+    Setting { key: "store.max-bytes", kind: Kind::OptBytes, default: "", doc: "Keep at most this many bytes of segments on disk, deleting the oldest first (unset: no limit)." },
+    Setting { key: "store.compact-below-points", kind: Kind::Int, default: "4000000", doc: "Segments smaller than this are merged ..." },
+    Setting { key: "store.compact-min-segments", kind: Kind::Int, default: "8", doc: "... once this many of them exist." },
+];
+
+impl StoreConfig {
+    /// The settings as loaded.
+    pub fn from_settings(v: &Values) -> StoreConfig {
+        let mut store = StoreConfig::new(PathBuf::from(
+            v.string("store.data-dir").unwrap_or_default(),
+        ));
+        store.flush_interval = v.duration("store.flush-interval");
+        store.flush_points = v.int("store.flush-points");
+        store.hot_window = v.duration("store.hot-window");
+        store.retention = v.duration("store.retention");
+        store.max_clock_skew = v.duration("store.max-clock-skew");
+        store.max_bytes = v.bytes("store.max-bytes");
+        store.compact_below_points = v.int("store.compact-below-points");
+        store.compact_min_segments = v.int("store.compact-min-segments");
+        store
+    }
+
+    /// Problems across settings (each names its setting).
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.flush_interval.is_zero() {
+            p.push("store.flush-interval: must be more than 0s".to_string());
+        }
+        if self.flush_points == 0 {
+            p.push("store.flush-points: must be at least 1".into());
+        }
+        if self.retention < self.flush_interval {
+            p.push("store.retention: must be longer than store.flush-interval".into());
+        }
+        p
     }
 }
 

@@ -133,7 +133,7 @@ impl<'a> Scanner<'a> {
                         return Err(Bail);
                     }
                     let t: i64 = num.parse().map_err(|_| Bail)?;
-                    ts = Some(super::decode::epoch_int_to_ms(t).map_err(|_| Bail)?);
+                    ts = Some(super::timestamp::epoch_int_to_ms(t).map_err(|_| Bail)?);
                 }
                 "value" => {
                     if self.peek() == Some(b'"') {

@@ -26,9 +26,9 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::decode::{Decoder, Format};
+use super::KafkaConfig;
 use super::{BurstLog, IngestStats, Intake};
-use crate::config::KafkaConfig;
-use crate::error::ErrorKind;
+use crate::error::kind::ErrorKind;
 use crate::store::manifest::Durable;
 use crate::store::segment::{OffsetRange, Offsets, PointColumns};
 use crate::store::Store;

@@ -108,7 +108,7 @@ pub fn duration_ms(v: &Value, field: &str) -> Result<i64, String> {
             describe(v)
         )
     })?;
-    let d = crate::config::parse_duration(s).map_err(|e| format!("{field}: {e}"))?;
+    let d = crate::settings::parse_duration(s).map_err(|e| format!("{field}: {e}"))?;
     Ok(d.as_millis() as i64)
 }
 

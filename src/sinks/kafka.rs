@@ -7,7 +7,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde::Serialize;
 
-use crate::config::KafkaConfig;
+use crate::ingest::KafkaConfig;
 use crate::runs::{PairData, Run, RunListener};
 
 /// Publishes judgments and verdicts (a [`RunListener`]).
