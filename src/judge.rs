@@ -316,19 +316,7 @@ impl JudgeDefaults {
         if kind == JudgeKind::NetflixAcaV1 {
             return Ok(Self::KAYENTA);
         }
-        let empty = Value::Null;
-        let data = config
-            .raw
-            .get("judge")
-            .and_then(|j| j.get("judgeConfigurations"))
-            .unwrap_or(&empty);
-        let reader = Reader {
-            data,
-            base_path: JsonPath::root()
-                .key("canaryConfig")
-                .key("judge")
-                .key("judgeConfigurations"),
-        };
+        let reader = config.judge_configurations();
         let d = Self::KAYENTA;
         let out = JudgeDefaults {
             confidence: reader.f64(&["confidence"], d.confidence)?,

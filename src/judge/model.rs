@@ -132,6 +132,23 @@ impl CanaryConfig {
         })
     }
 
+    /// `judge.judgeConfigurations` (a judge's judge-wide settings), read with their JSON
+    /// paths for messages.
+    pub(crate) fn judge_configurations(&self) -> super::lookup::Reader<'_> {
+        static NONE: Value = Value::Null;
+        super::lookup::Reader {
+            data: self
+                .raw
+                .get("judge")
+                .and_then(|j| j.get("judgeConfigurations"))
+                .unwrap_or(&NONE),
+            base_path: JsonPath::root()
+                .key("canaryConfig")
+                .key("judge")
+                .key("judgeConfigurations"),
+        }
+    }
+
     /// The first metric config with this name (Kayenta matches pairs to configs by name).
     pub fn metric(&self, name: &str) -> Option<&MetricConfig> {
         self.metrics.iter().find(|m| m.name == name)

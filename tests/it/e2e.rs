@@ -89,8 +89,8 @@ fn auth() -> [(&'static str, &'static str); 1] {
 }
 
 /// A run as its daemon saved it (`<data-dir>/runs/<id>.json`; the daemon is down).
-fn get_run_before_crash(dir: &std::path::Path, id: &str) -> Value {
-    let path = dir.join("d-data").join("runs").join(format!("{id}.json"));
+fn get_run_before_crash(data_dir: &std::path::Path, id: &str) -> Value {
+    let path = data_dir.join("runs").join(format!("{id}.json"));
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
@@ -392,13 +392,7 @@ fn api_rejects_bad_requests_with_clear_messages() {
 #[test]
 #[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn runs_survive_a_restart() {
-    let addr = broker();
-    let dir = TempDir::new("resume");
-    let topic = unique("resume");
-    create_topic(&addr, &topic, 2);
-    let extra = "\n[server]\nlisten = \"127.0.0.1:0\"\n";
-    let group = unique("g");
-    let mut d = Daemon::start(&dir.0, "d", &addr, &group, &[(&topic, "json")], extra);
+    let (mut d, addr, topic) = Daemon::on_new_topic("resume", 2, "");
     let mut api = d.api();
     let stop = Arc::new(AtomicBool::new(false));
     let gen = traffic(
@@ -440,7 +434,7 @@ fn runs_survive_a_restart() {
     d.kill9();
     let before = 1;
     // down while the next tick falls due: it is judged late, after the restart
-    let run = get_run_before_crash(&dir.0, &run_id);
+    let run = get_run_before_crash(&d.data_dir, &run_id);
     wait_past(tick_after(&run, 1));
     d.restart();
     api = d.api();
@@ -479,12 +473,7 @@ fn runs_survive_a_restart() {
 #[test]
 #[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
-    let addr = broker();
-    let dir = TempDir::new("seq");
-    let topic = unique("seq");
-    create_topic(&addr, &topic, 2);
-    let extra = "\n[server]\nlisten = \"127.0.0.1:0\"\n";
-    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], extra);
+    let (mut d, addr, topic) = Daemon::on_new_topic("seq", 2, "");
     let mut api = d.api();
     let stop = Arc::new(AtomicBool::new(false));
     let gen = traffic(
@@ -549,7 +538,7 @@ fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
     }
     d.kill9();
     // down while the next tick falls due: its values go to the first tick after the restart
-    wait_past(tick_after(&get_run_before_crash(&dir.0, &cart_id), 1));
+    wait_past(tick_after(&get_run_before_crash(&d.data_dir, &cart_id), 1));
     d.restart();
     api = d.api();
 

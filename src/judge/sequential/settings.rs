@@ -65,20 +65,8 @@ fn check(ok: bool, path: &JsonPath, message: String) -> Result<(), ShapeError> {
 
 impl JudgeSettings {
     pub(super) fn from_config(config: &CanaryConfig) -> Result<Self, ShapeError> {
-        let empty = Value::Null;
-        let data = config
-            .raw
-            .get("judge")
-            .and_then(|j| j.get("judgeConfigurations"))
-            .unwrap_or(&empty);
-        let base = JsonPath::root()
-            .key("canaryConfig")
-            .key("judge")
-            .key("judgeConfigurations");
-        let r = Reader {
-            data,
-            base_path: base.clone(),
-        };
+        let r = config.judge_configurations();
+        let (data, base) = (r.data, r.base_path.clone());
         let alpha = r.f64(&["alpha"], 0.01)?;
         check(
             alpha > 0.0 && alpha < 1.0,
