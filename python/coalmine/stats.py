@@ -1,18 +1,35 @@
 """Statistical tests, with the same Rust implementation the judges use.
 
-Functions release the GIL while they compute.
+Every function takes the experiment (canary) sample first and the control (baseline) second;
+the sequential ones take them by keyword only. Functions release the GIL while they compute.
 """
 
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Literal, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from coalmine import _internal
 from coalmine._arraylike import ArrayLike
+from coalmine._json import number, optional_int, optional_number
+from coalmine.types import Alternative, MetricType, SequentialKind, SequentialLabel, TestMethod
 
-__all__ = ["MannWhitneyResult", "SequentialTest", "mann_whitney", "sequential_path"]
+__all__ = [
+    "ConfidenceSequence",
+    "Interval",
+    "MannWhitneyResult",
+    "QuantileBounds",
+    "QuantileReport",
+    "Reach",
+    "SequentialDecision",
+    "SequentialPath",
+    "SequentialReport",
+    "SequentialTest",
+    "mann_whitney",
+    "sequential_path",
+]
 
 
 @dataclass(frozen=True)
@@ -29,7 +46,7 @@ class MannWhitneyResult:
         Two-sided p-value of H0 "no shift".
     statistic : float
         R's ``W``: the Mann-Whitney U of the experiment sample.
-    method : str
+    method : {"exact", "asymptotic"}
         ``"exact"`` (exact null distribution) or ``"asymptotic"`` (normal approximation
         with tie correction, and continuity correction when ``corrected``).
     corrected : bool
@@ -48,7 +65,7 @@ class MannWhitneyResult:
     estimate: float
     p_value: float
     statistic: float
-    method: str
+    method: TestMethod
     corrected: bool
     confidence: float
     achieved_confidence: float
@@ -57,7 +74,13 @@ class MannWhitneyResult:
     warnings: Tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> Dict[str, Any]:
-        """The fields as a plain dict."""
+        """The fields as a plain dict.
+
+        Returns
+        -------
+        dict
+            The attributes by name (snake_case), ``warnings`` as a list.
+        """
         d = asdict(self)
         d["warnings"] = list(self.warnings)
         return d
@@ -90,7 +113,8 @@ def mann_whitney(
     Parameters
     ----------
     experiment, control : array-like
-        Lists, tuples, numpy arrays, or Arrow arrays / chunked arrays of numbers.
+        The canary's and the baseline's values: lists, tuples, numpy arrays, or Arrow arrays,
+        chunked arrays and one-column tables of numbers.
     confidence : float
         Confidence level of the interval, in (0, 1).
     exact : bool, optional
@@ -118,6 +142,286 @@ def mann_whitney(
     return MannWhitneyResult(**d)
 
 
+
+@dataclass(frozen=True)
+class SequentialDecision:
+    """What a :class:`SequentialTest` says now.
+
+    Attributes
+    ----------
+    label : {"Pass", "High", "Low", "Nodata"}
+        ``High``/``Low`` once the e-value crossed ``1/alpha`` (sticky), ``Nodata`` while an
+        arm has no value, else ``Pass`` (no evidence yet; see ``excludes_regression``).
+    e_value, max_e_value : float
+        The e-value now, and the largest it has been.
+    p_value : float
+        The anytime-valid p-value ``min(1, 1 / max_e_value)``.
+    alpha : float
+        The test's level.
+    looks : int
+        Updates so far.
+    crossed_at_look : int or None
+        The look at which the e-value first reached ``1/alpha``.
+    excludes_regression : bool
+        The confidence sequence lies inside the pass region: a positive pass.
+    """
+
+    label: SequentialLabel
+    e_value: float
+    max_e_value: float
+    p_value: float
+    alpha: float
+    looks: int
+    crossed_at_look: Optional[int]
+    excludes_regression: bool
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "SequentialDecision":
+        return cls(
+            label=d["label"],
+            e_value=number(d["eValue"]),
+            max_e_value=number(d["maxEValue"]),
+            p_value=number(d["pValue"]),
+            alpha=float(d["alpha"]),
+            looks=int(d["looks"]),
+            crossed_at_look=optional_int(d, "crossedAtLook"),
+            excludes_regression=bool(d["excludesRegression"]),
+        )
+
+
+@dataclass(frozen=True)
+class ConfidenceSequence:
+    """A confidence sequence of the effect, at the latest look.
+
+    Attributes
+    ----------
+    parameter : {"rateRatio", "quantileRatio", "quantileShift"}
+        What it bounds: the canary/baseline rate ratio (counts), the ratio of the first tested
+        quantile (positive data) or its difference (other data).
+    lower, upper, estimate : float
+        The bounds and the point estimate.
+    level : float
+        Its coverage, valid at every look at once.
+    """
+
+    parameter: Literal["rateRatio", "quantileRatio", "quantileShift"]
+    lower: float
+    upper: float
+    estimate: float
+    level: float
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "ConfidenceSequence":
+        return cls(d["parameter"], number(d["lower"]), number(d["upper"]), number(d["estimate"]), float(d["level"]))
+
+
+@dataclass(frozen=True)
+class QuantileBounds:
+    """One arm's confidence sequence of a quantile.
+
+    Attributes
+    ----------
+    lower, upper : float
+        The bounds (``-inf`` / ``inf`` while unbounded).
+    estimate : float
+        The empirical quantile.
+    """
+
+    lower: float
+    upper: float
+    estimate: float
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "QuantileBounds":
+        return cls(number(d["lower"]), number(d["upper"]), number(d["estimate"]))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An interval of the canary/baseline comparison of a quantile.
+
+    Attributes
+    ----------
+    lower, upper, estimate : float
+        The bounds and the point estimate.
+    """
+
+    lower: float
+    upper: float
+    estimate: float
+
+    @classmethod
+    def _from_json(cls, d: Optional[Mapping[str, Any]]) -> "Optional[Interval]":
+        return None if d is None else cls(number(d["lower"]), number(d["upper"]), number(d["estimate"]))
+
+
+@dataclass(frozen=True)
+class QuantileReport:
+    """The statistics of one tested quantile (continuous metrics).
+
+    Attributes
+    ----------
+    p : float
+        The quantile, in (0, 1).
+    e_value_increase, e_value_decrease : float or None
+        The e-values of the one-sided tests the alternative runs.
+    experiment, control : QuantileBounds
+        Each arm's confidence sequence of the quantile.
+    level : float
+        The level of ``ratio`` / ``shift``.
+    ratio : Interval or None
+        ``[canary lower / baseline upper, canary upper / baseline lower]`` (positive data).
+    shift : Interval or None
+        ``[canary lower - baseline upper, canary upper - baseline lower]`` (other data).
+    """
+
+    p: float
+    e_value_increase: Optional[float]
+    e_value_decrease: Optional[float]
+    experiment: QuantileBounds
+    control: QuantileBounds
+    level: float
+    ratio: Optional[Interval]
+    shift: Optional[Interval]
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "QuantileReport":
+        return cls(
+            p=float(d["p"]),
+            e_value_increase=optional_number(d, "eValueIncrease"),
+            e_value_decrease=optional_number(d, "eValueDecrease"),
+            experiment=QuantileBounds._from_json(d["experiment"]),
+            control=QuantileBounds._from_json(d["control"]),
+            level=float(d["level"]),
+            ratio=Interval._from_json(d.get("ratio")),
+            shift=Interval._from_json(d.get("shift")),
+        )
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How far a run's test can still get: the values per arm projected to the end of the run,
+    and the largest e-value reachable with them.
+
+    Attributes
+    ----------
+    n_experiment, n_control : int
+        Values (events, for counts) per arm at the end of the run.
+    max_e_value : float
+        The largest e-value those could give.
+    """
+
+    n_experiment: int
+    n_control: int
+    max_e_value: float
+
+    @classmethod
+    def _from_json(cls, d: Optional[Mapping[str, Any]]) -> "Optional[Reach]":
+        if d is None:
+            return None
+        return cls(int(d["nExperiment"]), int(d["nControl"]), number(d["maxEValue"]))
+
+
+@dataclass(frozen=True)
+class SequentialReport:
+    """Everything a sequential test reports: :meth:`SequentialTest.report`, and the ``test`` of
+    a ``coalmine-seq-v1`` :class:`coalmine.MetricResult`.
+
+    Attributes
+    ----------
+    kind : {"sequential-count", "sequential-quantile"}
+        The test: Lindon & Malek's count test, or Howard & Ramdas's quantile test.
+    method : str
+        The method, in words.
+    metric_type : {"continuous", "count"}
+    metric_type_inferred : bool
+        ``metric_type`` was not configured; the judge chose it from the values.
+    alternative : {"increase", "decrease", "either"}
+    e_value, max_e_value, p_value, alpha, looks, crossed_at_look, excludes_regression
+        As in :class:`SequentialDecision`.
+    threshold : float
+        ``1/alpha``: the e-value that flags the metric.
+    confidence_sequence : ConfidenceSequence or None
+        The effect's confidence sequence.
+    n_experiment, n_control : int
+        Values per arm so far.
+    events_experiment, events_control : float or None
+        Count metrics: events per arm so far.
+    traffic_share, concentration : float or None
+        Count metrics: the canary's expected share of events, and the mixture's concentration.
+    t_opt : float or None
+        Continuous metrics: the sample size the boundary is tightest at.
+    batch_size : int or None
+        Continuous metrics: values per update of the test.
+    quantiles : tuple of QuantileReport
+        Continuous metrics: one per tested quantile.
+    reach : Reach or None
+        In a run: how far the test can still get.
+    effect_size : float
+        The effect size the ``effectSize`` gate used: rate ratio (counts) or mean ratio.
+    warnings : tuple of str
+    """
+
+    kind: SequentialKind
+    method: str
+    metric_type: MetricType
+    metric_type_inferred: bool
+    alternative: Alternative
+    e_value: float
+    max_e_value: float
+    p_value: float
+    alpha: float
+    threshold: float
+    looks: int
+    crossed_at_look: Optional[int]
+    excludes_regression: bool
+    confidence_sequence: Optional[ConfidenceSequence]
+    n_experiment: int
+    n_control: int
+    events_experiment: Optional[float]
+    events_control: Optional[float]
+    traffic_share: Optional[float]
+    concentration: Optional[float]
+    t_opt: Optional[float]
+    batch_size: Optional[int]
+    quantiles: Tuple[QuantileReport, ...]
+    reach: Optional[Reach]
+    effect_size: float
+    warnings: Tuple[str, ...]
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "SequentialReport":
+        cs = d.get("confidenceSequence")
+        return cls(
+            kind=d["kind"],
+            method=str(d["method"]),
+            metric_type=d["metricType"],
+            metric_type_inferred=bool(d["metricTypeInferred"]),
+            alternative=d["alternative"],
+            e_value=number(d["eValue"]),
+            max_e_value=number(d["maxEValue"]),
+            p_value=number(d["pValue"]),
+            alpha=float(d["alpha"]),
+            threshold=number(d["threshold"]),
+            looks=int(d["looks"]),
+            crossed_at_look=optional_int(d, "crossedAtLook"),
+            excludes_regression=bool(d["excludesRegression"]),
+            confidence_sequence=None if cs is None else ConfidenceSequence._from_json(cs),
+            n_experiment=int(d["nExperiment"]),
+            n_control=int(d["nControl"]),
+            events_experiment=optional_number(d, "eventsExperiment"),
+            events_control=optional_number(d, "eventsControl"),
+            traffic_share=optional_number(d, "trafficShare"),
+            concentration=optional_number(d, "concentration"),
+            t_opt=optional_number(d, "tOpt"),
+            batch_size=optional_int(d, "batchSize"),
+            quantiles=tuple(QuantileReport._from_json(q) for q in d.get("quantiles", ())),
+            reach=Reach._from_json(d.get("reach")),
+            effect_size=number(d["effectSize"]),
+            warnings=tuple(d.get("warnings", ())),
+        )
+
+
 class SequentialTest:
     """One metric's anytime-valid sequential test, as ``coalmine-seq-v1`` runs it: feed it the
     new values at every look; the e-value may be watched continuously and the false-alarm
@@ -130,29 +434,39 @@ class SequentialTest:
         ``"count"``: events per interval, Beta-mixture e-process against the expected
         ``traffic_share`` (Lindon & Malek 2022).
     alternative : {"increase", "decrease", "either"}
+        The change in the canary that counts as evidence.
     alpha : float
         Level: flagged when the e-value reaches ``1/alpha``.
-    quantiles : list of float
-        Continuous metrics: quantiles tested (default median).
+    quantiles : sequence of float, optional
+        Continuous metrics: quantiles tested (default: the median).
     traffic_share : float
         Count metrics: the canary's expected share of events under H0.
     t_opt, concentration, batch_size, nan_as_zero
         See ``docs/sequential.md``.
 
+    Raises
+    ------
+    coalmine.InvalidInputError
+        An unknown ``metric_type`` or ``alternative``, or a setting out of range.
+
+    See Also
+    --------
+    sequential_path : the same test over two whole series, look by look.
+
     Examples
     --------
     >>> t = SequentialTest("count", "increase", alpha=0.01)
-    >>> t.update([3, 2, 4], [9, 8, 11])
-    >>> t.decision()["label"] in ("Pass", "High")
+    >>> t.update(experiment=[9, 8, 11], control=[3, 2, 4])
+    >>> t.decision().label in ("Pass", "High")
     True
     """
 
     def __init__(
         self,
-        metric_type: str = "continuous",
-        alternative: str = "increase",
+        metric_type: MetricType = "continuous",
+        alternative: Alternative = "increase",
         alpha: float = 0.01,
-        quantiles: Optional[list] = None,  # type: ignore[type-arg]
+        quantiles: Optional[Sequence[float]] = None,
         traffic_share: float = 0.5,
         t_opt: float = 1000.0,
         concentration: float = 100.0,
@@ -163,64 +477,160 @@ class SequentialTest:
             metric_type, alternative, alpha, list(quantiles or [0.5]), traffic_share, t_opt, concentration, batch_size, nan_as_zero
         )
 
-    def update(self, control: ArrayLike, experiment: ArrayLike) -> None:
-        """One look: the values since the last look (O(new values))."""
-        self._t.update(control, experiment)
+    def update(self, *, experiment: ArrayLike, control: ArrayLike) -> None:
+        """One look: the values that arrived since the last look (O(new values)).
 
-    def decision(self) -> Dict[str, Any]:
-        """``label`` (High/Low once crossed, Pass, Nodata), ``eValue``, ``pValue``
-        (anytime-valid), ``crossedAtLook``, ``excludesRegression``…"""
-        import json
+        Parameters
+        ----------
+        experiment, control : array-like
+            The canary's and the baseline's new values (keyword-only).
 
-        return json.loads(self._t.decision())  # type: ignore[no-any-return]
+        Raises
+        ------
+        coalmine.InvalidInputError
+            Values that are not numbers.
+        """
+        self._t.update(experiment=experiment, control=control)
 
-    def report(self) -> Dict[str, Any]:
-        """Everything, as in a judge result's ``resultMetadata.test``."""
-        import json
+    def decision(self) -> SequentialDecision:
+        """The decision now.
 
-        return json.loads(self._t.report())  # type: ignore[no-any-return]
+        Returns
+        -------
+        SequentialDecision
+        """
+        return SequentialDecision._from_json(json.loads(self._t.decision()))
+
+    def report(self) -> SequentialReport:
+        """Everything the test reports, as in a ``coalmine-seq-v1`` metric result's ``test``.
+
+        Returns
+        -------
+        SequentialReport
+        """
+        return SequentialReport._from_json(json.loads(self._t.report()))
 
     @property
     def e_value(self) -> float:
-        return float(self.decision()["eValue"])
+        """The e-value now."""
+        return self.decision().e_value
 
     @property
     def p_value(self) -> float:
-        return float(self.decision()["pValue"])
+        """The anytime-valid p-value now."""
+        return self.decision().p_value
 
     def to_json(self) -> str:
-        """The state, to persist; :meth:`from_json` resumes it."""
+        """The test's state, to persist; :meth:`from_json` resumes it.
+
+        Returns
+        -------
+        str
+            JSON text.
+        """
         return str(self._t.to_json())
 
     @classmethod
     def from_json(cls, text: str) -> "SequentialTest":
+        """Resume a test from :meth:`to_json`'s text.
+
+        Parameters
+        ----------
+        text : str
+            The state, as :meth:`to_json` wrote it.
+
+        Returns
+        -------
+        SequentialTest
+
+        Raises
+        ------
+        coalmine.InvalidInputError
+            ``text`` is not a sequential test's state.
+        """
         obj = cls.__new__(cls)
         obj._t = _internal.SequentialTest.from_json(text)
         return obj
 
+    def __repr__(self) -> str:
+        d = self.decision()
+        return f"SequentialTest(label={d.label!r}, e_value={d.e_value:.4g}, looks={d.looks})"
+
+
+class SequentialPath(NamedTuple):
+    """The course of a sequential test over two series (:func:`sequential_path`).
+
+    Attributes
+    ----------
+    e_values : list of float
+        The e-value after every look.
+    p_values : list of float
+        The anytime-valid p-value after every look.
+    crossed_at_look : int or None
+        The first look (1-based) at which the e-value reached ``1/alpha``.
+    """
+
+    e_values: List[float]
+    p_values: List[float]
+    crossed_at_look: Optional[int]
+
 
 def sequential_path(
-    control: ArrayLike,
+    *,
     experiment: ArrayLike,
+    control: ArrayLike,
     look_size: int = 1,
-    metric_type: str = "continuous",
-    alternative: str = "increase",
+    metric_type: MetricType = "continuous",
+    alternative: Alternative = "increase",
     alpha: float = 0.01,
-    quantiles: Optional[list] = None,  # type: ignore[type-arg]
+    quantiles: Optional[Sequence[float]] = None,
     traffic_share: float = 0.5,
     t_opt: float = 1000.0,
     concentration: float = 100.0,
     batch_size: int = 1,
-) -> Tuple[List[float], List[float], Optional[int]]:
+) -> SequentialPath:
     """Run a :class:`SequentialTest` over two series, ``look_size`` values per arm per look.
+
+    Every argument is keyword-only.
+
+    Parameters
+    ----------
+    experiment, control : array-like
+        The canary's and the baseline's series.
+    look_size : int
+        Values per arm added at each look.
+    metric_type, alternative, alpha, quantiles, traffic_share, t_opt, concentration, batch_size
+        As for :class:`SequentialTest`.
 
     Returns
     -------
-    (e_values, p_values, crossed_at_look)
-        The e-value and anytime-valid p-value after every look, and the first look at which
-        the test crossed ``1/alpha`` (``None`` if never).
+    SequentialPath
+        ``(e_values, p_values, crossed_at_look)``: the e-value and anytime-valid p-value after
+        every look, and the first look at which the test crossed ``1/alpha`` (``None`` if
+        never).
+
+    Raises
+    ------
+    coalmine.InvalidInputError
+        Values that are not numbers, settings out of range.
+
+    Examples
+    --------
+    >>> path = sequential_path(experiment=[5.0, 6.0, 7.0, 8.0], control=[1.0, 2.0, 3.0, 4.0], look_size=2)
+    >>> len(path.e_values), path.crossed_at_look
+    (2, None)
     """
     e, p, c = _internal.sequential_path(
-        control, experiment, look_size, metric_type, alternative, alpha, list(quantiles or [0.5]), traffic_share, t_opt, concentration, batch_size
+        experiment=experiment,
+        control=control,
+        look_size=look_size,
+        metric_type=metric_type,
+        alternative=alternative,
+        alpha=alpha,
+        quantiles=list(quantiles or [0.5]),
+        traffic_share=traffic_share,
+        t_opt=t_opt,
+        concentration=concentration,
+        batch_size=batch_size,
     )
-    return list(e), list(p), c
+    return SequentialPath(list(e), list(p), c)

@@ -421,6 +421,7 @@ pub struct SequentialTest {
     state: SequentialState,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn params(
     metric_type: &str,
     alternative: &str,
@@ -494,15 +495,17 @@ impl SequentialTest {
         Ok(SequentialTest { state })
     }
 
-    /// One look: the new control and experiment values since the last one.
+    /// One look: the new experiment and control values since the last one (keyword-only, as
+    /// everywhere in the Python API the experiment comes first).
+    #[pyo3(signature = (*, experiment, control))]
     fn update(
         &mut self,
         py: Python<'_>,
-        control: &Bound<'_, PyAny>,
         experiment: &Bound<'_, PyAny>,
+        control: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let c = f64_values(control, "control")?;
         let e = f64_values(experiment, "experiment")?;
+        let c = f64_values(control, "control")?;
         let st = &mut self.state;
         py.detach(|| st.update(&c, &e))
             .map_err(|e| InvalidInputError::new_err(e.to_string()))
@@ -531,16 +534,19 @@ impl SequentialTest {
     }
 }
 
-/// `sequential_path(control, experiment, look_size, ...) -> (e_values, p_values, crossed_at)`:
+/// The e-value and the anytime-valid p-value after every look, and the look that crossed.
+type Path = (Vec<f64>, Vec<f64>, Option<u64>);
+
+/// `sequential_path(*, experiment, control, look_size, ...) -> (e_values, p_values, crossed_at)`:
 /// feed both series `look_size` values per arm per look and record the e-value and the
 /// anytime-valid p-value after every look (vectorised, for simulations).
 #[pyfunction]
-#[pyo3(signature = (control, experiment, look_size = 1, metric_type = "continuous", alternative = "increase", alpha = 0.01, quantiles = vec![0.5], traffic_share = 0.5, t_opt = 1000.0, concentration = 100.0, batch_size = 1))]
+#[pyo3(signature = (*, experiment, control, look_size = 1, metric_type = "continuous", alternative = "increase", alpha = 0.01, quantiles = vec![0.5], traffic_share = 0.5, t_opt = 1000.0, concentration = 100.0, batch_size = 1))]
 #[allow(clippy::too_many_arguments)]
 pub fn sequential_path(
     py: Python<'_>,
-    control: &Bound<'_, PyAny>,
     experiment: &Bound<'_, PyAny>,
+    control: &Bound<'_, PyAny>,
     look_size: usize,
     metric_type: &str,
     alternative: &str,
@@ -550,9 +556,9 @@ pub fn sequential_path(
     t_opt: f64,
     concentration: f64,
     batch_size: u32,
-) -> PyResult<(Vec<f64>, Vec<f64>, Option<u64>)> {
-    let c = f64_values(control, "control")?;
+) -> PyResult<Path> {
     let e = f64_values(experiment, "experiment")?;
+    let c = f64_values(control, "control")?;
     let p = params(
         metric_type,
         alternative,
@@ -565,21 +571,19 @@ pub fn sequential_path(
         false,
     )?;
     let step = look_size.max(1);
-    py.detach(
-        move || -> Result<(Vec<f64>, Vec<f64>, Option<u64>), String> {
-            let mut st = SequentialState::new(p).map_err(|e| e.to_string())?;
-            let looks = c.len().max(e.len()).div_ceil(step);
-            let (mut ev, mut pv) = (Vec::with_capacity(looks), Vec::with_capacity(looks));
-            for k in 0..looks {
-                let cs = &c[(k * step).min(c.len())..((k + 1) * step).min(c.len())];
-                let es = &e[(k * step).min(e.len())..((k + 1) * step).min(e.len())];
-                st.update(cs, es).map_err(|e| e.to_string())?;
-                let d = st.decision();
-                ev.push(d.e_value);
-                pv.push(d.p_value);
-            }
-            Ok((ev, pv, st.decision().crossed_at_look))
-        },
-    )
+    py.detach(move || -> Result<Path, String> {
+        let mut st = SequentialState::new(p).map_err(|e| e.to_string())?;
+        let looks = c.len().max(e.len()).div_ceil(step);
+        let (mut ev, mut pv) = (Vec::with_capacity(looks), Vec::with_capacity(looks));
+        for k in 0..looks {
+            let cs = &c[(k * step).min(c.len())..((k + 1) * step).min(c.len())];
+            let es = &e[(k * step).min(e.len())..((k + 1) * step).min(e.len())];
+            st.update(cs, es).map_err(|e| e.to_string())?;
+            let d = st.decision();
+            ev.push(d.e_value);
+            pv.push(d.p_value);
+        }
+        Ok((ev, pv, st.decision().crossed_at_look))
+    })
     .map_err(InvalidInputError::new_err)
 }
