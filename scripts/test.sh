@@ -18,6 +18,8 @@ echo "broker at $COALMINE_TEST_KAFKA"
 
 log "The Python module shares the daemon's build (same features for every crate both build)"
 python3 scripts/check_features.py
+log "The module graph points one way (no cycles between files or stages)"
+python3 scripts/check_module_graph.py
 
 log "Rust tests (cargo test; the broker tests are #[ignore]d without a broker, so include them)"
 cargo test -p coalmine --lib --bins --tests --examples -- --include-ignored
