@@ -4,13 +4,18 @@ Is the canary worse than its baseline? ``coalmine`` answers with statistics: Spi
 Kayenta's ``NetflixACAJudge-v1.0`` reproduced exactly, and coalmine's own judges with exact
 Mann-Whitney intervals.
 
+Conventions of the API: the canary (experiment) comes before the baseline (control), and
+where a function takes both and could be misread they are keyword-only; results are typed,
+with snake_case fields; option strings are ``Literal`` types (:mod:`coalmine.types`). The one
+exception is :meth:`JudgeResult.to_dict`, which is Kayenta's JSON document, camelCase.
+
 >>> import coalmine
 >>> r = coalmine.stats.mann_whitney([12.1, 13.5, 12.9, 14.2], [10.2, 11.1, 10.8, 11.5])
 >>> r.method
 'exact'
 """
 
-from coalmine import plot, stats
+from coalmine import plot, stats, types
 from coalmine._internal import (
     CoalmineError,
     CorruptArchiveError,
@@ -21,29 +26,64 @@ from coalmine._internal import (
     __build__,
     __version__,
 )
-from coalmine._judge import JudgeResult, judge, judges
+from coalmine._judge import (
+    EffectSize,
+    EffectSizeSettings,
+    JudgeResult,
+    JudgeSettings,
+    MannWhitneyTest,
+    MetricResult,
+    MetricRow,
+    OutlierSettings,
+    SeriesStats,
+    judge,
+    judges,
+)
 from coalmine._table import Table
-from coalmine.archive import Archive, Comparison, import_run, write_fixture
-from coalmine.store import Store
+from coalmine.archive import (
+    Archive,
+    Comparison,
+    ComparisonSummary,
+    RunInfo,
+    RunJudgment,
+    RunLabel,
+    import_run,
+    write_fixture,
+)
+from coalmine.store import Store, StoreStats
 
 __all__ = [
     "Archive",
     "CoalmineError",
     "Comparison",
+    "ComparisonSummary",
     "CorruptArchiveError",
-    "Store",
-    "Table",
-    "import_run",
-    "plot",
-    "write_fixture",
+    "EffectSize",
+    "EffectSizeSettings",
     "InternalError",
     "InvalidInputError",
     "JudgeResult",
+    "JudgeSettings",
+    "MannWhitneyTest",
+    "MetricResult",
+    "MetricRow",
     "NotFoundError",
+    "OutlierSettings",
+    "RunInfo",
+    "RunJudgment",
+    "RunLabel",
+    "SeriesStats",
+    "Store",
+    "StoreStats",
+    "Table",
     "UnavailableError",
     "__build__",
     "__version__",
+    "import_run",
     "judge",
     "judges",
+    "plot",
     "stats",
+    "types",
+    "write_fixture",
 ]

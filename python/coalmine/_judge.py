@@ -6,19 +6,254 @@ import copy
 import html
 import json
 import os
-from typing import Any, Dict, List, Optional, Union
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, Tuple, TypedDict, Union, cast
 
 from coalmine import _internal
+from coalmine._json import number, optional_number
+from coalmine.stats import SequentialReport
+from coalmine.types import (
+    Classification,
+    Direction,
+    EffectMeasure,
+    JudgeName,
+    MetricClassification,
+    NanStrategy,
+    TestMethod,
+)
 
-__all__ = ["JudgeResult", "judge", "judges"]
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+elif TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Unpack
 
+__all__ = [
+    "EffectSize",
+    "EffectSizeSettings",
+    "JudgeResult",
+    "JudgeSettings",
+    "MannWhitneyTest",
+    "MetricResult",
+    "MetricRow",
+    "OutlierSettings",
+    "SeriesStats",
+    "judge",
+    "judges",
+]
+
+#: A remote-judge request: a dict, JSON text, or the path of a JSON file.
 Request = Union[Dict[str, Any], str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    """Kayenta's summary of one side's values in a metric result (after NaN handling).
+
+    Attributes
+    ----------
+    min, max, mean, std : float
+        Minimum, maximum, mean and standard deviation (all 0 for no values).
+    count : int
+        Number of values.
+    """
+
+    min: float
+    max: float
+    mean: float
+    std: float
+    count: int
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "SeriesStats":
+        return cls(number(d["min"]), number(d["max"]), number(d["mean"]), number(d["std"]), int(d["count"]))
+
+
+@dataclass(frozen=True)
+class EffectSize:
+    """The effect size a ``coalmine-v1`` metric was gated on.
+
+    Attributes
+    ----------
+    measure : {"meanRatio", "cles"}
+        The ratio of the means, or the common-language effect size.
+    value : float
+    """
+
+    measure: EffectMeasure
+    value: float
+
+
+@dataclass(frozen=True)
+class MannWhitneyTest:
+    """The Mann-Whitney test behind a ``coalmine-v1`` metric result.
+
+    Attributes
+    ----------
+    kind : {"mann-whitney"}
+    method : {"exact", "asymptotic"}
+        The exact null distribution, or the normal approximation.
+    lower, upper : float
+        Confidence interval of the shift canary - baseline.
+    estimate : float
+        Hodges-Lehmann estimate of the shift.
+    p_value : float
+        Two-sided p-value of "no shift".
+    confidence, achieved_confidence : float
+        The level asked for, and the level the interval has.
+    min_p_value : float
+        The smallest p-value samples of these sizes could give: at or above
+        ``1 - confidence`` the metric cannot be judged.
+    n_experiment, n_control : int
+        Sample sizes.
+    bound : float
+        The no-change band ``tolerance * |estimate|`` the interval was compared against.
+    effect_size : EffectSize
+    warnings : tuple of str
+    """
+
+    kind: Literal["mann-whitney"]
+    method: TestMethod
+    lower: float
+    upper: float
+    estimate: float
+    p_value: float
+    confidence: float
+    achieved_confidence: float
+    min_p_value: float
+    n_experiment: int
+    n_control: int
+    bound: float
+    effect_size: EffectSize
+    warnings: Tuple[str, ...]
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "MannWhitneyTest":
+        return cls(
+            kind="mann-whitney",
+            method=d["method"],
+            lower=number(d["lower"]),
+            upper=number(d["upper"]),
+            estimate=number(d["estimate"]),
+            p_value=number(d["pValue"]),
+            confidence=float(d["confidence"]),
+            achieved_confidence=float(d["achievedConfidence"]),
+            min_p_value=number(d["minPValue"]),
+            n_experiment=int(d["nExperiment"]),
+            n_control=int(d["nControl"]),
+            bound=number(d["bound"]),
+            effect_size=EffectSize(d["effectSize"]["measure"], number(d["effectSize"]["value"])),
+            warnings=tuple(d.get("warnings", ())),
+        )
+
+
+def _test(d: Optional[Mapping[str, Any]]) -> Union[MannWhitneyTest, SequentialReport, None]:
+    if d is None:
+        return None
+    if d.get("kind") == "mann-whitney":
+        return MannWhitneyTest._from_json(d)
+    return SequentialReport._from_json(d)
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric-set pair's verdict in a judgment (Kayenta's ``CanaryAnalysisResult``).
+
+    Attributes
+    ----------
+    name : str
+        The metric's name.
+    id : str
+        The metric-set pair's id.
+    tags : dict of str to str
+        The pair's tags.
+    classification : {"Pass", "High", "Low", "Nodata", "NodataFailMetric", "Error"}
+    classification_reason : str or None
+        Why, when the judge says.
+    groups : tuple of str
+        The metric's groups.
+    critical, muted : bool
+        A critical metric fails the judgment on its own; a muted one does not count.
+    not_judged : str or None
+        coalmine judges: why the metric could not be judged at the configured level (it is
+        then ``Pass`` with this as its reason).
+    ratio : float or None
+        Kayenta's ratio of the means, experiment / control.
+    test : MannWhitneyTest or SequentialReport or None
+        The statistics behind the classification (coalmine judges).
+    experiment_stats, control_stats : SeriesStats
+        Each side's values, summarised.
+    """
+
+    name: str
+    id: str
+    tags: Dict[str, str]
+    classification: MetricClassification
+    classification_reason: Optional[str]
+    groups: Tuple[str, ...]
+    critical: bool
+    muted: bool
+    not_judged: Optional[str]
+    ratio: Optional[float]
+    test: Union[MannWhitneyTest, SequentialReport, None]
+    experiment_stats: SeriesStats
+    control_stats: SeriesStats
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "MetricResult":
+        meta = d.get("resultMetadata") or {}
+        return cls(
+            name=d["name"],
+            id=d["id"],
+            tags=dict(d.get("tags", {})),
+            classification=d["classification"],
+            classification_reason=d.get("classificationReason"),
+            groups=tuple(d.get("groups", ())),
+            critical=bool(d["critical"]),
+            muted=bool(d["muted"]),
+            not_judged=d.get("notJudged"),
+            ratio=optional_number(meta, "ratio"),
+            test=_test(meta.get("test")),
+            experiment_stats=SeriesStats._from_json(d["experimentMetadata"]["stats"]),
+            control_stats=SeriesStats._from_json(d["controlMetadata"]["stats"]),
+        )
+
+
+class MetricRow(TypedDict):
+    """One row of :meth:`JudgeResult.metrics`: a metric result, flattened.
+
+    ``lower``, ``upper`` and ``estimate`` are the Mann-Whitney interval and shift
+    (``coalmine-v1``); ``p_value`` is the test's p-value (coalmine judges); each is ``None``
+    when the judge does not report it.
+    """
+
+    name: str
+    tags: Dict[str, str]
+    classification: MetricClassification
+    critical: bool
+    muted: bool
+    ratio: Optional[float]
+    lower: Optional[float]
+    upper: Optional[float]
+    estimate: Optional[float]
+    p_value: Optional[float]
+    method: Optional[str]
+    n_experiment: int
+    n_control: int
+    reason: Optional[str]
 
 
 class JudgeResult:
     """A judgment: Kayenta's ``CanaryJudgeResult`` with per-metric detail.
 
-    ``to_dict()`` is exactly the JSON document ``coalmine judge`` prints (NaN as ``"NaN"``).
+    Parameters
+    ----------
+    document : dict
+        The ``CanaryJudgeResult`` JSON document, as ``coalmine judge`` prints it.
+
+    See Also
+    --------
+    judge : makes one.
     """
 
     def __init__(self, document: Dict[str, Any]) -> None:
@@ -32,12 +267,13 @@ class JudgeResult:
     @property
     def score(self) -> float:
         """Summary score, 0-100, rounded half-up to 2 decimals."""
-        return float(self._doc["score"]["score"])
+        return number(self._doc["score"]["score"])
 
     @property
-    def classification(self) -> str:
-        """``"Pass"``, ``"Marginal"`` or ``"Fail"``."""
-        return str(self._doc["score"]["classification"])
+    def classification(self) -> Classification:
+        """The verdict: ``"Pass"``, ``"Marginal"`` or ``"Fail"``."""
+        value: Classification = self._doc["score"]["classification"]
+        return value
 
     @property
     def reason(self) -> str:
@@ -45,47 +281,76 @@ class JudgeResult:
         return str(self._doc["score"]["classificationReason"])
 
     @property
-    def results(self) -> List[Dict[str, Any]]:
-        """One entry per metric-set pair, in request order."""
-        return copy.deepcopy(self._doc["results"])
+    def results(self) -> List[MetricResult]:
+        """One result per metric-set pair, in request order."""
+        return [MetricResult._from_json(r) for r in self._doc["results"]]
 
     @property
     def group_scores(self) -> Dict[str, float]:
         """Score of each metric group, by name."""
-        return {g["name"]: float(g["score"]) for g in self._doc["groupScores"]}
+        return {g["name"]: number(g["score"]) for g in self._doc["groupScores"]}
 
     def to_dict(self) -> Dict[str, Any]:
-        """The result document (a deep copy)."""
+        """The result as Kayenta's JSON document.
+
+        Unlike the rest of the API, the keys are Kayenta's camelCase (``judgeName``,
+        ``resultMetadata``, ``pValue``…) and NaN is the string ``"NaN"``: this is the
+        ``CanaryJudgeResult`` JSON contract, exactly what ``coalmine judge`` prints and
+        Kayenta clients read. For typed, snake_case access use :attr:`results` and
+        :meth:`metrics`.
+
+        Returns
+        -------
+        dict
+            A deep copy of the document.
+        """
         return copy.deepcopy(self._doc)
 
     def to_json(self, indent: Optional[int] = None) -> str:
-        """The result document as JSON text."""
+        """The result as JSON text (the document of :meth:`to_dict`).
+
+        Parameters
+        ----------
+        indent : int, optional
+            Indentation, as for :func:`json.dumps`; compact when ``None``.
+
+        Returns
+        -------
+        str
+        """
         return json.dumps(self._doc, indent=indent)
 
-    def metrics(self) -> List[Dict[str, Any]]:
-        """A flat per-metric summary: name, tags, classification, ratio and the test's
-        interval, estimate, p-value and method (where the judge reports them)."""
-        rows = []
-        for r in self._doc["results"]:
-            meta = r.get("resultMetadata") or {}
-            test = meta.get("test") or {}
+    def metrics(self) -> List[MetricRow]:
+        """A flat per-metric summary, one row per metric result (ready for
+        ``pandas.DataFrame``).
+
+        Returns
+        -------
+        list of MetricRow
+            Name, tags, classification, ratio and the test's interval, estimate, p-value and
+            method, where the judge reports them.
+        """
+        rows: List[MetricRow] = []
+        for r in self.results:
+            t = r.test
+            mw = t if isinstance(t, MannWhitneyTest) else None
             rows.append(
-                {
-                    "name": r["name"],
-                    "tags": r.get("tags", {}),
-                    "classification": r["classification"],
-                    "critical": r["critical"],
-                    "muted": r["muted"],
-                    "ratio": meta.get("ratio"),
-                    "lower": test.get("lower"),
-                    "upper": test.get("upper"),
-                    "estimate": test.get("estimate"),
-                    "p_value": test.get("pValue"),
-                    "method": test.get("method"),
-                    "n_experiment": r["experimentMetadata"]["stats"]["count"],
-                    "n_control": r["controlMetadata"]["stats"]["count"],
-                    "reason": r.get("classificationReason"),
-                }
+                MetricRow(
+                    name=r.name,
+                    tags=r.tags,
+                    classification=r.classification,
+                    critical=r.critical,
+                    muted=r.muted,
+                    ratio=r.ratio,
+                    lower=mw.lower if mw else None,
+                    upper=mw.upper if mw else None,
+                    estimate=mw.estimate if mw else None,
+                    p_value=t.p_value if t is not None else None,
+                    method=t.method if t is not None else None,
+                    n_experiment=r.experiment_stats.count,
+                    n_control=r.control_stats.count,
+                    reason=r.classification_reason,
+                )
             )
         return rows
 
@@ -108,9 +373,10 @@ class JudgeResult:
         cols = ["name", "tags", "classification", "ratio", "estimate", "lower", "upper", "p_value", "method"]
         rows = []
         for m in self.metrics():
+            row = cast(Mapping[str, Any], m)
             cells = []
             for c in cols:
-                v = m[c]
+                v = row[c]
                 if c == "tags":
                     v = ", ".join(f"{k}={x}" for k, x in v.items())
                 elif isinstance(v, float):
@@ -121,6 +387,66 @@ class JudgeResult:
             rows.append("<tr>" + "".join(cells) + "</tr>")
         header = "<tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
         return head + "<table>" + header + "".join(rows) + "</table>"
+
+
+class EffectSizeSettings(TypedDict, total=False):
+    """``analysisConfigurations.canary.effectSize`` (Kayenta's keys).
+
+    The keys are camelCase because the value is merged into the canary config's JSON as is.
+    """
+
+    measure: EffectMeasure
+    allowedIncrease: float
+    allowedDecrease: float
+    criticalIncrease: float
+    criticalDecrease: float
+
+
+class OutlierSettings(TypedDict, total=False):
+    """``analysisConfigurations.canary.outliers`` (Kayenta's keys): ``strategy="remove"``
+    drops values more than ``outlierFactor`` interquartile ranges out."""
+
+    strategy: Literal["none", "remove"]
+    outlierFactor: float
+
+
+class JudgeSettings(TypedDict, total=False):
+    """Shorthands for overrides, as keyword arguments of :func:`judge` and
+    :meth:`coalmine.Archive.rejudge`: each is merged into every metric's
+    ``analysisConfigurations.canary`` (``metrics`` and ``group_weights`` excepted)."""
+
+    confidence: float
+    tolerance: float
+    direction: Direction
+    nan_strategy: NanStrategy
+    effect_size: EffectSizeSettings
+    outliers: OutlierSettings
+    critical: bool
+    must_have_data: bool
+    muted: bool
+    exact: bool
+    continuity_correction: bool
+    #: Settings per metric name, in the config's own (camelCase) keys.
+    metrics: Dict[str, Dict[str, Any]]
+    #: Weight of each metric group, by name.
+    group_weights: Dict[str, float]
+
+
+_CAMEL = {
+    "effect_size": "effectSize",
+    "nan_strategy": "nanStrategy",
+    "must_have_data": "mustHaveData",
+    "continuity_correction": "continuityCorrection",
+    "group_weights": "groupWeights",
+}
+
+
+def _overrides(overrides: Optional[Mapping[str, Any]], settings: Mapping[str, Any]) -> Optional[str]:
+    """``overrides`` with the ``settings`` shorthands merged in, as the JSON text the compiled
+    module takes (``None`` for none)."""
+    o = dict(overrides or {})
+    o.update({_CAMEL.get(k, k): v for k, v in settings.items()})
+    return json.dumps(o) if o else None
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -169,7 +495,12 @@ def _load(request: Request) -> Union[Dict[str, Any], str]:
         raise _internal.UnavailableError(f"cannot read '{path}': {e}") from e
 
 
-def judge(request: Request, judge: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None, **settings: Any) -> JudgeResult:
+def judge(
+    request: Request,
+    judge: Optional[JudgeName] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+    **settings: Unpack[JudgeSettings],
+) -> JudgeResult:
     """Judge a Kayenta remote-judge request.
 
     Parameters
@@ -178,17 +509,16 @@ def judge(request: Request, judge: Optional[str] = None, overrides: Optional[Dic
         ``{"canaryConfig": ..., "metricSetPairList": [...], "scoreThresholds": {...}}`` as a
         dict (values may be lists, numpy arrays, NaN floats), as JSON text, or the path of a
         JSON file.
-    judge : str, optional
-        ``"coalmine-v1"``, ``"NetflixACAJudge-v1.0"`` or ``"coalmine-seq-v1"``; default: the
-        config's ``judge.name``, else ``coalmine-v1``.
+    judge : {"coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1"}, optional
+        Default: the config's ``judge.name``, else ``coalmine-v1``.
     overrides : dict, optional
         Settings merged into every metric's ``analysisConfigurations.canary``
         (``confidence``, ``tolerance``, ``direction``, ``nanStrategy``, ``effectSize``,
-        ``outliers``…), ``metrics`` (patches by metric name) and ``groupWeights`` — the same
-        as :meth:`coalmine.Archive.rejudge`.
+        ``outliers``…), ``metrics`` (patches by metric name) and ``groupWeights``, in the
+        config's own (camelCase) keys — the same as :meth:`coalmine.Archive.rejudge`.
     **settings
-        Shorthands merged into ``overrides``: ``confidence=0.95``, ``nan_strategy="replace"``,
-        ``effect_size={"allowedIncrease": 1.1}``…
+        Shorthands merged into ``overrides`` (:class:`JudgeSettings`): ``confidence=0.95``,
+        ``nan_strategy="replace"``, ``effect_size={"allowedIncrease": 1.1}``…
 
     Returns
     -------
@@ -201,15 +531,24 @@ def judge(request: Request, judge: Optional[str] = None, overrides: Optional[Dic
         ``metricSetPairList[3].values.control[17]: expected a number or "NaN"``.
     coalmine.NotFoundError
         ``request`` is a path that does not exist.
-    """
-    from coalmine.archive import _settings
 
-    o = dict(overrides or {})
-    o.update(_settings(settings))
-    text = _internal.judge_request(_load(request), judge, json.dumps(o) if o else None)
+    Examples
+    --------
+    >>> import coalmine
+    >>> r = coalmine.judge("examples/checkout-canary.json")  # doctest: +SKIP
+    >>> r.classification, [m.name for m in r.results if m.classification != "Pass"]  # doctest: +SKIP
+    ('Fail', ['latency p99'])
+    """
+    text = _internal.judge_request(_load(request), judge, _overrides(overrides, settings))
     return JudgeResult(json.loads(text))
 
 
 def judges() -> List[str]:
-    """Names of the judges this build knows; the first is the default."""
+    """The judges this build knows.
+
+    Returns
+    -------
+    list of str
+        Their names (see :data:`coalmine.types.JudgeName`), the default first.
+    """
     return list(_internal.judges())

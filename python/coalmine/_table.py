@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from coalmine import _internal
 
@@ -20,12 +20,29 @@ class Table:
     interface (``__arrow_c_stream__``): ``pyarrow.table(t)``, ``polars.DataFrame(t)``,
     DuckDB and friends read it without copying. ``to_pandas()`` / ``to_polars()`` /
     ``to_arrow()`` need the respective package installed.
+
+    Parameters
+    ----------
+    inner : coalmine._internal.Table
+        The compiled module's table.
     """
 
     def __init__(self, inner: _internal.Table) -> None:
         self._inner = inner
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """The record batches as an Arrow C stream (the Arrow PyCapsule interface).
+
+        Parameters
+        ----------
+        requested_schema : object, optional
+            Ignored: the schema is what it is; consumers cast if they need to.
+
+        Returns
+        -------
+        PyCapsule
+            An ``arrow_array_stream`` capsule.
+        """
         return self._inner.__arrow_c_stream__(requested_schema)
 
     @property
@@ -47,28 +64,59 @@ class Table:
         return self.num_rows
 
     def to_arrow(self) -> "pyarrow.Table":
-        """A ``pyarrow.Table`` (zero-copy)."""
+        """The table in pyarrow (zero-copy).
+
+        Returns
+        -------
+        pyarrow.Table
+        """
         import pyarrow as pa
 
         return pa.table(self)
 
     def to_pandas(self) -> "pandas.DataFrame":
-        """A ``pandas.DataFrame`` (through pyarrow)."""
+        """The table in pandas (through pyarrow).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
         return self.to_arrow().to_pandas()
 
     def to_polars(self) -> "polars.DataFrame":
-        """A ``polars.DataFrame``."""
+        """The table in polars.
+
+        Returns
+        -------
+        polars.DataFrame
+        """
         import polars as pl
 
         return pl.from_arrow(self.to_arrow())  # type: ignore[return-value]
 
-    def to_pylist(self) -> List[dict]:  # type: ignore[type-arg]
-        """Rows as dicts (through pyarrow)."""
-        rows: List[dict] = self.to_arrow().to_pylist()  # type: ignore[type-arg]
+    def to_pylist(self) -> List[Dict[str, Any]]:
+        """The rows as dicts (through pyarrow).
+
+        Returns
+        -------
+        list of dict
+            One dict per row, by column name.
+        """
+        rows: List[Dict[str, Any]] = self.to_arrow().to_pylist()
         return rows
 
     def column(self, name: str) -> List[Any]:
-        """One column as a Python list (through pyarrow)."""
+        """One column as a Python list (through pyarrow).
+
+        Parameters
+        ----------
+        name : str
+            The column's name.
+
+        Returns
+        -------
+        list
+        """
         values: List[Any] = self.to_arrow().column(name).to_pylist()
         return values
 

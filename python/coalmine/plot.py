@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from coalmine._judge import MannWhitneyTest
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -26,14 +29,35 @@ def _plt() -> Any:
 
 def pair(archive: "Archive", run_id: str, index: int, metric: str) -> "Figure":
     """Canary vs baseline of one metric in one judgment: over time, and as distributions
-    with the judgment's confidence interval of the shift (when the judge reports one)."""
+    with the judgment's confidence interval of the shift (when the judge reports one).
+
+    Parameters
+    ----------
+    archive : Archive
+    run_id : str
+    index : int
+        The judgment's 1-based index in the run.
+    metric : str
+        The metric's name.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        The judgment has no values of ``metric``.
+    ImportError
+        matplotlib is not installed.
+    """
     plt = _plt()
     rows = archive.pairs(run_id, metric).to_pylist()
     rows = [r for r in rows if r["judgment"] == index]
     if not rows:
         raise ValueError(f"no values of metric {metric!r} in judgment {index} of run {run_id!r}")
     result = archive.result(run_id, index)
-    metric_result: Dict[str, Any] = next((r for r in result["results"] if r["name"] == metric), {})
+    metric_result = next((r for r in result.results if r.name == metric), None)
     fig, (ax_t, ax_d) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [2, 1]})
     colors = {"control": "#4c72b0", "experiment": "#dd8452"}
     names = {"control": "baseline", "experiment": "canary"}
@@ -45,12 +69,12 @@ def pair(archive: "Archive", run_id: str, index: int, metric: str) -> "Figure":
         clean = [v for v in ys if v == v]
         if clean:
             ax_d.hist(clean, bins=20, alpha=0.55, color=colors[scope], label=names[scope])
-    cls = metric_result.get("classification", "?")
+    cls = metric_result.classification if metric_result else "?"
     ax_t.set_title(f"{metric} — {cls} (judgment {index})")
     ax_t.legend(loc="best")
-    test: Optional[Dict[str, Any]] = (metric_result.get("resultMetadata") or {}).get("test")
-    if test and isinstance(test.get("lower"), (int, float)) and isinstance(test.get("estimate"), (int, float)):
-        ax_d.set_title(f"shift {test['estimate']:+.3g}, CI [{test['lower']:+.3g}, {test['upper']:+.3g}]")
+    test = metric_result.test if metric_result else None
+    if isinstance(test, MannWhitneyTest) and all(math.isfinite(v) for v in (test.lower, test.upper, test.estimate)):
+        ax_d.set_title(f"shift {test.estimate:+.3g}, CI [{test.lower:+.3g}, {test.upper:+.3g}]")
     else:
         ax_d.set_title("distributions")
     ax_d.legend(loc="best")
@@ -61,7 +85,23 @@ def pair(archive: "Archive", run_id: str, index: int, metric: str) -> "Figure":
 
 def scores(archive: "Archive", run_id: Optional[str] = None) -> "Figure":
     """Judgment scores over time: one line per run (or just ``run_id``), with the 95/75
-    thresholds."""
+    thresholds.
+
+    Parameters
+    ----------
+    archive : Archive
+    run_id : str, optional
+        Only this run.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed.
+    """
     plt = _plt()
     rows = archive.judgments().to_pylist()
     if run_id is not None:

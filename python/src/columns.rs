@@ -125,12 +125,13 @@ fn arrow_to_f64(array: ArrayRef, what: &str) -> PyResult<Vec<f64>> {
         safe: false,
         ..Default::default()
     };
-    let cast = arrow::compute::cast_with_options(&array, &DataType::Float64, &options).map_err(|e| {
-        InvalidInputError::new_err(format!(
-            "{what}: cannot use Arrow {} as numbers: {e}",
-            array.data_type()
-        ))
-    })?;
+    let cast =
+        arrow::compute::cast_with_options(&array, &DataType::Float64, &options).map_err(|e| {
+            InvalidInputError::new_err(format!(
+                "{what}: cannot use Arrow {} as numbers: {e}",
+                array.data_type()
+            ))
+        })?;
     let values = cast
         .as_any()
         .downcast_ref::<Float64Array>()

@@ -73,9 +73,11 @@ def test_rejudging_with_the_same_judge_reproduces_the_archive(archive):
     run_id = archive.run_ids()[0]
     request = archive.request(run_id, 1)
     again = coalmine.judge(request, judge="NetflixACAJudge-v1.0")
-    assert again.to_dict() == archive.result(run_id, 1)
+    assert again == archive.result(run_id, 1)
+    assert again.to_dict() == archive.result(run_id, 1).to_dict()
     c = archive.rejudge(judge="NetflixACAJudge-v1.0", threads=2)
     assert c.summary()["judgments_changed"] == 0 and c.summary()["metrics_changed"] == 0
+    assert c.summary()["judgments"] == len(archive) and "0 of" in repr(c)
 
 
 def test_rejudge_with_other_settings(archive):
@@ -108,7 +110,7 @@ def test_judge_overrides(archive):
     req = archive.request(archive.run_ids()[1], 1)
     base = coalmine.judge(req, judge="coalmine-v1")
     lax = coalmine.judge(req, judge="coalmine-v1", confidence=0.5)
-    tests = [m["resultMetadata"]["test"]["confidence"] for m in lax.to_dict()["results"] if "test" in m.get("resultMetadata", {})]
+    tests = [m.test.confidence for m in lax.results if isinstance(m.test, coalmine.MannWhitneyTest)]
     assert tests and all(c == 0.5 for c in tests)
     assert base.to_dict() != lax.to_dict()
     with pytest.raises(coalmine.InvalidInputError, match="unknown override"):
@@ -120,6 +122,11 @@ def test_export_import_round_trip(archive, tmp_path):
     f = tmp_path / "incident.arrow"
     n = archive.export_run(run_id, f)
     assert n == archive.runs().to_pandas().set_index("run_id").loc[run_id, "judgments"]
+    info = archive.run(run_id)
+    assert isinstance(info, coalmine.RunInfo) and info.id == run_id and len(info.judgments) == n
+    assert [j.index for j in info.judgments] == list(range(1, n + 1))
+    assert info.status in ("pass", "marginal", "fail") and info.label is not None
+    assert info.config["name"] == "fixture-golden-signals"
     # any Arrow reader opens the export
     t = pa.ipc.open_file(str(f)).read_all()
     assert t.num_rows == archive.pairs(run_id=run_id).num_rows
@@ -212,7 +219,8 @@ def test_store_sql_beside_data_written_by_the_daemon(coalmine_bin, tmp_path):
     rows = t.to_pylist()
     assert [r["version"] for r in rows] == ["baseline", "canary"]
     assert all(r["n"] > 100 for r in rows)
-    assert store.stats()["points"] > 0
+    stats = store.stats()
+    assert stats["points"] > 0 and stats["series"] > 0 and stats["disk_bytes"] > 0
     with pytest.raises(coalmine.InvalidInputError, match="single SELECT"):
         store.sql("DELETE FROM metrics")
     # the daemon archived the run's judgments

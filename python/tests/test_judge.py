@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import subprocess
+import typing
 
 import numpy as np
 import pytest
@@ -45,6 +46,13 @@ def test_result_accessors(example):
     m = r.metrics()[0]
     assert m["name"] == "latency p99" and m["classification"] == "High" and m["critical"]
     assert m["lower"] > 0 and m["p_value"] < 1e-6 and m["method"] in ("exact", "asymptotic")
+    first = r.results[0]
+    assert isinstance(first, coalmine.MetricResult)
+    assert first.name == "latency p99" and first.classification == "High" and first.critical
+    assert isinstance(first.test, coalmine.MannWhitneyTest)
+    assert (first.test.lower, first.test.p_value, first.ratio) == (m["lower"], m["p_value"], m["ratio"])
+    assert first.experiment_stats.count == m["n_experiment"] and first.control_stats.count == m["n_control"]
+    assert first.test.effect_size.measure == "meanRatio"
     assert "latency p99" in r._repr_html_()
     assert "Fail" in repr(r)
     assert json.loads(r.to_json()) == r.to_dict()
@@ -117,3 +125,30 @@ def test_python_values_become_kayenta_json(example):
 
 def test_judges():
     assert coalmine.judges() == ["coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1"]
+    # the Literal type lists the judges this build knows
+    assert list(typing.get_args(coalmine.types.JudgeName)) == coalmine.judges()
+
+
+def test_sequential_results_are_typed(example):
+    r = coalmine.judge(example, judge="coalmine-seq-v1")
+    assert r.judge_name == "coalmine-seq-v1"
+    for m in r.results:
+        assert isinstance(m.test, coalmine.stats.SequentialReport)
+        assert m.test.kind in ("sequential-count", "sequential-quantile")
+        assert m.test.threshold > 1 and 0 < m.test.p_value <= 1
+    row = r.metrics()[0]
+    assert row["p_value"] == r.results[0].test.p_value and row["lower"] is None
+
+
+def test_nan_fields_read_as_floats():
+    """Kayenta's "NaN" strings become float NaN in the typed results; to_dict keeps them."""
+    request = {
+        "canaryConfig": {"metrics": [{"name": "m", "analysisConfigurations": {"canary": {}}}]},
+        "metricSetPairList": [{"name": "m", "values": {"control": ["NaN", "NaN"], "experiment": ["NaN"]}}],
+        "scoreThresholds": {"pass": 95, "marginal": 75},
+    }
+    r = coalmine.judge(request)
+    m = r.results[0]
+    assert m.classification == "Nodata" and m.experiment_stats.count == 0
+    assert m.ratio is None or isinstance(m.ratio, float)
+    assert json.loads(r.to_json()) == r.to_dict()
