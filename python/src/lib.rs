@@ -1,6 +1,8 @@
 //! `coalmine._internal`: the pyo3 glue between the `coalmine` crate and the Python package.
 //! Everything users see is in the typed Python wrappers (`python/coalmine/*.py`); this
-//! module only converts values and maps errors.
+//! module only converts values and maps errors: columns of numbers in `columns.rs` (Arrow
+//! arrays through arrow-rs's `arrow-pyarrow`), judge requests given as dicts in `json.rs`
+//! (through `pythonize`).
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
