@@ -9,9 +9,30 @@ use rdkafka::producer::{BaseRecord, Producer};
 use serde_json::{json, Value};
 
 use crate::http::{get, request};
-use crate::kafka::{broker, create_topic, producer, unique, Daemon, TempDir};
+use crate::kafka::{broker, new_topic, producer, Daemon, TempDir};
 
 const TOKEN: &str = "e2e-secret";
+
+/// Live traffic from a thread, until [`Traffic::stop`].
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Traffic {
+    /// Produce [`traffic`] for `apps` to `topic`.
+    fn start(addr: String, topic: String, apps: Vec<(&'static str, bool)>) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = traffic(addr, topic, apps, stop.clone());
+        Traffic { stop, thread }
+    }
+
+    /// Stop producing; returns once everything produced is delivered.
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+    }
+}
 
 /// Live traffic: for each app, 3 baseline (v1) and 3 canary (v2) instances, 10 latency
 /// samples per instance every 100 ms at the current time. `slow` apps' canaries are 30%
@@ -110,6 +131,22 @@ fn wait_past(t_ms: i64) {
     }
 }
 
+/// Wait (up to 30 s) until the run has made its first judgment.
+fn wait_first_judgment(api: &str, id: &str) {
+    let start = Instant::now();
+    while get(api, &format!("/runs/{id}")).json()["judgments"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "run {id} made no judgment"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn wait_final(api: &str, id: &str, timeout: Duration) -> Value {
     let start = Instant::now();
     loop {
@@ -127,26 +164,15 @@ fn wait_final(api: &str, id: &str, timeout: Duration) -> Value {
 fn regressed_canary_fails_and_clean_canary_passes() {
     let addr = broker();
     let dir = TempDir::new("e2e");
-    let topic = unique("e2e");
-    create_topic(&addr, &topic, 3);
-    let verdicts = unique("e2e-verdicts");
-    create_topic(&addr, &verdicts, 1);
+    let topic = new_topic(&addr, "e2e", 3);
+    let verdicts = new_topic(&addr, "e2e-verdicts", 1);
     let extra = format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\n[verdicts]\ntopic = \"{verdicts}\"\n");
-    let mut d = Daemon::start(
-        &dir.0,
-        "d",
-        &addr,
-        &unique("g"),
-        &[(&topic, "json")],
-        &extra,
-    );
+    let mut d = Daemon::on_topic(&dir.0, &addr, &topic, &extra);
     let api = d.api();
-    let stop = Arc::new(AtomicBool::new(false));
-    let gen = traffic(
+    let traffic = Traffic::start(
         addr.clone(),
         topic.clone(),
         vec![("shop", true), ("cart", false)],
-        stop.clone(),
     );
 
     // configs: the token is needed to write
@@ -214,8 +240,7 @@ fn regressed_canary_fails_and_clean_canary_passes() {
 
     let shop_v = wait_final(&api, &shop_id, Duration::from_secs(60));
     let cart_v = wait_final(&api, &cart_id, Duration::from_secs(60));
-    stop.store(true, Ordering::Relaxed);
-    gen.join().unwrap();
+    traffic.stop();
     assert_eq!(shop_v["status"], "fail", "{shop_v}");
     assert_eq!(cart_v["status"], "pass", "{cart_v}");
     let shop_run = get(&api, &format!("/runs/{shop_id}")).json();
@@ -297,14 +322,11 @@ fn regressed_canary_fails_and_clean_canary_passes() {
 fn api_rejects_bad_requests_with_clear_messages() {
     let addr = broker();
     let dir = TempDir::new("api");
-    let topic = unique("api");
-    create_topic(&addr, &topic, 1);
-    let mut d = Daemon::start(
+    let topic = new_topic(&addr, "api", 1);
+    let mut d = Daemon::on_topic(
         &dir.0,
-        "d",
         &addr,
-        &unique("g"),
-        &[(&topic, "json")],
+        &topic,
         "\n[server]\nlisten = \"127.0.0.1:0\"\n",
     );
     let api = d.api();
@@ -394,13 +416,7 @@ fn api_rejects_bad_requests_with_clear_messages() {
 fn runs_survive_a_restart() {
     let (mut d, addr, topic) = Daemon::on_new_topic("resume", 2, "");
     let mut api = d.api();
-    let stop = Arc::new(AtomicBool::new(false));
-    let gen = traffic(
-        addr.clone(),
-        topic.clone(),
-        vec![("shop", false)],
-        stop.clone(),
-    );
+    let traffic = Traffic::start(addr.clone(), topic.clone(), vec![("shop", false)]);
     let id = request(
         &api,
         "POST",
@@ -422,15 +438,7 @@ fn runs_survive_a_restart() {
     .json();
     let run_id = run["id"].as_str().unwrap().to_string();
     // wait for the first judgment, then crash
-    let start = Instant::now();
-    while get(&api, &format!("/runs/{run_id}")).json()["judgments"]
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(start.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_first_judgment(&api, &run_id);
     d.kill9();
     let before = 1;
     // down while the next tick falls due: it is judged late, after the restart
@@ -439,8 +447,7 @@ fn runs_survive_a_restart() {
     d.restart();
     api = d.api();
     let v = wait_final(&api, &run_id, Duration::from_secs(60));
-    stop.store(true, Ordering::Relaxed);
-    gen.join().unwrap();
+    traffic.stop();
     let run = get(&api, &format!("/runs/{run_id}")).json();
     let judgments = run["judgments"].as_array().unwrap();
     assert!(
@@ -475,12 +482,10 @@ fn runs_survive_a_restart() {
 fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
     let (mut d, addr, topic) = Daemon::on_new_topic("seq", 2, "");
     let mut api = d.api();
-    let stop = Arc::new(AtomicBool::new(false));
-    let gen = traffic(
+    let traffic = Traffic::start(
         addr.clone(),
         topic.clone(),
         vec![("shop", true), ("cart", false)],
-        stop.clone(),
     );
     let mut cfg = config();
     cfg["metrics"].as_array_mut().unwrap().truncate(1); // latency only: errors are too rare to bound in seconds
@@ -527,15 +532,7 @@ fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
     let cart_id = cart.json()["id"].as_str().unwrap().to_string();
 
     // first judgment of the clean run, then crash
-    let start = Instant::now();
-    while get(&api, &format!("/runs/{cart_id}")).json()["judgments"]
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
-        assert!(start.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_first_judgment(&api, &cart_id);
     d.kill9();
     // down while the next tick falls due: its values go to the first tick after the restart
     wait_past(tick_after(&get_run_before_crash(&d.data_dir, &cart_id), 1));
@@ -544,8 +541,7 @@ fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
 
     let shop_v = wait_final(&api, &shop_id, Duration::from_secs(90));
     let cart_v = wait_final(&api, &cart_id, Duration::from_secs(90));
-    stop.store(true, Ordering::Relaxed);
-    gen.join().unwrap();
+    traffic.stop();
     assert_eq!(shop_v["status"], "fail", "{shop_v}");
     assert_eq!(cart_v["status"], "pass", "{cart_v}");
     let cart_run = get(&api, &format!("/runs/{cart_id}")).json();
@@ -610,13 +606,7 @@ fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
 fn one_bucket_a_side_is_not_a_verdict() {
     let (mut d, addr, topic) = Daemon::on_new_topic("first-ticks", 2, "");
     let api = d.api();
-    let stop = Arc::new(AtomicBool::new(false));
-    let gen = traffic(
-        addr.clone(),
-        topic.clone(),
-        vec![("shop", true)],
-        stop.clone(),
-    );
+    let traffic = Traffic::start(addr.clone(), topic.clone(), vec![("shop", true)]);
     let cfg = json!({
         "name": "per-second-latency", "applications": ["e2e"],
         "metrics": [{"name": "latency p50", "groups": ["latency"],
@@ -671,8 +661,7 @@ fn one_bucket_a_side_is_not_a_verdict() {
     }
 
     let v = wait_final(&api, growing, Duration::from_secs(60));
-    stop.store(true, Ordering::Relaxed);
-    gen.join().unwrap();
+    traffic.stop();
     assert_eq!(v["status"], "fail", "{v}");
     let run = get(&api, &format!("/runs/{growing}")).json();
     let judgments = run["judgments"].as_array().unwrap();

@@ -7,7 +7,8 @@ use std::time::Duration;
 use coalmine::store::{ScanFilter, Store};
 
 use crate::kafka::{
-    broker, create_topic, produce_all, producer, recent_ms, rfc3339, unique, Daemon, TempDir,
+    broker, create_topic, new_topic, produce_all, producer, recent_ms, rfc3339, unique, Daemon,
+    TempDir,
 };
 
 fn values_of(store: &Store, metric: &str, tags: &[(&str, &str)]) -> Vec<(i64, f64)> {
@@ -111,9 +112,7 @@ fn three_formats_round_trip() {
 fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
     let addr = broker();
     let dir = TempDir::new("dlq");
-    let (topic, dlq) = (unique("in"), unique("dlq"));
-    create_topic(&addr, &topic, 1);
-    create_topic(&addr, &dlq, 1);
+    let (topic, dlq) = (new_topic(&addr, "in", 1), new_topic(&addr, "dlq", 1));
     let t0 = recent_ms();
     let good = |i: u32| {
         format!(
@@ -154,14 +153,7 @@ fn malformed_messages_are_dead_lettered_and_the_rest_stored() {
     }
     produce_all(&producer(&addr), &topic, &messages);
     let extra = format!("dead-letter-topic = \"{dlq}\"\nmax-message-bytes = \"2KiB\"\n");
-    let mut d = Daemon::start(
-        &dir.0,
-        "d",
-        &addr,
-        &unique("g"),
-        &[(&topic, "json")],
-        &extra,
-    );
+    let mut d = Daemon::on_topic(&dir.0, &addr, &topic, &extra);
     let (n, sum) = d.wait_for_points(10, Duration::from_secs(60));
     assert_eq!((n, sum), (10, want_sum));
     assert!(d.terminate().success());
@@ -223,9 +215,10 @@ fn dead_letters(addr: &str, dlq: &str, n: usize) -> Vec<(Vec<u8>, BTreeMap<Strin
 fn points_outside_retention_or_clock_skew_are_refused_not_stored_then_deleted() {
     let addr = broker();
     let dir = TempDir::new("intake");
-    let (topic, dlq) = (unique("intake"), unique("intake-dlq"));
-    create_topic(&addr, &topic, 1);
-    create_topic(&addr, &dlq, 1);
+    let (topic, dlq) = (
+        new_topic(&addr, "intake", 1),
+        new_topic(&addr, "intake-dlq", 1),
+    );
     let now = recent_ms() + 3_600_000;
     let (hour, day) = (3_600_000i64, 86_400_000i64);
     let point = |ts: String, v: f64| format!(r#"{{"metric": "m", "ts": {ts}, "value": {v}}}"#);
@@ -266,12 +259,10 @@ fn points_outside_retention_or_clock_skew_are_refused_not_stored_then_deleted() 
     }
     produce_all(&producer(&addr), &topic, &messages);
 
-    let mut d = Daemon::start(
+    let mut d = Daemon::on_topic(
         &dir.0,
-        "d",
         &addr,
-        &unique("g"),
-        &[(&topic, "json")],
+        &topic,
         &format!("dead-letter-topic = \"{dlq}\"\n"),
     );
     let api = d.api();
@@ -351,8 +342,7 @@ fn points_outside_retention_or_clock_skew_are_refused_not_stored_then_deleted() 
 fn two_daemons_in_one_group_split_partitions() {
     let addr = broker();
     let dir = TempDir::new("group");
-    let topic = unique("split");
-    create_topic(&addr, &topic, 4);
+    let topic = new_topic(&addr, "split", 4);
     let group = unique("g");
     let mut a = Daemon::start(&dir.0, "a", &addr, &group, &[(&topic, "json")], "");
     a.wait_for_log("Partitions assigned", Duration::from_secs(30));
@@ -414,8 +404,7 @@ fn two_daemons_in_one_group_split_partitions() {
 fn crash_kill9_twice_loses_and_duplicates_nothing() {
     let addr = broker();
     let dir = TempDir::new("crash");
-    let topic = unique("crash");
-    create_topic(&addr, &topic, 4);
+    let topic = new_topic(&addr, "crash", 4);
     const MESSAGES: u64 = 20_000;
     const PER: u64 = 100;
     let total = MESSAGES * PER;
@@ -453,7 +442,7 @@ fn crash_kill9_twice_loses_and_duplicates_nothing() {
             produce_all(&p, &producer_topic, &msgs);
         }
     });
-    let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], "");
+    let mut d = Daemon::on_topic(&dir.0, &addr, &topic, "");
     d.wait_for_points(300_000, Duration::from_secs(180));
     d.kill9();
     let after_first = d.durable().0;

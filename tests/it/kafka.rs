@@ -71,6 +71,13 @@ pub fn create_topic(addr: &str, name: &str, partitions: i32) {
     }
 }
 
+/// A new topic of `partitions` partitions, named from `prefix` (unique to this call).
+pub fn new_topic(addr: &str, prefix: &str, partitions: i32) -> String {
+    let topic = unique(prefix);
+    create_topic(addr, &topic, partitions);
+    topic
+}
+
 pub fn producer(addr: &str) -> ThreadedProducer<DefaultProducerContext> {
     ClientConfig::new()
         .set("bootstrap.servers", addr)
@@ -182,9 +189,8 @@ impl Daemon {
     pub fn on_new_topic(name: &str, partitions: i32, extra: &str) -> (Daemon, String, String) {
         let addr = broker();
         let dir = TempDir::new(name);
-        let topic = unique(name);
-        create_topic(&addr, &topic, partitions);
-        let mut d = Daemon::start(&dir.0, "d", &addr, &unique("g"), &[(&topic, "json")], extra);
+        let topic = new_topic(&addr, name, partitions);
+        let mut d = Daemon::on_topic(&dir.0, &addr, &topic, extra);
         d.owned_dir = Some(dir);
         (d, addr, topic)
     }
@@ -199,6 +205,11 @@ impl Daemon {
         extra: &str,
     ) -> Daemon {
         Self::start_with_store(dir, name, addr, group, topics, "", extra)
+    }
+
+    /// A daemon named `d` in `dir`, consuming the JSON topic `topic` in a new group.
+    pub fn on_topic(dir: &Path, addr: &str, topic: &str, extra: &str) -> Daemon {
+        Self::start(dir, "d", addr, &unique("g"), &[(topic, "json")], extra)
     }
 
     /// [`Daemon::start`] with more `[store]` settings (`store_extra`, verbatim).
