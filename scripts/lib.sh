@@ -5,7 +5,8 @@ cd "$ROOT"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 VENV="$ROOT/.venv"
 
-log() { printf '\n==> %s\n' "$*" >&2; }
+# Each step with the elapsed time since the script started (seconds), to see where time goes.
+log() { printf '\n==> [%4ss] %s\n' "$SECONDS" "$*" >&2; }
 
 need_cmd() {
     command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is required but not installed" >&2; exit 1; }
