@@ -115,16 +115,9 @@ def judges() -> List[str]: ...
 def import_run(file: str, archive: str) -> str: ...
 def write_fixture(path: str, runs: int = 200, judgments: int = 5, metrics: int = 6, seed: int = 42, judge: Optional[str] = None) -> int: ...
 def sequential_path(
+    test: SequentialTest,
     *,
     experiment: Any,
     control: Any,
     look_size: int = 1,
-    metric_type: str = "continuous",
-    alternative: str = "increase",
-    alpha: float = 0.01,
-    quantiles: List[float] = ...,
-    traffic_share: float = 0.5,
-    t_opt: float = 1000.0,
-    concentration: float = 100.0,
-    batch_size: int = 1,
 ) -> Tuple[List[float], List[float], Optional[int]]: ...

@@ -177,16 +177,21 @@ class SequentialDecision:
 
     @classmethod
     def _from_json(cls, d: Mapping[str, Any]) -> "SequentialDecision":
-        return cls(
-            label=d["label"],
-            e_value=number(d["eValue"]),
-            max_e_value=number(d["maxEValue"]),
-            p_value=number(d["pValue"]),
-            alpha=float(d["alpha"]),
-            looks=int(d["looks"]),
-            crossed_at_look=optional_int(d, "crossedAtLook"),
-            excludes_regression=bool(d["excludesRegression"]),
-        )
+        return cls(label=d["label"], **_decision_fields(d))
+
+
+def _decision_fields(d: Mapping[str, Any]) -> Dict[str, Any]:
+    """The fields :class:`SequentialDecision` and :class:`SequentialReport` share, by name, from
+    either's JSON (the report repeats the decision's keys)."""
+    return dict(
+        e_value=number(d["eValue"]),
+        max_e_value=number(d["maxEValue"]),
+        p_value=number(d["pValue"]),
+        alpha=float(d["alpha"]),
+        looks=int(d["looks"]),
+        crossed_at_look=optional_int(d, "crossedAtLook"),
+        excludes_regression=bool(d["excludesRegression"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -398,14 +403,7 @@ class SequentialReport:
             metric_type=d["metricType"],
             metric_type_inferred=bool(d["metricTypeInferred"]),
             alternative=d["alternative"],
-            e_value=number(d["eValue"]),
-            max_e_value=number(d["maxEValue"]),
-            p_value=number(d["pValue"]),
-            alpha=float(d["alpha"]),
             threshold=number(d["threshold"]),
-            looks=int(d["looks"]),
-            crossed_at_look=optional_int(d, "crossedAtLook"),
-            excludes_regression=bool(d["excludesRegression"]),
             confidence_sequence=None if cs is None else ConfidenceSequence._from_json(cs),
             n_experiment=int(d["nExperiment"]),
             n_control=int(d["nControl"]),
@@ -419,6 +417,7 @@ class SequentialReport:
             reach=Reach._from_json(d.get("reach")),
             effect_size=number(d["effectSize"]),
             warnings=tuple(d.get("warnings", ())),
+            **_decision_fields(d),
         )
 
 
@@ -620,17 +619,6 @@ def sequential_path(
     >>> len(path.e_values), path.crossed_at_look
     (2, None)
     """
-    e, p, c = _internal.sequential_path(
-        experiment=experiment,
-        control=control,
-        look_size=look_size,
-        metric_type=metric_type,
-        alternative=alternative,
-        alpha=alpha,
-        quantiles=list(quantiles or [0.5]),
-        traffic_share=traffic_share,
-        t_opt=t_opt,
-        concentration=concentration,
-        batch_size=batch_size,
-    )
+    test = SequentialTest(metric_type, alternative, alpha, quantiles, traffic_share, t_opt, concentration, batch_size)
+    e, p, c = _internal.sequential_path(test._t, experiment=experiment, control=control, look_size=look_size)
     return SequentialPath(list(e), list(p), c)

@@ -12,8 +12,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyDict};
 use serde_json::Value;
 
-use coalmine::archive::{self, Archive};
+use coalmine::archive::{self, Archive, ArchivedJudgment};
 use coalmine::judge::sequential::{Alternative, MetricType, SequentialParams, SequentialState};
+use coalmine::judge::StatsError;
 use coalmine::query::{Binding, Engine};
 use coalmine::store::Store;
 
@@ -167,6 +168,17 @@ pub struct ArchiveHandle {
     inner: Arc<Archive>,
 }
 
+impl ArchiveHandle {
+    /// Judgment `index` of run `run_id`, or `NotFoundError`.
+    fn judgment(&self, run_id: &str, index: u64) -> PyResult<&ArchivedJudgment> {
+        self.inner.judgment(run_id, index).ok_or_else(|| {
+            crate::NotFoundError::new_err(format!(
+                "no judgment {index} of run '{run_id}' in the archive"
+            ))
+        })
+    }
+}
+
 #[pymethods]
 impl ArchiveHandle {
     #[staticmethod]
@@ -222,22 +234,12 @@ impl ArchiveHandle {
 
     /// The remote-judge request of one judgment (JSON text).
     fn request(&self, run_id: &str, index: u64) -> PyResult<String> {
-        let j = self.inner.judgment(run_id, index).ok_or_else(|| {
-            crate::NotFoundError::new_err(format!(
-                "no judgment {index} of run '{run_id}' in the archive"
-            ))
-        })?;
-        Ok(j.request().to_string())
+        Ok(self.judgment(run_id, index)?.request().to_string())
     }
 
     /// The archived `CanaryJudgeResult` (JSON text).
     fn result(&self, run_id: &str, index: u64) -> PyResult<String> {
-        let j = self.inner.judgment(run_id, index).ok_or_else(|| {
-            crate::NotFoundError::new_err(format!(
-                "no judgment {index} of run '{run_id}' in the archive"
-            ))
-        })?;
-        Ok(j.result().to_string())
+        Ok(self.judgment(run_id, index)?.result().to_string())
     }
 
     fn run(&self, run_id: &str) -> PyResult<String> {
@@ -421,48 +423,6 @@ pub struct SequentialTest {
     state: SequentialState,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn params(
-    metric_type: &str,
-    alternative: &str,
-    alpha: f64,
-    quantiles: Vec<f64>,
-    traffic_share: f64,
-    t_opt: f64,
-    concentration: f64,
-    batch_size: u32,
-    nan_as_zero: bool,
-) -> PyResult<SequentialParams> {
-    let mt = match metric_type {
-        "count" => MetricType::Count,
-        "continuous" => MetricType::Continuous,
-        other => {
-            return Err(InvalidInputError::new_err(format!(
-                "metric_type: {other:?} (count | continuous)"
-            )))
-        }
-    };
-    let mut p = SequentialParams::new(mt);
-    p.alternative = match alternative {
-        "increase" => Alternative::Increase,
-        "decrease" => Alternative::Decrease,
-        "either" => Alternative::Either,
-        other => {
-            return Err(InvalidInputError::new_err(format!(
-                "alternative: {other:?} (increase | decrease | either)"
-            )))
-        }
-    };
-    p.alpha = alpha;
-    p.quantiles = quantiles;
-    p.traffic_share = traffic_share;
-    p.t_opt = t_opt;
-    p.concentration = concentration;
-    p.batch_size = batch_size;
-    p.nan_as_zero = nan_as_zero;
-    Ok(p)
-}
-
 #[pymethods]
 impl SequentialTest {
     #[new]
@@ -479,8 +439,26 @@ impl SequentialTest {
         batch_size: u32,
         nan_as_zero: bool,
     ) -> PyResult<SequentialTest> {
-        let p = params(
-            metric_type,
+        let metric_type = match metric_type {
+            "count" => MetricType::Count,
+            "continuous" => MetricType::Continuous,
+            other => {
+                return Err(InvalidInputError::new_err(format!(
+                    "metric_type: {other:?} (count | continuous)"
+                )))
+            }
+        };
+        let alternative = match alternative {
+            "increase" => Alternative::Increase,
+            "decrease" => Alternative::Decrease,
+            "either" => Alternative::Either,
+            other => {
+                return Err(InvalidInputError::new_err(format!(
+                    "alternative: {other:?} (increase | decrease | either)"
+                )))
+            }
+        };
+        let p = SequentialParams {
             alternative,
             alpha,
             quantiles,
@@ -489,7 +467,8 @@ impl SequentialTest {
             concentration,
             batch_size,
             nan_as_zero,
-        )?;
+            ..SequentialParams::new(metric_type)
+        };
         let state =
             SequentialState::new(p).map_err(|e| InvalidInputError::new_err(e.to_string()))?;
         Ok(SequentialTest { state })
@@ -537,53 +516,34 @@ impl SequentialTest {
 /// The e-value and the anytime-valid p-value after every look, and the look that crossed.
 type Path = (Vec<f64>, Vec<f64>, Option<u64>);
 
-/// `sequential_path(*, experiment, control, look_size, ...) -> (e_values, p_values, crossed_at)`:
-/// feed both series `look_size` values per arm per look and record the e-value and the
-/// anytime-valid p-value after every look (vectorised, for simulations).
+/// `sequential_path(test, *, experiment, control, look_size) -> (e_values, p_values, crossed_at)`:
+/// feed `test` both series, `look_size` values per arm per look, and record the e-value and
+/// the anytime-valid p-value after every look (vectorised, for simulations).
 #[pyfunction]
-#[pyo3(signature = (*, experiment, control, look_size = 1, metric_type = "continuous", alternative = "increase", alpha = 0.01, quantiles = vec![0.5], traffic_share = 0.5, t_opt = 1000.0, concentration = 100.0, batch_size = 1))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (test, *, experiment, control, look_size = 1))]
 pub fn sequential_path(
     py: Python<'_>,
+    mut test: PyRefMut<'_, SequentialTest>,
     experiment: &Bound<'_, PyAny>,
     control: &Bound<'_, PyAny>,
     look_size: usize,
-    metric_type: &str,
-    alternative: &str,
-    alpha: f64,
-    quantiles: Vec<f64>,
-    traffic_share: f64,
-    t_opt: f64,
-    concentration: f64,
-    batch_size: u32,
 ) -> PyResult<Path> {
     let e = f64_values(experiment, "experiment")?;
     let c = f64_values(control, "control")?;
-    let p = params(
-        metric_type,
-        alternative,
-        alpha,
-        quantiles,
-        traffic_share,
-        t_opt,
-        concentration,
-        batch_size,
-        false,
-    )?;
+    let st = &mut test.state;
     let step = look_size.max(1);
-    py.detach(move || -> Result<Path, String> {
-        let mut st = SequentialState::new(p).map_err(|e| e.to_string())?;
+    py.detach(move || -> Result<Path, StatsError> {
         let looks = c.len().max(e.len()).div_ceil(step);
         let (mut ev, mut pv) = (Vec::with_capacity(looks), Vec::with_capacity(looks));
         for k in 0..looks {
             let cs = &c[(k * step).min(c.len())..((k + 1) * step).min(c.len())];
             let es = &e[(k * step).min(e.len())..((k + 1) * step).min(e.len())];
-            st.update(cs, es).map_err(|e| e.to_string())?;
+            st.update(cs, es)?;
             let d = st.decision();
             ev.push(d.e_value);
             pv.push(d.p_value);
         }
         Ok((ev, pv, st.decision().crossed_at_look))
     })
-    .map_err(InvalidInputError::new_err)
+    .map_err(|e| InvalidInputError::new_err(e.to_string()))
 }

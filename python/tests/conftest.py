@@ -1,6 +1,8 @@
 import json
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,32 @@ def coalmine_bin() -> str:
         if c and Path(c).exists():
             return c
     pytest.fail("the coalmine binary is not built: run `cargo build` first or set COALMINE_BIN")
+
+
+@pytest.fixture
+def ticks_during():
+    """``ticks_during(work, every)``: call ``work()`` while another Python thread ticks every
+    ``every`` seconds; returns the ticks that fell inside the call and the call's seconds. While
+    the call holds the GIL, the other thread cannot tick."""
+
+    def run(work, every):
+        ticks = []
+        done = threading.Event()
+
+        def ticker():
+            while not done.is_set():
+                ticks.append(time.perf_counter())
+                time.sleep(every)
+
+        t = threading.Thread(target=ticker)
+        t.start()
+        try:
+            start = time.perf_counter()
+            work()
+            end = time.perf_counter()
+        finally:
+            done.set()
+            t.join()
+        return len([s for s in ticks if start < s < end]), end - start
+
+    return run
