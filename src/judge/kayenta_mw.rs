@@ -45,21 +45,11 @@ fn w_of(u: f64, sigma: f64, zq: f64, nx: usize, ny: usize) -> Result<f64, StatsE
     let (nx, ny) = (nx as f64, ny as f64);
     // U is a multiple of ½ and exact, so this equals Kayenta's rank-sum expression bit for bit.
     let dz = u - nx * ny / 2.0;
-    let correction = signum(dz) * 0.5;
+    let correction = super::stats::sign(dz) * 0.5;
     if sigma == 0.0 {
         return Err(StatsError::AllTied);
     }
     Ok((dz - correction) / sigma - zq)
-}
-
-fn signum(v: f64) -> f64 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
 }
 
 /// Intermediate values of one [`mann_whitney_kayenta`] call, for debugging and tests.

@@ -47,7 +47,7 @@ use serde::Serialize;
 
 use super::pairwise::PairwiseDiffs;
 use super::ranks::rank_sums;
-use super::stats::{pnorm, pnorm_upper, qnorm};
+use super::stats::{pnorm, pnorm_upper, qnorm, sign};
 use super::StatsError;
 
 /// How the p-value and interval were computed.
@@ -279,16 +279,6 @@ pub fn mann_whitney(
         n_control: m,
         warnings,
     })
-}
-
-fn sign(v: f64) -> f64 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
 }
 
 /// The exact null distribution of the Mann–Whitney statistic for samples of `n` and `m`

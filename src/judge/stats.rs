@@ -438,6 +438,17 @@ pub fn round_half_up(x: f64, places: u32) -> f64 {
     text.parse().expect("a decimal literal parses")
 }
 
+/// R's `sign`: −1, 0 or 1 (`f64::signum` is 1 for +0).
+pub(crate) fn sign(v: f64) -> f64 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
