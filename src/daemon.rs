@@ -95,10 +95,10 @@ impl Daemon {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(
+        #[cfg_attr(not(feature = "server"), allow(unused_mut))]
+        let mut tasks = vec![tokio::spawn(
             runs.clone().schedule(stopped(stop_rx.clone())),
-        ));
+        )];
         #[cfg(feature = "server")]
         let addr = {
             let state = crate::api::AppState {

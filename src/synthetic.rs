@@ -31,6 +31,11 @@ impl Synth {
         (0..n).map(|_| self.normal(mean, sd)).collect()
     }
 
+    /// This generator as a function returning uniform values on `[0, 1)`.
+    pub fn into_uniforms(mut self) -> impl FnMut() -> f64 {
+        move || self.uniform()
+    }
+
     /// Poisson with mean `lambda` (0 for `lambda ≤ 0`).
     pub fn poisson(&mut self, lambda: f64) -> f64 {
         Poisson::new(lambda).map_or(0.0, |p| p.sample(&mut self.0))

@@ -111,6 +111,22 @@ impl<'a> Scanner<'a> {
         Ok((&self.text[start..self.i], integral))
     }
 
+    /// After a member of an object: `,` (another follows: `false`) or `}` (it ends: `true`).
+    fn object_ends(&mut self) -> Result<bool, Bail> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                Ok(false)
+            }
+            Some(b'}') => {
+                self.i += 1;
+                Ok(true)
+            }
+            _ => Err(Bail),
+        }
+    }
+
     fn point(&mut self) -> Result<Point<'a>, Bail> {
         self.eat(b'{')?;
         let (mut metric, mut ts, mut value) = (None, None, None);
@@ -166,28 +182,16 @@ impl<'a> Scanner<'a> {
                             self.ws();
                             let v = self.string()?;
                             tags.push((k, v));
-                            self.ws();
-                            match self.peek() {
-                                Some(b',') => self.i += 1,
-                                Some(b'}') => {
-                                    self.i += 1;
-                                    break;
-                                }
-                                _ => return Err(Bail),
+                            if self.object_ends()? {
+                                break;
                             }
                         }
                     }
                 }
                 _ => return Err(Bail),
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    break;
-                }
-                _ => return Err(Bail),
+            if self.object_ends()? {
+                break;
             }
         }
         match (metric, ts, value) {

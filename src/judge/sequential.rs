@@ -190,14 +190,9 @@ impl Tail {
 mod tests {
     use super::*;
 
-    fn lcg(seed: u64) -> impl FnMut() -> f64 {
-        let mut g = crate::synthetic::Synth::new(seed);
-        move || g.uniform()
-    }
-
     #[test]
     fn batches_of_any_size_give_the_same_e_value_as_points_one_by_one() {
-        let mut u = lcg(7);
+        let mut u = crate::synthetic::Synth::new(7).into_uniforms();
         let c: Vec<f64> = (0..600).map(|_| 100.0 + 20.0 * u()).collect();
         let e: Vec<f64> = (0..600).map(|_| 103.0 + 20.0 * u()).collect();
         let mut params = SequentialParams::new(MetricType::Continuous);
@@ -215,7 +210,7 @@ mod tests {
     #[test]
     fn skipped_looks_never_miss_a_new_maximum() {
         // The bounded looks must give the same running maximum as exact looks everywhere.
-        let mut u = lcg(11);
+        let mut u = crate::synthetic::Synth::new(11).into_uniforms();
         for shift in [0.0, 0.5, 2.0] {
             let mut params = SequentialParams::new(MetricType::Continuous);
             params.alternative = Alternative::Increase;

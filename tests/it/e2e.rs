@@ -45,13 +45,8 @@ fn traffic(
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let p = producer(&addr);
-        let mut state = 7u64;
-        let mut noise = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64) / ((1u64 << 53) as f64)
-        };
+        let mut rng = coalmine::synthetic::Synth::new(7);
+        let mut noise = move || rng.uniform();
         while !stop.load(Ordering::Relaxed) {
             let now = coalmine::store::now_ms();
             for (app, slow) in &apps {

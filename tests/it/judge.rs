@@ -6,13 +6,8 @@ use serde_json::json;
 /// A request with `metrics` metrics; every third is shifted up 5% in the canary, and some
 /// series are constant (Kayenta's noise path).
 fn request(metrics: usize, points: usize) -> JudgeRequest {
-    let mut state = 12345u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 11) as f64) / ((1u64 << 53) as f64)
-    };
+    let mut rng = coalmine::synthetic::Synth::new(12345);
+    let mut next = move || rng.uniform();
     let mut configs = Vec::new();
     let mut pairs = Vec::new();
     for i in 0..metrics {

@@ -17,6 +17,8 @@ use coalmine::judge::sequential::{
 use coalmine::judge::{judge_value, Label};
 use serde_json::{json, Value};
 
+use coalmine::synthetic::Synth;
+
 use crate::util::{data_path, num};
 
 fn load(name: &str) -> Value {
@@ -194,19 +196,9 @@ fn request(metrics: Value, pairs: Value, judge_cfg: Value) -> Value {
            "metricSetPairList": pairs, "scoreThresholds": {"pass": 95, "marginal": 75}})
 }
 
-fn lcg(seed: u64) -> impl FnMut() -> f64 {
-    let mut s = seed;
-    move || {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-}
-
 #[test]
 fn judge_flags_a_latency_regression_and_an_error_spike_and_passes_the_rest() {
-    let mut u = lcg(3);
+    let mut u = Synth::new(3).into_uniforms();
     let lat = |u: &mut dyn FnMut() -> f64, f: f64| -> Vec<f64> {
         (0..300).map(|_| f * (80.0 + 40.0 * u())).collect()
     };
@@ -261,7 +253,7 @@ fn judge_flags_a_latency_regression_and_an_error_spike_and_passes_the_rest() {
 
 #[test]
 fn judge_result_equals_a_run_fed_tick_by_tick() {
-    let mut u = lcg(5);
+    let mut u = Synth::new(5).into_uniforms();
     let c: Vec<f64> = (0..500).map(|_| 50.0 + 10.0 * u()).collect();
     let e: Vec<f64> = (0..500).map(|_| 51.0 + 10.0 * u()).collect();
     let metrics = json!([{"name": "m", "analysisConfigurations": {"canary": {"direction": "increase", "metricType": "continuous"}}}]);
@@ -300,7 +292,7 @@ fn a_large_run_tick_split_across_threads_equals_metric_by_metric_updates() {
     // own state fed the same values alone, tick after tick.
     const M: usize = 40;
     const N: usize = 2_600;
-    let mut u = lcg(11);
+    let mut u = Synth::new(11).into_uniforms();
     let metrics: Vec<Value> = (0..M)
         .map(|i| json!({"name": format!("m{i}"), "groups": ["g"],
             "analysisConfigurations": {"canary": {"direction": "either", "metricType": "continuous"}}}))
@@ -370,7 +362,7 @@ fn a_large_run_tick_split_across_threads_equals_metric_by_metric_updates() {
 
 #[test]
 fn direction_increase_never_fails_a_better_canary_and_nodata_follows_kayenta() {
-    let mut u = lcg(9);
+    let mut u = Synth::new(9).into_uniforms();
     let c: Vec<f64> = (0..400).map(|_| 100.0 + 10.0 * u()).collect();
     let e: Vec<f64> = (0..400).map(|_| 80.0 + 10.0 * u()).collect();
     let metrics = json!([
@@ -469,7 +461,7 @@ fn run_ticks(
     factor: f64,
 ) -> Vec<coalmine::judge::CanaryJudgeResult> {
     use coalmine::judge::sequential::{judge_states, Horizon};
-    let mut u = lcg(17);
+    let mut u = Synth::new(17).into_uniforms();
     let metrics = json!([
         {"name": "latency", "groups": ["g"], "analysisConfigurations": {"canary": {"direction": "increase", "metricType": "continuous"}}},
         {"name": "cpu", "groups": ["g"], "analysisConfigurations": {"canary": {"direction": "increase", "metricType": "continuous"}}},
