@@ -327,6 +327,16 @@ fn write_ipc(
         .map_err(io(format!("cannot fsync {}", tmp.display())))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(io(format!("cannot rename into {}", path.display())))?;
+    sync_dir(dir)
+}
+
+/// Make a rename in `dir` durable (`dir` empty: a bare file name, the working directory).
+fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io(format!("cannot fsync {}", dir.display())))
@@ -442,7 +452,8 @@ impl Archive {
         let mut run_dirs: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
             .map_err(io(format!("cannot list {}", runs_dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
+            // `.import-*` / `.replaced-*`: an import in progress or interrupted
+            .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
             .collect();
         run_dirs.sort();
         // read the files of many runs in parallel: thousands of small files
@@ -598,38 +609,64 @@ fn read_run_dir(dir: &Path) -> Result<LoadedRun, ArchiveError> {
     Ok((id, run, js))
 }
 
+/// Whether `id` can name a run directory: 1 to 128 ASCII letters, digits, `-` and `_`
+/// (run ids are UUIDs; nothing that could be a path).
+pub fn valid_run_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Unpack a file written by [`Archive::export_run`] into `archive` (created if needed).
-/// Returns the run id.
-pub fn import_run(file: &Path, archive: &Path) -> Result<String, ArchiveError> {
+/// Returns the run id. A run already in the archive is replaced only with `force`; the
+/// run is unpacked beside the archive's runs and renamed into place, so a failed import
+/// leaves nothing behind.
+pub fn import_run(file: &Path, archive: &Path, force: bool) -> Result<String, ArchiveError> {
+    let corrupt = |reason: String| ArchiveError::Corrupt {
+        path: file.to_path_buf(),
+        reason,
+    };
     let (batch, meta) = read_ipc(file, EXPORT_KEY)?;
     let run = meta["run"].clone();
     let id = run["id"]
         .as_str()
-        .ok_or_else(|| ArchiveError::Corrupt {
-            path: file.to_path_buf(),
-            reason: "no run id".into(),
-        })?
+        .ok_or_else(|| corrupt("no run id".into()))?
         .to_string();
-    let dir = archive.join("runs").join(&id);
-    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    if !valid_run_id(&id) {
+        return Err(corrupt(format!(
+            "run id {:?} is not a run id (1 to 128 letters, digits, '-' or '_')",
+            id.chars().take(200).collect::<String>()
+        )));
+    }
+    let runs = archive.join("runs");
+    let dir = runs.join(&id);
+    if dir.exists() && !force {
+        return Err(ArchiveError::Invalid(format!(
+            "run {id} is already in {} (import with --force to replace it)",
+            archive.display()
+        )));
+    }
     let judgment = batch
         .column_by_name("judgment")
         .and_then(|c| c.as_any().downcast_ref::<UInt32Array>().cloned())
-        .ok_or_else(|| ArchiveError::Corrupt {
-            path: file.to_path_buf(),
-            reason: "no judgment column".into(),
-        })?;
+        .ok_or_else(|| corrupt("no judgment column".into()))?;
     let pairs_only = batch
         .project(&(1..batch.num_columns()).collect::<Vec<_>>())
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
     let pairs_only = pairs_only
         .with_schema(pairs_schema())
-        .map_err(|e| ArchiveError::Corrupt {
-            path: file.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    for m in meta["judgments"].as_array().into_iter().flatten() {
-        let index = m["index"].as_u64().unwrap_or(0) as u32;
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut parts = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, m) in meta["judgments"].as_array().into_iter().flatten().enumerate() {
+        let index = m["index"]
+            .as_u64()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| corrupt(format!("judgments[{i}]: no judgment index")))?;
+        if !seen.insert(index) {
+            return Err(corrupt(format!("judgments[{i}]: judgment {index} twice")));
+        }
         let mask = arrow::array::BooleanArray::from(
             (0..judgment.len())
                 .map(|i| judgment.value(i) == index)
@@ -637,9 +674,34 @@ pub fn import_run(file: &Path, archive: &Path) -> Result<String, ArchiveError> {
         );
         let part = arrow::compute::filter_record_batch(&pairs_only, &mask)
             .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-        write_ipc(&dir.join(format!("{index:06}.arrow")), &part, META_KEY, m)?;
+        parts.push((index, part, m));
     }
-    crate::store::write_atomically(&dir.join("run.json"), run.to_string().as_bytes())
-        .map_err(io(format!("cannot write {}/run.json", dir.display())))?;
+    std::fs::create_dir_all(&runs).map_err(io(format!("cannot create {}", runs.display())))?;
+    let staging = runs.join(format!(".import-{id}-{}", std::process::id()));
+    let unpack = || -> Result<(), ArchiveError> {
+        std::fs::create_dir_all(&staging)
+            .map_err(io(format!("cannot create {}", staging.display())))?;
+        for (index, part, m) in &parts {
+            write_ipc(&staging.join(format!("{index:06}.arrow")), part, META_KEY, m)?;
+        }
+        crate::store::write_atomically(&staging.join("run.json"), run.to_string().as_bytes())
+            .map_err(io(format!("cannot write {}/run.json", staging.display())))?;
+        let replaced = runs.join(format!(".replaced-{id}-{}", std::process::id()));
+        if dir.exists() {
+            std::fs::rename(&dir, &replaced)
+                .map_err(io(format!("cannot move {} aside", dir.display())))?;
+        }
+        std::fs::rename(&staging, &dir)
+            .map_err(io(format!("cannot rename into {}", dir.display())))?;
+        sync_dir(&runs)?;
+        if replaced.exists() {
+            std::fs::remove_dir_all(&replaced)
+                .map_err(io(format!("cannot remove {}", replaced.display())))?;
+        }
+        Ok(())
+    };
+    unpack().inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&staging);
+    })?;
     Ok(id)
 }

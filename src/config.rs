@@ -21,6 +21,7 @@ pub const SECTIONS: &[(&str, &[Setting])] = &[
     ("kafka", crate::ingest::SETTINGS),
     ("server", crate::daemon::settings::SERVER_SETTINGS),
     ("runs", crate::runs::SETTINGS),
+    ("query", crate::query::limits::SETTINGS),
     ("verdicts", crate::sinks::VERDICTS_SETTINGS),
     ("archive", crate::sinks::ARCHIVE_SETTINGS),
     ("log", crate::daemon::settings::LOG_SETTINGS),
@@ -38,6 +39,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub server: ServerConfig,
     pub runs: RunsConfig,
+    pub query: crate::query::QueryLimits,
     pub sinks: SinksConfig,
     pub log: LogConfig,
     /// Where it came from, for messages.
@@ -78,6 +80,7 @@ impl Config {
             kafka: KafkaConfig::from_settings(&v),
             server: ServerConfig::from_settings(&v),
             runs: RunsConfig::from_settings(&v),
+            query: crate::query::QueryLimits::from_settings(&v),
             log: LogConfig::from_settings(&v),
             sinks,
             store,

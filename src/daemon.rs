@@ -45,7 +45,8 @@ impl Daemon {
             move || Store::open(sc)
         })
         .await??;
-        let engine = Engine::new(store.clone());
+        let engine = Engine::with_limits(store.clone(), cfg.query)
+            .map_err(|e| Error::io("cannot start the query threads".to_string(), e))?;
         let configs = Arc::new(ConfigStore::open(&cfg.store.data_dir)?);
         // The sinks, then the caller's listeners (told last: when the demo hears a run has
         // finished, the archive has it), all on the sinks' own thread.
@@ -75,10 +76,9 @@ impl Daemon {
             engine.clone(),
             configs.clone(),
             &cfg.store.data_dir,
-            cfg.runs.judge_threads,
+            &cfg.runs,
             vec![dispatcher.clone() as Arc<dyn RunListener>],
             readiness,
-            cfg.runs.lateness,
         )?;
         #[cfg(feature = "kafka")]
         let source = {

@@ -154,6 +154,9 @@ enum ArchiveCommand {
         file: PathBuf,
         #[arg(long)]
         archive: PathBuf,
+        /// Replace the run if the archive already has it.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -280,9 +283,14 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Archive {
-            command: ArchiveCommand::Import { file, archive },
+            command:
+                ArchiveCommand::Import {
+                    file,
+                    archive,
+                    force,
+                },
         } => {
-            let id = coalmine::archive::import_run(&file, &archive)?;
+            let id = coalmine::archive::import_run(&file, &archive, force)?;
             println!("imported run {id} into {}", archive.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -11,6 +11,7 @@
 //! Queries are read-only: exactly one `SELECT`; DDL, DML, `COPY`, `SET`, external tables and
 //! URL tables are refused when a config is saved ([`validate_sql`]) and again when it runs.
 
+pub mod limits;
 pub mod provider;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 
 use crate::error::kind::ErrorKind;
 use crate::store::Store;
+pub use limits::{Executor, QueryLimits};
 pub use provider::{Binding, StoreTableProvider};
 
 /// Errors of metric queries. DataFusion's errors are kept (as the source), and shown
@@ -50,23 +52,41 @@ pub enum QueryError {
     Result(String),
     #[error("query failed: {}", clean(&.0.to_string()))]
     Execution(#[source] datafusion::error::DataFusionError),
+    /// The query hit one of its limits (time, memory; see [`limits`]) and was stopped.
+    #[error("{0}")]
+    Limit(String),
 }
 
 impl QueryError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            QueryError::Invalid(_) | QueryError::Plan { .. } | QueryError::Result(_) => {
-                ErrorKind::InvalidInput
-            }
+            QueryError::Invalid(_)
+            | QueryError::Plan { .. }
+            | QueryError::Result(_)
+            | QueryError::Limit(_) => ErrorKind::InvalidInput,
             QueryError::Execution(_) => ErrorKind::Internal,
         }
     }
 
     fn plan(source: datafusion::error::DataFusionError) -> Self {
-        QueryError::Plan {
+        out_of_memory(&source).unwrap_or(QueryError::Plan {
             source,
             hint: String::new(),
-        }
+        })
+    }
+
+    fn execution(source: datafusion::error::DataFusionError) -> Self {
+        out_of_memory(&source).unwrap_or(QueryError::Execution(source))
+    }
+}
+
+/// DataFusion's memory pool refused an allocation: the query's `query.memory` is spent.
+fn out_of_memory(e: &datafusion::error::DataFusionError) -> Option<QueryError> {
+    match e.find_root() {
+        datafusion::error::DataFusionError::ResourcesExhausted(msg) => Some(QueryError::Limit(
+            format!("the query needs more memory than query.memory allows ({})", clean(msg)),
+        )),
+        _ => None,
     }
 }
 
@@ -89,7 +109,9 @@ pub fn check_statement(sql: &str) -> Result<(), QueryError> {
         )));
     }
     match &statements[0] {
-        DfStatement::Statement(s) if matches!(**s, Statement::Query(_)) => Ok(()),
+        DfStatement::Statement(s) if matches!(**s, Statement::Query(_)) => {
+            limits::check_shape(sql, s)
+        }
         DfStatement::Statement(s) => {
             let (line, col) = start_of(sql);
             Err(QueryError::Invalid(format!(
@@ -231,19 +253,41 @@ pub struct QuerySeries {
     pub values: Vec<f64>,
 }
 
-/// The query engine: one per store, shared by the daemon and Python.
+/// The query engine: one per store, shared by the daemon and Python. Planning and
+/// execution run on its [`Executor`] within its [`QueryLimits`].
 #[derive(Clone)]
 pub struct Engine {
     store: Store,
+    executor: Arc<Executor>,
 }
 
 impl Engine {
+    /// An engine with the default limits, on the process's shared query threads.
     pub fn new(store: Store) -> Self {
-        Engine { store }
+        static SHARED: std::sync::OnceLock<Arc<Executor>> = std::sync::OnceLock::new();
+        let executor = SHARED.get_or_init(|| {
+            Arc::new(Executor::new(QueryLimits::default()).expect("cannot start the query threads"))
+        });
+        Engine {
+            store,
+            executor: executor.clone(),
+        }
+    }
+
+    /// An engine on its own query threads, within `limits`.
+    pub fn with_limits(store: Store, limits: QueryLimits) -> std::io::Result<Self> {
+        Ok(Engine {
+            store,
+            executor: Arc::new(Executor::new(limits)?),
+        })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn limits(&self) -> QueryLimits {
+        self.executor.limits
     }
 
     /// A session with `metrics` bound to `binding`. Single partition: metric queries are
@@ -262,7 +306,23 @@ impl Engine {
             .with_target_partitions(1)
             .with_information_schema(false)
             .with_default_catalog_and_schema("coalmine", "public");
-        let ctx = SessionContext::new_with_config(cfg);
+        // The query's memory (`query.memory`), nothing spilt to disk.
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(
+                datafusion::execution::memory_pool::GreedyMemoryPool::new(
+                    self.executor.limits.memory_bytes,
+                ),
+            ))
+            .with_disk_manager_builder(
+                datafusion::execution::disk_manager::DiskManagerBuilder::default()
+                    .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled),
+            )
+            .build_arc()
+            .expect("a runtime without spilling builds");
+        let ctx = SessionContext::new_with_config_rt(cfg, runtime);
+        for f in limits::bounded_functions(&ctx.state()) {
+            ctx.register_udf(f);
+        }
         let provider = Arc::new(StoreTableProvider::new(
             self.store.clone(),
             binding,
@@ -293,6 +353,16 @@ impl Engine {
     /// refused with a suggestion.
     pub async fn plan_any(&self, sql: &str, binding: Binding) -> Result<PreparedQuery, QueryError> {
         check_statement(sql)?;
+        let (engine, sql) = (self.clone(), sql.to_string());
+        self.executor
+            .run("planning the query", async move {
+                engine.plan_here(&sql, binding).await
+            })
+            .await
+    }
+
+    /// [`Engine::plan_any`] on the calling thread (the query threads).
+    async fn plan_here(&self, sql: &str, binding: Binding) -> Result<PreparedQuery, QueryError> {
         let mut assumed: Vec<String> = Vec::new();
         let (ctx, provider, df) = loop {
             let (ctx, provider) = self.session_with(binding.clone(), &assumed);
@@ -341,8 +411,9 @@ impl Engine {
         };
         let task = state.task_ctx();
         Ok(PreparedQuery {
+            executor: self.executor.clone(),
             ctx,
-            state,
+            state: Arc::new(state),
             task,
             provider,
             plan,
@@ -367,8 +438,9 @@ impl Engine {
 /// logical plan is optimised once; each run plans the physical side again (the scan reads
 /// the store as it is then) and executes it.
 pub struct PreparedQuery {
+    executor: Arc<Executor>,
     ctx: SessionContext,
-    state: SessionState,
+    state: Arc<SessionState>,
     task: Arc<TaskContext>,
     provider: Arc<StoreTableProvider>,
     plan: LogicalPlan,
@@ -406,31 +478,59 @@ impl PreparedQuery {
         self.provider.binding()
     }
 
+    /// Execute on the query threads, within the time and memory limits (the collected
+    /// result counts against the memory limit too).
     pub async fn collect(&self) -> Result<Vec<RecordBatch>, QueryError> {
-        let exec = QueryError::Execution;
-        match &self.optimized {
-            Some(optimized) => {
-                let physical = self
-                    .state
-                    .query_planner()
-                    .create_physical_plan(optimized, &self.state)
-                    .await
-                    .map_err(exec)?;
-                datafusion::physical_plan::collect(physical, self.task.clone())
-                    .await
-                    .map_err(exec)
-            }
-            None => {
-                let df = datafusion::dataframe::DataFrame::new(self.ctx.state(), self.plan.clone());
-                df.collect().await.map_err(exec)
-            }
-        }
+        let (state, task) = (self.state.clone(), self.task.clone());
+        let plan = match &self.optimized {
+            Some(optimized) => Ok(optimized.clone()),
+            None => Err((self.ctx.clone(), self.plan.clone())),
+        };
+        self.executor
+            .run("the query", async move {
+                let physical = match plan {
+                    Ok(optimized) => state
+                        .query_planner()
+                        .create_physical_plan(&optimized, &*state)
+                        .await
+                        .map_err(QueryError::execution)?,
+                    Err((ctx, plan)) => {
+                        datafusion::dataframe::DataFrame::new(ctx.state(), plan)
+                            .create_physical_plan()
+                            .await
+                            .map_err(QueryError::execution)?
+                    }
+                };
+                collect_within(physical, task).await
+            })
+            .await
     }
 
     /// Run and shape the result as series.
     pub async fn series(&self) -> Result<Vec<QuerySeries>, QueryError> {
         to_series(&self.collect().await?)
     }
+}
+
+/// Execute `physical`, holding its result in a reservation of the query's memory pool.
+async fn collect_within(
+    physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    task: Arc<TaskContext>,
+) -> Result<Vec<RecordBatch>, QueryError> {
+    use datafusion::execution::memory_pool::MemoryConsumer;
+    use futures::StreamExt;
+    let result = MemoryConsumer::new("query result").register(task.memory_pool());
+    let mut stream = datafusion::physical_plan::execute_stream(physical, task)
+        .map_err(QueryError::execution)?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(QueryError::execution)?;
+        result
+            .try_grow(batch.get_array_memory_size())
+            .map_err(QueryError::execution)?;
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
 /// Whether `plan` calls a function that is not immutable (`now()`, `current_date()`,

@@ -9,8 +9,11 @@
 //!   every judgment), so they survive a restart: a running run resumes at its next tick;
 //!   ticks missed by more than an interval are skipped, and a run whose lifetime ended while
 //!   the daemon was down gets its final judgment at once.
-//! * Ticks run on the async runtime, at most `judge-threads` at a time (a semaphore), with
-//!   the judging itself on the blocking pool: ingest has its own threads and keeps a core.
+//! * Ticks run on the async runtime; their queries run on the query threads within the
+//!   `[query]` limits (a query stopped by a limit leaves its metric without data, with the
+//!   reason, and the run goes on), and the judging on the blocking pool, at most
+//!   `judge-threads` at a time: ingest has its own threads and keeps a core. Stopping a run
+//!   aborts its tick in flight, queries included.
 
 pub mod spec;
 mod tick;
@@ -36,6 +39,7 @@ pub use spec::{RunSpec, Scope, ScopeSide, Window};
 pub const SETTINGS: &[Setting] = &[
     Setting { key: "runs.judge-threads", kind: Kind::Int, default: "0", doc: "Judgments computed at once (0: one less than the cores, at least 1), so ingest keeps a core." },
     Setting { key: "runs.lateness", kind: Kind::Duration, default: "500ms", doc: "A judgment of a window ending at t runs at t + lateness, and only once ingest has caught up past that (points produced up to t are in)." },
+    Setting { key: "runs.max-judgments", kind: Kind::Int, default: "100000", doc: "Judgments one run may make (lifetime / interval); a longer schedule is refused when the run is created." },
 ];
 
 /// `[runs]`.
@@ -44,6 +48,8 @@ pub struct RunsConfig {
     /// Judgments computed at once (resolved: never 0).
     pub judge_threads: usize,
     pub lateness: Duration,
+    /// Bounds checked when a run is created.
+    pub limits: spec::Limits,
 }
 
 impl RunsConfig {
@@ -59,6 +65,9 @@ impl RunsConfig {
         RunsConfig {
             judge_threads,
             lateness: v.duration("runs.lateness"),
+            limits: spec::Limits {
+                max_judgments: v.int("runs.max-judgments").max(1) as u64,
+            },
         }
     }
 }
@@ -315,16 +324,21 @@ struct Entry {
     run: Run,
     prepared: Option<Arc<tick::Prepared>>,
     in_flight: bool,
+    /// The tick in flight, aborted when the run is stopped (its queries end with it).
+    ticking: Option<tokio::task::AbortHandle>,
 }
 
 struct Inner {
     /// When set, a tick at `t` waits until the store's watermark passes `t + lateness`.
     watermark: Option<crate::store::Watermark>,
     lateness_ms: i64,
+    limits: spec::Limits,
     engine: Engine,
     configs: Arc<ConfigStore>,
     dir: PathBuf,
     runs: Mutex<HashMap<String, Entry>>,
+    /// Held while a run file is written ([`RunManager::persist`]).
+    persisting: Mutex<()>,
     cpu: Arc<Semaphore>,
     wake: Notify,
     listeners: Vec<Arc<dyn RunListener>>,
@@ -341,16 +355,24 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io(IoError::new(context, source))
 }
 
+impl Inner {
+    /// The runs. The lock is held only for plain field updates (never across an await), so
+    /// a panic while holding it leaves every entry usable: the lock is recovered rather
+    /// than taking every later request down with it.
+    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.runs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl RunManager {
     /// Load the runs of `data_dir` and prepare to schedule them.
     pub fn open(
         engine: Engine,
         configs: Arc<ConfigStore>,
         data_dir: &Path,
-        judge_threads: usize,
+        settings: &RunsConfig,
         listeners: Vec<Arc<dyn RunListener>>,
         watermark: Option<crate::store::Watermark>,
-        lateness: Duration,
     ) -> Result<RunManager, RunError> {
         let dir = data_dir.join("runs");
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
@@ -379,18 +401,21 @@ impl RunManager {
                     run,
                     prepared: None,
                     in_flight: false,
+                    ticking: None,
                 },
             );
         }
         Ok(RunManager {
             inner: Arc::new(Inner {
                 watermark,
-                lateness_ms: lateness.as_millis() as i64,
+                lateness_ms: settings.lateness.as_millis() as i64,
+                limits: settings.limits,
                 engine,
                 configs,
                 dir,
                 runs: Mutex::new(runs),
-                cpu: Arc::new(Semaphore::new(judge_threads.max(1))),
+                persisting: Mutex::new(()),
+                cpu: Arc::new(Semaphore::new(settings.judge_threads.max(1))),
                 wake: Notify::new(),
                 listeners,
                 stats: Arc::new(RunStats::default()),
@@ -405,7 +430,7 @@ impl RunManager {
     /// Start a run from a `POST /runs` body.
     pub async fn create(&self, body: &Value) -> Result<Run, RunError> {
         let now = now_ms();
-        let (spec, config_ref) = spec::parse(body, now).map_err(RunError::Invalid)?;
+        let (spec, config_ref) = spec::parse_with(body, now, self.inner.limits).map_err(RunError::Invalid)?;
         let config = match &config_ref {
             Value::String(id_or_name) => self.inner.configs.resolve(id_or_name)?,
             inline => {
@@ -448,12 +473,13 @@ impl RunManager {
         };
         let run = self.persist(run).await?;
         tracing::info!(run = %run.id, config = run.config.get("name").and_then(serde_json::Value::as_str).unwrap_or_default(), judgments = run.spec.judgments(), "Canary run started");
-        self.inner.runs.lock().expect("runs lock").insert(
+        self.inner.runs().insert(
             run.id.clone(),
             Entry {
                 run: run.clone(),
                 prepared: Some(Arc::new(prepared)),
                 in_flight: false,
+                ticking: None,
             },
         );
         self.inner.wake.notify_one();
@@ -461,17 +487,14 @@ impl RunManager {
     }
 
     pub fn get(&self, id: &str) -> Result<Run, RunError> {
-        self.inner
-            .runs
-            .lock()
-            .expect("runs lock")
+        self.inner.runs()
             .get(id)
             .map(|e| e.run.clone())
             .ok_or_else(|| RunError::NotFound(id.into()))
     }
 
     pub fn list(&self) -> Vec<RunSummary> {
-        let runs = self.inner.runs.lock().expect("runs lock");
+        let runs = self.inner.runs();
         let mut v: Vec<&Run> = runs.values().map(|e| &e.run).collect();
         v.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
         v.iter().map(|r| r.summary()).collect()
@@ -479,7 +502,7 @@ impl RunManager {
 
     /// Runs in progress.
     pub fn active(&self) -> usize {
-        let runs = self.inner.runs.lock().expect("runs lock");
+        let runs = self.inner.runs();
         runs.values()
             .filter(|e| e.run.status == RunStatus::Running)
             .count()
@@ -488,13 +511,16 @@ impl RunManager {
     /// Stop a running run (its judgments are kept).
     pub async fn stop(&self, id: &str) -> Result<Run, RunError> {
         let run = {
-            let mut runs = self.inner.runs.lock().expect("runs lock");
+            let mut runs = self.inner.runs();
             let e = runs
                 .get_mut(id)
                 .ok_or_else(|| RunError::NotFound(id.into()))?;
             if e.run.status == RunStatus::Running {
                 e.run.status = RunStatus::Stopped;
                 e.run.message = Some("stopped by request".into());
+                if let Some(tick) = e.ticking.take() {
+                    tick.abort();
+                }
             }
             e.run.clone()
         };
@@ -506,9 +532,18 @@ impl RunManager {
     }
 
     /// Write `<data-dir>/runs/<id>.json` atomically, off the async runtime (it fsyncs).
+    /// Writes are serialised and each writes the run as it is then, so a slower write of
+    /// an older state never lands last.
     async fn persist(&self, run: Run) -> Result<Run, RunError> {
-        let path = self.inner.dir.join(format!("{}.json", run.id));
+        let me = self.clone();
         tokio::task::spawn_blocking(move || {
+            let _one_writer = me
+                .inner
+                .persisting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let run = me.inner.runs().get(&run.id).map_or(run, |e| e.run.clone());
+            let path = me.inner.dir.join(format!("{}.json", run.id));
             let bytes = serde_json::to_vec(&run).expect("runs serialise");
             crate::store::write_atomically(&path, &bytes)
                 .map_err(io(format!("cannot write {}", path.display())))?;
@@ -532,13 +567,13 @@ impl RunManager {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
-        // let judgments in flight finish (bounded by the semaphore size)
-        let permits = self.inner.cpu.available_permits();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(30),
-            self.inner.cpu.acquire_many(permits as u32),
-        )
-        .await;
+        // let ticks in flight finish (each is bounded by the query and judging limits)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.inner.runs().values().any(|e| e.in_flight)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Start every due tick; returns when the next one is due. A tick at `t` is due at
@@ -555,7 +590,7 @@ impl RunManager {
         let mut next: Option<i64> = None;
         let mut due = Vec::new();
         {
-            let mut runs = self.inner.runs.lock().expect("runs lock");
+            let mut runs = self.inner.runs();
             for e in runs.values_mut() {
                 if e.run.status != RunStatus::Running || e.in_flight {
                     continue;
@@ -576,23 +611,32 @@ impl RunManager {
             }
         }
         for id in due {
+            let (me, tick_id) = (self.clone(), id.clone());
+            let tick = tokio::spawn(async move { me.tick(&tick_id).await });
+            if let Some(e) = self.inner.runs().get_mut(&id) {
+                e.ticking = Some(tick.abort_handle());
+            }
             let me = self.clone();
-            tokio::spawn(async move { me.tick(&id).await });
+            tokio::spawn(async move {
+                // A tick that panics (a bug: input errors are results) ends its run with the
+                // panic as the reason instead of leaving it in flight; an aborted tick (the
+                // run was stopped) only clears its flight.
+                if let Err(e) = tick.await {
+                    if let Some((run, _)) = me.record(&id, Err(RunError::Task(e)), Duration::ZERO) {
+                        if let Err(err) = me.persist(run).await {
+                            tracing::error!(run = %id, error = %err, "Cannot save the run");
+                        }
+                    }
+                }
+            });
         }
         next
     }
 
     async fn tick(&self, id: &str) {
-        let _permit = self
-            .inner
-            .cpu
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore open");
         let started = std::time::Instant::now();
         let (run, prepared) = {
-            let runs = self.inner.runs.lock().expect("runs lock");
+            let runs = self.inner.runs();
             let Some(e) = runs.get(id) else { return };
             (e.run.clone(), e.prepared.clone())
         };
@@ -603,7 +647,9 @@ impl RunManager {
         let index = run.next_tick;
         let tick_ms = run.spec.tick_ms(index);
         let outcome = match prepared {
-            Ok(p) => tick::judge_tick(&p, &run, tick_ms).await.map(|r| (r, p)),
+            Ok(p) => tick::judge_tick(&p, &run, tick_ms, &self.inner.cpu)
+                .await
+                .map(|r| (r, p)),
             Err(e) => Err(e),
         };
         let took = started.elapsed();
@@ -627,7 +673,7 @@ impl RunManager {
             *stats
                 .verdicts
                 .lock()
-                .expect("stats lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry(run.status.as_str())
                 .or_default() += 1;
             tracing::info!(run = %id, status = run.status.as_str(), message = run.message.as_deref().unwrap_or_default(), "Canary run finished");
@@ -648,9 +694,10 @@ impl RunManager {
         took: std::time::Duration,
     ) -> Option<(Run, Vec<PairData>)> {
         let stats = &self.inner.stats;
-        let mut runs = self.inner.runs.lock().expect("runs lock");
+        let mut runs = self.inner.runs();
         let e = runs.get_mut(id)?;
         e.in_flight = false;
+        e.ticking = None;
         if e.run.status != RunStatus::Running {
             return None; // stopped meanwhile
         }
@@ -757,7 +804,8 @@ impl PreparedRun {
         &self,
         tick_ms: i64,
     ) -> Result<(crate::judge::CanaryJudgeResult, Vec<PairData>), RunError> {
-        let out = tick::judge_tick(&self.prepared, &self.run, tick_ms).await?;
+        let cpu = tokio::sync::Semaphore::new(1);
+        let out = tick::judge_tick(&self.prepared, &self.run, tick_ms, &cpu).await?;
         Ok((out.result, out.pairs))
     }
 }
@@ -878,10 +926,10 @@ fn early_pass(run: &mut Run, tick_ms: i64) {
 /// After a restart: skip ticks missed by more than an interval; a run whose end has passed
 /// goes straight to its final judgment.
 fn resume(run: &mut Run, now: i64) {
-    let n = run.spec.judgments();
-    while run.next_tick < n && run.spec.tick_ms(run.next_tick) < now - run.spec.interval_ms {
-        run.next_tick += 1;
-    }
+    let due = run
+        .spec
+        .first_tick_from(now.saturating_sub(run.spec.interval_ms));
+    run.next_tick = run.next_tick.max(due);
 }
 
 #[cfg(test)]

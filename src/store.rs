@@ -55,6 +55,9 @@ pub enum StoreError {
     Arrow(String),
     #[error("{0}")]
     InvalidInput(String),
+    /// Segments without the manifest that names them: starting empty would orphan them.
+    #[error("data directory {} holds {segments} segment file(s) but no manifest.json; refusing to start rather than lose them. To recover, restore manifest.json from a backup, or move {} aside to start empty (points still in Kafka are read again)", dir.display(), dir.join("segments").display())]
+    NoManifest { dir: PathBuf, segments: usize },
 }
 
 impl StoreError {
@@ -62,7 +65,9 @@ impl StoreError {
         match self {
             StoreError::Io(e) => e.kind(),
             StoreError::Locked { .. } => ErrorKind::Unavailable,
-            StoreError::Corrupt { .. } | StoreError::Arrow(_) => ErrorKind::Internal,
+            StoreError::Corrupt { .. } | StoreError::Arrow(_) | StoreError::NoManifest { .. } => {
+                ErrorKind::Internal
+            }
             StoreError::InvalidInput(_) => ErrorKind::InvalidInput,
         }
     }
@@ -338,6 +343,15 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     Ok(f)
 }
 
+/// The entries of `dir`.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let context = || format!("cannot list {}", dir.display());
+    std::fs::read_dir(dir)
+        .map_err(io_err(context()))?
+        .map(|e| e.map(|e| e.path()).map_err(io_err(context())))
+        .collect()
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -358,6 +372,13 @@ impl Store {
         let manifest = match Manifest::load(&root)? {
             Some(m) => m,
             None => {
+                let segments = list_dir(&root.join("segments"))?.len();
+                if segments > 0 {
+                    return Err(StoreError::NoManifest {
+                        dir: root,
+                        segments,
+                    });
+                }
                 // a new data directory: an empty manifest marks it as ours for readers
                 let m = Manifest {
                     version: 1,
@@ -367,21 +388,37 @@ impl Store {
                 m
             }
         };
-        // Files not in the manifest were being written when the process stopped.
+        // `tmp/` holds only writes in progress: what is there was interrupted.
+        for path in list_dir(&root.join("tmp"))? {
+            tracing::info!(file = %path.display(), "Removing a file left by an interrupted write");
+            let _ = std::fs::remove_file(&path);
+        }
+        // A segment the manifest does not name is a flush or compaction interrupted between
+        // its rename and the manifest, or the manifest is older than the directory
+        // (restored from a backup): moved aside, never deleted.
         let live: std::collections::HashSet<&str> =
             manifest.segments.iter().map(|s| s.file.as_str()).collect();
-        for dir in ["segments", "tmp"] {
-            let d = root.join(dir);
-            for entry in
-                std::fs::read_dir(&d).map_err(io_err(format!("cannot list {}", d.display())))?
-            {
-                let entry = entry.map_err(io_err(format!("cannot list {}", d.display())))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if dir == "tmp" || !live.contains(name.as_str()) {
-                    tracing::info!(file = %entry.path().display(), "Removing a file left by an interrupted write");
-                    let _ = std::fs::remove_file(entry.path());
-                }
+        let strays: Vec<PathBuf> = list_dir(&root.join("segments"))?
+            .into_iter()
+            .filter(|p| p.file_name().is_none_or(|n| !live.contains(&*n.to_string_lossy())))
+            .collect();
+        if !strays.is_empty() {
+            let aside = root.join("quarantine").join(now_ms().to_string());
+            std::fs::create_dir_all(&aside)
+                .map_err(io_err(format!("cannot create directory {}", aside.display())))?;
+            for path in &strays {
+                let dest = aside.join(path.file_name().unwrap_or_default());
+                std::fs::rename(path, &dest).map_err(io_err(format!(
+                    "cannot move {} to {}",
+                    path.display(),
+                    dest.display()
+                )))?;
             }
+            tracing::warn!(
+                count = strays.len(),
+                dir = %aside.display(),
+                "Segment files the manifest does not name were moved aside (delete them once you know they are not needed)"
+            );
         }
         Self::from_manifest(cfg, manifest, false, Some(lock))
     }

@@ -521,7 +521,7 @@ class Archive:
         return f"<p>{html.escape(repr(self))}</p>" + self.runs()._repr_html_(10)
 
 
-def import_run(file: PathLike, archive: PathLike) -> str:
+def import_run(file: PathLike, archive: PathLike, *, force: bool = False) -> str:
     """Add a run exported with :meth:`Archive.export_run` to an archive.
 
     Parameters
@@ -530,6 +530,8 @@ def import_run(file: PathLike, archive: PathLike) -> str:
         The exported Arrow IPC file.
     archive : str or path
         The archive's directory (created if needed).
+    force : bool
+        Replace the run if the archive already has it (otherwise that is an error).
 
     Returns
     -------
@@ -539,9 +541,11 @@ def import_run(file: PathLike, archive: PathLike) -> str:
     Raises
     ------
     coalmine.CorruptArchiveError
-        ``file`` is not an exported run.
+        ``file`` is not an exported run, or its run id is not a run id.
+    coalmine.InvalidInputError
+        The archive already has the run and ``force`` is false.
     """
-    return str(_internal.import_run(os.fspath(file), os.fspath(archive)))
+    return str(_internal.import_run(os.fspath(file), os.fspath(archive), force))
 
 
 def write_fixture(

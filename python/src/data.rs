@@ -345,14 +345,15 @@ fn table_of(batches: Vec<RecordBatch>) -> Table {
     Table::new(schema, batches)
 }
 
-/// `import_run(file, archive) -> run id`
+/// `import_run(file, archive, force) -> run id`
 #[pyfunction]
 pub fn import_run(
     py: Python<'_>,
     file: std::path::PathBuf,
     archive: std::path::PathBuf,
+    force: bool,
 ) -> PyResult<String> {
-    py.detach(move || archive::import_run(&file, &archive))
+    py.detach(move || archive::import_run(&file, &archive, force))
         .map_err(archive_err)
 }
 

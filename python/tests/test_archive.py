@@ -137,6 +137,11 @@ def test_export_import_round_trip(archive, tmp_path):
     for i in range(1, n + 1):
         assert b.result(run_id, i) == archive.result(run_id, i)
         assert b.request(run_id, i) == archive.request(run_id, i)
+    # the run is there: importing again needs force, which replaces it whole
+    with pytest.raises(coalmine.InvalidInputError, match="already in .* --force"):
+        coalmine.import_run(f, other)
+    assert coalmine.import_run(f, other, force=True) == run_id
+    assert coalmine.Archive.open(other).run_ids() == [run_id]
 
 
 def test_bad_archives_name_the_file(archive_dir, tmp_path):

@@ -64,14 +64,38 @@ pub struct RunSpec {
     pub min_duration_ms: Option<i64>,
 }
 
+/// The bounds of a run request ([`parse`] refuses anything outside them, so a run's times
+/// are far from overflowing; the arithmetic below saturates all the same, for run files
+/// written by hand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Judgments one run may make (`runs.max-judgments`).
+    pub max_judgments: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_judgments: 100_000,
+        }
+    }
+}
+
+/// A run starts at most this far from now (either way).
+pub const MAX_START_OFFSET_MS: i64 = 366 * 86_400_000;
+/// Lifetime, window, warm-up and minimum duration are at most this long.
+pub const MAX_SPAN_MS: i64 = 366 * 86_400_000;
+/// The shortest interval between judgments.
+pub const MIN_INTERVAL_MS: i64 = 1_000;
+
 impl RunSpec {
     pub fn end_ms(&self) -> i64 {
-        self.start_ms + self.lifetime_ms
+        self.start_ms.saturating_add(self.lifetime_ms)
     }
 
     /// Number of judgments: one every `interval` after the warm-up, the last at the end.
     pub fn judgments(&self) -> u64 {
-        (((self.lifetime_ms - self.warmup_ms) / self.interval_ms).max(1)) as u64
+        (self.lifetime_ms.saturating_sub(self.warmup_ms) / self.interval_ms.max(1)).max(1) as u64
     }
 
     /// Time of judgment `i` (1-based).
@@ -79,8 +103,26 @@ impl RunSpec {
         if i >= self.judgments() {
             self.end_ms()
         } else {
-            self.start_ms + self.warmup_ms + i as i64 * self.interval_ms
+            self.start_ms
+                .saturating_add(self.warmup_ms)
+                .saturating_add((i as i64).saturating_mul(self.interval_ms))
         }
+    }
+
+    /// The first judgment due at or after `t` (O(1): a run of many judgments resumes at
+    /// once).
+    pub fn first_tick_from(&self, t: i64) -> u64 {
+        let first = self.start_ms.saturating_add(self.warmup_ms);
+        if t <= first {
+            return 1;
+        }
+        let k = (t - first).div_euclid(self.interval_ms.max(1));
+        let i = if first.saturating_add(k.saturating_mul(self.interval_ms)) >= t {
+            k
+        } else {
+            k + 1
+        };
+        (i.max(1) as u64).min(self.judgments())
     }
 
     /// `[start, end)` of the values not yet judged at `tick`, given where the previous
@@ -109,7 +151,14 @@ pub fn duration_ms(v: &Value, field: &str) -> Result<i64, String> {
         )
     })?;
     let d = crate::settings::parse_duration(s).map_err(|e| format!("{field}: {e}"))?;
-    Ok(d.as_millis() as i64)
+    i64::try_from(d.as_millis())
+        .ok()
+        .filter(|&ms| ms <= MAX_SPAN_MS)
+        .ok_or_else(|| format!("{field}: {s:?} is longer than {}", span(MAX_SPAN_MS)))
+}
+
+fn span(ms: i64) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
 }
 
 const FIELDS: [&str; 11] = [
@@ -126,9 +175,14 @@ const FIELDS: [&str; 11] = [
     "align",
 ];
 
+/// Parse and check a run request with the default [`Limits`].
+pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
+    parse_with(body, now_ms, Limits::default())
+}
+
 /// Parse and check a run request. `now_ms` resolves `"now"` and a missing start. Returns the
 /// spec and the `config` value (an id string or an inline config object).
-pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
+pub fn parse_with(body: &Value, now_ms: i64, limits: Limits) -> Result<(RunSpec, Value), String> {
     let o = body.as_object().ok_or_else(|| {
         format!(
             "a run request must be a JSON object, found {}",
@@ -239,8 +293,8 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
     if lifetime_ms <= 0 {
         return Err("lifetime: must be longer than 0s".into());
     }
-    if interval_ms <= 0 {
-        return Err("interval: must be longer than 0s".into());
+    if interval_ms < MIN_INTERVAL_MS {
+        return Err(format!("interval: must be at least {}", span(MIN_INTERVAL_MS)));
     }
     if interval_ms > lifetime_ms {
         return Err(format!(
@@ -296,6 +350,12 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
             format!("{e} (or \"interval\", the default for \"start\": \"now\", or \"none\")")
         })?),
     };
+    if start_ms.abs_diff(now_ms) > MAX_START_OFFSET_MS as u64 {
+        return Err(format!(
+            "start: must be within {} of now",
+            span(MAX_START_OFFSET_MS)
+        ));
+    }
     let start_ms = match align_ms {
         Some(a) if a > 0 => {
             let first = start_ms
@@ -310,6 +370,15 @@ pub fn parse(body: &Value, now_ms: i64) -> Result<(RunSpec, Value), String> {
         None | Some(Value::Null) => None,
         Some(v) => Some(duration_ms(v, "minDuration")?),
     };
+    let judgments = (lifetime_ms - warmup_ms) / interval_ms;
+    if judgments as u64 > limits.max_judgments {
+        return Err(format!(
+            "interval: {} over a lifetime of {} makes {judgments} judgments; a run makes at most {} (runs.max-judgments): lengthen the interval",
+            span(interval_ms),
+            span(lifetime_ms),
+            limits.max_judgments
+        ));
+    }
     if min_duration_ms.is_some() && judge.as_deref() != Some("coalmine-seq-v1") {
         return Err("minDuration: early passes need the anytime-valid judge (\"judge\": \"coalmine-seq-v1\")".into());
     }
@@ -366,6 +435,7 @@ mod tests {
         b["align"] = json!("none");
         assert_eq!(parse(&b, now).unwrap().0.start_ms, now);
         // an explicit start is kept unless align says otherwise
+        let now = 1_795_341_000_000; // 2026-11-22T09:50:00Z
         let mut b = body();
         b["start"] = json!("2026-11-22T10:00:30Z");
         assert_eq!(parse(&b, now).unwrap().0.start_ms, 1_795_341_630_000);
@@ -398,6 +468,44 @@ mod tests {
         g["window"] = json!("growing");
         let (s, _) = parse(&g, 0).unwrap();
         assert_eq!(s.window_at(s.tick_ms(8)), (120_000, 600_000));
+    }
+
+    /// Hostile or absurd schedules are refused with the bound they break, never accepted and
+    /// then overflowed (issue rows: a start near i64::MAX, a 1 ms interval over 1000 years,
+    /// a lifetime of 600 million years).
+    #[test]
+    fn schedules_are_bounded_and_overflow_nowhere() {
+        let now = 1_795_341_000_000;
+        for (field, value, want) in [
+            ("start", json!(9_223_372_036_854_775_000i64), "start: must be within 1year"),
+            ("start", json!(-9_223_372_036_854_775_000i64), "start: must be within 1year"),
+            ("start", json!(0), "start: must be within 1year"),
+            ("interval", json!("1ms"), "interval: must be at least 1s"),
+            ("lifetime", json!("1000years"), "lifetime: \"1000years\" is longer than 1year"),
+            ("lifetime", json!("600000000years"), "lifetime: \"600000000years\" is longer than"),
+            ("window", json!("99999999999999999s"), "window: \"99999999999999999s\" is longer than"),
+        ] {
+            let mut b = body();
+            b[field] = value;
+            let e = parse(&b, now).unwrap_err();
+            assert!(e.contains(want), "{field}: {e}");
+        }
+        // a year of 1-second judgments is more than a run makes
+        let mut b = body();
+        b["lifetime"] = json!("365days");
+        b["interval"] = json!("1s");
+        let e = parse(&b, now).unwrap_err();
+        assert!(e.contains("judgments; a run makes at most 100000 (runs.max-judgments)"), "{e}");
+        assert!(parse_with(&b, now, Limits { max_judgments: 40_000_000 }).is_ok());
+        // a run file written by hand with absurd times: saturating, O(1), no panic
+        let (mut s, _) = parse(&body(), now).unwrap();
+        s.start_ms = i64::MAX - 10;
+        s.lifetime_ms = i64::MAX;
+        s.interval_ms = 1;
+        assert_eq!(s.end_ms(), i64::MAX);
+        assert_eq!(s.tick_ms(5), i64::MAX);
+        assert_eq!(s.first_tick_from(i64::MIN), 1);
+        assert!(s.first_tick_from(i64::MAX) >= 1);
     }
 
     #[test]

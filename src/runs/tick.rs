@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{PairData, Run, RunError, RunSpec};
 use crate::judge::sequential::SequentialState;
 use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism, Thresholds};
-use crate::query::{Binding, Engine, PreparedQuery, QuerySeries};
+use crate::query::{Binding, Engine, PreparedQuery, QueryError, QuerySeries};
 
 /// A run's planned queries: per metric, control and experiment (planned once, rebound to
 /// each tick's window).
@@ -81,10 +81,13 @@ pub(crate) struct TickOutcome {
 }
 
 /// Query, pair and judge one tick.
+/// `cpu` bounds the judgments computed at once (`runs.judge-threads`); the queries have
+/// their own bound (`query.concurrency`), so a slow query never holds a judging slot.
 pub(crate) async fn judge_tick(
     p: &Prepared,
     run: &Run,
     tick_ms: i64,
+    cpu: &tokio::sync::Semaphore,
 ) -> Result<TickOutcome, RunError> {
     let _one_at_a_time = p.tick_lock.lock().await;
     let sequential = p.kind == JudgeKind::CoalmineSeqV1;
@@ -98,6 +101,8 @@ pub(crate) async fn judge_tick(
     let mut pairs = Vec::new();
     // metric → tag keys its query names that no point has yet (a config saved before its data)
     let mut missing_tags: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // metric → why its query was stopped (a limit)
+    let mut limited: BTreeMap<String, String> = BTreeMap::new();
     for (name, control_q, experiment_q) in &p.metrics {
         let store = &p.store;
         let mut missing = control_q.missing_tags(store);
@@ -110,19 +115,26 @@ pub(crate) async fn judge_tick(
         let scope = |q: &PreparedQuery| Binding::new(q_tags(q), start, end);
         control_q.rebind(scope(control_q));
         experiment_q.rebind(scope(experiment_q));
-        let control = control_q.series().await.map_err(|source| RunError::Query {
-            metric: name.clone(),
-            side: "control",
-            source,
-        })?;
-        let experiment = experiment_q
-            .series()
-            .await
-            .map_err(|source| RunError::Query {
+        // A query stopped by its limits leaves its metric without data, with the reason;
+        // the other metrics and the run go on. Other query errors end the run.
+        let mut side = |r: Result<Vec<QuerySeries>, QueryError>, side: &'static str| match r {
+            Ok(series) => Ok(Some(series)),
+            Err(QueryError::Limit(why)) => Ok({
+                limited.entry(name.clone()).or_insert(format!("{side}: {why}"));
+                None
+            }),
+            Err(source) => Err(RunError::Query {
                 metric: name.clone(),
-                side: "experiment",
+                side,
                 source,
-            })?;
+            }),
+        };
+        let control = side(control_q.series().await, "control")?;
+        let experiment = side(experiment_q.series().await, "experiment")?;
+        let (control, experiment) = match (control, experiment) {
+            (Some(c), Some(e)) => (c, e),
+            _ => (Vec::new(), Vec::new()),
+        };
         let base = format!("{}-{}", &run.id[..8.min(run.id.len())], run.next_tick);
         pairs.extend(mix(name, &base, control, experiment));
     }
@@ -136,6 +148,7 @@ pub(crate) async fn judge_tick(
         pairs.iter().map(|p: &PairData| p.pair.clone()).collect();
     let mut states = run.sequential.clone();
     let horizon = judge::sequential::Horizon::Looks(run.spec.judgments());
+    let _judging = cpu.acquire().await.expect("the judging semaphore is never closed");
     let (result, states) = tokio::task::spawn_blocking(move || {
         if sequential {
             judge::sequential::judge_states(
@@ -160,6 +173,7 @@ pub(crate) async fn judge_tick(
     .await??;
     let mut result = result;
     explain_missing_tags(&mut result, &missing_tags);
+    explain_limited(&mut result, &limited);
     Ok(TickOutcome {
         result,
         pairs,
@@ -182,6 +196,18 @@ fn explain_missing_tags(
                 "Missing data for {}: no point in the store has the tag {} that its query uses (yet)",
                 r.name,
                 list.join(", ")
+            ));
+        }
+    }
+}
+
+/// A metric whose query hit a limit says which, whatever the judge made of no data.
+fn explain_limited(result: &mut judge::CanaryJudgeResult, limited: &BTreeMap<String, String>) {
+    for r in &mut result.results {
+        if let Some(why) = limited.get(&r.name) {
+            r.classification_reason = Some(format!(
+                "Missing data for {}: its query was stopped ({why})",
+                r.name
             ));
         }
     }

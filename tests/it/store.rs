@@ -100,7 +100,7 @@ fn the_data_directory_is_locked() {
 }
 
 #[test]
-fn leftovers_of_an_interrupted_write_are_removed() {
+fn leftovers_of_an_interrupted_write_are_removed_and_unnamed_segments_moved_aside() {
     let dir = TempDir::new("crash");
     {
         let store = Store::open(cfg(&dir.0)).unwrap();
@@ -109,20 +109,55 @@ fn leftovers_of_an_interrupted_write_are_removed() {
     }
     let data = dir.0.join("data");
     // a segment renamed into place but never listed, and a half-written temporary file
-    std::fs::write(
-        data.join("segments").join("0000000000000099.arrow"),
-        b"partial",
-    )
-    .unwrap();
+    let stray = data.join("segments").join("0000000000000099.arrow");
+    std::fs::write(&stray, b"partial").unwrap();
     std::fs::write(data.join("tmp").join("0000000000000100.arrow"), b"partial").unwrap();
     std::fs::write(data.join("tmp").join("manifest.json"), b"{\"half\":").unwrap();
     let store = Store::open(cfg(&dir.0)).unwrap();
     assert_eq!(store.count_and_sum().unwrap().0, 10);
-    assert!(!data
-        .join("segments")
-        .join("0000000000000099.arrow")
-        .exists());
+    assert!(!stray.exists());
     assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
+    // the segment the manifest does not name is kept, in quarantine/<ms>/
+    let aside: Vec<_> = std::fs::read_dir(data.join("quarantine"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(aside[0].file_name(), stray.file_name());
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), b"partial");
+}
+
+#[test]
+fn a_missing_manifest_beside_segments_refuses_to_start_and_deletes_nothing() {
+    let dir = TempDir::new("nomanifest");
+    {
+        let store = Store::open(cfg(&dir.0)).unwrap();
+        fill(&store, 1, 10, T0, 0);
+        store.flush().unwrap();
+    }
+    let data = dir.0.join("data");
+    let segments = || {
+        let mut v: Vec<_> = std::fs::read_dir(data.join("segments"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = segments();
+    assert_eq!(before.len(), 1);
+    std::fs::rename(data.join("manifest.json"), dir.0.join("manifest.bak")).unwrap();
+    let e = Store::open(cfg(&dir.0)).err().expect("refuses to start");
+    let msg = e.to_string();
+    assert!(msg.contains("1 segment file(s) but no manifest.json"), "{msg}");
+    assert!(msg.contains("restore manifest.json"), "{msg}");
+    assert_eq!(segments(), before, "nothing deleted or moved");
+    assert!(!data.join("manifest.json").exists(), "no empty manifest written");
+    // restoring the manifest recovers everything
+    std::fs::rename(dir.0.join("manifest.bak"), data.join("manifest.json")).unwrap();
+    let store = Store::open(cfg(&dir.0)).unwrap();
+    assert_eq!(store.count_and_sum().unwrap().0, 10);
 }
 
 #[test]
