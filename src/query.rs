@@ -80,12 +80,18 @@ impl QueryError {
     }
 }
 
-/// DataFusion's memory pool refused an allocation: the query's `query.memory` is spent.
+/// DataFusion's memory pool refused an allocation (the query's `query.memory` is spent),
+/// or a size-bounded function its arguments.
 fn out_of_memory(e: &datafusion::error::DataFusionError) -> Option<QueryError> {
+    use datafusion::error::DataFusionError;
     match e.find_root() {
-        datafusion::error::DataFusionError::ResourcesExhausted(msg) => Some(QueryError::Limit(
-            format!("the query needs more memory than query.memory allows ({})", clean(msg)),
-        )),
+        DataFusionError::ResourcesExhausted(msg) => Some(QueryError::Limit(format!(
+            "the query needs more memory than query.memory allows ({})",
+            clean(msg)
+        ))),
+        DataFusionError::External(inner) => inner
+            .downcast_ref::<limits::ValueTooLarge>()
+            .map(|v| QueryError::Limit(v.0.clone())),
         _ => None,
     }
 }
@@ -101,7 +107,15 @@ pub fn read_only() -> SQLOptions {
 /// Check that `sql` is exactly one read-only `SELECT` (syntax only; see [`Engine::plan`]
 /// for columns and types). Errors give the line and column.
 pub fn check_statement(sql: &str) -> Result<(), QueryError> {
-    let statements = DFParser::parse_sql(sql).map_err(QueryError::plan)?;
+    let statements = DFParser::parse_sql(sql).map_err(|e| {
+        if e.to_string().contains("RecursionLimitExceeded") {
+            QueryError::Invalid(
+                "query nests too deeply (parentheses, subqueries or operators more than 50 levels): simplify it".into(),
+            )
+        } else {
+            QueryError::plan(e)
+        }
+    })?;
     if statements.len() != 1 {
         return Err(QueryError::Invalid(format!(
             "query must be a single SELECT, found {} statements",

@@ -39,7 +39,7 @@ pub use spec::{RunSpec, Scope, ScopeSide, Window};
 pub const SETTINGS: &[Setting] = &[
     Setting { key: "runs.judge-threads", kind: Kind::Int, default: "0", doc: "Judgments computed at once (0: one less than the cores, at least 1), so ingest keeps a core." },
     Setting { key: "runs.lateness", kind: Kind::Duration, default: "500ms", doc: "A judgment of a window ending at t runs at t + lateness, and only once ingest has caught up past that (points produced up to t are in)." },
-    Setting { key: "runs.max-judgments", kind: Kind::Int, default: "100000", doc: "Judgments one run may make (lifetime / interval); a longer schedule is refused when the run is created." },
+    Setting { key: "runs.max-judgments", kind: Kind::Int, default: "10000", doc: "Judgments one run may make (lifetime / interval); a longer schedule is refused when the run is created." },
 ];
 
 /// `[runs]`.

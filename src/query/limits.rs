@@ -8,7 +8,8 @@
 //! * **Functions** ([`bounded_functions`]): the functions that build a value whose size an
 //!   argument chooses (`repeat`, `lpad`, `rpad`, `array_repeat`, `range`,
 //!   `generate_series`) refuse a result larger than [`MAX_VALUE_BYTES`], so constant folding
-//!   at planning time never allocates gigabytes.
+//!   at planning time never allocates gigabytes (the planner leaves a constant it cannot
+//!   fold as it is; the query then fails with the reason when it runs).
 //! * **Resources** ([`QueryLimits`], the `[query]` settings): planning and execution run
 //!   on the query threads (an [`Executor`], not the async workers serving HTTP), at most
 //!   `query.concurrency` at a time in arrival order, each within `query.timeout` (then
@@ -262,18 +263,24 @@ pub fn check_shape(
 
 pub use bounded::bounded_functions;
 
+/// A size-bounded function refused its arguments (DataFusion carries it as an external
+/// error; [`QueryError`] turns it into a limit).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueTooLarge(pub String);
+
 /// Size-bounded versions of the functions whose result size an argument chooses.
 mod bounded {
     use std::sync::Arc;
 
     use arrow::datatypes::{DataType, FieldRef};
-    use datafusion::common::{exec_err, Result, ScalarValue};
+    use datafusion::common::{DataFusionError, Result, ScalarValue};
     use datafusion::logical_expr::{
         ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
         ScalarUDFImpl, Signature,
     };
 
-    use super::MAX_VALUE_BYTES;
+    use super::{ValueTooLarge, MAX_VALUE_BYTES};
 
     /// How big a call's result can be, from its arguments (`None`: no bound needed).
     type Estimate = fn(&[ColumnarValue]) -> Option<u128>;
@@ -322,10 +329,10 @@ mod bounded {
         fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
             if let Some(bytes) = (self.estimate)(&args.args) {
                 if bytes > MAX_VALUE_BYTES as u128 {
-                    return exec_err!(
+                    return Err(DataFusionError::External(Box::new(ValueTooLarge(format!(
                         "{}() would build a value of {bytes} bytes; at most {MAX_VALUE_BYTES} are allowed",
                         self.name()
-                    );
+                    )))));
                 }
             }
             self.inner.invoke_with_args(args)

@@ -76,7 +76,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_judgments: 100_000,
+            max_judgments: 10_000,
         }
     }
 }
@@ -495,7 +495,7 @@ mod tests {
         b["lifetime"] = json!("365days");
         b["interval"] = json!("1s");
         let e = parse(&b, now).unwrap_err();
-        assert!(e.contains("judgments; a run makes at most 100000 (runs.max-judgments)"), "{e}");
+        assert!(e.contains("judgments; a run makes at most 10000 (runs.max-judgments)"), "{e}");
         assert!(parse_with(&b, now, Limits { max_judgments: 40_000_000 }).is_ok());
         // a run file written by hand with absurd times: saturating, O(1), no panic
         let (mut s, _) = parse(&body(), now).unwrap();

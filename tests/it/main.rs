@@ -2,6 +2,7 @@
 
 mod cli;
 mod docs;
+mod hostile;
 mod e2e;
 mod http;
 mod ingest;
