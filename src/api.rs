@@ -12,8 +12,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::SemaphorePermit;
+
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +24,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::canary::{self, ConfigStore};
+use crate::daemon::settings::RequestLimits;
 use crate::error::kind::ErrorKind;
 use crate::ingest::IngestStats;
 use crate::judge::{self, JudgeKind};
@@ -37,6 +40,105 @@ pub struct AppState {
     pub ingest: Arc<IngestStats>,
     pub token: Option<Arc<str>>,
     pub judge_requests: Arc<AtomicU64>,
+    pub limits: Arc<JudgeLimits>,
+}
+
+/// What `POST /judge` may cost: bodies, requests at once, their memory together, values.
+pub struct JudgeLimits {
+    pub request: RequestLimits,
+    slots: tokio::sync::Semaphore,
+    /// The memory budget in KiB permits.
+    memory_kib: tokio::sync::Semaphore,
+}
+
+impl JudgeLimits {
+    pub fn new(request: RequestLimits) -> Self {
+        JudgeLimits {
+            request,
+            slots: tokio::sync::Semaphore::new(request.judge_concurrency),
+            memory_kib: tokio::sync::Semaphore::new(Self::kib(request.judge_memory) as usize),
+        }
+    }
+
+    fn kib(bytes: u64) -> u32 {
+        bytes.div_ceil(1024).min(u32::MAX as u64 >> 1) as u32
+    }
+
+    /// A turn to judge a body of `body` bytes, or the refusal: 503 with `Retry-After` when
+    /// the server is busy, 413 when this request alone is beyond the budget.
+    fn admit(&self, body: usize) -> ApiResult<(SemaphorePermit<'_>, SemaphorePermit<'_>)> {
+        // A parsed JSON value takes up to 16 times its text ("1," becomes a 32-byte value),
+        // and the request then holds its values once more as f64.
+        let estimate = body as u64 * JUDGE_BYTES_PER_BODY_BYTE;
+        if estimate > self.request.judge_memory {
+            return Err(ApiError::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "judging this {} body needs about {}, more than server.judge-memory ({}): split the request",
+                    human_bytes(body as u64),
+                    human_bytes(estimate),
+                    human_bytes(self.request.judge_memory)
+                ),
+            ));
+        }
+        let busy = |what: &str| {
+            ApiError::refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the server is judging as much as {what} allows; retry shortly"),
+            )
+            .retry_after(1)
+        };
+        let slot = self
+            .slots
+            .try_acquire()
+            .map_err(|_| busy("server.judge-concurrency"))?;
+        let memory = self
+            .memory_kib
+            .try_acquire_many(Self::kib(estimate))
+            .map_err(|_| busy("server.judge-memory"))?;
+        Ok((slot, memory))
+    }
+}
+
+/// How much memory judging takes per byte of request body, at most.
+const JUDGE_BYTES_PER_BODY_BYTE: u64 = 16;
+
+fn human_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// The request body, read up to `server.max-body`; beyond it a JSON 413 naming the setting.
+pub struct Body(Bytes);
+
+impl FromRequest<AppState> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let max = state.limits.request.max_body;
+        match axum::body::to_bytes(req.into_body(), max).await {
+            Ok(b) => Ok(Body(b)),
+            Err(e) => {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                Err(if too_large {
+                    ApiError::refused(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "the request body is larger than server.max-body ({})",
+                            human_bytes(max as u64)
+                        ),
+                    )
+                } else {
+                    ApiError::bad(format!("cannot read the request body: {e}"))
+                })
+            }
+        }
+    }
 }
 
 /// An error response: `{"message": …}` with the status of the error's kind, logged at the
@@ -45,6 +147,7 @@ pub struct ApiError {
     kind: ErrorKind,
     status: StatusCode,
     message: String,
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -55,7 +158,14 @@ impl ApiError {
             kind,
             status,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// Tell the client when to try again (`Retry-After`, seconds).
+    fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// A refusal of the request itself (a route or method that does not exist).
@@ -64,6 +174,7 @@ impl ApiError {
             kind: ErrorKind::InvalidInput,
             status,
             message,
+            retry_after: None,
         }
     }
 
@@ -86,7 +197,13 @@ impl IntoResponse for ApiError {
                 tracing::debug!(status = status.as_u16(), message = %self.message, "Request refused")
             }
         }
-        (status, Json(json!({ "message": self.message }))).into_response()
+        let mut response = (status, Json(json!({ "message": self.message }))).into_response();
+        if let Some(s) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        response
     }
 }
 
@@ -127,7 +244,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
-        .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
+        // Bodies are read by `Body`, which applies `server.max-body`.
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -229,19 +347,41 @@ async fn judges() -> Json<Value> {
 }
 
 /// `POST /judge`: Kayenta's `RemoteJudge-v1.0` request → `CanaryJudgeResult`.
+///
+/// Parsing and judging run on a blocking thread, within `server.judge-concurrency` and
+/// `server.judge-memory`; a request beyond `server.judge-max-values` is refused.
 async fn judge_request(
     State(st): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Response> {
     let judge_name = q.into_iter().find(|(k, _)| k == "judge").map(|(_, v)| v);
-    let value = json_body(&body, "a remote-judge request")?;
+    let _turn = st.limits.admit(body.len())?;
     st.judge_requests.fetch_add(1, Ordering::Relaxed);
-    let result =
-        tokio::task::spawn_blocking(move || judge::judge_value(&value, judge_name.as_deref()))
-            .await
-            .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
-            .map_err(ApiError::from)?;
+    let max_values = st.limits.request.judge_max_values;
+    let result = tokio::task::spawn_blocking(move || -> ApiResult<judge::CanaryJudgeResult> {
+        let value = json_body(&body, "a remote-judge request")?;
+        drop(body);
+        let request = judge::JudgeRequest::from_value(&value)
+            .map_err(|e| ApiError::from(judge::JudgeError::from(e)))?;
+        drop(value);
+        let values: usize = request
+            .metric_set_pair_list
+            .iter()
+            .map(|p| p.control.len() + p.experiment.len())
+            .sum();
+        if values > max_values {
+            return Err(ApiError::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request carries {values} values; server.judge-max-values allows {max_values}: split the request"
+                ),
+            ));
+        }
+        Ok(judge::judge_request(&request, judge_name.as_deref())?)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))??;
     Ok(Json(serde_json::to_value(&result).expect("results serialise")).into_response())
 }
 
@@ -261,7 +401,8 @@ async fn get_config(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(Json(st.configs.get(&id)?))
 }
 
-fn config_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+/// A config body, parsed on a blocking thread (its cost is linear in `server.max-body`).
+async fn config_body(headers: &HeaderMap, body: Bytes) -> ApiResult<Value> {
     if body.is_empty() {
         return Err(ApiError::bad(
             "the request body is empty (expected a canary config)",
@@ -269,8 +410,9 @@ fn config_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
     }
     let ct = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    Ok(canary::parse_document(body, ct)?)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    blocking(move || canary::parse_document(&body, ct.as_deref())).await
 }
 
 /// Config writes fsync: off the async runtime.
@@ -286,9 +428,9 @@ async fn blocking<T: Send + 'static>(
 async fn create_config(
     State(st): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Json<Value>> {
-    let doc = config_body(&headers, &body)?;
+    let doc = config_body(&headers, body).await?;
     canary::validate(&doc, &st.engine).await?;
     let configs = st.configs.clone();
     let id = blocking(move || configs.create(doc)).await?;
@@ -299,10 +441,10 @@ async fn update_config(
     State(st): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> ApiResult<Json<Value>> {
     st.configs.get(&id)?;
-    let doc = config_body(&headers, &body)?;
+    let doc = config_body(&headers, body).await?;
     canary::validate(&doc, &st.engine).await?;
     let (configs, key) = (st.configs.clone(), id.clone());
     blocking(move || configs.update(&key, doc)).await?;
@@ -318,8 +460,10 @@ async fn delete_config(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_run(State(st): State<AppState>, body: Bytes) -> ApiResult<Response> {
-    let value = json_body(&body, "a run request")?;
+async fn create_run(State(st): State<AppState>, Body(body): Body) -> ApiResult<Response> {
+    let value = tokio::task::spawn_blocking(move || json_body(&body, "a run request"))
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))??;
     let run = st.runs.create(&value).await?;
     Ok((
         StatusCode::CREATED,

@@ -453,7 +453,12 @@ impl Archive {
             .map_err(io(format!("cannot list {}", runs_dir.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             // `.import-*` / `.replaced-*`: an import in progress or interrupted
-            .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| {
+                p.is_dir()
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .collect();
         run_dirs.sort();
         // read the files of many runs in parallel: thousands of small files
@@ -659,7 +664,12 @@ pub fn import_run(file: &Path, archive: &Path, force: bool) -> Result<String, Ar
         .map_err(|e| corrupt(e.to_string()))?;
     let mut parts = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for (i, m) in meta["judgments"].as_array().into_iter().flatten().enumerate() {
+    for (i, m) in meta["judgments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let index = m["index"]
             .as_u64()
             .and_then(|i| u32::try_from(i).ok())
@@ -682,7 +692,12 @@ pub fn import_run(file: &Path, archive: &Path, force: bool) -> Result<String, Ar
         std::fs::create_dir_all(&staging)
             .map_err(io(format!("cannot create {}", staging.display())))?;
         for (index, part, m) in &parts {
-            write_ipc(&staging.join(format!("{index:06}.arrow")), part, META_KEY, m)?;
+            write_ipc(
+                &staging.join(format!("{index:06}.arrow")),
+                part,
+                META_KEY,
+                m,
+            )?;
         }
         crate::store::write_atomically(&staging.join("run.json"), run.to_string().as_bytes())
             .map_err(io(format!("cannot write {}/run.json", staging.display())))?;

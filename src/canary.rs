@@ -48,13 +48,20 @@ impl From<ShapeError> for CanaryError {
     }
 }
 
-/// Parse a config body: JSON, or YAML when the content type (or the text) says so.
+/// How deeply a config document may nest (YAML blocks and flow collections together; JSON
+/// has serde_json's own limit of 128).
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// Parse a config body: JSON, or YAML when the content type (or the text) says so. The cost
+/// is linear in the body's size (callers bound it); YAML deeper than [`MAX_YAML_DEPTH`] is
+/// refused before the YAML parser, which would build an event per level first.
 pub fn parse_document(body: &[u8], content_type: Option<&str>) -> Result<Value, CanaryError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         CanaryError::Invalid(format!("the body is not UTF-8 (byte {})", e.valid_up_to()))
     })?;
     let yaml = content_type.is_some_and(|c| c.contains("yaml"));
     if yaml || (!text.trim_start().starts_with('{') && !text.trim().is_empty()) {
+        yaml_depth(text, MAX_YAML_DEPTH)?;
         let v: Value = serde_norway::from_str(text).map_err(|e| {
             let at = e
                 .location()
@@ -66,6 +73,65 @@ pub fn parse_document(body: &[u8], content_type: Option<&str>) -> Result<Value, 
     }
     crate::judge::json::parse_text(text, "the canary config")
         .map_err(|e| CanaryError::Invalid(e.message))
+}
+
+/// Refuse YAML that nests deeper than `max`, in one pass: block nesting is the stack of
+/// increasing indentations, flow nesting the open `[`/`{` outside quoted scalars and
+/// comments. It may overcount (a more indented literal block, brackets in a plain scalar),
+/// never undercount, which is what a bound needs.
+fn yaml_depth(text: &str, max: usize) -> Result<(), CanaryError> {
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches(' ');
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - body.len();
+        if flow == 0 {
+            while indents.last().is_some_and(|&i| i >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+        }
+        // `- - - x` opens a sequence per dash on one line.
+        let compact = body
+            .split(' ')
+            .take_while(|t| matches!(*t, "-" | "?" | ""))
+            .filter(|t| !t.is_empty())
+            .count();
+        let depth = indents.len() + compact;
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        let mut chars = body.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            match quote {
+                Some('"') if c == '\\' => {
+                    chars.next();
+                }
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None => match c {
+                    '"' | '\'' if matches!(prev, ' ' | '\t' | ':' | '[' | '{' | ',' | '-') => {
+                        quote = Some(c)
+                    }
+                    '#' if matches!(prev, ' ' | '\t') => break,
+                    '[' | '{' => flow += 1,
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            if depth + flow > max {
+                return Err(CanaryError::Invalid(format!(
+                    "the YAML nests deeper than {max} levels at line {}, column {}",
+                    n + 1,
+                    indent + i + 1
+                )));
+            }
+            prev = c;
+        }
+    }
+    Ok(())
 }
 
 fn valid_name(name: &str) -> bool {
@@ -112,16 +178,6 @@ pub async fn validate(doc: &Value, engine: &Engine) -> Result<CanaryConfig, Cana
         }
     }
     let config = CanaryConfig::from_value(doc, &root)?;
-    let mut seen = std::collections::HashSet::new();
-    for m in &config.metrics {
-        if !seen.insert(m.name.as_str()) {
-            return Err(CanaryError::Invalid(format!(
-                "{}: duplicate metric name '{}'",
-                m.path.key("name"),
-                m.name
-            )));
-        }
-    }
     if config.metrics.is_empty() {
         return Err(CanaryError::Invalid(
             "metrics: at least one metric is required".into(),
@@ -358,5 +414,41 @@ impl ConfigStore {
             &serde_json::to_vec_pretty(doc).expect("json serialises"),
         )
         .map_err(|e| CanaryError::Io(IoError::new(format!("cannot write {}", path.display()), e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_nesting_is_bounded_before_the_parser() {
+        let ok = "name: a\nmetrics:\n  - name: m\n    query: |\n      SELECT a[1] FROM t -- it's [\n    groups: [\"x\", 'y[']\n";
+        yaml_depth(ok, MAX_YAML_DEPTH).unwrap();
+        let flow = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = parse_document(flow.as_bytes(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nests deeper than 64 levels at line 1, column 64"),
+            "{e}"
+        );
+        let mut block = String::new();
+        for i in 0..70 {
+            block.push_str(&" ".repeat(i));
+            block.push_str("a:\n");
+        }
+        let e = parse_document(block.as_bytes(), Some("application/yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nests deeper than 64 levels at line 65"), "{e}");
+        let dashes = "- ".repeat(1000) + "x";
+        let e = parse_document(dashes.as_bytes(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nests deeper than 64"), "{e}");
+        // Within the bound, the document parses.
+        let fine = format!("{}{}", "[".repeat(60), "]".repeat(60));
+        parse_document(fine.as_bytes(), None).unwrap();
     }
 }

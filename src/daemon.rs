@@ -108,6 +108,7 @@ impl Daemon {
                 ingest: ingest.clone(),
                 token: cfg.server.token.as_deref().map(Arc::from),
                 judge_requests: Arc::new(AtomicU64::new(0)),
+                limits: Arc::new(crate::api::JudgeLimits::new(cfg.server.limits)),
             };
             let shutdown = stopped(stop_rx.clone());
             tasks.push(tokio::spawn(async move {

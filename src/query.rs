@@ -337,6 +337,8 @@ impl Engine {
         for f in limits::bounded_functions(&ctx.state()) {
             ctx.register_udf(f);
         }
+        // It tells a stranger the engine's version and the host's OS and architecture.
+        ctx.deregister_udf("version");
         let provider = Arc::new(StoreTableProvider::new(
             self.store.clone(),
             binding,
@@ -508,12 +510,10 @@ impl PreparedQuery {
                         .create_physical_plan(&optimized, &*state)
                         .await
                         .map_err(QueryError::execution)?,
-                    Err((ctx, plan)) => {
-                        datafusion::dataframe::DataFrame::new(ctx.state(), plan)
-                            .create_physical_plan()
-                            .await
-                            .map_err(QueryError::execution)?
-                    }
+                    Err((ctx, plan)) => datafusion::dataframe::DataFrame::new(ctx.state(), plan)
+                        .create_physical_plan()
+                        .await
+                        .map_err(QueryError::execution)?,
                 };
                 collect_within(physical, task).await
             })
@@ -534,8 +534,8 @@ async fn collect_within(
     use datafusion::execution::memory_pool::MemoryConsumer;
     use futures::StreamExt;
     let result = MemoryConsumer::new("query result").register(task.memory_pool());
-    let mut stream = datafusion::physical_plan::execute_stream(physical, task)
-        .map_err(QueryError::execution)?;
+    let mut stream =
+        datafusion::physical_plan::execute_stream(physical, task).map_err(QueryError::execution)?;
     let mut batches = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(QueryError::execution)?;

@@ -360,7 +360,9 @@ impl Inner {
     /// a panic while holding it leaves every entry usable: the lock is recovered rather
     /// than taking every later request down with it.
     fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.runs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -430,7 +432,8 @@ impl RunManager {
     /// Start a run from a `POST /runs` body.
     pub async fn create(&self, body: &Value) -> Result<Run, RunError> {
         let now = now_ms();
-        let (spec, config_ref) = spec::parse_with(body, now, self.inner.limits).map_err(RunError::Invalid)?;
+        let (spec, config_ref) =
+            spec::parse_with(body, now, self.inner.limits).map_err(RunError::Invalid)?;
         let config = match &config_ref {
             Value::String(id_or_name) => self.inner.configs.resolve(id_or_name)?,
             inline => {
@@ -487,7 +490,8 @@ impl RunManager {
     }
 
     pub fn get(&self, id: &str) -> Result<Run, RunError> {
-        self.inner.runs()
+        self.inner
+            .runs()
             .get(id)
             .map(|e| e.run.clone())
             .ok_or_else(|| RunError::NotFound(id.into()))

@@ -400,12 +400,17 @@ impl Store {
             manifest.segments.iter().map(|s| s.file.as_str()).collect();
         let strays: Vec<PathBuf> = list_dir(&root.join("segments"))?
             .into_iter()
-            .filter(|p| p.file_name().is_none_or(|n| !live.contains(&*n.to_string_lossy())))
+            .filter(|p| {
+                p.file_name()
+                    .is_none_or(|n| !live.contains(&*n.to_string_lossy()))
+            })
             .collect();
         if !strays.is_empty() {
             let aside = root.join("quarantine").join(now_ms().to_string());
-            std::fs::create_dir_all(&aside)
-                .map_err(io_err(format!("cannot create directory {}", aside.display())))?;
+            std::fs::create_dir_all(&aside).map_err(io_err(format!(
+                "cannot create directory {}",
+                aside.display()
+            )))?;
             for path in &strays {
                 let dest = aside.join(path.file_name().unwrap_or_default());
                 std::fs::rename(path, &dest).map_err(io_err(format!(

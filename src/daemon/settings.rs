@@ -8,6 +8,10 @@ use crate::settings::{Kind, Setting, Values};
 pub const SERVER_SETTINGS: &[Setting] = &[
     Setting { key: "server.listen", kind: Kind::Str, default: "127.0.0.1:8090", doc: "Address of the HTTP API (Kayenta's port by default; port 0 picks a free one)." },
     Setting { key: "server.token", kind: Kind::OptStr, default: "", doc: "When set, POST/PUT/DELETE on /canaryConfig and /runs need `Authorization: Bearer <token>` (prefer COALMINE__SERVER__TOKEN to keep it out of files)." },
+    Setting { key: "server.max-body", kind: Kind::Bytes, default: "16MiB", doc: "Largest request body any endpoint reads; a larger one is refused with 413." },
+    Setting { key: "server.judge-concurrency", kind: Kind::Int, default: "4", doc: "`POST /judge` requests judged at once; one more is refused with 503 and `Retry-After`." },
+    Setting { key: "server.judge-memory", kind: Kind::Bytes, default: "512MiB", doc: "Memory all `POST /judge` requests in progress may hold together (estimated as 16 bytes per byte of body); a request that would exceed it waits its turn: 503 with `Retry-After`, or 413 when it alone is larger." },
+    Setting { key: "server.judge-max-values", kind: Kind::Int, default: "1000000", doc: "Values (both scopes, all metrics) one `POST /judge` request may carry; more is refused with 413." },
 ];
 
 /// The `[log]` settings.
@@ -20,6 +24,31 @@ pub const LOG_SETTINGS: &[Setting] = &[
 pub struct ServerConfig {
     pub listen: String,
     pub token: Option<String>,
+    pub limits: RequestLimits,
+}
+
+/// What one request, and all `POST /judge` requests together, may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// `server.max-body`.
+    pub max_body: usize,
+    /// `server.judge-concurrency`.
+    pub judge_concurrency: usize,
+    /// `server.judge-memory`.
+    pub judge_memory: u64,
+    /// `server.judge-max-values`.
+    pub judge_max_values: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits {
+            max_body: 16 << 20,
+            judge_concurrency: 4,
+            judge_memory: 512 << 20,
+            judge_max_values: 1_000_000,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -27,6 +56,15 @@ impl ServerConfig {
         ServerConfig {
             listen: v.string("server.listen").unwrap_or_default(),
             token: v.string("server.token"),
+            limits: RequestLimits {
+                max_body: v.bytes("server.max-body").unwrap_or(16 << 20).max(1024) as usize,
+                judge_concurrency: v.int("server.judge-concurrency").max(1),
+                judge_memory: v
+                    .bytes("server.judge-memory")
+                    .unwrap_or(512 << 20)
+                    .max(1 << 20),
+                judge_max_values: v.int("server.judge-max-values").max(1),
+            },
         }
     }
 

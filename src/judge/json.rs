@@ -146,16 +146,21 @@ pub fn describe(v: &Value) -> String {
     }
 }
 
-/// A sample value: a JSON number or one of the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
-/// JSON `null` is read as NaN (Kayenta's Jackson does the same for `Double` lists).
+/// A sample value: a JSON number, or the string `"NaN"` or JSON `null` for a missing value
+/// (Kayenta's Jackson reads `null` in `Double` lists as NaN). `"Infinity"` and
+/// `"-Infinity"` are refused: no metric measures an infinite value, and one would turn
+/// the means into NaN and the test into noise.
 pub fn sample_value(v: &Value, path: &JsonPath) -> Result<f64, ShapeError> {
     match v {
         Value::Number(n) => n
             .as_f64()
+            .filter(|x| x.is_finite())
             .ok_or_else(|| ShapeError::new(path, "number out of range")),
         Value::String(s) if s == "NaN" => Ok(f64::NAN),
-        Value::String(s) if s == "Infinity" => Ok(f64::INFINITY),
-        Value::String(s) if s == "-Infinity" => Ok(f64::NEG_INFINITY),
+        Value::String(s) if s == "Infinity" || s == "-Infinity" => Err(ShapeError::new(
+            path,
+            format!("{s} is not a measurement: send finite values, and \"NaN\" or null for a missing one"),
+        )),
         Value::Null => Ok(f64::NAN),
         other => Err(ShapeError::new(
             path,

@@ -108,8 +108,19 @@ impl CanaryConfig {
             let arr = list.as_array().ok_or_else(|| {
                 ShapeError::new(&lp, format!("expected an array, found {}", describe(list)))
             })?;
+            let mut seen = std::collections::HashSet::new();
             for (i, metric) in arr.iter().enumerate() {
-                metrics.push(MetricConfig::from_value(metric, &lp.index(i))?);
+                let metric = MetricConfig::from_value(metric, &lp.index(i))?;
+                if !seen.insert(metric.name.clone()) {
+                    return Err(ShapeError::new(
+                        &metric.path.key("name"),
+                        format!(
+                            "duplicate metric name '{}': each metric of a config needs its own name",
+                            metric.name
+                        ),
+                    ));
+                }
+                metrics.push(metric);
             }
         }
         let mut group_weights = BTreeMap::new();

@@ -103,7 +103,9 @@ pub struct Executor {
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").field("limits", &self.limits).finish()
+        f.debug_struct("Executor")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -133,7 +135,10 @@ impl Executor {
         let timeout = self.limits.timeout;
         let slots = self.slots.clone();
         let task = AbortOnDrop(self.handle.spawn(async move {
-            let _slot = slots.acquire_owned().await.expect("query slots are never closed");
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .expect("query slots are never closed");
             tokio::time::timeout(timeout, work).await
         }));
         match task.await {
@@ -360,9 +365,9 @@ mod bounded {
     /// The longest string (or list) among argument `i`'s values.
     fn max_len(args: &[ColumnarValue], i: usize) -> u128 {
         let len = |s: &ScalarValue| match s {
-            ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v)) => {
-                v.len() as u128
-            }
+            ScalarValue::Utf8(Some(v))
+            | ScalarValue::LargeUtf8(Some(v))
+            | ScalarValue::Utf8View(Some(v)) => v.len() as u128,
             _ => 1,
         };
         match args.get(i) {
@@ -470,7 +475,10 @@ mod tests {
         }
         let e = shape(&nested).unwrap_err().to_string();
         assert!(e.contains("nests subqueries more than 8 deep"), "{e}");
-        let long = format!("SELECT value FROM metrics WHERE metric = '{}'", "x".repeat(MAX_SQL_BYTES));
+        let long = format!(
+            "SELECT value FROM metrics WHERE metric = '{}'",
+            "x".repeat(MAX_SQL_BYTES)
+        );
         assert!(shape(&long).unwrap_err().to_string().contains("bytes long"));
     }
 }

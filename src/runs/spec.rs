@@ -154,7 +154,12 @@ pub fn duration_ms(v: &Value, field: &str) -> Result<i64, String> {
     i64::try_from(d.as_millis())
         .ok()
         .filter(|&ms| ms <= MAX_SPAN_MS)
-        .ok_or_else(|| format!("{field}: {s:?} is longer than {}", span(MAX_SPAN_MS)))
+        .ok_or_else(|| {
+            format!(
+                "{field}: {s:?} is longer than {} days, the longest a run may span",
+                MAX_SPAN_MS / 86_400_000
+            )
+        })
 }
 
 fn span(ms: i64) -> String {
@@ -294,7 +299,10 @@ pub fn parse_with(body: &Value, now_ms: i64, limits: Limits) -> Result<(RunSpec,
         return Err("lifetime: must be longer than 0s".into());
     }
     if interval_ms < MIN_INTERVAL_MS {
-        return Err(format!("interval: must be at least {}", span(MIN_INTERVAL_MS)));
+        return Err(format!(
+            "interval: must be at least {}",
+            span(MIN_INTERVAL_MS)
+        ));
     }
     if interval_ms > lifetime_ms {
         return Err(format!(
@@ -477,13 +485,33 @@ mod tests {
     fn schedules_are_bounded_and_overflow_nowhere() {
         let now = 1_795_341_000_000;
         for (field, value, want) in [
-            ("start", json!(9_223_372_036_854_775_000i64), "start: must be within 1year"),
-            ("start", json!(-9_223_372_036_854_775_000i64), "start: must be within 1year"),
+            (
+                "start",
+                json!(9_223_372_036_854_775_000i64),
+                "start: must be within 1year",
+            ),
+            (
+                "start",
+                json!(-9_223_372_036_854_775_000i64),
+                "start: must be within 1year",
+            ),
             ("start", json!(0), "start: must be within 1year"),
             ("interval", json!("1ms"), "interval: must be at least 1s"),
-            ("lifetime", json!("1000years"), "lifetime: \"1000years\" is longer than 1year"),
-            ("lifetime", json!("600000000years"), "lifetime: \"600000000years\" is longer than"),
-            ("window", json!("99999999999999999s"), "window: \"99999999999999999s\" is longer than"),
+            (
+                "lifetime",
+                json!("1000years"),
+                "lifetime: \"1000years\" is longer than 366 days",
+            ),
+            (
+                "lifetime",
+                json!("600000000years"),
+                "lifetime: \"600000000years\" is longer than",
+            ),
+            (
+                "window",
+                json!("99999999999999999s"),
+                "window: \"99999999999999999s\" is longer than",
+            ),
         ] {
             let mut b = body();
             b[field] = value;
@@ -495,8 +523,18 @@ mod tests {
         b["lifetime"] = json!("365days");
         b["interval"] = json!("1s");
         let e = parse(&b, now).unwrap_err();
-        assert!(e.contains("judgments; a run makes at most 10000 (runs.max-judgments)"), "{e}");
-        assert!(parse_with(&b, now, Limits { max_judgments: 40_000_000 }).is_ok());
+        assert!(
+            e.contains("judgments; a run makes at most 10000 (runs.max-judgments)"),
+            "{e}"
+        );
+        assert!(parse_with(
+            &b,
+            now,
+            Limits {
+                max_judgments: 40_000_000
+            }
+        )
+        .is_ok());
         // a run file written by hand with absurd times: saturating, O(1), no panic
         let (mut s, _) = parse(&body(), now).unwrap();
         s.start_ms = i64::MAX - 10;

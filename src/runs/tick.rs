@@ -120,7 +120,9 @@ pub(crate) async fn judge_tick(
         let mut side = |r: Result<Vec<QuerySeries>, QueryError>, side: &'static str| match r {
             Ok(series) => Ok(Some(series)),
             Err(QueryError::Limit(why)) => Ok({
-                limited.entry(name.clone()).or_insert(format!("{side}: {why}"));
+                limited
+                    .entry(name.clone())
+                    .or_insert(format!("{side}: {why}"));
                 None
             }),
             Err(source) => Err(RunError::Query {
@@ -148,7 +150,10 @@ pub(crate) async fn judge_tick(
         pairs.iter().map(|p: &PairData| p.pair.clone()).collect();
     let mut states = run.sequential.clone();
     let horizon = judge::sequential::Horizon::Looks(run.spec.judgments());
-    let _judging = cpu.acquire().await.expect("the judging semaphore is never closed");
+    let _judging = cpu
+        .acquire()
+        .await
+        .expect("the judging semaphore is never closed");
     let (result, states) = tokio::task::spawn_blocking(move || {
         if sequential {
             judge::sequential::judge_states(

@@ -2,8 +2,8 @@
 
 mod cli;
 mod docs;
-mod hostile;
 mod e2e;
+mod hostile;
 mod http;
 mod ingest;
 mod judge;

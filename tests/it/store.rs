@@ -150,10 +150,16 @@ fn a_missing_manifest_beside_segments_refuses_to_start_and_deletes_nothing() {
     std::fs::rename(data.join("manifest.json"), dir.0.join("manifest.bak")).unwrap();
     let e = Store::open(cfg(&dir.0)).err().expect("refuses to start");
     let msg = e.to_string();
-    assert!(msg.contains("1 segment file(s) but no manifest.json"), "{msg}");
+    assert!(
+        msg.contains("1 segment file(s) but no manifest.json"),
+        "{msg}"
+    );
     assert!(msg.contains("restore manifest.json"), "{msg}");
     assert_eq!(segments(), before, "nothing deleted or moved");
-    assert!(!data.join("manifest.json").exists(), "no empty manifest written");
+    assert!(
+        !data.join("manifest.json").exists(),
+        "no empty manifest written"
+    );
     // restoring the manifest recovers everything
     std::fs::rename(dir.0.join("manifest.bak"), data.join("manifest.json")).unwrap();
     let store = Store::open(cfg(&dir.0)).unwrap();
