@@ -325,8 +325,38 @@ fn json_body(body: &Bytes, what: &str) -> ApiResult<Value> {
     judge::json::parse_text(text, "the request body").map_err(|e| ApiError::bad(e.message))
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// A subsystem whose loop has not turned for this long is stuck.
+const STUCK_AFTER_MS: i64 = 15_000;
+
+/// `GET /health`: 200 `ok`, or 503 `unhealthy` with the stuck subsystems (the run
+/// scheduler, which turns at least every 500 ms, and the Kafka consumer, every poll).
+async fn health(State(st): State<AppState>) -> Response {
+    let now = crate::store::now_ms();
+    let mut problems = Vec::new();
+    let mut check = |what: &str, beat: i64| {
+        if beat > 0 && now - beat > STUCK_AFTER_MS {
+            problems.push(format!(
+                "{what} has not turned for {} s",
+                (now - beat) / 1000
+            ));
+        }
+    };
+    check("the run scheduler", st.runs.heartbeat_ms());
+    check(
+        "the Kafka consumer",
+        st.ingest.heartbeat_ms.load(Ordering::Relaxed),
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    if problems.is_empty() {
+        Json(json!({ "status": "ok", "version": version })).into_response()
+    } else {
+        tracing::warn!(problems = ?problems, "Health check failed");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unhealthy", "version": version, "problems": problems })),
+        )
+            .into_response()
+    }
 }
 
 async fn openapi() -> Response {

@@ -29,6 +29,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "kafka.group-id", kind: Kind::Str, default: "coalmine", doc: "Consumer group: daemons in one group split the partitions." },
     Setting { key: "kafka.topics", kind: Kind::Custom(check_topics), default: "[{ name = \"metrics\", format = \"json\" }]", doc: "Topics to consume, each with its payload format: json | influx | prometheus-json." },
     Setting { key: "kafka.dead-letter-topic", kind: Kind::OptStr, default: "", doc: "Undecodable messages are copied here with headers coalmine-source-topic/-partition/-offset/-error (unset: only counted and logged)." },
+    Setting { key: "kafka.dead-letter-max-bytes", kind: Kind::Bytes, default: "900KiB", doc: "A dead-lettered payload longer than this is cut to it (the record must fit the producer's and the topic's message limit, 1 MB by default); headers coalmine-original-bytes and coalmine-original-crc32 describe the whole message, coalmine-truncated says it was cut." },
     Setting { key: "kafka.max-message-bytes", kind: Kind::Bytes, default: "1MiB", doc: "Messages larger than this are rejected as undecodable." },
     Setting { key: "kafka.poll-batch", kind: Kind::Int, default: "5000", doc: "Messages handed to the decoder at a time." },
     Setting { key: "kafka.client", kind: Kind::StrMap, default: "{}", doc: "Any other librdkafka consumer property, e.g. { \"session.timeout.ms\" = \"6000\", \"security.protocol\" = \"ssl\" }." },
@@ -48,6 +49,7 @@ pub struct KafkaConfig {
     pub group_id: String,
     pub topics: Vec<TopicConfig>,
     pub dead_letter_topic: Option<String>,
+    pub dead_letter_max_bytes: usize,
     pub max_message_bytes: usize,
     pub poll_batch: usize,
     pub client: std::collections::BTreeMap<String, String>,
@@ -78,6 +80,8 @@ impl KafkaConfig {
             group_id: v.string("kafka.group-id").unwrap_or_default(),
             topics,
             dead_letter_topic: v.string("kafka.dead-letter-topic"),
+            dead_letter_max_bytes: v.bytes("kafka.dead-letter-max-bytes").unwrap_or(900 << 10)
+                as usize,
             max_message_bytes: v.bytes("kafka.max-message-bytes").unwrap_or(1 << 20) as usize,
             poll_batch: v.int("kafka.poll-batch"),
             client: v.table("kafka.client"),
@@ -164,7 +168,10 @@ pub struct IngestStats {
     pub messages: AtomicU64,
     pub points: AtomicU64,
     pub decode_errors: AtomicU64,
+    /// Dead letters the broker acknowledged.
     pub dead_lettered: AtomicU64,
+    /// Dead letters the broker refused (or that could not be sent).
+    pub dead_letter_failures: AtomicU64,
     pub duplicates_skipped: AtomicU64,
     /// Messages (and their points) refused by the [`Intake`] rule, by [`Refusal`].
     pub refused_messages: [AtomicU64; 2],
@@ -177,6 +184,9 @@ pub struct IngestStats {
     /// consumer had read every assigned partition to its end and everything before was in
     /// the store. Runs see ingest only through this.
     pub caught_up: crate::store::Watermark,
+    /// When the consumer last polled (epoch ms; 0 before it started): `/health` reports
+    /// ingest stuck when this stops moving.
+    pub heartbeat_ms: std::sync::atomic::AtomicI64,
 }
 
 impl IngestStats {
@@ -186,6 +196,7 @@ impl IngestStats {
             points: self.points.load(Ordering::Relaxed),
             decode_errors: self.decode_errors.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+            dead_letter_failures: self.dead_letter_failures.load(Ordering::Relaxed),
             duplicates_skipped: self.duplicates_skipped.load(Ordering::Relaxed),
             refused_messages: self
                 .refused_messages
@@ -208,6 +219,7 @@ pub struct IngestSnapshot {
     pub points: u64,
     pub decode_errors: u64,
     pub dead_lettered: u64,
+    pub dead_letter_failures: u64,
     pub duplicates_skipped: u64,
     /// Indexed by [`Refusal`] (`as usize`).
     pub refused_messages: [u64; 2],

@@ -326,7 +326,12 @@ struct Entry {
     in_flight: bool,
     /// The tick in flight, aborted when the run is stopped (its queries end with it).
     ticking: Option<tokio::task::AbortHandle>,
+    /// A due tick has waited more than [`DELAY_WARNING_MS`] for ingest (warned once).
+    delayed: bool,
 }
+
+/// A tick waiting this long for ingest to catch up is logged (once, at WARN).
+const DELAY_WARNING_MS: i64 = 30_000;
 
 struct Inner {
     /// When set, a tick at `t` waits until the store's watermark passes `t + lateness`.
@@ -341,6 +346,8 @@ struct Inner {
     persisting: Mutex<()>,
     cpu: Arc<Semaphore>,
     wake: Notify,
+    /// When the scheduler last looked for due ticks (epoch ms; 0 before it started).
+    heartbeat_ms: std::sync::atomic::AtomicI64,
     listeners: Vec<Arc<dyn RunListener>>,
     stats: Arc<RunStats>,
 }
@@ -404,6 +411,7 @@ impl RunManager {
                     prepared: None,
                     in_flight: false,
                     ticking: None,
+                    delayed: false,
                 },
             );
         }
@@ -419,6 +427,7 @@ impl RunManager {
                 persisting: Mutex::new(()),
                 cpu: Arc::new(Semaphore::new(settings.judge_threads.max(1))),
                 wake: Notify::new(),
+                heartbeat_ms: std::sync::atomic::AtomicI64::new(0),
                 listeners,
                 stats: Arc::new(RunStats::default()),
             }),
@@ -483,6 +492,7 @@ impl RunManager {
                 prepared: Some(Arc::new(prepared)),
                 in_flight: false,
                 ticking: None,
+                delayed: false,
             },
         );
         self.inner.wake.notify_one();
@@ -495,6 +505,14 @@ impl RunManager {
             .get(id)
             .map(|e| e.run.clone())
             .ok_or_else(|| RunError::NotFound(id.into()))
+    }
+
+    /// When the scheduler last looked for due ticks (epoch ms; 0 before it started). It
+    /// looks at least every 500 ms, so an old value means it is stuck.
+    pub fn heartbeat_ms(&self) -> i64 {
+        self.inner
+            .heartbeat_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn list(&self) -> Vec<RunSummary> {
@@ -561,6 +579,9 @@ impl RunManager {
     pub async fn schedule(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            self.inner
+                .heartbeat_ms
+                .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             let next = self.dispatch_due();
             let sleep = next.map_or(Duration::from_millis(500), |t| {
                 Duration::from_millis((t - now_ms()).clamp(5, 500) as u64)
@@ -602,12 +623,16 @@ impl RunManager {
                 let t = e.run.spec.tick_ms(e.run.next_tick) + late;
                 if t <= now && t <= caught_up {
                     e.in_flight = true;
+                    if std::mem::take(&mut e.delayed) {
+                        tracing::info!(run = %e.run.id, waited_ms = now - t, "Judgment resumed: ingest caught up");
+                    }
                     due.push(e.run.id.clone());
                 } else if t <= now {
                     // waiting for ingest to catch up: look again soon
                     next = Some(now + 50);
-                    if now - t > 30_000 && (now - t) % 30_000 < 500 {
-                        tracing::warn!(run = %e.run.id, behind_ms = now - caught_up, "Judgment delayed: ingest is behind");
+                    if now - t > DELAY_WARNING_MS && !e.delayed {
+                        e.delayed = true;
+                        tracing::warn!(run = %e.run.id, behind_ms = now - caught_up, "Judgment delayed: ingest is behind (logged once until it catches up)");
                     }
                 } else {
                     next = Some(next.map_or(t, |n: i64| n.min(t)));

@@ -118,8 +118,14 @@ impl Collector for Snapshot {
         family(
             &mut e,
             "dead_lettered",
-            "Messages copied to the dead-letter topic.",
+            "Messages copied to the dead-letter topic (acknowledged by the broker).",
             counter(i.dead_lettered),
+        )?;
+        family(
+            &mut e,
+            "dead_letter_failures",
+            "Messages the dead-letter topic did not take (they stay in their source topic).",
+            counter(i.dead_letter_failures),
         )?;
         let by_reason = |counts: [u64; 2]| {
             Refusal::ALL

@@ -292,24 +292,18 @@ impl KafkaSource {
         store.guard_uncommitted();
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names)?;
-        let producer: Option<BaseProducer> = match &cfg.dead_letter_topic {
-            Some(_) => Some(producer_config(cfg).create()?),
-            None => None,
-        };
+        let dead = DeadLetters::new(cfg, stats.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         let decoder = {
             let store = store.clone();
             let stats = stats.clone();
             let commit_tx = commit_tx.clone();
-            let dlq = cfg.dead_letter_topic.clone();
             let topics = topics.clone();
             let max = cfg.max_message_bytes;
             std::thread::Builder::new()
                 .name("coalmine-decode".into())
                 .spawn(move || {
-                    decode_loop(
-                        work_rx, store, stats, commit_tx, topics, formats, max, producer, dlq,
-                    )
+                    decode_loop(work_rx, store, stats, commit_tx, topics, formats, max, dead)
                 })
                 .map_err(|e| IngestError::Thread(e.to_string()))?
         };
@@ -408,7 +402,11 @@ fn consume_loop(
         .map(|(i, t)| (t.clone(), i as u16))
         .collect();
     let mut last_mark = 0i64;
+    let mut was_caught_up = false;
     while !stop.load(Ordering::Relaxed) {
+        stats
+            .heartbeat_ms
+            .store(crate::store::now_ms(), Ordering::Relaxed);
         // Commit what the flusher made durable (latest wins).
         if let Some(durable) = commits.try_iter().last() {
             commit(&consumer, &durable, None, CommitMode::Async, &stats);
@@ -422,9 +420,19 @@ fn consume_loop(
                     if !batch.msgs.is_empty() && ctx.work.send(Work::Batch(batch)).is_err() {
                         return Err(IngestError::Thread("the decoder thread stopped".into()));
                     }
-                    if read_to_high_watermarks(&consumer)
-                        && ctx.work.send(Work::CaughtUp(now)).is_err()
-                    {
+                    let up = read_to_high_watermarks(&consumer, &store);
+                    if up != was_caught_up {
+                        // One line per change of state, not per poll.
+                        if up {
+                            tracing::info!(
+                                "Ingest caught up: every assigned partition is read to its end"
+                            );
+                        } else {
+                            tracing::info!("Ingest is reading a backlog");
+                        }
+                        was_caught_up = up;
+                    }
+                    if up && ctx.work.send(Work::CaughtUp(now)).is_err() {
                         return Err(IngestError::Thread("the decoder thread stopped".into()));
                     }
                     last_mark = now;
@@ -492,7 +500,12 @@ fn consume_loop(
 /// broker's last fetch response). An empty poll alone only says nothing is queued locally at
 /// this instant: after a restart, one partition can still be catching up while another is
 /// idle, and a run judged then would miss that partition's points.
-fn read_to_high_watermarks<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> bool {
+///
+/// A partition nothing was consumed from since its assignment has no position yet; it is
+/// caught up when the store already holds everything before its high watermark (an idle
+/// partition after a restart: the group resumes where the store's durable offset is), or
+/// when it is empty.
+fn read_to_high_watermarks<C: ConsumerContext>(consumer: &BaseConsumer<C>, store: &Store) -> bool {
     let Ok(positions) = consumer.position() else {
         return false;
     };
@@ -505,8 +518,12 @@ fn read_to_high_watermarks<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> bo
         }
         match e.offset() {
             Offset::Offset(next) => next >= high,
-            // nothing consumed yet: caught up only if there is nothing to consume
-            _ => high <= low,
+            _ => {
+                high <= low
+                    || store
+                        .durable_offset(e.topic(), e.partition())
+                        .is_some_and(|next| next >= high)
+            }
         }
     })
 }
@@ -544,8 +561,7 @@ fn decode_loop(
     topics: Vec<String>,
     formats: Vec<Format>,
     max_message_bytes: usize,
-    producer: Option<BaseProducer>,
-    dlq: Option<String>,
+    dead: Option<DeadLetters>,
 ) {
     let mut decoders: Vec<Decoder> = formats
         .iter()
@@ -565,6 +581,9 @@ fn decode_loop(
             }
             Work::CaughtUp(t) => {
                 stats.caught_up.advance(t);
+                if let Some(d) = &dead {
+                    d.producer.poll(Duration::ZERO); // delivery reports
+                }
                 continue;
             }
             Work::Batch(b) => b,
@@ -610,19 +629,10 @@ fn decode_loop(
                         stats.refused_points[why as usize].fetch_add(n as u64, Ordering::Relaxed);
                         if let Some(suppressed) = refusals.admit() {
                             tracing::warn!(topic, partition = m.partition, offset = m.offset, points = n, %reason, suppressed,
-                                "Message refused: the store would not keep its points{}", if dlq.is_some() { "; sent to the dead-letter topic" } else { "" });
+                                "Message refused: the store would not keep its points{}", if dead.is_some() { "; sent to the dead-letter topic" } else { "" });
                         }
-                        if let (Some(p), Some(t)) = (&producer, &dlq) {
-                            dead_letter(
-                                p,
-                                t,
-                                topic,
-                                m,
-                                batch.payload(m),
-                                why.label(),
-                                &reason,
-                                &stats,
-                            );
+                        if let Some(d) = &dead {
+                            d.send(topic, m, batch.payload(m), why.label(), &reason);
                         }
                     }
                     (Ok(n), None) => {
@@ -632,19 +642,10 @@ fn decode_loop(
                         stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                         if let Some(suppressed) = errors.admit() {
                             tracing::warn!(topic, partition = m.partition, offset = m.offset, reason = %e.reason, suppressed,
-                                "Undecodable message{}", if dlq.is_some() { " sent to the dead-letter topic" } else { " skipped" });
+                                "Undecodable message{}", if dead.is_some() { " sent to the dead-letter topic" } else { " skipped" });
                         }
-                        if let (Some(p), Some(t)) = (&producer, &dlq) {
-                            dead_letter(
-                                p,
-                                t,
-                                topic,
-                                m,
-                                batch.payload(m),
-                                "undecodable",
-                                &e.reason,
-                                &stats,
-                            );
+                        if let Some(d) = &dead {
+                            d.send(topic, m, batch.payload(m), "undecodable", &e.reason);
                         }
                     }
                 }
@@ -666,71 +667,136 @@ fn decode_loop(
         if buffered >= flush_points {
             flush_and_commit(&store, &stats, &commit_tx);
         }
-        if let Some(p) = &producer {
-            p.poll(Duration::ZERO);
+        if let Some(d) = &dead {
+            d.producer.poll(Duration::ZERO);
         }
     }
-    if let Some(p) = producer {
-        if let Err(e) = p.flush(Duration::from_secs(10)) {
+    if let Some(d) = dead {
+        if let Err(e) = d.producer.flush(Duration::from_secs(10)) {
             tracing::warn!(error = %e, "Dead-letter messages may not all have been delivered");
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dead_letter(
-    p: &BaseProducer,
-    topic: &str,
-    source: &str,
-    m: &Msg,
-    payload: &[u8],
-    kind: &str,
-    reason: &str,
-    stats: &IngestStats,
-) {
-    let partition = m.partition.to_string();
-    let offset = m.offset.to_string();
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "coalmine-source-topic",
-            value: Some(source),
-        })
-        .insert(Header {
-            key: "coalmine-source-partition",
-            value: Some(&partition),
-        })
-        .insert(Header {
-            key: "coalmine-source-offset",
-            value: Some(&offset),
-        })
-        .insert(Header {
-            key: "coalmine-error-kind",
-            value: Some(kind),
-        })
-        .insert(Header {
-            key: "coalmine-error",
-            value: Some(reason),
-        });
-    let mut record: BaseRecord<'_, [u8], [u8]> =
-        BaseRecord::to(topic).payload(payload).headers(headers);
-    for _ in 0..100 {
-        match p.send(record) {
-            Ok(()) => {
-                stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                return;
+/// Where bad messages go: every one is sent, whatever its size (a payload beyond
+/// `kafka.dead-letter-max-bytes` is cut, the headers describe the whole message), and a
+/// send the broker refuses is logged and counted, not dropped silently.
+struct DeadLetters {
+    producer: BaseProducer<DeliveryLog>,
+    topic: String,
+    max_bytes: usize,
+}
+
+/// The dead-letter producer's context: counts deliveries and failures.
+struct DeliveryLog {
+    stats: Arc<IngestStats>,
+    failures: BurstLog,
+}
+
+impl ClientContext for DeliveryLog {}
+
+impl rdkafka::producer::ProducerContext for DeliveryLog {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             }
-            Err((
-                KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                r,
-            )) => {
-                p.poll(Duration::from_millis(10));
-                record = r;
-            }
-            Err((e, _)) => {
-                tracing::error!(error = %e, "Cannot send to the dead-letter topic");
-                return;
+            Err((e, m)) => {
+                self.stats
+                    .dead_letter_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = self.failures.admit() {
+                    tracing::error!(error = %e, topic = m.topic(), bytes = m.payload_len(), suppressed,
+                        "A dead letter was not delivered (the message is still in its source topic at the offset in the log above)");
+                }
             }
         }
     }
-    tracing::error!("Dead-letter queue full for a second; message not dead-lettered");
+}
+
+/// A reason header longer than this is cut (it names a point, not a payload).
+const MAX_REASON_BYTES: usize = 2048;
+
+impl DeadLetters {
+    fn new(cfg: &KafkaConfig, stats: Arc<IngestStats>) -> Result<Option<Self>, IngestError> {
+        let Some(topic) = cfg.dead_letter_topic.clone() else {
+            return Ok(None);
+        };
+        let producer = producer_config(cfg).create_with_context(DeliveryLog {
+            stats,
+            failures: BurstLog::new(Duration::from_secs(10)),
+        })?;
+        Ok(Some(DeadLetters {
+            producer,
+            topic,
+            max_bytes: cfg.dead_letter_max_bytes,
+        }))
+    }
+
+    fn send(&self, source: &str, m: &Msg, payload: &[u8], kind: &str, reason: &str) {
+        let partition = m.partition.to_string();
+        let offset = m.offset.to_string();
+        let size = payload.len().to_string();
+        let crc = format!("{:08x}", crc32fast::hash(payload));
+        let cut = payload.len() > self.max_bytes;
+        let reason = truncate_str(reason, MAX_REASON_BYTES);
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in [
+            ("coalmine-source-topic", source),
+            ("coalmine-source-partition", &partition),
+            ("coalmine-source-offset", &offset),
+            ("coalmine-error-kind", kind),
+            ("coalmine-error", reason),
+            ("coalmine-original-bytes", &size),
+            ("coalmine-original-crc32", &crc),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        if cut {
+            headers = headers.insert(Header {
+                key: "coalmine-truncated",
+                value: Some("true"),
+            });
+        }
+        let body = &payload[..payload.len().min(self.max_bytes)];
+        let mut record: BaseRecord<'_, [u8], [u8], ()> =
+            BaseRecord::to(&self.topic).payload(body).headers(headers);
+        for _ in 0..100 {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
+                    self.producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+                Err((e, _)) => {
+                    self.producer
+                        .context()
+                        .stats
+                        .dead_letter_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, topic = source, partition = m.partition, offset = m.offset,
+                        "Cannot send to the dead-letter topic (the message is still in its source topic)");
+                    return;
+                }
+            }
+        }
+        tracing::error!("Dead-letter queue full for a second; message not dead-lettered");
+    }
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn truncate_str(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

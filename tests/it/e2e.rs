@@ -142,7 +142,7 @@ fn wait_first_judgment(api: &str, id: &str) {
     }
 }
 
-fn wait_final(api: &str, id: &str, timeout: Duration) -> Value {
+pub fn wait_final(api: &str, id: &str, timeout: Duration) -> Value {
     let start = Instant::now();
     loop {
         let v = get(api, &format!("/runs/{id}/verdict")).json();

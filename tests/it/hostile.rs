@@ -491,3 +491,198 @@ fn rows02_04_05_10_15_17_requests_beyond_the_bounds_are_refused_and_the_api_stay
         "the daemon is still running"
     );
 }
+
+/// `/health` turns 503, naming the subsystem, when a loop stops turning (here the Kafka
+/// consumer's heartbeat goes stale, as when its thread has ended), and 200 again after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_a_stuck_subsystem() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    let dir = TempDir::new("health");
+    let engine = Engine::new(dataset(&dir.0));
+    let configs = Arc::new(coalmine::canary::ConfigStore::open(&dir.0).unwrap());
+    let settings = coalmine::runs::RunsConfig {
+        judge_threads: 1,
+        lateness: Duration::from_millis(500),
+        limits: Default::default(),
+    };
+    let runs = coalmine::runs::RunManager::open(
+        engine.clone(),
+        configs.clone(),
+        &dir.0,
+        &settings,
+        vec![],
+        None,
+    )
+    .unwrap();
+    let ingest = Arc::new(coalmine::ingest::IngestStats::default());
+    let state = coalmine::api::AppState {
+        engine,
+        configs,
+        runs: runs.clone(),
+        ingest: ingest.clone(),
+        token: None,
+        judge_requests: Default::default(),
+        limits: Arc::new(coalmine::api::JudgeLimits::new(Default::default())),
+    };
+    let (listener, addr) = coalmine::api::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(coalmine::api::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let scheduler = tokio::spawn(runs.schedule(std::future::pending()));
+    let addr = addr.to_string();
+    let health = move || {
+        let addr = addr.clone();
+        async move {
+            tokio::task::spawn_blocking(move || crate::http::get(&addr, "/health"))
+                .await
+                .unwrap()
+        }
+    };
+    let now = coalmine::store::now_ms();
+    ingest.heartbeat_ms.store(now, Ordering::Relaxed);
+    let r = health().await;
+    assert_eq!(
+        (r.status, r.json()["status"].clone()),
+        (200, json!("ok")),
+        "{}",
+        r.body
+    );
+    ingest.heartbeat_ms.store(now - 20_000, Ordering::Relaxed);
+    let r = health().await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["status"], "unhealthy");
+    let problems = r.json()["problems"].to_string();
+    assert!(
+        problems.contains("the Kafka consumer has not turned for 20 s"),
+        "{problems}"
+    );
+    assert!(
+        !problems.contains("scheduler"),
+        "the scheduler turns: {problems}"
+    );
+    ingest
+        .heartbeat_ms
+        .store(coalmine::store::now_ms(), Ordering::Relaxed);
+    assert_eq!(health().await.status, 200);
+    scheduler.abort();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Row 9: after a restart, partitions that hold messages but receive nothing new count as
+/// caught up (the store holds everything before their ends), so runs are judged.
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one (COALMINE_TEST_KAFKA)"]
+fn row09_idle_partitions_after_a_restart_do_not_hold_judgments_back() {
+    use crate::http::request;
+    let (mut d, addr, topic) = crate::kafka::Daemon::on_new_topic("row09", 3, "");
+    let ts = crate::kafka::recent_ms();
+    let messages: Vec<(Option<String>, Vec<u8>)> = (0..30)
+        .map(|i| {
+            let v = if i % 2 == 0 { "1" } else { "2" };
+            let body = json!({"metric": "m", "ts": ts + i, "value": i, "tags": {"v": v}});
+            (Some(format!("k{i}")), body.to_string().into_bytes())
+        })
+        .collect();
+    crate::kafka::produce_all(&crate::kafka::producer(&addr), &topic, &messages);
+    d.wait_for_points(30, Duration::from_secs(30));
+    assert!(d.terminate().success());
+    let offsets = d.durable_offsets();
+    assert_eq!(
+        offsets[&topic].len(),
+        3,
+        "every partition holds messages: {offsets:?}"
+    );
+    d.restart();
+    let api = d.api();
+    let config = sql_config("SELECT ts, value FROM metrics");
+    let id = request(
+        &api,
+        "POST",
+        "/canaryConfig",
+        Some(&config.to_string()),
+        &[],
+    )
+    .json()["canaryConfigId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let spec = json!({"config": id, "scopes": {"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "2"}}}},
+                      "start": "now", "lifetime": "2s", "interval": "1s", "window": "1h"});
+    let run = request(&api, "POST", "/runs", Some(&spec.to_string()), &[]).json();
+    let v = crate::e2e::wait_final(&api, run["id"].as_str().unwrap(), Duration::from_secs(30));
+    assert_ne!(v["status"], "error", "{v}");
+    let run = crate::http::get(&api, &format!("/runs/{}", run["id"].as_str().unwrap())).json();
+    assert!(
+        !run["judgments"].as_array().unwrap().is_empty(),
+        "judged: {run}"
+    );
+    assert!(d.log_text().contains("Ingest caught up"));
+}
+
+/// Row 13: messages of 1.1 and 10 MB are dead-lettered (cut to the dead-letter limit, their
+/// size and CRC-32 in headers), not lost to `MessageSizeTooLarge`.
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one (COALMINE_TEST_KAFKA)"]
+fn row13_oversized_messages_are_dead_lettered_cut_to_size_with_their_hash() {
+    use rdkafka::config::ClientConfig;
+    let addr = crate::kafka::broker();
+    let dlq = crate::kafka::new_topic(&addr, "row13-dlq", 1);
+    let extra = format!("dead-letter-topic = \"{dlq}\"\n");
+    let (mut d, addr, topic) = crate::kafka::Daemon::on_new_topic("row13", 1, &extra);
+    let big = |n: usize| {
+        let pad = "x".repeat(n - 60);
+        format!(
+            r#"{{"metric": "m", "ts": {}, "value": 1, "pad": "{pad}"}}"#,
+            crate::kafka::recent_ms()
+        )
+        .into_bytes()
+    };
+    let (a, b) = (big(1_150_000), big(10 << 20));
+    let good = json!({"metric": "m", "ts": crate::kafka::recent_ms(), "value": 7}).to_string();
+    let p: rdkafka::producer::ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+        ClientConfig::new()
+            .set("bootstrap.servers", &addr)
+            .set("message.max.bytes", "20000000")
+            .create()
+            .unwrap();
+    crate::kafka::produce_all(
+        &p,
+        &topic,
+        &[
+            (None, a.clone()),
+            (None, b.clone()),
+            (None, good.into_bytes()),
+        ],
+    );
+    d.wait_for_points(1, Duration::from_secs(60));
+    let letters = crate::kafka::consume(&addr, &dlq, 2);
+    assert_eq!(
+        letters.len(),
+        2,
+        "both oversized messages are dead-lettered"
+    );
+    for (l, original) in letters.iter().zip([&a, &b]) {
+        let h = &l.headers;
+        assert_eq!(h["coalmine-error-kind"], "undecodable");
+        assert!(
+            h["coalmine-error"].contains("exceeds max-message-bytes"),
+            "{h:?}"
+        );
+        assert_eq!(h["coalmine-original-bytes"], original.len().to_string());
+        assert_eq!(
+            h["coalmine-original-crc32"],
+            format!("{:08x}", crc32fast::hash(original))
+        );
+        assert_eq!(h["coalmine-truncated"], "true");
+        assert_eq!(l.payload.len(), 900 << 10);
+        assert_eq!(l.payload[..], original[..900 << 10]);
+    }
+    let metrics = crate::http::get(&d.api(), "/metrics").body;
+    assert!(
+        metrics.contains("coalmine_dead_letter_failures_total 0"),
+        "{metrics}"
+    );
+}
