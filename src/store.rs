@@ -40,7 +40,7 @@ use segment::{
     build_sorted, columns, merge_offsets, OffsetRange, Offsets, PointColumns, SegmentMeta,
     SeriesRange,
 };
-pub use series::{sort_tags, SeriesKey, SeriesRegistry};
+pub use series::{sort_tags, SeriesKey, SeriesLimits, SeriesRegistry};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,8 @@ pub struct StoreConfig {
     pub compact_below_points: usize,
     /// … once there are this many of them.
     pub compact_min_segments: usize,
+    /// What a new series may look like (tags per point, tag keys, name and value sizes).
+    pub series_limits: series::SeriesLimits,
 }
 
 impl StoreConfig {
@@ -108,6 +110,7 @@ impl StoreConfig {
             max_bytes: None,
             compact_below_points: 4_000_000,
             compact_min_segments: 8,
+            series_limits: series::SeriesLimits::default(),
         }
     }
 }
@@ -139,6 +142,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "store.max-bytes", kind: Kind::OptBytes, default: "", doc: "Keep at most this many bytes of segments on disk, deleting the oldest first (unset: no limit)." },
     Setting { key: "store.compact-below-points", kind: Kind::Int, default: "4000000", doc: "Segments smaller than this are merged ..." },
     Setting { key: "store.compact-min-segments", kind: Kind::Int, default: "8", doc: "... once this many of them exist." },
+    Setting { key: "store.max-tags-per-point", kind: Kind::Int, default: "64", doc: "A message with a point of more tags is refused (dead-lettered with the reason)." },
+    Setting { key: "store.max-tag-keys", kind: Kind::Int, default: "1000", doc: "Distinct tag keys in the store (each is a column of the metrics table); a message that would add more is refused." },
+    Setting { key: "store.max-name-bytes", kind: Kind::Int, default: "256", doc: "Longest metric name or tag key; a message with a longer one is refused." },
+    Setting { key: "store.max-tag-value-bytes", kind: Kind::Int, default: "1024", doc: "Longest tag value; a message with a longer one is refused." },
 ];
 
 impl StoreConfig {
@@ -155,6 +162,12 @@ impl StoreConfig {
         store.max_bytes = v.bytes("store.max-bytes");
         store.compact_below_points = v.int("store.compact-below-points");
         store.compact_min_segments = v.int("store.compact-min-segments");
+        store.series_limits = series::SeriesLimits {
+            max_tags: v.int("store.max-tags-per-point").max(1),
+            max_tag_keys: v.int("store.max-tag-keys").max(1),
+            max_name_bytes: v.int("store.max-name-bytes").max(1),
+            max_value_bytes: v.int("store.max-tag-value-bytes").max(1),
+        };
         store
     }
 

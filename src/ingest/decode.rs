@@ -21,7 +21,7 @@ use smallvec::SmallVec;
 use super::timestamp::{check_ts, MICROS_BELOW};
 pub use super::timestamp::{epoch_int_to_ms, epoch_to_ms};
 use crate::store::segment::PointColumns;
-use crate::store::series::{sort_tags, SeriesRegistry};
+use crate::store::series::{sort_tags, SeriesLimits, SeriesRegistry};
 
 /// Payload format of a topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -61,6 +61,7 @@ impl DecodeError {
 pub struct Decoder {
     format: Format,
     max_message_bytes: usize,
+    limits: SeriesLimits,
     metric_buf: String,
 }
 
@@ -69,8 +70,15 @@ impl Decoder {
         Decoder {
             format,
             max_message_bytes,
+            limits: SeriesLimits::default(),
             metric_buf: String::new(),
         }
+    }
+
+    /// Refuse messages that would create series beyond `limits` (the store's settings).
+    pub fn with_limits(mut self, limits: SeriesLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn format(&self) -> Format {
@@ -97,13 +105,21 @@ impl Decoder {
         let before = out.len();
         let result = match self.format {
             Format::Json | Format::PrometheusJson => {
-                decode_json(payload, self.format, registry, out)
+                decode_json(payload, self.format, &self.limits, registry, out)
             }
             Format::Influx => {
                 let text = std::str::from_utf8(payload).map_err(|e| {
                     DecodeError::new(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
                 })?;
-                decode_influx(text, fallback_ts_ms, &mut self.metric_buf, registry, out)
+                let limits = &self.limits;
+                decode_influx(
+                    text,
+                    fallback_ts_ms,
+                    &mut self.metric_buf,
+                    limits,
+                    registry,
+                    out,
+                )
             }
         };
         match result {
@@ -121,6 +137,7 @@ impl Decoder {
 
 struct Ctx<'r> {
     format: Format,
+    limits: &'r SeriesLimits,
     registry: &'r mut SeriesRegistry,
     out: &'r mut PointColumns,
     points: usize,
@@ -129,11 +146,13 @@ struct Ctx<'r> {
 fn decode_json(
     payload: &[u8],
     format: Format,
+    limits: &SeriesLimits,
     registry: &mut SeriesRegistry,
     out: &mut PointColumns,
 ) -> Result<(), DecodeError> {
     let mut ctx = Ctx {
         format,
+        limits,
         registry,
         out,
         points: 0,
@@ -160,7 +179,7 @@ impl Ctx<'_> {
     /// The fast path for the common message shape (see `fast_json`); `false` if it declined.
     fn registry_fast_path(&mut self, text: &str) -> bool {
         FAST_PATH.with(|on| on.get())
-            && super::fast_json::decode(text, self.registry, self.out).is_ok()
+            && super::fast_json::decode(text, self.limits, self.registry, self.out).is_ok()
     }
 }
 
@@ -422,7 +441,10 @@ impl<'de> Visitor<'de> for PointVisitor<'_, '_> {
         let mut sorted: SmallVec<[(&str, &str); 12]> =
             tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
         sort_tags(&mut sorted);
-        let series = ctx.registry.resolve(&metric, &sorted);
+        let series = ctx
+            .registry
+            .try_resolve(&metric, &sorted, ctx.limits)
+            .map_err(|e| de::Error::custom(format!("point {}: {e}", ctx.points + 1)))?;
         ctx.out.push(series, ts, value);
         ctx.points += 1;
         Ok(())
@@ -436,6 +458,7 @@ fn decode_influx(
     text: &str,
     fallback_ts_ms: Option<i64>,
     metric_buf: &mut String,
+    limits: &SeriesLimits,
     registry: &mut SeriesRegistry,
     out: &mut PointColumns,
 ) -> Result<(), DecodeError> {
@@ -445,7 +468,7 @@ fn decode_influx(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        decode_line(line, fallback_ts_ms, metric_buf, registry, out)
+        decode_line(line, fallback_ts_ms, metric_buf, limits, registry, out)
             .map_err(|e| DecodeError::new(format!("line {}: {}", n + 1, e.reason)))?;
         any = true;
     }
@@ -507,6 +530,7 @@ fn decode_line(
     line: &str,
     fallback_ts_ms: Option<i64>,
     metric_buf: &mut String,
+    limits: &SeriesLimits,
     registry: &mut SeriesRegistry,
     out: &mut PointColumns,
 ) -> Result<(), DecodeError> {
@@ -578,7 +602,9 @@ fn decode_line(
         metric_buf.push_str(&measurement);
         metric_buf.push('.');
         metric_buf.push_str(&unescape(k));
-        let series = registry.resolve(metric_buf, &sorted);
+        let series = registry
+            .try_resolve(metric_buf, &sorted, limits)
+            .map_err(DecodeError::new)?;
         out.push(series, ts_ms, value);
         fields += 1;
     }
@@ -698,15 +724,23 @@ mod tests {
         // and it takes the fast path for them (declining only on escapes, other keys, RFC 3339)
         let mut reg = SeriesRegistry::new();
         let mut out = PointColumns::default();
-        assert!(super::super::fast_json::decode(inputs[0], &mut reg, &mut out).is_ok());
+        assert!(super::super::fast_json::decode(
+            inputs[0],
+            &SeriesLimits::default(),
+            &mut reg,
+            &mut out
+        )
+        .is_ok());
         assert!(super::super::fast_json::decode(
             r#"{"metric":"a\"","ts":1,"value":1}"#,
+            &SeriesLimits::default(),
             &mut reg,
             &mut out
         )
         .is_err());
         assert!(super::super::fast_json::decode(
             r#"{"metric":"a","ts":"2026-01-01T00:00:00Z","value":1}"#,
+            &SeriesLimits::default(),
             &mut reg,
             &mut out
         )
@@ -888,5 +922,56 @@ mod tests {
             r#"{"timestamp":"2026-11-21T23:00:00Z","value":"+Inf","name":"x"}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn series_beyond_the_limits_are_refused_with_the_reason_and_leave_nothing() {
+        let limits = SeriesLimits {
+            max_tags: 3,
+            max_tag_keys: 4,
+            max_name_bytes: 10,
+            max_value_bytes: 5,
+        };
+        let mut reg = SeriesRegistry::new();
+        let mut out = PointColumns::default();
+        let mut decode = |format: Format, payload: &str| {
+            let mut d = Decoder::new(format, 1 << 20).with_limits(limits);
+            let before = out.len();
+            let r = d.decode(payload.as_bytes(), Some(1_000), &mut reg, &mut out);
+            assert!(
+                r.is_ok() || out.len() == before,
+                "nothing appended on error"
+            );
+            r.map_err(|e| e.reason)
+        };
+        let tags = |n: usize| {
+            (0..n)
+                .map(|i| format!("\"k{i}\": \"v\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let json = |metric: &str, tags: String| {
+            format!(
+                r#"[{{"metric": "ok", "ts": 1, "value": 1}}, {{"metric": "{metric}", "ts": 1, "value": 1, "tags": {{{tags}}}}}]"#
+            )
+        };
+        for fast in [true, false] {
+            FAST_PATH.with(|f| f.set(fast));
+            let e = decode(Format::Json, &json("m", tags(4))).unwrap_err();
+            assert!(e.contains("point 2: metric 'm': 4 tags; a point may carry at most 3 (store.max-tags-per-point)"), "{e}");
+            let e = decode(Format::Json, &json("a_very_long_name", tags(0))).unwrap_err();
+            assert!(e.contains("metric name \"a_very_long_name\"… is 16 bytes, longer than store.max-name-bytes (10)"), "{e}");
+            let e = decode(Format::Json, &json("m", "\"k\": \"toolong\"".into())).unwrap_err();
+            assert!(e.contains("tag 'k': value \"toolong\"… is 7 bytes, longer than store.max-tag-value-bytes (5)"), "{e}");
+            FAST_PATH.with(|f| f.set(true));
+        }
+        decode(Format::Json, &json("m", tags(3))).unwrap();
+        // k0..k2 are known; k3 is the 4th key, k4 and k5 would be the 5th and 6th.
+        decode(Format::Influx, "m,k3=a f=1").unwrap();
+        let e = decode(Format::Influx, "m,k4=a,k5=b f=1").unwrap_err();
+        assert!(e.contains("line 1: metric 'm.f': tag key 'k4' would be distinct tag key number 5 of the store; store.max-tag-keys is 4"), "{e}");
+        // Known series and keys are never refused.
+        decode(Format::Influx, "m,k0=v,k1=v,k2=v f=2").unwrap();
+        assert_eq!(reg.tag_keys().count(), 4);
     }
 }

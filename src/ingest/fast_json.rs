@@ -12,7 +12,7 @@
 use smallvec::SmallVec;
 
 use crate::store::segment::PointColumns;
-use crate::store::series::{sort_tags, SeriesRegistry};
+use crate::store::series::{sort_tags, SeriesLimits, SeriesRegistry};
 
 /// The fast path declined the message; use the general decoder.
 #[derive(Debug)]
@@ -210,6 +210,7 @@ impl<'a> Scanner<'a> {
 /// appended only when the whole message is accepted.
 pub fn decode(
     text: &str,
+    limits: &SeriesLimits,
     registry: &mut SeriesRegistry,
     out: &mut PointColumns,
 ) -> Result<(), Bail> {
@@ -251,10 +252,19 @@ pub fn decode(
         }
         sc.ws();
     }
-    for mut p in points {
+    // Every series first: a message beyond the limits leaves no points behind (the general
+    // decoder then reports why).
+    let mut series: SmallVec<[u32; 128]> = SmallVec::with_capacity(points.len());
+    for p in &mut points {
         sort_tags(&mut p.tags);
-        let series = registry.resolve(p.metric, &p.tags);
-        out.push(series, p.ts, p.value);
+        series.push(
+            registry
+                .try_resolve(p.metric, &p.tags, limits)
+                .map_err(|_| Bail)?,
+        );
+    }
+    for (p, s) in points.iter().zip(series) {
+        out.push(s, p.ts, p.value);
     }
     Ok(())
 }

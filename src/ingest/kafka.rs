@@ -565,7 +565,7 @@ fn decode_loop(
 ) {
     let mut decoders: Vec<Decoder> = formats
         .iter()
-        .map(|&f| Decoder::new(f, max_message_bytes))
+        .map(|&f| Decoder::new(f, max_message_bytes).with_limits(store.config().series_limits))
         .collect();
     let mut points = PointColumns::default();
     let mut offsets = Offsets::new();

@@ -69,18 +69,12 @@ impl fmt::Debug for StoreTableProvider {
 
 /// The tag keys of every series in the store (the tag columns of `metrics`).
 pub fn stored_tag_keys(store: &Store) -> BTreeSet<String> {
-    let reg = store.registry();
-    let mut keys = BTreeSet::new();
-    for id in 0..reg.len() as u32 {
-        if let Some(k) = reg.key(id) {
-            for (t, _) in &k.tags {
-                if !FIXED.contains(&&**t) && !keys.contains(&**t) {
-                    keys.insert(t.to_string());
-                }
-            }
-        }
-    }
-    keys
+    store
+        .registry()
+        .tag_keys()
+        .filter(|t| !FIXED.contains(t))
+        .map(str::to_string)
+        .collect()
 }
 
 impl StoreTableProvider {

@@ -78,11 +78,38 @@ impl Hasher for PassThrough {
 type HashIndex =
     HashMap<u64, smallvec::SmallVec<[u32; 1]>, std::hash::BuildHasherDefault<PassThrough>>;
 
+/// What a new series may look like (`[store]` settings): every tag key becomes a column of
+/// the `metrics` table, so their number and size are bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesLimits {
+    /// `store.max-tags-per-point`.
+    pub max_tags: usize,
+    /// `store.max-tag-keys`: distinct tag keys in the whole store.
+    pub max_tag_keys: usize,
+    /// `store.max-name-bytes`: a metric name or a tag key.
+    pub max_name_bytes: usize,
+    /// `store.max-tag-value-bytes`.
+    pub max_value_bytes: usize,
+}
+
+impl Default for SeriesLimits {
+    fn default() -> Self {
+        SeriesLimits {
+            max_tags: 64,
+            max_tag_keys: 1000,
+            max_name_bytes: 256,
+            max_value_bytes: 1024,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct SeriesRegistry {
     keys: Vec<SeriesKey>,
     by_hash: HashIndex,
     by_metric: HashMap<Arc<str>, Vec<u32>>,
+    /// Every tag key of every series.
+    tag_keys: std::collections::HashSet<Arc<str>>,
     hasher: ahash::RandomState,
 }
 
@@ -132,9 +159,91 @@ impl SeriesRegistry {
             .entry(key.metric.clone())
             .or_default()
             .push(id);
+        self.note_tag_keys(&key);
         self.keys.push(key);
         self.by_hash.entry(h).or_default().push(id);
         id
+    }
+
+    /// [`SeriesRegistry::resolve`] within `limits`: a new series beyond them is refused with
+    /// the reason (a known series is always resolved).
+    pub fn try_resolve(
+        &mut self,
+        metric: &str,
+        sorted_tags: &[(&str, &str)],
+        limits: &SeriesLimits,
+    ) -> Result<u32, String> {
+        if let Some(id) = self.lookup(metric, sorted_tags) {
+            return Ok(id);
+        }
+        let long = |what: &str, s: &str, max: usize, setting: &str| {
+            let shown: String = s.chars().take(40).collect();
+            format!(
+                "{what} {shown:?}… is {} bytes, longer than {setting} ({max})",
+                s.len()
+            )
+        };
+        if metric.len() > limits.max_name_bytes {
+            return Err(long(
+                "metric name",
+                metric,
+                limits.max_name_bytes,
+                "store.max-name-bytes",
+            ));
+        }
+        if sorted_tags.len() > limits.max_tags {
+            return Err(format!(
+                "metric '{metric}': {} tags; a point may carry at most {} (store.max-tags-per-point)",
+                sorted_tags.len(),
+                limits.max_tags
+            ));
+        }
+        let mut new_keys = 0;
+        for (k, v) in sorted_tags {
+            if k.len() > limits.max_name_bytes {
+                return Err(long(
+                    "tag key",
+                    k,
+                    limits.max_name_bytes,
+                    "store.max-name-bytes",
+                ));
+            }
+            if v.len() > limits.max_value_bytes {
+                return Err(format!(
+                    "tag '{k}': {}",
+                    long(
+                        "value",
+                        v,
+                        limits.max_value_bytes,
+                        "store.max-tag-value-bytes"
+                    )
+                ));
+            }
+            if !self.tag_keys.contains(*k) {
+                new_keys += 1;
+                if self.tag_keys.len() + new_keys > limits.max_tag_keys {
+                    return Err(format!(
+                        "metric '{metric}': tag key '{k}' would be distinct tag key number {} of the store; store.max-tag-keys is {} (every tag key is a column of the metrics table)",
+                        self.tag_keys.len() + new_keys,
+                        limits.max_tag_keys
+                    ));
+                }
+            }
+        }
+        Ok(self.resolve(metric, sorted_tags))
+    }
+
+    fn note_tag_keys(&mut self, key: &SeriesKey) {
+        for (k, _) in &key.tags {
+            if !self.tag_keys.contains(k) {
+                self.tag_keys.insert(k.clone());
+            }
+        }
+    }
+
+    /// The distinct tag keys of all series.
+    pub fn tag_keys(&self) -> impl Iterator<Item = &str> {
+        self.tag_keys.iter().map(|k| &**k)
     }
 
     /// The id of `(metric, tags)` if known.
@@ -187,6 +296,7 @@ impl SeriesRegistry {
             .entry(key.metric.clone())
             .or_default()
             .push(id);
+        self.note_tag_keys(&key);
         self.keys[id as usize] = key;
     }
 

@@ -686,3 +686,69 @@ fn row13_oversized_messages_are_dead_lettered_cut_to_size_with_their_hash() {
         "{metrics}"
     );
 }
+
+/// Row 11: a line-protocol line with 100 k distinct tag keys is dead-lettered with its
+/// reason (no column per key); points within the limits are stored.
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one (COALMINE_TEST_KAFKA)"]
+fn row11_a_point_with_100k_tag_keys_is_dead_lettered_not_made_into_columns() {
+    let addr = crate::kafka::broker();
+    let dir = TempDir::new("row11");
+    let topic = crate::kafka::new_topic(&addr, "row11", 1);
+    let dlq = crate::kafka::new_topic(&addr, "row11-dlq", 1);
+    let extra = format!("dead-letter-topic = \"{dlq}\"\n");
+    let mut d = crate::kafka::Daemon::start(
+        &dir.0,
+        "d",
+        &addr,
+        &crate::kafka::unique("g"),
+        &[(&topic, "influx")],
+        &extra,
+    );
+    let ns = crate::kafka::recent_ms() as i128 * 1_000_000;
+    let tags: String = (0..100_000).map(|i| format!(",k{i}=v")).collect();
+    let wide = format!("cpu{tags} value=1 {ns}");
+    let long_value = format!("cpu,host={} value=1 {ns}", "h".repeat(2000));
+    let fine = format!("cpu,host=a value=7 {ns}");
+    crate::kafka::produce_all(
+        &crate::kafka::producer(&addr),
+        &topic,
+        &[
+            (None, wide.into_bytes()),
+            (None, long_value.into_bytes()),
+            (None, fine.into_bytes()),
+        ],
+    );
+    assert_eq!(d.wait_for_points(1, Duration::from_secs(60)), (1, 7.0));
+    let letters = crate::kafka::consume(&addr, &dlq, 2);
+    assert_eq!(letters.len(), 2);
+    let reason = |i: usize| letters[i].headers["coalmine-error"].clone();
+    assert!(reason(0).contains("line 1: metric 'cpu.value': 100000 tags; a point may carry at most 64 (store.max-tags-per-point)"), "{}", reason(0));
+    assert!(
+        reason(1).contains("tag 'host': value \"hhhh"),
+        "{}",
+        reason(1)
+    );
+    assert!(
+        reason(1).contains("is 2000 bytes, longer than store.max-tag-value-bytes (1024)"),
+        "{}",
+        reason(1)
+    );
+    // The metrics table has the one tag key that was accepted.
+    let api = d.api();
+    let config = sql_config("SELECT ts, value FROM metrics");
+    let r = crate::http::request(
+        &api,
+        "POST",
+        "/canaryConfig",
+        Some(&config.to_string()),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let store = coalmine::store::Store::open_read_only(&d.data_dir).unwrap();
+    let keys = coalmine::query::provider::stored_tag_keys(&store);
+    assert_eq!(
+        keys.into_iter().collect::<Vec<_>>(),
+        vec!["host".to_string()]
+    );
+}
