@@ -32,6 +32,8 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
+
+use crate::store::checksum::{self, Hashing};
 use serde_json::{json, Value};
 
 use crate::error::kind::{ErrorKind, IoError};
@@ -308,15 +310,15 @@ fn write_ipc(
     ));
     let file =
         std::fs::File::create(&tmp).map_err(io(format!("cannot create {}", tmp.display())))?;
-    let mut w = FileWriter::try_new(std::io::BufWriter::new(file), &schema)
+    let mut w = FileWriter::try_new(Hashing::new(std::io::BufWriter::new(file)), &schema)
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
     w.write(&batch)
         .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
-    w.finish()
-        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+    checksum::finish(&mut w).map_err(|e| ArchiveError::Invalid(e.to_string()))?;
     let buf = w
         .into_inner()
-        .map_err(|e| ArchiveError::Invalid(e.to_string()))?;
+        .map_err(|e| ArchiveError::Invalid(e.to_string()))?
+        .into_inner();
     let file = buf.into_inner().map_err(|e| {
         ArchiveError::Io(IoError::new(
             format!("cannot write {}", tmp.display()),
@@ -347,9 +349,10 @@ fn read_ipc(path: &Path, key: &str) -> Result<(RecordBatch, Value), ArchiveError
         path: path.to_path_buf(),
         reason: r,
     };
-    let f = std::fs::File::open(path).map_err(io(format!("cannot open {}", path.display())))?;
-    let reader = FileReader::try_new(std::io::BufReader::new(f), None)
+    let bytes = std::fs::read(path).map_err(io(format!("cannot read {}", path.display())))?;
+    let reader = FileReader::try_new(std::io::Cursor::new(&bytes[..]), None)
         .map_err(|e| corrupt(format!("not an Arrow IPC file: {e}")))?;
+    checksum::verify(&bytes, reader.custom_metadata().get(checksum::KEY)).map_err(corrupt)?;
     let schema = reader.schema();
     let meta: Value = schema
         .metadata()

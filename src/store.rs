@@ -19,6 +19,7 @@
 //!   messages are not stored twice.
 //! * Retention by age and by bytes; small segments are compacted into larger ones.
 
+pub mod checksum;
 pub mod manifest;
 pub mod segment;
 pub mod series;

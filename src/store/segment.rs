@@ -299,17 +299,17 @@ pub fn write(
         .write(true)
         .open(&tmp)
         .map_err(|e| io("cannot create", &tmp, e))?;
-    let mut writer = FileWriter::try_new(BufWriter::new(file), &schema)
-        .map_err(|e| StoreError::Arrow(e.to_string()))?;
+    let mut writer =
+        FileWriter::try_new(super::checksum::Hashing::new(BufWriter::new(file)), &schema)
+            .map_err(|e| StoreError::Arrow(e.to_string()))?;
     writer
         .write(&batch)
         .map_err(|e| StoreError::Arrow(e.to_string()))?;
-    writer
-        .finish()
-        .map_err(|e| StoreError::Arrow(e.to_string()))?;
+    super::checksum::finish(&mut writer).map_err(|e| StoreError::Arrow(e.to_string()))?;
     let mut buf = writer
         .into_inner()
-        .map_err(|e| StoreError::Arrow(e.to_string()))?;
+        .map_err(|e| StoreError::Arrow(e.to_string()))?
+        .into_inner();
     buf.flush().map_err(|e| io("cannot write", &tmp, e))?;
     let file = buf
         .into_inner()
@@ -341,10 +341,12 @@ pub fn read(path: &Path) -> Result<Loaded, StoreError> {
         path: path.to_path_buf(),
         reason: why,
     };
-    let file = File::open(path)
-        .map_err(|e| StoreError::Io(IoError::new(format!("cannot open {}", path.display()), e)))?;
-    let reader = FileReader::try_new(std::io::BufReader::new(file), None)
+    let bytes = std::fs::read(path)
+        .map_err(|e| StoreError::Io(IoError::new(format!("cannot read {}", path.display()), e)))?;
+    let reader = FileReader::try_new(std::io::Cursor::new(&bytes[..]), None)
         .map_err(|e| corrupt(format!("not an Arrow IPC file: {e}")))?;
+    super::checksum::verify(&bytes, reader.custom_metadata().get(super::checksum::KEY))
+        .map_err(corrupt)?;
     let schema = reader.schema();
     let meta_json = schema
         .metadata()

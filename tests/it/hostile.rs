@@ -752,3 +752,71 @@ fn row11_a_point_with_100k_tag_keys_is_dead_lettered_not_made_into_columns() {
         vec!["host".to_string()]
     );
 }
+
+/// Flip one bit of the f64 `value` (its first occurrence) in `file`.
+fn flip_value(file: &Path, value: f64) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = bytes
+        .windows(8)
+        .position(|w| w == value.to_le_bytes())
+        .expect("the value is in the file");
+    bytes[at] ^= 1;
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// Row 14: one f64 flipped in a segment or in an archive file is a clear error naming the
+/// file, never a silently different value.
+#[test]
+fn row14_a_flipped_value_in_a_segment_or_an_archive_file_is_caught() {
+    let dir = TempDir::new("row14");
+    drop(dataset(&dir.0));
+    let segments: Vec<_> = std::fs::read_dir(dir.0.join("data/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(segments.len(), 1);
+    // instance 1's first latency: 100 + 0 + 1
+    flip_value(&segments[0], 101.0);
+    let mut cfg = coalmine::store::StoreConfig::new(dir.0.join("data"));
+    cfg.retention = Duration::from_secs(100 * 365 * 86400);
+    let e = coalmine::store::Store::open(cfg)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains(&segments[0].display().to_string()), "{e}");
+    assert!(e.contains("checksum mismatch"), "{e}");
+
+    let (file, _) = exported_run(&dir.0);
+    let archive = coalmine::archive::Archive::open(&dir.0.join("archive")).unwrap();
+    let first = &archive.judgments[0];
+    let (id, value) = (first.run_id.clone(), first.pairs[0].pair.control[0]);
+    drop(archive);
+    let judgment = std::fs::read_dir(dir.0.join("archive/runs").join(&id))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "arrow"))
+        .unwrap();
+    flip_value(&judgment, value);
+    let e = coalmine::archive::Archive::open(&dir.0.join("archive"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains(&judgment.display().to_string()) && e.contains("checksum mismatch"),
+        "{e}"
+    );
+    flip_value(&file, value);
+    let out = Command::new(env!("CARGO_BIN_EXE_coalmine"))
+        .args(["archive", "import"])
+        .arg(&file)
+        .arg("--archive")
+        .arg(dir.0.join("other"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("checksum mismatch"),
+        "{err}"
+    );
+    assert!(err.contains(&file.display().to_string()), "{err}");
+}
