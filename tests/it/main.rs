@@ -9,6 +9,7 @@ mod ingest;
 mod judge;
 mod kafka;
 mod kayenta_vectors;
+mod properties;
 mod query;
 mod r_wilcox;
 mod sequential;
