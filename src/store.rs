@@ -577,6 +577,35 @@ impl Store {
         self.inner.active.lock().expect("active lock").buffer.len()
     }
 
+    /// A partition's log was reset (the topic recreated, or a broker lost its log): its
+    /// offsets start again below what the store holds. Flush, then lower the partition's
+    /// durable mark to `next`, so the new log's messages are stored rather than skipped as
+    /// replays of ones already kept. Returns the mark it replaced.
+    pub fn reset_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        next: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.flush()?;
+        let _serial = self.inner.flush_lock.lock().expect("flush lock");
+        let mut s = self.inner.state.write().expect("state lock");
+        let before = s
+            .durable
+            .get(topic)
+            .and_then(|d| d.get(&partition))
+            .copied();
+        let mut manifest = self.manifest_of(&s);
+        manifest
+            .durable
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, next);
+        manifest.store(&self.inner.root)?;
+        s.durable = manifest.durable;
+        Ok(before)
+    }
+
     /// Make everything appended so far durable: one new segment and a new manifest.
     /// Returns the durable offsets (what may now be committed to Kafka).
     pub fn flush(&self) -> Result<Durable, StoreError> {

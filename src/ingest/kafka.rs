@@ -85,6 +85,15 @@ enum Work {
     CaughtUp(i64),
     /// Reply once everything sent before has been appended to the store.
     Barrier(SyncSender<()>),
+    /// The partition's log starts again below the store's mark ([`Store::reset_partition`]).
+    LogReset {
+        topic: u16,
+        partition: i32,
+        /// Where the new log starts (the first offset consumed from it).
+        from: i64,
+        /// The broker's high watermark when it was seen.
+        high: i64,
+    },
 }
 
 /// The consumer context: rebalance handling needs the pipeline and the store.
@@ -403,6 +412,9 @@ fn consume_loop(
         .collect();
     let mut last_mark = 0i64;
     let mut was_caught_up = false;
+    // The last offset consumed per partition: an offset at or below it (or a partition's
+    // first message) is checked for a log reset.
+    let mut last_offset: HashMap<(u16, i32), i64> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
         stats
             .heartbeat_ms
@@ -447,6 +459,24 @@ fn consume_loop(
                 let Some(&topic) = topic_index.get(m.topic()) else {
                     continue;
                 };
+                let (partition, offset) = (m.partition(), m.offset());
+                let last = last_offset.insert((topic, partition), offset);
+                if last.is_none_or(|l| offset <= l) {
+                    if let Some(high) = log_reset(&consumer, &store, m.topic(), partition, offset) {
+                        let batch = std::mem::take(&mut *ctx.pending.lock().expect("pending lock"));
+                        let reset = Work::LogReset {
+                            topic,
+                            partition,
+                            from: offset,
+                            high,
+                        };
+                        if (!batch.msgs.is_empty() && ctx.work.send(Work::Batch(batch)).is_err())
+                            || ctx.work.send(reset).is_err()
+                        {
+                            return Err(IngestError::Thread("the decoder thread stopped".into()));
+                        }
+                    }
+                }
                 let mut b = ctx.pending.lock().expect("pending lock");
                 let payload = m.payload();
                 let start = b.data.len() as u32;
@@ -528,6 +558,21 @@ fn read_to_high_watermarks<C: ConsumerContext>(consumer: &BaseConsumer<C>, store
     })
 }
 
+/// Whether a message at `offset` comes from a log that started again: the store holds the
+/// partition up to a mark beyond the broker's whole log (its high watermark), so the offset
+/// cannot be a replay of a message already stored. Returns that high watermark.
+fn log_reset<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    store: &Store,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Option<i64> {
+    let mark = store.durable_offset(topic, partition)?;
+    let (_, high) = cached_watermarks(consumer, topic, partition)?;
+    (offset < mark && high >= 0 && high < mark).then_some(high)
+}
+
 /// A partition's `(low, high)` watermarks as the last fetch response reported them (no
 /// network round trip; `rd_kafka_get_watermark_offsets`, which rust-rdkafka does not wrap).
 fn cached_watermarks<C: ConsumerContext>(
@@ -577,6 +622,23 @@ fn decode_loop(
         let batch = match w {
             Work::Barrier(reply) => {
                 let _ = reply.send(());
+                continue;
+            }
+            Work::LogReset {
+                topic,
+                partition,
+                from,
+                high,
+            } => {
+                let name = &topics[topic as usize];
+                match store.reset_partition(name, partition, from) {
+                    Ok(mark) => {
+                        tracing::warn!(topic = %name, partition, stored_up_to = ?mark, broker_high_watermark = high, from,
+                        "The partition's log starts again below what the store holds (topic recreated, or the broker lost its log): reading the new log from its start")
+                    }
+                    Err(e) => tracing::error!(topic = %name, partition, error = %e,
+                        "A log reset could not be recorded: the new log's first messages are skipped as replays"),
+                }
                 continue;
             }
             Work::CaughtUp(t) => {

@@ -820,3 +820,147 @@ fn row14_a_flipped_value_in_a_segment_or_an_archive_file_is_caught() {
     );
     assert!(err.contains(&file.display().to_string()), "{err}");
 }
+
+/// A broker of this test's own (the shared one must not restart under other tests): the
+/// Tansu binary `scripts/test.sh` installs, on a port of its own, memory storage.
+struct OwnBroker {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnBroker {
+    fn start(port: u16) -> OwnBroker {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/tansu");
+        assert!(
+            bin.exists(),
+            "{} is missing: scripts/test.sh installs it",
+            bin.display()
+        );
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tansu did not open port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        OwnBroker { child, port }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The chaos test: the broker is killed and restarted (losing its log: Tansu's memory
+/// storage) while the daemon ingests and a run is judging. The daemon keeps serving, reads
+/// the new log from its start (not skipping it as replays of what it stored), every
+/// acknowledged point is stored exactly once, and the run finishes.
+#[test]
+#[ignore = "needs the Tansu binary: scripts/test.sh installs it"]
+fn chaos_broker_restarted_mid_ingest_and_mid_run() {
+    use crate::http::{get, request};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut broker = OwnBroker::start(port);
+    let addr = broker.addr();
+    let topic = crate::kafka::unique("chaos");
+    crate::kafka::create_topic(&addr, &topic, 2);
+    let dir = TempDir::new("chaos");
+    let mut d = crate::kafka::Daemon::start(
+        &dir.0,
+        "d",
+        &addr,
+        &crate::kafka::unique("g"),
+        &[(&topic, "json")],
+        "",
+    );
+    let api = d.api();
+    let config = sql_config("SELECT ts, value FROM metrics");
+    let id = request(
+        &api,
+        "POST",
+        "/canaryConfig",
+        Some(&config.to_string()),
+        &[],
+    )
+    .json()["canaryConfigId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let spec = json!({"config": id, "scopes": {"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "2"}}}},
+                      "start": "now", "lifetime": "40s", "interval": "2s"});
+    let run = request(&api, "POST", "/runs", Some(&spec.to_string()), &[]).json();
+    let run_id = run["id"].as_str().unwrap().to_string();
+    let points = |from: i64, n: i64| -> Vec<(Option<String>, Vec<u8>)> {
+        let now = coalmine::store::now_ms();
+        (from..from + n)
+            .map(|i| {
+                let v = if i % 2 == 0 { "1" } else { "2" };
+                let body = json!({"metric": "m", "ts": now - 1000 + i % 1000, "value": i, "tags": {"v": v}});
+                (Some(format!("k{i}")), body.to_string().into_bytes())
+            })
+            .collect()
+    };
+    let sum = |from: i64, n: i64| (from..from + n).sum::<i64>() as f64;
+    crate::kafka::produce_all(&crate::kafka::producer(&addr), &topic, &points(0, 300));
+    assert_eq!(
+        d.wait_for_points(300, Duration::from_secs(60)),
+        (300, sum(0, 300))
+    );
+
+    broker.kill();
+    // While the broker is down the daemon serves, and the run waits for ingest.
+    assert_eq!(get(&api, "/health").status, 200);
+    assert_eq!(
+        get(&api, &format!("/runs/{run_id}/verdict")).json()["status"],
+        "running"
+    );
+    let mut broker = OwnBroker::start(port);
+    crate::kafka::create_topic(&addr, &topic, 2);
+    crate::kafka::produce_all(&crate::kafka::producer(&addr), &topic, &points(300, 100));
+    assert_eq!(
+        d.wait_for_points(400, Duration::from_secs(90)),
+        (400, sum(0, 400))
+    );
+    assert!(d
+        .log_text()
+        .contains("log starts again below what the store holds"));
+
+    let v = crate::e2e::wait_final(&api, &run_id, Duration::from_secs(120));
+    assert!(matches!(v["status"].as_str(), Some("pass" | "fail")), "{v}");
+    let run = get(&api, &format!("/runs/{run_id}")).json();
+    assert!(!run["judgments"].as_array().unwrap().is_empty(), "{run}");
+    // Nothing stored twice, nothing more than was produced.
+    assert!(d.terminate().success());
+    assert_eq!(d.durable(), (400, sum(0, 400)));
+    broker.kill();
+}
