@@ -397,12 +397,30 @@ impl RunManager {
             }
             let text = std::fs::read_to_string(&path)
                 .map_err(io(format!("cannot read {}", path.display())))?;
-            let mut run: Run = serde_json::from_str(&text).map_err(|e| {
-                RunError::Invalid(format!("{} is not a run file: {e}", path.display()))
-            })?;
+            let mut run: Run = match serde_json::from_str(&text) {
+                Ok(run) => run,
+                Err(e) => {
+                    // One damaged file must not keep the daemon (and every other run) down:
+                    // it is moved aside, kept for inspection, and named in the log.
+                    let aside = dir.join("unreadable");
+                    let to = aside.join(path.file_name().unwrap_or_default());
+                    let moved =
+                        std::fs::create_dir_all(&aside).and_then(|()| std::fs::rename(&path, &to));
+                    tracing::error!(file = %path.display(), moved_to = %to.display(), error = %e, moved_ok = moved.is_ok(),
+                        "A run file cannot be read; it is moved aside and its run is not resumed");
+                    continue;
+                }
+            };
             if run.status == RunStatus::Running {
-                resume(&mut run, now);
-                tracing::info!(run = %run.id, next_tick = run.next_tick, "Resuming a canary run");
+                if let Err(why) = spec::check_bounds(&run.spec, settings.limits) {
+                    // A file written before the bounds (or by hand) is not scheduled.
+                    run.status = RunStatus::Error;
+                    run.message = Some(format!("The run's schedule is out of bounds: {why}"));
+                    tracing::error!(run = %run.id, reason = %why, "A run file's schedule is out of bounds; the run is ended");
+                } else {
+                    resume(&mut run, now);
+                    tracing::info!(run = %run.id, next_tick = run.next_tick, "Resuming a canary run");
+                }
             }
             runs.insert(
                 run.id.clone(),

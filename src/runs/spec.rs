@@ -142,6 +142,34 @@ impl RunSpec {
     }
 }
 
+/// The schedule bounds a request is held to, checked again on a spec read from a run file
+/// (written before the bounds, or by hand).
+pub fn check_bounds(spec: &RunSpec, limits: Limits) -> Result<(), String> {
+    if spec.interval_ms < MIN_INTERVAL_MS {
+        return Err(format!(
+            "interval: must be at least {}",
+            span(MIN_INTERVAL_MS)
+        ));
+    }
+    if spec.lifetime_ms <= 0 || spec.lifetime_ms > MAX_SPAN_MS {
+        return Err(format!(
+            "lifetime: must be longer than 0s and at most {} days",
+            MAX_SPAN_MS / 86_400_000
+        ));
+    }
+    if spec.warmup_ms < 0 || spec.warmup_ms >= spec.lifetime_ms {
+        return Err("warmup: must be shorter than the lifetime".into());
+    }
+    if spec.judgments() > limits.max_judgments {
+        return Err(format!(
+            "interval: it makes {} judgments; a run makes at most {} (runs.max-judgments)",
+            spec.judgments(),
+            limits.max_judgments
+        ));
+    }
+    Ok(())
+}
+
 /// A human duration (`"30s"`, `"5m"`, `"2h"`) in milliseconds.
 pub fn duration_ms(v: &Value, field: &str) -> Result<i64, String> {
     let s = v.as_str().ok_or_else(|| {
