@@ -2,6 +2,9 @@
 //!
 //! * criterion: latency of one judgment tick of a run with 20 SQL metrics over a 30-minute
 //!   window (6 instances per scope, 1 point/s each).
+//! * criterion: the same tick while another run's query (a runaway `generate_series`) runs
+//!   into its time limit over and over, on an engine with the daemon's default limits: one
+//!   run's query must not starve other runs' ticks (target: within 2× the tick alone).
 //! * printed once: how many such runs, ticking every 60 s, the machine sustains while a
 //!   second thread ingests 200,000 points/s (JSON decode → store → flush, as the daemon's
 //!   ingest threads do): judgments per second on one judging thread × 60.
@@ -16,7 +19,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};
 
 use coalmine::ingest::decode::{Decoder, Format};
-use coalmine::query::Engine;
+use coalmine::query::{Binding, Engine, QueryLimits};
 use coalmine::runs::{spec, PreparedRun};
 use coalmine::store::segment::PointColumns;
 use coalmine::store::{message_offsets, Store, StoreConfig};
@@ -146,6 +149,53 @@ fn runs_bench(c: &mut Criterion) {
     group.bench_function("20 SQL metrics, empty window", |b| {
         b.iter(|| rt.block_on(prepared.judge(T0 - 3_600_000)).unwrap())
     });
+    // Another run's query at its limit: the daemon's engine (default limits but a 2 s
+    // timeout, so the bench sees many cancellations), a runaway query restarted as soon as it
+    // is cancelled, on the same query threads as the tick.
+    let limited = Engine::with_limits(
+        store.clone(),
+        QueryLimits {
+            timeout: Duration::from_secs(2),
+            ..QueryLimits::default()
+        },
+    )
+    .unwrap();
+    let prepared_limited = rt
+        .block_on(PreparedRun::prepare(&limited, &config(), run_spec()))
+        .unwrap();
+    group.bench_function(
+        "20 SQL metrics, 30-minute window, alone (query limits on)",
+        |b| b.iter(|| rt.block_on(prepared_limited.judge(tick)).unwrap()),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let cancelled = Arc::new(AtomicU64::new(0));
+    let runaway = {
+        let (engine, stop, cancelled) = (limited.clone(), stop.clone(), cancelled.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let r = rt.block_on(engine.query(
+                    "SELECT count(*) AS value FROM generate_series(1, 1000000000000)",
+                    Binding::all(),
+                ));
+                assert!(r.is_err(), "the runaway query is stopped at its limit");
+                cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    group.bench_function(
+        "20 SQL metrics, 30-minute window, while another run's query hits its time limit",
+        |b| b.iter(|| rt.block_on(prepared_limited.judge(tick)).unwrap()),
+    );
+    stop.store(true, Ordering::Relaxed);
+    runaway.join().unwrap();
+    println!(
+        "runaway queries cancelled at their 2 s limit meanwhile: {}",
+        cancelled.load(Ordering::Relaxed)
+    );
     group.finish();
 
     // Capacity while ingesting 200k points/s.

@@ -64,40 +64,46 @@ impl JudgeLimits {
         bytes.div_ceil(1024).min(u32::MAX as u64 >> 1) as u32
     }
 
-    /// A turn to judge a body of `body` bytes, or the refusal: 503 with `Retry-After` when
-    /// the server is busy, 413 when this request alone is beyond the budget.
-    fn admit(&self, body: usize) -> ApiResult<(SemaphorePermit<'_>, SemaphorePermit<'_>)> {
+    /// Reserve the memory of judging a body of `body` bytes (declared, before it is read),
+    /// or the refusal: 413 when this request alone is beyond the budget, 503 with
+    /// `Retry-After` when the budget is in use. The reservation covers the body while it is
+    /// read and waits, so bodies in flight are bounded too.
+    fn reserve(&self, body: u64) -> ApiResult<SemaphorePermit<'_>> {
         // A parsed JSON value takes up to 16 times its text ("1," becomes a 32-byte value),
         // and the request then holds its values once more as f64.
-        let estimate = body as u64 * JUDGE_BYTES_PER_BODY_BYTE;
+        let estimate = body.saturating_mul(JUDGE_BYTES_PER_BODY_BYTE);
         if estimate > self.request.judge_memory {
             return Err(ApiError::refused(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "judging this {} body needs about {}, more than server.judge-memory ({}): split the request",
-                    human_bytes(body as u64),
+                    human_bytes(body),
                     human_bytes(estimate),
                     human_bytes(self.request.judge_memory)
                 ),
             ));
         }
-        let busy = |what: &str| {
-            ApiError::refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the server is judging as much as {what} allows; retry shortly"),
-            )
-            .retry_after(1)
-        };
-        let slot = self
-            .slots
-            .try_acquire()
-            .map_err(|_| busy("server.judge-concurrency"))?;
-        let memory = self
-            .memory_kib
+        self.memory_kib
             .try_acquire_many(Self::kib(estimate))
-            .map_err(|_| busy("server.judge-memory"))?;
-        Ok((slot, memory))
+            .map_err(|_| busy("server.judge-memory"))
     }
+
+    /// A turn to judge: waits up to `server.judge-queue-wait` for one of
+    /// `server.judge-concurrency`, then 503 with `Retry-After`.
+    async fn turn(&self) -> ApiResult<SemaphorePermit<'_>> {
+        match tokio::time::timeout(self.request.judge_queue_wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(busy("server.judge-concurrency")),
+        }
+    }
+}
+
+fn busy(what: &str) -> ApiError {
+    ApiError::refused(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the server is judging as much as {what} allows; retry shortly"),
+    )
+    .retry_after(1)
 }
 
 /// How much memory judging takes per byte of request body, at most.
@@ -112,6 +118,26 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
+fn body_too_large(max: u64) -> ApiError {
+    ApiError::refused(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "the request body is larger than server.max-body ({})",
+            human_bytes(max)
+        ),
+    )
+}
+
+/// The `Content-Length` a request declares.
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The request body, read up to `server.max-body`; beyond it a JSON 413 naming the setting.
 pub struct Body(Bytes);
 
@@ -120,19 +146,19 @@ impl FromRequest<AppState> for Body {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let max = state.limits.request.max_body;
+        let too_large = || body_too_large(max as u64);
+        // A declared length over the limit is refused before any of the body is read (a
+        // client sending `Expect: 100-continue`, as curl does, gets the 413 cleanly).
+        if declared_length(&req).is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
         match axum::body::to_bytes(req.into_body(), max).await {
             Ok(b) => Ok(Body(b)),
             Err(e) => {
-                let too_large = std::error::Error::source(&e)
+                let over = std::error::Error::source(&e)
                     .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                Err(if too_large {
-                    ApiError::refused(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!(
-                            "the request body is larger than server.max-body ({})",
-                            human_bytes(max as u64)
-                        ),
-                    )
+                Err(if over {
+                    too_large()
                 } else {
                     ApiError::bad(format!("cannot read the request body: {e}"))
                 })
@@ -378,15 +404,24 @@ async fn judges() -> Json<Value> {
 
 /// `POST /judge`: Kayenta's `RemoteJudge-v1.0` request → `CanaryJudgeResult`.
 ///
-/// Parsing and judging run on a blocking thread, within `server.judge-concurrency` and
-/// `server.judge-memory`; a request beyond `server.judge-max-values` is refused.
+/// Parsing and judging run on a blocking thread, within `server.judge-memory` (reserved from
+/// the declared length before the body is read) and `server.judge-concurrency` (a request
+/// waits up to `server.judge-queue-wait` for a turn); a request beyond `server.judge-max-values` is refused.
 async fn judge_request(
     State(st): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
-    Body(body): Body,
+    req: Request,
 ) -> ApiResult<Response> {
     let judge_name = q.into_iter().find(|(k, _)| k == "judge").map(|(_, v)| v);
-    let _turn = st.limits.admit(body.len())?;
+    let max_body = st.limits.request.max_body as u64;
+    let declared = declared_length(&req);
+    if declared.is_some_and(|n| n > max_body) {
+        return Err(body_too_large(max_body));
+    }
+    // Memory first, from the declared length (or the most a body may be), before reading.
+    let _memory = st.limits.reserve(declared.unwrap_or(max_body))?;
+    let Body(body) = Body::from_request(req, &st).await?;
+    let _turn = st.limits.turn().await?;
     st.judge_requests.fetch_add(1, Ordering::Relaxed);
     let max_values = st.limits.request.judge_max_values;
     let result = tokio::task::spawn_blocking(move || -> ApiResult<judge::CanaryJudgeResult> {

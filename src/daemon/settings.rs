@@ -10,7 +10,8 @@ pub const SERVER_SETTINGS: &[Setting] = &[
     Setting { key: "server.token", kind: Kind::OptStr, default: "", doc: "When set, POST/PUT/DELETE on /canaryConfig and /runs need `Authorization: Bearer <token>` (prefer COALMINE__SERVER__TOKEN to keep it out of files)." },
     Setting { key: "server.max-body", kind: Kind::Bytes, default: "16MiB", doc: "Largest request body any endpoint reads; a larger one is refused with 413." },
     Setting { key: "server.judge-concurrency", kind: Kind::Int, default: "4", doc: "`POST /judge` requests judged at once; one more is refused with 503 and `Retry-After`." },
-    Setting { key: "server.judge-memory", kind: Kind::Bytes, default: "512MiB", doc: "Memory all `POST /judge` requests in progress may hold together (estimated as 16 bytes per byte of body); a request that would exceed it waits its turn: 503 with `Retry-After`, or 413 when it alone is larger." },
+    Setting { key: "server.judge-queue-wait", kind: Kind::Duration, default: "10s", doc: "How long a `POST /judge` waits for a turn when server.judge-concurrency requests are being judged, before 503 with `Retry-After`." },
+    Setting { key: "server.judge-memory", kind: Kind::Bytes, default: "512MiB", doc: "Memory all `POST /judge` requests in progress may hold together (estimated as 16 bytes per byte of body, reserved from the declared length before the body is read); a request that does not fit now gets 503 with `Retry-After`, one that never could 413." },
     Setting { key: "server.judge-max-values", kind: Kind::Int, default: "1000000", doc: "Values (both scopes, all metrics) one `POST /judge` request may carry; more is refused with 413." },
 ];
 
@@ -34,6 +35,8 @@ pub struct RequestLimits {
     pub max_body: usize,
     /// `server.judge-concurrency`.
     pub judge_concurrency: usize,
+    /// `server.judge-queue-wait`.
+    pub judge_queue_wait: std::time::Duration,
     /// `server.judge-memory`.
     pub judge_memory: u64,
     /// `server.judge-max-values`.
@@ -45,6 +48,7 @@ impl Default for RequestLimits {
         RequestLimits {
             max_body: 16 << 20,
             judge_concurrency: 4,
+            judge_queue_wait: std::time::Duration::from_secs(10),
             judge_memory: 512 << 20,
             judge_max_values: 1_000_000,
         }
@@ -59,6 +63,7 @@ impl ServerConfig {
             limits: RequestLimits {
                 max_body: v.bytes("server.max-body").unwrap_or(16 << 20).max(1024) as usize,
                 judge_concurrency: v.int("server.judge-concurrency").max(1),
+                judge_queue_wait: v.duration("server.judge-queue-wait"),
                 judge_memory: v
                     .bytes("server.judge-memory")
                     .unwrap_or(512 << 20)

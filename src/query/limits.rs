@@ -32,7 +32,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "query.timeout", kind: Kind::Duration, default: "10s", doc: "A metric query (planning and execution) still running after this is cancelled; its metric is reported with the reason and the run goes on." },
     Setting { key: "query.memory", kind: Kind::Bytes, default: "128MiB", doc: "Memory one query may hold (sorts, aggregates, joins, its result); beyond it the query fails (nothing spills to disk)." },
     Setting { key: "query.concurrency", kind: Kind::Int, default: "4", doc: "Queries planned or executed at once; more wait their turn, first come first served." },
-    Setting { key: "query.threads", kind: Kind::Int, default: "0", doc: "Threads that plan and execute queries (0: one less than the cores, at least 1), apart from the threads serving HTTP and ingest." },
+    Setting { key: "query.threads", kind: Kind::Int, default: "0", doc: "Threads that plan and execute queries (0: one less than the cores, at least 2, so one run's slow query never holds them all), apart from the threads serving HTTP and ingest." },
 ];
 
 /// Longest SQL text of one metric.
@@ -68,11 +68,15 @@ impl Default for QueryLimits {
     }
 }
 
+/// One less than the cores, and at least 2: a run queries one metric at a time, so one
+/// run's query at its time limit holds one thread and other runs' ticks keep the other
+/// (measured in `benches/runs.rs`: with 1 thread on 2 cores such a tick took 2.7× its time
+/// alone).
 fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .saturating_sub(1)
-        .max(1)
+        .max(2)
 }
 
 impl QueryLimits {

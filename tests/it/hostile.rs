@@ -353,7 +353,7 @@ const TOKEN: &str = "hostile-secret";
 fn rows02_04_05_10_15_17_requests_beyond_the_bounds_are_refused_and_the_api_stays_up() {
     use crate::http::{get, request};
     let extra = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nmax-body = \"1MiB\"\njudge-concurrency = 1\njudge-memory = \"12MiB\"\njudge-max-values = 100000\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\nmax-body = \"1MiB\"\njudge-concurrency = 1\njudge-queue-wait = \"0s\"\njudge-memory = \"12MiB\"\njudge-max-values = 100000\n"
     );
     let (mut d, _addr, _topic) = crate::kafka::Daemon::on_new_topic("hostile-http", 1, &extra);
     let api = d.api();
@@ -369,15 +369,25 @@ fn rows02_04_05_10_15_17_requests_beyond_the_bounds_are_refused_and_the_api_stay
 
     // Row 2: a body over server.max-body, a request over judge-max-values, one whose
     // judging alone would exceed judge-memory: 413s naming the setting.
-    refused(
-        &post("/judge", &judge_body(1, 150_000)),
-        413,
-        "server.max-body (1.0 MiB)",
+    // A declared length over the limit is answered before the body is sent (curl's
+    // `Expect: 100-continue`).
+    let expect = |path: &str, len: usize| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&api).unwrap();
+        write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n").unwrap();
+        let mut head = [0u8; 4096];
+        let n = s.read(&mut head).unwrap();
+        String::from_utf8_lossy(&head[..n]).into_owned()
+    };
+    let r = expect("/judge", 84 << 20);
+    assert!(
+        r.starts_with("HTTP/1.1 413") && r.contains("server.max-body (1.0 MiB)"),
+        "{r}"
     );
-    refused(
-        &post("/canaryConfig", &" ".repeat(2 << 20)),
-        413,
-        "server.max-body",
+    let r = expect("/canaryConfig", 2 << 20);
+    assert!(
+        r.starts_with("HTTP/1.1 413") && r.contains("server.max-body"),
+        "{r}"
     );
     refused(
         &post("/judge", &judge_body(2, 30_000)),
@@ -415,6 +425,32 @@ fn rows02_04_05_10_15_17_requests_beyond_the_bounds_are_refused_and_the_api_stay
     let busy = busy.expect("a request arriving while another is judged is refused with 503");
     refused(&busy, 503, "server.judge-concurrency");
     assert_eq!(busy.header("retry-after"), Some("1"));
+    // Memory is reserved from the declared length before the body is read: a request still
+    // uploading 700 kB (about 10.7 MiB to judge) leaves no room in 12 MiB for a 100 kB one.
+    let slow = {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&api).unwrap();
+        write!(s, "POST /judge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 700000\r\n\r\n{{").unwrap();
+        s
+    };
+    let small = judge_body(1, 10_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let held = loop {
+        let r = post("/judge", &small);
+        if r.status == 503 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    refused(&held, 503, "server.judge-memory");
+    assert_eq!(held.header("retry-after"), Some("1"));
+    drop(slow); // the upload ends: its reservation is returned
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while post("/judge", &small).status != 200 {
+        assert!(std::time::Instant::now() < deadline, "the memory came back");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Row 17: infinite values and duplicate metric names are refused with their path.
     let mut inf: Value = serde_json::from_str(&judge_body(1, 3)).unwrap();
