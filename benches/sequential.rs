@@ -126,6 +126,7 @@ fn tick(c: &mut Criterion) {
                     tags: BTreeMap::new(),
                     control: lat_c[off..off + NEW_POINTS].to_vec(),
                     experiment: lat_e[off..off + NEW_POINTS].to_vec(),
+                    times: None,
                 }
             })
             .collect()

@@ -161,8 +161,8 @@ pub fn pairs_batch(pairs: &[PairData]) -> RecordBatch {
     let (mut position, mut ts, mut value) = (Vec::new(), Vec::new(), Vec::new());
     for p in pairs {
         for (side, values, times) in [
-            ("control", &p.pair.control, &p.control_ts),
-            ("experiment", &p.pair.experiment, &p.experiment_ts),
+            ("control", &p.pair.control, p.times(false)),
+            ("experiment", &p.pair.experiment, p.times(true)),
         ] {
             for (i, v) in values.iter().enumerate() {
                 metric.append_value(&p.pair.name);
@@ -261,18 +261,18 @@ pub fn pairs_from_batch(batch: &RecordBatch, path: &Path) -> Result<Vec<PairData
                         tags: tag_map,
                         control: Vec::new(),
                         experiment: Vec::new(),
+                        times: Some(crate::judge::PairTimes::default()),
                     },
-                    control_ts: Vec::new(),
-                    experiment_ts: Vec::new(),
                 },
             )
         });
         let p = &mut entry.1;
         let pos = position.value(r) as usize;
         let t = (!ts.is_null(r)).then(|| ts.value(r));
+        let all_times = p.pair.times.get_or_insert_with(Default::default);
         let (vals, times) = match scope.value(r) {
-            "control" => (&mut p.pair.control, &mut p.control_ts),
-            "experiment" => (&mut p.pair.experiment, &mut p.experiment_ts),
+            "control" => (&mut p.pair.control, &mut all_times.control),
+            "experiment" => (&mut p.pair.experiment, &mut all_times.experiment),
             other => return Err(corrupt(&format!("unknown scope {other:?}"))),
         };
         if vals.len() <= pos {

@@ -17,6 +17,7 @@ pub mod effect;
 pub mod json;
 pub mod kayenta_mw;
 pub mod lookup;
+pub mod lrv;
 pub mod mann_whitney;
 pub mod model;
 pub(crate) mod pairwise;
@@ -25,13 +26,14 @@ pub mod score;
 pub mod sequential;
 pub mod stats;
 pub mod transform;
+pub mod v2;
 
 use serde_json::Value;
 use std::borrow::Borrow;
 
 pub use classifier::{Direction, Label, NanStrategy};
 pub use mann_whitney::{mann_whitney, MannWhitney, Method, WilcoxonDistribution};
-pub use model::{CanaryConfig, CanaryJudgeResult, JudgeRequest, MetricSetPair};
+pub use model::{CanaryConfig, CanaryJudgeResult, JudgeRequest, MetricSetPair, PairTimes};
 pub use score::Thresholds;
 
 use classifier::{classify, ClassifierParams, ClassifyInput, IntervalMethod, TestDetail};
@@ -83,15 +85,19 @@ pub enum JudgeKind {
     CoalmineV1,
     /// `coalmine-seq-v1`: anytime-valid sequential tests ([`sequential`]).
     CoalmineSeqV1,
+    /// `coalmine-v2`: dependence-corrected, paired where the arms line up, tails, counts,
+    /// the canary's false-alarm rate controlled across metrics ([`v2`]).
+    CoalmineV2,
 }
 
 impl JudgeKind {
     /// The judge used when neither the caller nor the config names one.
     pub const DEFAULT: JudgeKind = JudgeKind::CoalmineV1;
-    pub const ALL: [JudgeKind; 3] = [
+    pub const ALL: [JudgeKind; 4] = [
         JudgeKind::CoalmineV1,
         JudgeKind::NetflixAcaV1,
         JudgeKind::CoalmineSeqV1,
+        JudgeKind::CoalmineV2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -99,6 +105,7 @@ impl JudgeKind {
             JudgeKind::NetflixAcaV1 => "NetflixACAJudge-v1.0",
             JudgeKind::CoalmineV1 => "coalmine-v1",
             JudgeKind::CoalmineSeqV1 => "coalmine-seq-v1",
+            JudgeKind::CoalmineV2 => "coalmine-v2",
         }
     }
 
@@ -230,8 +237,10 @@ pub fn run_with<P: Borrow<MetricSetPair> + Sync>(
     thresholds: Thresholds,
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
-    if kind == JudgeKind::CoalmineSeqV1 {
-        return sequential::run(config, pairs, thresholds, parallelism);
+    match kind {
+        JudgeKind::CoalmineSeqV1 => return sequential::run(config, pairs, thresholds, parallelism),
+        JudgeKind::CoalmineV2 => return v2::run(config, pairs, thresholds, parallelism),
+        _ => {}
     }
     let defaults = JudgeDefaults::from_config(kind, config)?;
     let mut jobs = resolve_jobs(config, pairs, |metric| {
@@ -287,6 +296,9 @@ pub(crate) fn assemble(
 /// Check a config's judge settings (types and ranges of `analysisConfigurations` and
 /// `judge.judgeConfigurations`) for one judge, without judging anything.
 pub fn check_settings(kind: JudgeKind, config: &CanaryConfig) -> Result<(), JudgeError> {
+    if kind == JudgeKind::CoalmineV2 {
+        return v2::check_settings(config);
+    }
     let defaults = JudgeDefaults::from_config(kind, config)?;
     for metric in &config.metrics {
         MetricParams::resolve(kind, metric, &defaults)?;
@@ -394,7 +406,7 @@ impl MetricParams {
                 defaults.tolerance,
                 IntervalMethod::Kayenta,
             ),
-            JudgeKind::CoalmineV1 | JudgeKind::CoalmineSeqV1 => {
+            JudgeKind::CoalmineV1 | JudgeKind::CoalmineSeqV1 | JudgeKind::CoalmineV2 => {
                 let confidence = r.f64(&["canary", "confidence"], defaults.confidence)?;
                 check_confidence(confidence, &r.base_path.key("canary").key("confidence"))?;
                 let tolerance = r.f64(&["canary", "tolerance"], defaults.tolerance)?;
@@ -520,5 +532,6 @@ fn judge_pair(
         critical,
         muted: params.muted,
         not_judged,
+        inconclusive: false,
     }
 }

@@ -130,6 +130,10 @@ pub enum RunStatus {
     Stopped,
     /// A judgment could not be made (a query failed); the message says why.
     Error,
+    /// The final score passes, but only because some metrics could not be judged at the
+    /// configured level (`coalmine-v2`: too little data or too few events): nobody can say
+    /// the canary is no worse. The message names them.
+    Inconclusive,
 }
 
 impl RunStatus {
@@ -141,6 +145,7 @@ impl RunStatus {
             RunStatus::Fail => "fail",
             RunStatus::Stopped => "stopped",
             RunStatus::Error => "error",
+            RunStatus::Inconclusive => "inconclusive",
         }
     }
 
@@ -287,13 +292,22 @@ pub struct RunSummary {
     pub end_ms: i64,
 }
 
-/// A metric-set pair as judged, with the timestamps of its values (`None` when the query
-/// returned no `ts`).
+/// A metric-set pair as judged; its `times` hold the timestamps of its values (`None` when
+/// the query returned no `ts`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairData {
     pub pair: crate::judge::MetricSetPair,
-    pub control_ts: Vec<Option<i64>>,
-    pub experiment_ts: Vec<Option<i64>>,
+}
+
+impl PairData {
+    /// The timestamps of one arm's values (empty when unknown).
+    pub fn times(&self, experiment: bool) -> &[Option<i64>] {
+        match &self.pair.times {
+            Some(t) if experiment => &t.experiment,
+            Some(t) => &t.control,
+            None => &[],
+        }
+    }
 }
 
 impl std::borrow::Borrow<crate::judge::MetricSetPair> for PairData {
@@ -914,7 +928,24 @@ fn decide(run: &mut Run, score: f64, index: u64) {
             format!("Judgment {index} scored {score}, at or below the marginal threshold ({marginal}): the run stopped early.")
         });
     } else if last {
-        if crate::judge::score::standalone_passed(score, Some(pass), Some(marginal)) {
+        let inconclusive: Vec<String> = run
+            .judgments
+            .last()
+            .map(|j| j.result.results.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.inconclusive && !r.muted)
+            .map(|r| r.name.clone())
+            .collect();
+        if crate::judge::score::standalone_passed(score, Some(pass), Some(marginal))
+            && !inconclusive.is_empty()
+        {
+            run.status = RunStatus::Inconclusive;
+            run.message = Some(format!(
+                "Final canary score {score} met the pass score threshold ({pass}), but it does not count {} that could not be judged: the canary is not shown to be no worse.",
+                inconclusive.join(", ")
+            ));
+        } else if crate::judge::score::standalone_passed(score, Some(pass), Some(marginal)) {
             run.status = RunStatus::Pass;
             run.message = Some(format!(
                 "Final canary score {score} met or exceeded the pass score threshold ({pass})."

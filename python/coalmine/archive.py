@@ -217,7 +217,7 @@ class RunInfo:
     Attributes
     ----------
     id : str
-    status : {"running", "pass", "marginal", "fail", "stopped", "error"}
+    status : {"running", "pass", "marginal", "fail", "stopped", "error", "inconclusive"}
     message : str or None
         Why the run ended as it did.
     created_ms : int

@@ -64,4 +64,4 @@ SequentialLabel = Literal["Pass", "High", "Low", "Nodata"]
 SequentialKind = Literal["sequential-count", "sequential-quantile"]
 
 #: Where a daemon run stands.
-RunStatus = Literal["running", "pass", "marginal", "fail", "stopped", "error"]
+RunStatus = Literal["running", "pass", "marginal", "fail", "stopped", "error", "inconclusive"]

@@ -213,9 +213,11 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
                             tags: BTreeMap::new(),
                             control,
                             experiment,
+                            times: Some(crate::judge::PairTimes {
+                                control: times.clone(),
+                                experiment: times,
+                            }),
                         },
-                        control_ts: times.clone(),
-                        experiment_ts: times,
                     }
                 })
                 .collect();

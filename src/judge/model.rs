@@ -45,6 +45,18 @@ pub struct MetricSetPair {
     pub control: Vec<f64>,
     #[serde(serialize_with = "super::json::f64_vec_kayenta")]
     pub experiment: Vec<f64>,
+    /// When each value was measured, if known (a run's query results, or Kayenta's
+    /// `scopes` with `startTimeMillis` and `stepMillis`): `coalmine-v2` compares the arms at
+    /// the same instants when they line up.
+    #[serde(skip)]
+    pub times: Option<PairTimes>,
+}
+
+/// When each value of a pair was measured (`None`: unknown), index for index.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PairTimes {
+    pub control: Vec<Option<i64>>,
+    pub experiment: Vec<Option<i64>>,
 }
 
 /// A Kayenta remote-judge request.
@@ -222,14 +234,61 @@ impl MetricSetPair {
         let values = obj(required(m, "values", path)?, &vp)?;
         let control = sample_list(required(values, "control", &vp)?, &vp.key("control"))?;
         let experiment = sample_list(required(values, "experiment", &vp)?, &vp.key("experiment"))?;
+        let times = match optional(m, "scopes") {
+            Some(scopes) => scope_times(scopes, &path.key("scopes"), control.len(), experiment.len())?,
+            None => None,
+        };
         Ok(MetricSetPair {
             name,
             id,
             tags,
             control,
             experiment,
+            times,
         })
     }
+}
+
+/// Kayenta's `MetricSetPair.scopes`: each arm's `startTimeMillis` and `stepMillis` give the
+/// instant of every value. Absent or partial scopes give no times.
+fn scope_times(
+    scopes: &Value,
+    path: &JsonPath,
+    n_control: usize,
+    n_experiment: usize,
+) -> Result<Option<PairTimes>, ShapeError> {
+    let m = obj(scopes, path)?;
+    let arm = |name: &str, n: usize| -> Result<Option<Vec<Option<i64>>>, ShapeError> {
+        let Some(scope) = optional(m, name) else {
+            return Ok(None);
+        };
+        let sp = path.key(name);
+        let s = obj(scope, &sp)?;
+        let (Some(start), Some(step)) = (optional(s, "startTimeMillis"), optional(s, "stepMillis"))
+        else {
+            return Ok(None);
+        };
+        let start = number(start, &sp.key("startTimeMillis"))?;
+        let step = number(step, &sp.key("stepMillis"))?;
+        if !(step > 0.0 && step.is_finite() && start.is_finite()) {
+            return Err(ShapeError::new(
+                &sp.key("stepMillis"),
+                format!("stepMillis must be a positive number, got {step}"),
+            ));
+        }
+        Ok(Some(
+            (0..n)
+                .map(|i| Some((start + step * i as f64) as i64))
+                .collect(),
+        ))
+    };
+    Ok(match (arm("control", n_control)?, arm("experiment", n_experiment)?) {
+        (Some(control), Some(experiment)) => Some(PairTimes {
+            control,
+            experiment,
+        }),
+        _ => None,
+    })
 }
 
 impl JudgeRequest {
@@ -339,6 +398,11 @@ pub struct AnalysisResult {
     /// a change that is not significant, a sequential test that cannot cross `1/α`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_judged: Option<String>,
+    /// `coalmine-v2`: the data could not reach the configured level (too few values, too
+    /// few effective values, too few events). The metric is then `Nodata`, with the reason
+    /// in `notJudged`, and a run resting on it is `inconclusive`, not passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inconclusive: bool,
 }
 
 /// `resultMetadata`: Kayenta's `ratio`, plus (coalmine judges) the test behind the verdict.
@@ -354,6 +418,8 @@ pub struct ResultMetadata {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum TestDetails {
+    /// `coalmine-v2` (`"kind": "coalmine-v2"`).
+    V2(Box<super::v2::V2Report>),
     /// `coalmine-v1` (`"kind": "mann-whitney"`).
     MannWhitney(TestReport),
     /// `coalmine-seq-v1` (`"kind": "sequential-count" | "sequential-quantile"`).
@@ -364,14 +430,21 @@ impl TestDetails {
     pub fn mann_whitney(&self) -> Option<&TestReport> {
         match self {
             TestDetails::MannWhitney(t) => Some(t),
-            TestDetails::Sequential(_) => None,
+            _ => None,
         }
     }
 
     pub fn sequential(&self) -> Option<&super::sequential::SequentialReport> {
         match self {
             TestDetails::Sequential(t) => Some(t),
-            TestDetails::MannWhitney(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn v2(&self) -> Option<&super::v2::V2Report> {
+        match self {
+            TestDetails::V2(t) => Some(t),
+            _ => None,
         }
     }
 }

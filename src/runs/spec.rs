@@ -388,8 +388,8 @@ pub fn parse_with(body: &Value, now_ms: i64, limits: Limits) -> Result<(RunSpec,
     };
     if start_ms.abs_diff(now_ms) > MAX_START_OFFSET_MS as u64 {
         return Err(format!(
-            "start: must be within {} of now",
-            span(MAX_START_OFFSET_MS)
+            "start: must be within {} days of now",
+            MAX_START_OFFSET_MS / 86_400_000
         ));
     }
     let start_ms = match align_ms {
@@ -516,14 +516,14 @@ mod tests {
             (
                 "start",
                 json!(9_223_372_036_854_775_000i64),
-                "start: must be within 1year",
+                "start: must be within 366 days",
             ),
             (
                 "start",
                 json!(-9_223_372_036_854_775_000i64),
-                "start: must be within 1year",
+                "start: must be within 366 days",
             ),
-            ("start", json!(0), "start: must be within 1year"),
+            ("start", json!(0), "start: must be within 366 days"),
             ("interval", json!("1ms"), "interval: must be at least 1s"),
             (
                 "lifetime",

@@ -276,9 +276,11 @@ pub(crate) fn mix(
                     tags,
                     control,
                     experiment,
+                    times: Some(crate::judge::PairTimes {
+                        control: control_ts,
+                        experiment: experiment_ts,
+                    }),
                 },
-                control_ts,
-                experiment_ts,
             }
         })
         .collect()

@@ -222,6 +222,7 @@ fn results_read_back_to_the_same_json() {
                 JudgeKind::CoalmineV1 => assert!(test.unwrap().mann_whitney().is_some()),
                 JudgeKind::CoalmineSeqV1 => assert!(test.unwrap().sequential().is_some()),
                 JudgeKind::NetflixAcaV1 => assert!(test.is_none()),
+                JudgeKind::CoalmineV2 => assert!(test.unwrap().v2().is_some()),
             }
         }
     }

@@ -7,6 +7,7 @@ mod hostile;
 mod http;
 mod ingest;
 mod judge;
+mod judge_v2;
 mod kafka;
 mod kayenta_vectors;
 mod properties;

@@ -199,6 +199,7 @@ fn analysis(
         critical,
         muted: ms.muted,
         not_judged,
+        inconclusive: false,
     }
 }
 
