@@ -269,6 +269,7 @@ pub(crate) fn assemble(
             critical: r.critical,
             muted: r.muted,
             reason: r.classification_reason.as_deref(),
+            inconclusive: r.inconclusive,
         })
         .collect();
     let s = score::score(&scored, &config.group_weights, thresholds);

@@ -5,7 +5,7 @@
 //! on constant series, which is the JDK-exact `java.util.Random` port in `judge::transform`.
 
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Normal, Poisson};
+use rand_distr::{Distribution, Gamma, Normal, Poisson};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// A seeded generator of the distributions synthetic data needs.
@@ -34,6 +34,11 @@ impl Synth {
     /// This generator as a function returning uniform values on `[0, 1)`.
     pub fn into_uniforms(mut self) -> impl FnMut() -> f64 {
         move || self.uniform()
+    }
+
+    /// Gamma with this shape and scale (mean `shape · scale`; 0 when either is not positive).
+    pub fn gamma(&mut self, shape: f64, scale: f64) -> f64 {
+        Gamma::new(shape, scale).map_or(0.0, |g| g.sample(&mut self.0))
     }
 
     /// Poisson with mean `lambda` (0 for `lambda ≤ 0`).

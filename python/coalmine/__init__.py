@@ -36,6 +36,8 @@ from coalmine._judge import (
     MetricRow,
     OutlierSettings,
     SeriesStats,
+    V2Report,
+    V2Test,
     judge,
     judges,
 )
@@ -73,6 +75,8 @@ __all__ = [
     "RunJudgment",
     "RunLabel",
     "SeriesStats",
+    "V2Report",
+    "V2Test",
     "Store",
     "StoreStats",
     "Table",

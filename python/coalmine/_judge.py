@@ -147,11 +147,126 @@ class MannWhitneyTest:
         )
 
 
-def _test(d: Optional[Mapping[str, Any]]) -> Union[MannWhitneyTest, SequentialReport, None]:
+@dataclass(frozen=True)
+class V2Test:
+    """One test behind a ``coalmine-v2`` metric result.
+
+    Attributes
+    ----------
+    name : {"location", "spread", "rate"}
+    method : str
+        ``"wilcoxon-hac"``, ``"paired-log-ratio-hac"``, ``"paired-difference-hac"``,
+        ``"levene-hac"``, ``"conditional-binomial"`` or ``"quasi-binomial"``.
+    alternative : {"greater", "less", "two-sided"}
+    statistic : float
+    df : float or None
+        Degrees of freedom of the t reference (``None`` for the binomial tests).
+    p_value : float
+    estimate : float
+        The effect, canary over baseline (a ratio; a difference for paired non-positive data).
+    lower, upper : float or None
+        Its interval, where the test gives one.
+    gate_measure : str
+        The measure of the effect gate (``"mean"``, ``"quantile:0.95"``, ``"rate"``, ...).
+    gate_value : float
+    beyond_allowed : bool
+        Whether the effect is beyond the allowed effect (only then can the test flag).
+    dependence : dict or None
+        ``{"n", "variance", "ar1", "effectiveN"}``: the serial dependence allowed for.
+    pairs : int or None
+        Instants compared pairwise.
+    events : tuple of float or None
+        Rate tests: events in the baseline and the canary.
+    dispersion : float or None
+        Rate tests: the long-run dispersion the totals were scaled by (1: Poisson-like).
+    """
+
+    name: str
+    method: str
+    alternative: str
+    statistic: float
+    df: Optional[float]
+    p_value: float
+    estimate: float
+    lower: Optional[float]
+    upper: Optional[float]
+    gate_measure: str
+    gate_value: float
+    beyond_allowed: bool
+    dependence: Optional[Dict[str, float]]
+    pairs: Optional[int]
+    events: Optional[Tuple[float, float]]
+    dispersion: Optional[float]
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "V2Test":
+        ev = d.get("events")
+        return cls(
+            name=d["name"],
+            method=d["method"],
+            alternative=d["alternative"],
+            statistic=number(d["statistic"]),
+            df=optional_number(d, "df"),
+            p_value=number(d["pValue"]),
+            estimate=number(d["estimate"]),
+            lower=optional_number(d, "lower"),
+            upper=optional_number(d, "upper"),
+            gate_measure=d["gateMeasure"],
+            gate_value=number(d["gateValue"]),
+            beyond_allowed=bool(d["beyondAllowed"]),
+            dependence={k: number(v) for k, v in d["dependence"].items()} if d.get("dependence") else None,
+            pairs=d.get("pairs"),
+            events=(number(ev[0]), number(ev[1])) if ev else None,
+            dispersion=optional_number(d, "dispersion"),
+        )
+
+
+@dataclass(frozen=True)
+class V2Report:
+    """The statistics behind a ``coalmine-v2`` metric result.
+
+    Attributes
+    ----------
+    kind : {"coalmine-v2"}
+    multiplicity : {"holm", "bonferroni", "none", "own"}
+        How the canary's false-alarm rate is kept across metrics (``"own"``: the metric has
+        its own ``confidence``).
+    family_alpha : float
+        The false-alarm rate kept.
+    p_value, adjusted_p_value : float
+        The metric's p-value (over its tests) and after the correction across metrics.
+    pairing : {"paired", "unpaired", "counts"}
+    tests : tuple of V2Test
+    """
+
+    kind: str
+    multiplicity: str
+    family_alpha: float
+    p_value: float
+    adjusted_p_value: float
+    pairing: str
+    tests: Tuple[V2Test, ...]
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "V2Report":
+        return cls(
+            kind=d["kind"],
+            multiplicity=d["multiplicity"],
+            family_alpha=number(d["familyAlpha"]),
+            p_value=number(d["pValue"]),
+            adjusted_p_value=number(d["adjustedPValue"]),
+            pairing=d["pairing"],
+            tests=tuple(V2Test._from_json(t) for t in d["tests"]),
+        )
+
+
+def _test(d: Optional[Mapping[str, Any]]) -> Union[MannWhitneyTest, SequentialReport, V2Report, None]:
     if d is None:
         return None
     if d.get("kind") == "mann-whitney":
         return MannWhitneyTest._from_json(d)
+    if d.get("kind") == "coalmine-v2":
+        return V2Report._from_json(d)
     return SequentialReport._from_json(d)
 
 
@@ -179,8 +294,11 @@ class MetricResult:
         then ``Pass`` with this as its reason).
     ratio : float or None
         Kayenta's ratio of the means, experiment / control.
-    test : MannWhitneyTest or SequentialReport or None
+    test : MannWhitneyTest or SequentialReport or V2Report or None
         The statistics behind the classification (coalmine judges).
+    inconclusive : bool
+        ``coalmine-v2``: the data could not reach the configured level (the metric is then
+        ``Nodata``, with the reason in ``not_judged``).
     experiment_stats, control_stats : SeriesStats
         Each side's values, summarised.
     """
@@ -195,9 +313,10 @@ class MetricResult:
     muted: bool
     not_judged: Optional[str]
     ratio: Optional[float]
-    test: Union[MannWhitneyTest, SequentialReport, None]
+    test: Union[MannWhitneyTest, SequentialReport, V2Report, None]
     experiment_stats: SeriesStats
     control_stats: SeriesStats
+    inconclusive: bool = False
 
     @classmethod
     def _from_json(cls, d: Mapping[str, Any]) -> "MetricResult":
@@ -216,6 +335,7 @@ class MetricResult:
             test=_test(meta.get("test")),
             experiment_stats=SeriesStats._from_json(d["experimentMetadata"]["stats"]),
             control_stats=SeriesStats._from_json(d["controlMetadata"]["stats"]),
+            inconclusive=bool(d.get("inconclusive", False)),
         )
 
 
@@ -223,7 +343,7 @@ class MetricRow(TypedDict):
     """One row of :meth:`JudgeResult.metrics`: a metric result, flattened.
 
     ``lower``, ``upper`` and ``estimate`` are the Mann-Whitney interval and shift
-    (``coalmine-v1``); ``p_value`` is the test's p-value (coalmine judges); each is ``None``
+    (``coalmine-v1``) or the first test's interval and effect (``coalmine-v2``); ``p_value`` is the test's p-value (coalmine judges); each is ``None``
     when the judge does not report it.
     """
 
@@ -334,6 +454,7 @@ class JudgeResult:
         for r in self.results:
             t = r.test
             mw = t if isinstance(t, MannWhitneyTest) else None
+            v2 = t.tests[0] if isinstance(t, V2Report) and t.tests else None
             rows.append(
                 MetricRow(
                     name=r.name,
@@ -342,11 +463,11 @@ class JudgeResult:
                     critical=r.critical,
                     muted=r.muted,
                     ratio=r.ratio,
-                    lower=mw.lower if mw else None,
-                    upper=mw.upper if mw else None,
-                    estimate=mw.estimate if mw else None,
+                    lower=mw.lower if mw else v2.lower if v2 else None,
+                    upper=mw.upper if mw else v2.upper if v2 else None,
+                    estimate=mw.estimate if mw else v2.estimate if v2 else None,
                     p_value=t.p_value if t is not None else None,
-                    method=t.method if t is not None else None,
+                    method=v2.method if v2 else t.method if t is not None and not isinstance(t, V2Report) else None,
                     n_experiment=r.experiment_stats.count,
                     n_control=r.control_stats.count,
                     reason=r.classification_reason,
@@ -509,7 +630,7 @@ def judge(
         ``{"canaryConfig": ..., "metricSetPairList": [...], "scoreThresholds": {...}}`` as a
         dict (values may be lists, numpy arrays, NaN floats), as JSON text, or the path of a
         JSON file.
-    judge : {"coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1"}, optional
+    judge : {"coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1", "coalmine-v2"}, optional
         Default: the config's ``judge.name``, else ``coalmine-v1``.
     overrides : dict, optional
         Settings merged into every metric's ``analysisConfigurations.canary``

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: A judge this build knows (:func:`coalmine.judges` lists them, default first).
-JudgeName = Literal["coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1"]
+JudgeName = Literal["coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1", "coalmine-v2"]
 
 #: The verdict of a judgment (Kayenta's summary classification).
 Classification = Literal["Pass", "Marginal", "Fail"]

@@ -1,7 +1,8 @@
 //! Scoring: Kayenta's `ScoringHelper`, `WeightedSumScorer` and `ThresholdScoreClassifier`.
 //!
 //! Muted results are ignored. Any critical non-Pass result scores 0; so does a judgment where
-//! half or more of the results are `Nodata`. Otherwise each group scores
+//! half or more of the results are `Nodata` (not counting `coalmine-v2`'s inconclusive ones, which
+//! only leave the score with the reason). Otherwise each group scores
 //! `#Pass/(#Pass+#High+#Low+#NodataFailMetric)·100` (100 when nothing in it counts), and the
 //! summary is the weighted sum of group scores, rounded half-up to 2 decimals. Groups without
 //! an explicit weight share `100 − Σweights` equally.
@@ -21,6 +22,9 @@ pub struct ScoredResult<'a> {
     pub critical: bool,
     pub muted: bool,
     pub reason: Option<&'a str>,
+    /// `coalmine-v2`: `Nodata` because the data could not reach the level, not because
+    /// there was none: not counted towards the "50 % or more Nodata" rule.
+    pub inconclusive: bool,
 }
 
 /// `{pass, marginal}` score thresholds.
@@ -84,7 +88,10 @@ pub fn score(
             format!("Canary Failed: {}", failed.reason.unwrap_or("null")),
         )
     } else {
-        let nodata = counted.iter().filter(|r| r.label == Label::Nodata).count();
+        let nodata = counted
+            .iter()
+            .filter(|r| r.label == Label::Nodata && !r.inconclusive)
+            .count();
         let ratio = 100.0 * nodata as f64 / counted.len() as f64; // NaN when nothing counts
         if ratio >= 50.0 {
             (
@@ -92,7 +99,16 @@ pub fn score(
                 "Canary Failed: 50% or more metrics returned NODATA".to_string(),
             )
         } else {
-            (weighted_sum(&groups, group_weights), String::new())
+            let inconclusive = counted.iter().filter(|r| r.inconclusive).count();
+            let reason = if inconclusive > 0 {
+                format!(
+                    "Inconclusive: {inconclusive} of {} metrics could not be judged at the configured level and are not in the score",
+                    counted.len()
+                )
+            } else {
+                String::new()
+            };
+            (weighted_sum(&groups, group_weights), reason)
         }
     };
     Score {

@@ -28,7 +28,7 @@ use super::classifier::{Direction, Label, NanStrategy};
 use super::effect::mean_ratio;
 use super::json::{JsonPath, ShapeError};
 use super::lookup::Reader;
-use super::lrv::{long_run, LongRun};
+use super::lrv::{long_run, pooled_long_run, LongRun};
 use super::model::{
     AnalysisResult, CanaryConfig, MetricConfig, MetricSetPair, PairTimes, ResultMetadata,
     SeriesMetadata, TestDetails,
@@ -122,7 +122,7 @@ impl Settings {
             &base.key("tailQuantile"),
             format!("tailQuantile must be in (0.5, 1), got {tail_quantile}"),
         )?;
-        let min_effective_n = r.f64(&["minEffectiveN"], 3.0)?;
+        let min_effective_n = r.f64(&["minEffectiveN"], 2.0)?;
         check(
             (2.0..=1e9).contains(&min_effective_n),
             &base.key("minEffectiveN"),
@@ -332,11 +332,10 @@ pub struct TestResult {
     #[serde(with = "crate::judge::json::kayenta_f64")]
     pub gate_value: f64,
     pub beyond_allowed: bool,
-    /// The dependence found in each arm (pairwise: in the paired series, as `control`).
+    /// The serial dependence the test allowed for: both arms' common long-run variance (of the
+    /// paired series when paired), its lag-1 autocorrelation and the effective sample size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub control: Option<LongRun>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub experiment: Option<LongRun>,
+    pub dependence: Option<LongRun>,
     /// Instants compared pairwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pairs: Option<usize>,
@@ -432,29 +431,30 @@ impl Alt {
     }
 }
 
-/// A two-sample mean comparison with each arm's long-run variance: `(t, df, lr_x, lr_y)`.
-/// Welch–Satterthwaite degrees of freedom on the effective sample sizes. A zero standard
-/// error (both arms constant) falls back to the pooled i.i.d. variance.
-fn welch_hac(x: &[f64], y: &[f64]) -> (f64, f64, LongRun, LongRun) {
-    let (lx, ly) = (long_run(x), long_run(y));
+/// A two-sample mean comparison with the arms' common long-run variance ([`pooled_long_run`]):
+/// `(t, df, dependence)`, the t reference with the effective sample size less the two means.
+/// A zero standard error (both arms constant) falls back to the pooled i.i.d. variance.
+fn two_sample_hac(x: &[f64], y: &[f64]) -> (f64, f64, LongRun) {
+    let lr = pooled_long_run(&[x, y]);
     let (n, m) = (x.len() as f64, y.len() as f64);
-    let (a, b) = (lx.variance / n, ly.variance / m);
     let diff = stats::mean(y) - stats::mean(x);
-    let mut se2 = a + b;
-    let mut df = (a + b).powi(2)
-        / (a * a / (lx.effective_n - 1.0).max(1.0) + b * b / (ly.effective_n - 1.0).max(1.0));
+    let mut se2 = lr.variance * (1.0 / n + 1.0 / m);
+    let mut df = lr.effective_n - 2.0;
     if !(se2 > 0.0) {
         let pooled: Vec<f64> = x.iter().chain(y).copied().collect();
         se2 = stats::variance(&pooled, true) * (1.0 / n + 1.0 / m);
         df = n + m - 2.0;
     }
     let t = if se2 > 0.0 { diff / se2.sqrt() } else { 0.0 };
-    (t, df.max(1.0), lx, ly)
+    (t, df.max(1.0), lr)
 }
 
 fn all_positive(v: &[f64]) -> bool {
     v.iter().all(|&x| x > 0.0 && x.is_finite())
 }
+
+/// The share of a metric's level its location test gets when a spread test runs beside it.
+const LOCATION_WEIGHT: f64 = 0.8;
 
 /// The location test without pairing: mean pooled ranks, long-run variances.
 fn location_unpaired(
@@ -471,13 +471,14 @@ fn location_unpaired(
     let (ranks, _) = average_ranks(&pooled);
     let scale = (n + m) as f64;
     let u: Vec<f64> = ranks.iter().map(|r| r / scale).collect();
-    let (t, df, lx, ly) = welch_hac(&u[..n], &u[n..]);
+    let (t, df, dependence) = two_sample_hac(&u[..n], &u[n..]);
     let p = alt.p(t, df);
-    // the mean ratio and its interval by the delta method with the values' long-run variances
+    // the mean ratio and its interval by the delta method with the values' long-run variance
     let (mx, my) = (stats::mean(x), stats::mean(y));
-    let (vx, vy) = (long_run(x), long_run(y));
+    let values = pooled_long_run(&[x, y]);
     let ratio = my / mx;
-    let se_log = (vy.variance / (m as f64 * my * my) + vx.variance / (n as f64 * mx * mx)).sqrt();
+    let se_log =
+        (values.variance * (1.0 / (m as f64 * my * my) + 1.0 / (n as f64 * mx * mx))).sqrt();
     let q = t_quantile(1.0 - level / 2.0, df);
     let (lower, upper) = if mx > 0.0 && my > 0.0 && se_log.is_finite() {
         (Some(ratio * (-q * se_log).exp()), Some(ratio * (q * se_log).exp()))
@@ -498,8 +499,7 @@ fn location_unpaired(
         gate_measure: s.measure.name(),
         gate_value,
         beyond_allowed: beyond(gate_value, alt_for(t, alt), s.allowed),
-        control: Some(lx),
-        experiment: Some(ly),
+        dependence: Some(dependence),
         pairs: None,
         events: None,
         dispersion: None,
@@ -611,8 +611,7 @@ fn location_paired(x: &[f64], y: &[f64], alt: Alt, level: f64, s: &MetricSetting
         gate_measure: s.measure.name(),
         gate_value,
         beyond_allowed: beyond(gate_value, alt_for(t, alt), s.allowed),
-        control: Some(ld),
-        experiment: None,
+        dependence: Some(ld),
         pairs: Some(d.len()),
         events: None,
         dispersion: None,
@@ -628,7 +627,7 @@ fn spread(x: &[f64], y: &[f64], alt: Alt, tail_q: f64, s: &MetricSettings) -> Te
     let med = quantile(&pooled, 0.5);
     let dx: Vec<f64> = x.iter().map(|&v| (tr(v) - med).powi(2)).collect();
     let dy: Vec<f64> = y.iter().map(|&v| (tr(v) - med).powi(2)).collect();
-    let (t, df, lx, ly) = welch_hac(&dx, &dy);
+    let (t, df, dependence) = two_sample_hac(&dx, &dy);
     // more spread is worse in either direction
     let p = Alt::Greater.p(t, df);
     let q = if alt == Alt::Less { 1.0 - tail_q } else { tail_q };
@@ -647,8 +646,7 @@ fn spread(x: &[f64], y: &[f64], alt: Alt, tail_q: f64, s: &MetricSettings) -> Te
         gate_measure: gate.name(),
         gate_value,
         beyond_allowed: beyond(gate_value, alt, s.ratio_allowed()),
-        control: Some(lx),
-        experiment: Some(ly),
+        dependence: Some(dependence),
         pairs: None,
         events: None,
         dispersion: None,
@@ -673,9 +671,10 @@ fn rate(x: &[f64], y: &[f64], alt: Alt, level: f64, share: f64, s: &MetricSettin
     let (b, c) = (x.iter().sum::<f64>(), y.iter().sum::<f64>());
     // the canary's expected share of the events when its rate equals the baseline's
     let pi0 = share * m / (share * m + (1.0 - share) * n);
-    let (lx, ly) = (long_run(x), long_run(y));
+    let dependence = pooled_long_run(&[x, y]);
     let dispersion = if b + c > 0.0 {
-        let d = (lx.variance * n + ly.variance * m) / (b + c);
+        // the long-run variance of the counts over their mean: 1 for Poisson counts
+        let d = dependence.variance / ((b + c) / (n + m));
         if d.is_finite() {
             d.max(1.0)
         } else {
@@ -740,8 +739,7 @@ fn rate(x: &[f64], y: &[f64], alt: Alt, level: f64, share: f64, s: &MetricSettin
         gate_measure: "rate".into(),
         gate_value: ratio,
         beyond_allowed: beyond(ratio, direction, s.ratio_allowed()),
-        control: Some(lx),
-        experiment: Some(ly),
+        dependence: Some(dependence),
         pairs: None,
         events: Some([b, c]),
         dispersion: Some(dispersion),
@@ -848,12 +846,14 @@ fn evaluate(
         }
         None => location_unpaired(&x, &y, alt, level, s),
     };
-    let too_small = location
-        .control
-        .iter()
-        .chain(&location.experiment)
-        .map(|l| l.effective_n)
-        .fold(f64::INFINITY, f64::min);
+    // the effective values a side (paired: pairs)
+    let too_small = location.dependence.map_or(f64::NAN, |l| {
+        if location.pairs.is_some() {
+            l.effective_n
+        } else {
+            l.effective_n / 2.0
+        }
+    });
     let raw_small = x.len().min(y.len());
     if raw_small < 5 || too_small < settings.min_effective_n {
         ev.inconclusive = Some(format!(
@@ -876,17 +876,23 @@ fn evaluate(
         ev.tests
             .push(spread(&x, &y, alt, settings.tail_quantile, s));
     }
-    // Bonferroni over the tests; only a test whose effect is beyond the allowed one counts
-    let k = ev.tests.len() as f64;
+    // weighted Bonferroni over the tests (the location test carries most of the metric's
+    // level); only a test whose effect is beyond the allowed one counts
+    let weights: &[f64] = if ev.tests.len() == 2 {
+        &[LOCATION_WEIGHT, 1.0 - LOCATION_WEIGHT]
+    } else {
+        &[1.0]
+    };
     let (best, _) = ev
         .tests
         .iter()
+        .zip(weights)
         .enumerate()
-        .filter(|(_, t)| t.beyond_allowed)
-        .map(|(i, t)| (i, t.p_value))
-        .fold((usize::MAX, 1.0_f64), |a, b| if b.1 < a.1 { b } else { a });
+        .filter(|(_, (t, _))| t.beyond_allowed)
+        .map(|(i, (t, w))| (i, t.p_value / w))
+        .fold((usize::MAX, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
     if best != usize::MAX {
-        ev.p_value = (ev.tests[best].p_value * k).min(1.0);
+        ev.p_value = (ev.tests[best].p_value / weights[best]).min(1.0);
         ev.label_if_rejected = if best == 0 {
             loc_label
         } else if alt == Alt::Less {

@@ -173,35 +173,43 @@ fn argo_rollouts_guide_runs_as_written() {
     // the AnalysisTemplate: its URL with the run id, its JSON path, its conditions
     let template = block_with(GUIDE, "yaml", "kind: AnalysisTemplate");
     let yaml: serde_norway::Value = serde_norway::from_str(&template).unwrap();
-    let metric = &yaml["spec"]["metrics"][0];
-    let web = &metric["provider"]["web"];
-    let url = web["url"]
-        .as_str()
-        .unwrap()
-        .replace("{{args.run-id}}", &run_id);
-    let path = url.split("://").nth(1).unwrap().split_once('/').unwrap().1;
-    let verdict = get(&api, &format!("/{path}")).json();
-    assert_eq!(web["jsonPath"], "{$.status}");
-    let status = verdict["status"].as_str().unwrap();
-    assert_eq!(status, "running");
-    // every status the API can return is decided by the template: pass succeeds, the final
-    // failures fail, running is inconclusive (asked again)
-    let success = metric["successCondition"].as_str().unwrap();
-    let failure = metric["failureCondition"].as_str().unwrap();
+    let metrics = yaml["spec"]["metrics"].as_sequence().unwrap();
+    assert_eq!(metrics.len(), 2, "a watching metric and a final one");
     let openapi = get(&api, "/openapi.json").json();
-    for s in openapi["components"]["schemas"]["Verdict"]["properties"]["status"]["enum"]
+    let statuses: Vec<String> = openapi["components"]["schemas"]["Verdict"]["properties"]
+        ["status"]["enum"]
         .as_array()
         .unwrap()
-    {
-        let s = s.as_str().unwrap();
-        let quoted = format!("\"{s}\"");
-        match s {
-            "running" => assert!(!success.contains(&quoted) && !failure.contains(&quoted)),
-            "pass" => assert!(success.contains(&quoted) && !failure.contains(&quoted)),
-            other => assert!(
-                failure.contains(&quoted),
-                "{other} fails the step: {failure}"
-            ),
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    for metric in metrics {
+        let web = &metric["provider"]["web"];
+        let url = web["url"]
+            .as_str()
+            .unwrap()
+            .replace("{{args.run-id}}", &run_id);
+        let path = url.split("://").nth(1).unwrap().split_once('/').unwrap().1;
+        let verdict = get(&api, &format!("/{path}")).json();
+        assert_eq!(web["jsonPath"], "{$.status}");
+        assert_eq!(verdict["status"].as_str().unwrap(), "running");
+        // every status the API can return is decided as the guide's table says: the watcher
+        // succeeds on all but the failures; the final metric succeeds only on pass and leaves
+        // running and inconclusive to Argo's Inconclusive
+        let final_metric = metric["count"].as_u64() == Some(1);
+        let success = metric["successCondition"].as_str().unwrap();
+        let failure = metric["failureCondition"].as_str().unwrap();
+        for s in &statuses {
+            let quoted = format!("\"{s}\"");
+            let (ok, failed) = (success.contains(&quoted), failure.contains(&quoted));
+            let want = match (s.as_str(), final_metric) {
+                ("pass", _) => (true, false),
+                ("running" | "inconclusive", false) => (true, false),
+                ("running" | "inconclusive", true) => (false, false),
+                ("fail" | "marginal" | "stopped" | "error", _) => (false, true),
+                (other, _) => panic!("the guide does not say what {other} does"),
+            };
+            assert_eq!((ok, failed), want, "{s} in {}", metric["name"].as_str().unwrap());
         }
     }
     // the guide's claim: a write without the token is refused

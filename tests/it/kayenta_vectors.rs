@@ -367,6 +367,7 @@ fn scorer_vectors() {
                 critical: r["critical"].as_bool().unwrap(),
                 muted: r["muted"].as_bool().unwrap(),
                 reason: Some(&reasons[k]),
+                inconclusive: false,
             })
             .collect();
         let s = score(
