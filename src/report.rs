@@ -133,7 +133,32 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
             pvalue(t.p_value),
             t.method.clone(),
         ),
-        None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        None => match r
+            .result_metadata
+            .as_ref()
+            .and_then(|m| m.test.as_ref())
+            .and_then(|t| t.v2())
+        {
+            // coalmine-v2: the effect and interval of its first test, the metric's p-value
+            // after the correction across metrics, and how each test was done
+            Some(v2) => match v2.tests.first() {
+                Some(t) => (
+                    number(t.estimate, 3),
+                    match (t.lower, t.upper) {
+                        (Some(l), Some(u)) => format!("[{}, {}]", number(l, 3), number(u, 3)),
+                        _ => "-".into(),
+                    },
+                    pvalue(v2.adjusted_p_value),
+                    v2.tests
+                        .iter()
+                        .map(|t| t.method.as_str())
+                        .collect::<Vec<_>>()
+                        .join("+"),
+                ),
+                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            },
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        },
     };
     let n = format!(
         "{}/{}",

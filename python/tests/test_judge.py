@@ -23,7 +23,7 @@ def cli(coalmine_bin, root, *args, stdin=None):
     )
 
 
-@pytest.mark.parametrize("judge_name", [None, "coalmine-v1", "NetflixACAJudge-v1.0"])
+@pytest.mark.parametrize("judge_name", [None, "coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-v2"])
 def test_same_json_as_cli(coalmine_bin, root, judge_name):
     args = ["judge", "examples/checkout-canary.json"] + (["--judge", judge_name] if judge_name else [])
     out = cli(coalmine_bin, root, *args)
@@ -124,7 +124,7 @@ def test_python_values_become_kayenta_json(example):
 
 
 def test_judges():
-    assert coalmine.judges() == ["coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1"]
+    assert coalmine.judges() == ["coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1", "coalmine-v2"]
     # the Literal type lists the judges this build knows
     assert list(typing.get_args(coalmine.types.JudgeName)) == coalmine.judges()
 
@@ -138,6 +138,48 @@ def test_sequential_results_are_typed(example):
         assert m.test.threshold > 1 and 0 < m.test.p_value <= 1
     row = r.metrics()[0]
     assert row["p_value"] == r.results[0].test.p_value and row["lower"] is None
+
+
+def test_v2_results_are_typed_and_paired_on_kayenta_scopes():
+    """coalmine-v2: the statistics arrive as V2Report/V2Test; arms with aligned Kayenta scopes
+    are compared pairwise, so a load swing shared by both arms cancels and a 10 % regression
+    under it is caught (the unpaired test, the pairing switched off, misses it)."""
+    rng = np.random.default_rng(4)
+    load = 1 + 0.3 * np.sin(np.arange(60) / 60 * 2 * np.pi)
+    control = (120 * load * np.exp(rng.normal(0, 0.08, 60))).tolist()
+    experiment = (132 * load * np.exp(rng.normal(0, 0.08, 60))).tolist()
+    scope = {"startTimeMillis": 1_700_000_000_000, "stepMillis": 60_000}
+    request = {
+        "canaryConfig": {
+            "name": "v2",
+            "judge": {"name": "coalmine-v2"},
+            "metrics": [{
+                "name": "latency", "query": {"type": "sql", "sql": "SELECT 1"}, "groups": ["g"],
+                "analysisConfigurations": {"canary": {"direction": "increase"}},
+            }],
+            "classifier": {"groupWeights": {"g": 100}},
+        },
+        "metricSetPairList": [{
+            "name": "latency", "id": "p", "tags": {},
+            "values": {"control": control, "experiment": experiment},
+            "scopes": {"control": scope, "experiment": scope},
+        }],
+        "scoreThresholds": {"pass": 95, "marginal": 75},
+    }
+    r = coalmine.judge(request)
+    assert r.judge_name == "coalmine-v2"
+    m = r.results[0]
+    assert isinstance(m.test, coalmine.V2Report) and not m.inconclusive
+    assert m.test.pairing == "paired" and m.classification == "High"
+    location = m.test.tests[0]
+    assert isinstance(location, coalmine.V2Test)
+    assert location.method == "paired-log-ratio-hac" and location.lower is not None
+    assert location.lower < 1.1 < location.upper, (location.lower, location.upper)
+    assert location.dependence is not None and location.dependence["effectiveN"] > 1
+    assert r.metrics()[0]["method"] == "paired-log-ratio-hac"
+    request["canaryConfig"]["judge"]["judgeConfigurations"] = {"pairing": "off"}
+    unpaired = coalmine.judge(request).results[0]
+    assert unpaired.test.pairing == "unpaired" and unpaired.classification != "High"
 
 
 def test_nan_fields_read_as_floats():

@@ -683,3 +683,68 @@ fn one_bucket_a_side_is_not_a_verdict() {
     );
     assert!(d.terminate().success());
 }
+
+/// `coalmine-v2` in runs: one value a side per judgment (a 1-second window of 1-second
+/// buckets) is inconclusive, not a pass, and so is the run's verdict; a growing window gathers
+/// values until the test can decide, and then it fails the slow canary.
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
+fn coalmine_v2_runs_are_inconclusive_on_one_value_and_fail_a_slow_canary() {
+    let (mut d, addr, topic) = Daemon::on_new_topic("v2-runs", 2, "");
+    let api = d.api();
+    let traffic = Traffic::start(addr.clone(), topic.clone(), vec![("shop", true)]);
+    let cfg = json!({
+        "name": "per-second-latency-v2", "applications": ["e2e"],
+        "judge": {"name": "coalmine-v2"},
+        "metrics": [{"name": "latency p50", "groups": ["latency"],
+            "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '1 second', ts) AS ts, median(value) AS value FROM metrics WHERE metric = 'latency' GROUP BY 1"},
+            "analysisConfigurations": {"canary": {"direction": "increase"}}}],
+        "classifier": {"groupWeights": {"latency": 100}}
+    });
+    let id = request(&api, "POST", "/canaryConfig", Some(&cfg.to_string()), &[]).json()
+        ["canaryConfigId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = |window: &str, lifetime: &str| {
+        json!({"config": id, "scopes": {"default": {"control": {"tags": {"app": "shop", "version": "v1"}},
+               "experiment": {"tags": {"app": "shop", "version": "v2"}}}},
+               "start": "now", "lifetime": lifetime, "interval": "1s", "window": window})
+        .to_string()
+    };
+    let sliding = request(&api, "POST", "/runs", Some(&body("1s", "4s")), &[]).json();
+    let growing = request(&api, "POST", "/runs", Some(&body("growing", "15s")), &[]).json();
+    let (sliding, growing) = (
+        sliding["id"].as_str().unwrap(),
+        growing["id"].as_str().unwrap(),
+    );
+
+    let v = wait_final(&api, sliding, Duration::from_secs(60));
+    assert_eq!(v["status"], "inconclusive", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("latency p50"),
+        "the message names the metric: {v}"
+    );
+    let run = get(&api, &format!("/runs/{sliding}")).json();
+    for j in run["judgments"].as_array().unwrap() {
+        let m = &j["result"]["results"][0];
+        assert_eq!(m["classification"], "Nodata", "{m}");
+        assert_eq!(m["inconclusive"], true, "{m}");
+        assert!(m["notJudged"].as_str().unwrap().contains("too little data"), "{m}");
+    }
+
+    let v = wait_final(&api, growing, Duration::from_secs(60));
+    traffic.stop();
+    assert_eq!(v["status"], "fail", "{v}");
+    let run = get(&api, &format!("/runs/{growing}")).json();
+    let last = &run["judgments"].as_array().unwrap().last().unwrap()["result"]["results"][0];
+    assert_eq!(last["classification"], "High", "{last}");
+    let test = &last["resultMetadata"]["test"];
+    assert_eq!(test["kind"], "coalmine-v2", "{last}");
+    // the 1-second buckets line up in time; pairing needs at least 10 common instants
+    let n = last["experimentMetadata"]["stats"]["count"].as_u64().unwrap();
+    let want = if n >= 10 { "paired" } else { "unpaired" };
+    assert_eq!(test["pairing"], want, "{last}");
+    assert!(test["adjustedPValue"].as_f64().unwrap() <= 0.05, "{last}");
+    assert!(d.terminate().success());
+}
