@@ -442,11 +442,21 @@ impl MetricParams {
 
 /// NaN handling, then outlier removal (Kayenta's order).
 fn prepare(series: &[f64], params: &MetricParams) -> Vec<f64> {
-    let cleaned = match params.nan_strategy {
+    clean(series, params.nan_strategy, params.outlier_factor)
+}
+
+/// Kayenta's cleaning of a series before any test: NaNs removed or replaced by 0, then (with
+/// an outlier factor) IQR outliers removed.
+pub(crate) fn clean(
+    series: &[f64],
+    nan_strategy: NanStrategy,
+    outlier_factor: Option<f64>,
+) -> Vec<f64> {
+    let cleaned = match nan_strategy {
         NanStrategy::Remove => remove_nans(series),
         NanStrategy::Replace => replace_nans(series, 0.0),
     };
-    match params.outlier_factor {
+    match outlier_factor {
         Some(factor) => Detector::Iqr {
             factor,
             reduce_sensitivity: true,

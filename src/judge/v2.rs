@@ -755,18 +755,7 @@ fn rate_min_p(t: &TestResult, share_pi0: f64) -> f64 {
 
 /// NaN handling, then outlier removal (Kayenta's order), as `coalmine-v1`.
 fn prepare(series: &[f64], s: &MetricSettings) -> Vec<f64> {
-    let cleaned = match s.nan_strategy {
-        NanStrategy::Remove => super::transform::remove_nans(series),
-        NanStrategy::Replace => super::transform::replace_nans(series, 0.0),
-    };
-    match s.outlier_factor {
-        Some(factor) => super::transform::Detector::Iqr {
-            factor,
-            reduce_sensitivity: true,
-        }
-        .remove_outliers(&cleaned),
-        None => cleaned,
-    }
+    super::clean(series, s.nan_strategy, s.outlier_factor)
 }
 
 fn evaluate(

@@ -591,24 +591,28 @@ fn sequential_runs_accumulate_evidence_across_ticks_and_restarts() {
     assert!(d.terminate().success());
 }
 
-/// The first ticks of a run hold one bucket a side (1-second buckets, 1-second interval).
-/// Aligned ticks make every window exactly one whole bucket; with one value a side the
-/// default judge cannot reach 98 %, so even the 30 %-slower canary is not failed on it: each
-/// judgment says the metric could not be judged, and so does the verdict. A growing window
-/// gathers values until the test can decide, and then it fails the slow canary.
-#[test]
-#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
-fn one_bucket_a_side_is_not_a_verdict() {
-    let (mut d, addr, topic) = Daemon::on_new_topic("first-ticks", 2, "");
+/// A daemon, traffic with a 30 %-slower canary of `shop`, a per-second latency config (with
+/// `judge`, else the default) and two runs judging every second: one over the last second
+/// (one 1-second bucket a side, 4 s), one over a growing window (`lifetime`). Returns the
+/// daemon, the traffic and the runs' ids (sliding, growing).
+fn per_second_runs(
+    name: &str,
+    judge: Option<&str>,
+    lifetime: &str,
+) -> (Daemon, Traffic, String, String) {
+    let (mut d, addr, topic) = Daemon::on_new_topic(name, 2, "");
     let api = d.api();
     let traffic = Traffic::start(addr.clone(), topic.clone(), vec![("shop", true)]);
-    let cfg = json!({
-        "name": "per-second-latency", "applications": ["e2e"],
+    let mut cfg = json!({
+        "name": format!("per-second-latency-{name}"), "applications": ["e2e"],
         "metrics": [{"name": "latency p50", "groups": ["latency"],
             "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '1 second', ts) AS ts, median(value) AS value FROM metrics WHERE metric = 'latency' GROUP BY 1"},
             "analysisConfigurations": {"canary": {"direction": "increase"}}}],
         "classifier": {"groupWeights": {"latency": 100}}
     });
+    if let Some(judge) = judge {
+        cfg["judge"] = json!({ "name": judge });
+    }
     let id = request(&api, "POST", "/canaryConfig", Some(&cfg.to_string()), &[]).json()
         ["canaryConfigId"]
         .as_str()
@@ -620,12 +624,29 @@ fn one_bucket_a_side_is_not_a_verdict() {
                "start": "now", "lifetime": lifetime, "interval": "1s", "window": window})
         .to_string()
     };
-    let sliding = request(&api, "POST", "/runs", Some(&body("1s", "4s")), &[]).json();
-    let growing = request(&api, "POST", "/runs", Some(&body("growing", "12s")), &[]).json();
-    let (sliding, growing) = (
-        sliding["id"].as_str().unwrap(),
-        growing["id"].as_str().unwrap(),
-    );
+    let run = |window: &str, lifetime: &str| {
+        request(&api, "POST", "/runs", Some(&body(window, lifetime)), &[]).json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let sliding = run("1s", "4s");
+    let growing = run("growing", lifetime);
+    (d, traffic, sliding, growing)
+}
+
+
+/// The first ticks of a run hold one bucket a side (1-second buckets, 1-second interval).
+/// Aligned ticks make every window exactly one whole bucket; with one value a side the
+/// default judge cannot reach 98 %, so even the 30 %-slower canary is not failed on it: each
+/// judgment says the metric could not be judged, and so does the verdict. A growing window
+/// gathers values until the test can decide, and then it fails the slow canary.
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
+fn one_bucket_a_side_is_not_a_verdict() {
+    let (mut d, traffic, sliding, growing) = per_second_runs("first-ticks", None, "12s");
+    let api = d.api();
+    let (sliding, growing) = (sliding.as_str(), growing.as_str());
 
     let v = wait_final(&api, sliding, Duration::from_secs(60));
     assert_eq!(v["status"], "pass", "{v}");
@@ -690,34 +711,10 @@ fn one_bucket_a_side_is_not_a_verdict() {
 #[test]
 #[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
 fn coalmine_v2_runs_are_inconclusive_on_one_value_and_fail_a_slow_canary() {
-    let (mut d, addr, topic) = Daemon::on_new_topic("v2-runs", 2, "");
+    let (mut d, traffic, sliding, growing) =
+        per_second_runs("v2-runs", Some("coalmine-v2"), "15s");
     let api = d.api();
-    let traffic = Traffic::start(addr.clone(), topic.clone(), vec![("shop", true)]);
-    let cfg = json!({
-        "name": "per-second-latency-v2", "applications": ["e2e"],
-        "judge": {"name": "coalmine-v2"},
-        "metrics": [{"name": "latency p50", "groups": ["latency"],
-            "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '1 second', ts) AS ts, median(value) AS value FROM metrics WHERE metric = 'latency' GROUP BY 1"},
-            "analysisConfigurations": {"canary": {"direction": "increase"}}}],
-        "classifier": {"groupWeights": {"latency": 100}}
-    });
-    let id = request(&api, "POST", "/canaryConfig", Some(&cfg.to_string()), &[]).json()
-        ["canaryConfigId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let body = |window: &str, lifetime: &str| {
-        json!({"config": id, "scopes": {"default": {"control": {"tags": {"app": "shop", "version": "v1"}},
-               "experiment": {"tags": {"app": "shop", "version": "v2"}}}},
-               "start": "now", "lifetime": lifetime, "interval": "1s", "window": window})
-        .to_string()
-    };
-    let sliding = request(&api, "POST", "/runs", Some(&body("1s", "4s")), &[]).json();
-    let growing = request(&api, "POST", "/runs", Some(&body("growing", "15s")), &[]).json();
-    let (sliding, growing) = (
-        sliding["id"].as_str().unwrap(),
-        growing["id"].as_str().unwrap(),
-    );
+    let (sliding, growing) = (sliding.as_str(), growing.as_str());
 
     let v = wait_final(&api, sliding, Duration::from_secs(60));
     assert_eq!(v["status"], "inconclusive", "{v}");
