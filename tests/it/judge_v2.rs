@@ -170,20 +170,20 @@ fn one_value_a_side_is_inconclusive() {
 
 #[test]
 fn autocorrelated_healthy_canaries_are_not_flagged() {
-    // 300 A/A latency metrics at AR(1) φ = 0.8, 60 values a side: coalmine-v1's i.i.d. test
-    // flags many; v2's long-run variance keeps it near its level (one metric: α = 0.05,
-    // one-sided, split over its two tests)
+    // 600 A/A latency metrics at AR(1) φ = 0.8, 60 values a side: coalmine-v1's i.i.d. test
+    // flags about one in ten; v2's long-run variance keeps it at its level (one metric:
+    // α = 0.05), within sampling noise (99 % bound of Binomial(600, 0.05): 42)
     let mut rng = Synth::new(7);
     let (mut v1, mut v2) = (0, 0);
-    for _ in 0..300 {
+    for _ in 0..600 {
         let c = ar1_lognormal(&mut rng, 60, 0.8, 0.08, 120.0);
         let e = ar1_lognormal(&mut rng, 60, 0.8, 0.08, 120.0);
         let req = request(&[("latency", increase(), c, e)], json!({}));
         v1 += (judge(&req, "coalmine-v1").results[0].classification == "High") as usize;
         v2 += (judge(&req, "coalmine-v2").results[0].classification == "High") as usize;
     }
-    assert!(v1 >= 30, "coalmine-v1 flagged {v1} of 300");
-    assert!(v2 <= 15, "coalmine-v2 flagged {v2} of 300");
+    assert!(v1 >= 60, "coalmine-v1 flagged {v1} of 600");
+    assert!(v2 <= 42, "coalmine-v2 flagged {v2} of 600");
 }
 
 #[test]
