@@ -424,7 +424,8 @@ impl Alt {
     }
     fn p(self, t: f64, df: f64) -> f64 {
         match self {
-            Alt::Greater => 1.0 - t_cdf(t, df),
+            // the upper tail as the lower tail of −t: no cancellation for tiny p-values
+            Alt::Greater => t_cdf(-t, df),
             Alt::Less => t_cdf(t, df),
             Alt::TwoSided => (2.0 * t_cdf(-t.abs(), df)).min(1.0),
         }
