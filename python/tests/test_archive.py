@@ -106,6 +106,24 @@ def test_rejudge_with_other_settings(archive):
     assert seen and seen[-1] == (len(archive), len(archive))
 
 
+def test_rejudge_with_coalmine_v2_agrees_with_the_labels_more_often(archive):
+    """On the labelled fixture (60 runs, seed 7), coalmine-v2's last judgment of each run agrees
+    with the run's label at least as often as the archived NetflixACAJudge-v1.0 verdict (57 vs
+    54 of 60 when written), and the verdicts it changes mostly move towards the label."""
+    labels = {r["run_id"]: r["label_regressed"] for r in archive.runs().to_pylist()}
+    c = archive.rejudge(judge="coalmine-v2")
+    rows = c.judgments.to_pylist()
+    assert set(c.judgments.column("new_judge")) == {"coalmine-v2"}
+    last = {r["run_id"]: r for r in rows}
+    agree = lambda key: sum((r[key] != "Pass") == labels[k] for k, r in last.items())  # noqa: E731
+    assert agree("new_classification") >= agree("old_classification")
+    changed = [r for r in rows if r["changed"]]
+    towards = sum((r["new_classification"] != "Pass") == labels[r["run_id"]] for r in changed)
+    assert changed and towards > len(changed) / 2, (towards, len(changed))
+    with pytest.raises(coalmine.InvalidInputError, match="`tolerance` has no effect on coalmine-v2"):
+        archive.rejudge(judge="coalmine-v2", tolerance=0.1)
+
+
 def test_judge_overrides(archive):
     req = archive.request(archive.run_ids()[1], 1)
     base = coalmine.judge(req, judge="coalmine-v1")

@@ -130,20 +130,22 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-/// The first override that `kind` would silently ignore: the Mann–Whitney settings only
-/// `coalmine-v1` reads, globally or in a metric's patch.
+/// The first override that `kind` would silently ignore, globally or in a metric's patch:
+/// the Mann–Whitney settings only `coalmine-v1` reads (`coalmine-v2` reads a metric's
+/// `confidence`, as that metric's own level).
 fn ignored_setting(kind: JudgeKind, overrides: &Value) -> Option<&'static str> {
-    const COALMINE_V1_ONLY: [&str; 4] =
-        ["confidence", "tolerance", "exact", "continuityCorrection"];
-    if kind == JudgeKind::CoalmineV1 {
-        return None;
-    }
+    let ignored: &[&'static str] = match kind {
+        JudgeKind::CoalmineV1 => &[],
+        JudgeKind::CoalmineV2 => &["tolerance", "exact", "continuityCorrection"],
+        _ => &["confidence", "tolerance", "exact", "continuityCorrection"],
+    };
     let patches = overrides["metrics"]
         .as_object()
         .into_iter()
         .flat_map(|m| m.values());
-    COALMINE_V1_ONLY
-        .into_iter()
+    ignored
+        .iter()
+        .copied()
         .find(|k| overrides.get(k).is_some() || patches.clone().any(|p| p.get(k).is_some()))
 }
 
@@ -180,9 +182,9 @@ fn rejudge_cached(
         .map_err(|e| e.to_string())?;
     if let Some(key) = ignored_setting(kind, overrides) {
         return Err(format!(
-            "{}#{}: overrides: `{key}` has no effect on {} (only coalmine-v1 reads it; \
-             NetflixACAJudge-v1.0 fixes confidence 0.98 and tolerance 0.25 as Kayenta does): \
-             re-judge with coalmine-v1",
+            "{}#{}: overrides: `{key}` has no effect on {} (coalmine-v1 reads it; \
+             NetflixACAJudge-v1.0 fixes confidence 0.98 and tolerance 0.25 as Kayenta does; \
+             coalmine-v2 reads only `confidence`): re-judge with coalmine-v1",
             j.run_id,
             j.index,
             kind.name()

@@ -170,3 +170,48 @@ fn invalid_input_names_the_json_path() {
         stderr(&out)
     );
 }
+
+/// `coalmine replay --judge coalmine-v2` on an archive (the demo's labelled fixture): every
+/// judgment re-judged with the new judge, the changed verdicts counted, and a setting v2 does
+/// not read refused by name instead of silently ignored.
+#[test]
+fn replay_with_coalmine_v2_shows_which_verdicts_change() {
+    let dir = std::env::temp_dir().join(format!("coalmine-replay-v2-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let out = coalmine(
+        &["demo", "--archive", d, "--runs", "12", "--judgments", "3", "--seed", "5"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // "wrote N judgments of 12 runs to …" (a failing run stops early)
+    let written: usize = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("the demo says how many judgments it wrote");
+    let out = coalmine(
+        &["replay", "--archive", d, "--judge", "coalmine-v2", "--format", "json"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = doc["judgments"].as_array().unwrap();
+    assert_eq!(rows.len(), written, "every archived judgment re-judged");
+    let changed = rows.iter().filter(|r| r["changed"] == true).count() as u64;
+    assert_eq!(doc["changed"].as_u64(), Some(changed));
+    let table = coalmine(&["replay", "--archive", d, "--judge", "coalmine-v2"], None);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains(&format!("{changed} verdicts change")),
+        "{text}"
+    );
+    let refused = coalmine(
+        &["replay", "--archive", d, "--judge", "coalmine-v2", "--overrides", r#"{"tolerance": 0.1}"#],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("`tolerance` has no effect on coalmine-v2"), "{}", stderr(&refused));
+    let _ = std::fs::remove_dir_all(&dir);
+}
