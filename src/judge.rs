@@ -365,15 +365,55 @@ fn check_tolerance(t: f64, path: &JsonPath) -> Result<(), ShapeError> {
     }
 }
 
+/// What every fixed-horizon judge reads from a metric's `analysisConfigurations.canary`, with
+/// Kayenta's defaults and Kayenta's reading (an `outlierFactor` is checked even when outliers
+/// are kept).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CanaryBasics {
+    pub(crate) direction: Direction,
+    pub(crate) nan_strategy: NanStrategy,
+    pub(crate) outlier_factor: Option<f64>,
+    pub(crate) critical: bool,
+    pub(crate) must_have_data: bool,
+    pub(crate) muted: bool,
+}
+
+impl CanaryBasics {
+    pub(crate) fn read(r: &Reader<'_>) -> Result<Self, ShapeError> {
+        let remove_outliers = r.string(&["canary", "outliers", "strategy"], "none") == "remove";
+        let outlier_factor = r.f64(&["canary", "outliers", "outlierFactor"], 3.0)?;
+        Ok(CanaryBasics {
+            direction: Direction::parse(&r.string(&["canary", "direction"], "either")),
+            nan_strategy: NanStrategy::parse(&r.string(&["canary", "nanStrategy"], "none")),
+            outlier_factor: remove_outliers.then_some(outlier_factor),
+            critical: r.bool(&["canary", "critical"], false)?,
+            must_have_data: r.bool(&["canary", "mustHaveData"], false)?,
+            muted: r.bool(&["canary", "muted"], false)?,
+        })
+    }
+
+    /// Kayenta's cleaning of a series before any test: NaNs removed or replaced by 0, then
+    /// (with an outlier factor) IQR outliers removed.
+    pub(crate) fn clean(&self, series: &[f64]) -> Vec<f64> {
+        let cleaned = match self.nan_strategy {
+            NanStrategy::Remove => remove_nans(series),
+            NanStrategy::Replace => replace_nans(series, 0.0),
+        };
+        match self.outlier_factor {
+            Some(factor) => Detector::Iqr {
+                factor,
+                reduce_sensitivity: true,
+            }
+            .remove_outliers(&cleaned),
+            None => cleaned,
+        }
+    }
+}
+
 /// A metric's resolved `analysisConfigurations.canary` settings (Kayenta's defaults).
 #[derive(Debug, Clone, Copy)]
 struct MetricParams {
-    direction: Direction,
-    nan_strategy: NanStrategy,
-    outlier_factor: Option<f64>,
-    critical: bool,
-    must_have_data: bool,
-    muted: bool,
+    basics: CanaryBasics,
     classifier: ClassifierParams,
 }
 
@@ -387,13 +427,7 @@ impl MetricParams {
             data: &metric.analysis,
             base_path: metric.path.key("analysisConfigurations"),
         };
-        let direction = Direction::parse(&r.string(&["canary", "direction"], "either"));
-        let nan_strategy = NanStrategy::parse(&r.string(&["canary", "nanStrategy"], "none"));
-        let remove_outliers = r.string(&["canary", "outliers", "strategy"], "none") == "remove";
-        let outlier_factor = r.f64(&["canary", "outliers", "outlierFactor"], 3.0)?;
-        let critical = r.bool(&["canary", "critical"], false)?;
-        let must_have_data = r.bool(&["canary", "mustHaveData"], false)?;
-        let muted = r.bool(&["canary", "muted"], false)?;
+        let basics = CanaryBasics::read(&r)?;
         let measure =
             EffectMeasure::parse(&r.string(&["canary", "effectSize", "measure"], "meanRatio"));
         let neutral = measure.neutral();
@@ -422,12 +456,7 @@ impl MetricParams {
             }
         };
         Ok(MetricParams {
-            direction,
-            nan_strategy,
-            outlier_factor: remove_outliers.then_some(outlier_factor),
-            critical,
-            must_have_data,
-            muted,
+            basics,
             classifier: ClassifierParams {
                 tolerance,
                 confidence,
@@ -442,28 +471,7 @@ impl MetricParams {
 
 /// NaN handling, then outlier removal (Kayenta's order).
 fn prepare(series: &[f64], params: &MetricParams) -> Vec<f64> {
-    clean(series, params.nan_strategy, params.outlier_factor)
-}
-
-/// Kayenta's cleaning of a series before any test: NaNs removed or replaced by 0, then (with
-/// an outlier factor) IQR outliers removed.
-pub(crate) fn clean(
-    series: &[f64],
-    nan_strategy: NanStrategy,
-    outlier_factor: Option<f64>,
-) -> Vec<f64> {
-    let cleaned = match nan_strategy {
-        NanStrategy::Remove => remove_nans(series),
-        NanStrategy::Replace => replace_nans(series, 0.0),
-    };
-    match outlier_factor {
-        Some(factor) => Detector::Iqr {
-            factor,
-            reduce_sensitivity: true,
-        }
-        .remove_outliers(&cleaned),
-        None => cleaned,
-    }
+    params.basics.clean(series)
 }
 
 fn judge_pair(
@@ -476,10 +484,10 @@ fn judge_pair(
     let control = prepare(&pair.control, params);
     let input = ClassifyInput {
         metric_name: &pair.name,
-        direction: params.direction,
-        nan_strategy: params.nan_strategy,
-        critical: params.critical,
-        data_required: params.must_have_data,
+        direction: params.basics.direction,
+        nan_strategy: params.basics.nan_strategy,
+        critical: params.basics.critical,
+        data_required: params.basics.must_have_data,
         experiment_label: "Canary",
         control_label: "Baseline",
     };
@@ -541,7 +549,7 @@ fn judge_pair(
         },
         result_metadata,
         critical,
-        muted: params.muted,
+        muted: params.basics.muted,
         not_judged,
         inconclusive: false,
     }

@@ -94,3 +94,43 @@ impl Reader<'_> {
         }
     }
 }
+
+/// `Ok` when `ok`, else the error `message` at `path`.
+pub(crate) fn check(ok: bool, path: &JsonPath, message: String) -> Result<(), ShapeError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ShapeError::new(path, message))
+    }
+}
+
+impl Reader<'_> {
+    /// The canary's share of the traffic, for count metrics: `trafficShare`, else
+    /// `canaryInstances / (canaryInstances + baselineInstances)`, else an even split; in (0, 1).
+    pub(crate) fn traffic_share(&self) -> Result<f64, ShapeError> {
+        let base = &self.base_path;
+        let share = match self.opt_f64(&["trafficShare"])? {
+            Some(s) => s,
+            None => match (
+                self.opt_f64(&["canaryInstances"])?,
+                self.opt_f64(&["baselineInstances"])?,
+            ) {
+                (Some(c), Some(b)) => {
+                    check(
+                        c > 0.0 && b > 0.0,
+                        &base.key("canaryInstances"),
+                        format!("instance counts must be positive, got canary {c}, baseline {b}"),
+                    )?;
+                    c / (c + b)
+                }
+                _ => 0.5,
+            },
+        };
+        check(
+            share > 0.0 && share < 1.0,
+            &base.key("trafficShare"),
+            format!("trafficShare must be in (0, 1), got {share}"),
+        )?;
+        Ok(share)
+    }
+}

@@ -27,7 +27,7 @@ use statrs::distribution::{Beta, ContinuousCDF, StudentsT};
 use super::classifier::{Direction, Label, NanStrategy};
 use super::effect::mean_ratio;
 use super::json::{JsonPath, ShapeError};
-use super::lookup::Reader;
+use super::lookup::{check, Reader};
 use super::lrv::{long_run, pooled_long_run, LongRun};
 use super::model::{
     AnalysisResult, CanaryConfig, MetricConfig, MetricSetPair, PairTimes, ResultMetadata,
@@ -66,14 +66,6 @@ pub struct Settings {
     pub pairing: bool,
 }
 
-fn check(ok: bool, path: &JsonPath, message: String) -> Result<(), ShapeError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ShapeError::new(path, message))
-    }
-}
-
 impl Settings {
     pub fn from_config(config: &CanaryConfig) -> Result<Self, ShapeError> {
         let r = config.judge_configurations();
@@ -95,27 +87,7 @@ impl Settings {
                 ))
             }
         };
-        let traffic_share = match r.opt_f64(&["trafficShare"])? {
-            Some(s) => s,
-            None => match (
-                r.opt_f64(&["canaryInstances"])?,
-                r.opt_f64(&["baselineInstances"])?,
-            ) {
-                (Some(c), Some(b)) if c > 0.0 && b > 0.0 => c / (c + b),
-                (Some(c), Some(b)) => {
-                    return Err(ShapeError::new(
-                        &base.key("canaryInstances"),
-                        format!("instance counts must be positive, got canary {c}, baseline {b}"),
-                    ))
-                }
-                _ => 0.5,
-            },
-        };
-        check(
-            traffic_share > 0.0 && traffic_share < 1.0,
-            &base.key("trafficShare"),
-            format!("trafficShare must be in (0, 1), got {traffic_share}"),
-        )?;
+        let traffic_share = r.traffic_share()?;
         let tail_quantile = r.f64(&["tailQuantile"], 0.95)?;
         check(
             tail_quantile > 0.5 && tail_quantile < 1.0,
@@ -215,12 +187,7 @@ fn quantile(values: &[f64], q: f64) -> f64 {
 /// A metric's settings (`analysisConfigurations.canary`).
 #[derive(Debug, Clone)]
 pub struct MetricSettings {
-    direction: Direction,
-    nan_strategy: NanStrategy,
-    outlier_factor: Option<f64>,
-    critical: bool,
-    must_have_data: bool,
-    muted: bool,
+    basics: super::CanaryBasics,
     metric_type: Option<MetricType>,
     measure: Measure,
     /// (decrease, increase) allowed effects, as ratios.
@@ -263,16 +230,8 @@ impl MetricSettings {
                 ))
             }
         };
-        let remove_outliers = r.string(&["canary", "outliers", "strategy"], "none") == "remove";
         Ok(MetricSettings {
-            direction: Direction::parse(&r.string(&["canary", "direction"], "either")),
-            nan_strategy: NanStrategy::parse(&r.string(&["canary", "nanStrategy"], "none")),
-            outlier_factor: remove_outliers
-                .then(|| r.f64(&["canary", "outliers", "outlierFactor"], 3.0))
-                .transpose()?,
-            critical: r.bool(&["canary", "critical"], false)?,
-            must_have_data: r.bool(&["canary", "mustHaveData"], false)?,
-            muted: r.bool(&["canary", "muted"], false)?,
+            basics: super::CanaryBasics::read(&r)?,
             metric_type,
             measure,
             allowed: (
@@ -756,7 +715,7 @@ fn rate_min_p(t: &TestResult, share_pi0: f64) -> f64 {
 
 /// NaN handling, then outlier removal (Kayenta's order), as `coalmine-v1`.
 fn prepare(series: &[f64], s: &MetricSettings) -> Vec<f64> {
-    super::clean(series, s.nan_strategy, s.outlier_factor)
+    s.basics.clean(series)
 }
 
 fn evaluate(
@@ -778,8 +737,8 @@ fn evaluate(
     };
     if x.is_empty() || y.is_empty() {
         let reason = Some(format!("Missing data for {}", pair.name));
-        ev.early = Some(match s.nan_strategy {
-            NanStrategy::Remove if s.must_have_data && !s.critical => {
+        ev.early = Some(match s.basics.nan_strategy {
+            NanStrategy::Remove if s.basics.must_have_data && !s.basics.critical => {
                 (Label::NodataFailMetric, reason)
             }
             NanStrategy::Remove => (Label::Nodata, reason),
@@ -792,7 +751,7 @@ fn evaluate(
         ev.early = Some((Label::Pass, None));
         return (x, y, ev);
     }
-    let alt = Alt::of(s.direction);
+    let alt = Alt::of(s.basics.direction);
     let metric_type = s
         .metric_type
         .unwrap_or_else(|| MetricType::infer(&pair.control, &pair.experiment));
@@ -945,7 +904,7 @@ pub fn run<P: Borrow<MetricSetPair> + Sync>(
     // the level each metric's intervals and inconclusive checks use: its share of the family
     let family = jobs
         .iter()
-        .filter(|(_, _, s)| !s.muted && s.own_alpha.is_none())
+        .filter(|(_, _, s)| !s.basics.muted && s.own_alpha.is_none())
         .count()
         .max(1) as f64;
     let share_level = match settings.multiplicity {
@@ -961,7 +920,7 @@ pub fn run<P: Borrow<MetricSetPair> + Sync>(
         .filter(|&i| {
             let s = &jobs[i].2;
             let e = &evaluated[i].2;
-            !s.muted && s.own_alpha.is_none() && e.early.is_none() && e.inconclusive.is_none()
+            !s.basics.muted && s.own_alpha.is_none() && e.early.is_none() && e.inconclusive.is_none()
         })
         .collect();
     let p: Vec<f64> = in_family.iter().map(|&i| evaluated[i].2.p_value).collect();
@@ -977,7 +936,7 @@ pub fn run<P: Borrow<MetricSetPair> + Sync>(
         .map(|(i, ((pair, metric, s), (x, y, ev)))| {
             let (adj, alpha, multiplicity) = match s.own_alpha {
                 Some(a) => (ev.p_value, a, "own".to_string()),
-                None if s.muted => (
+                None if s.basics.muted => (
                     adjust(&[ev.p_value], Multiplicity::None)[0] * family,
                     settings.alpha,
                     format!("{:?}", settings.multiplicity).to_lowercase(),
@@ -1015,7 +974,7 @@ fn assemble_metric(
     let mut inconclusive = false;
     let mut not_judged = None;
     let (label, reason) = if let Some((label, reason)) = ev.early.clone() {
-        critical = s.critical && label == Label::Nodata;
+        critical = s.basics.critical && label == Label::Nodata;
         (label, reason)
     } else if let Some(why) = ev.inconclusive.clone() {
         inconclusive = true;
@@ -1025,7 +984,7 @@ fn assemble_metric(
         let label = ev.label_if_rejected;
         let (crit_dec, crit_inc) = s.critical_allowed;
         let e = ev.effect;
-        if s.critical
+        if s.basics.critical
             && ((label == Label::High && (e.is_nan() || e >= crit_inc))
                 || (label == Label::Low && (e.is_nan() || e <= crit_dec)))
         {
@@ -1105,7 +1064,7 @@ fn assemble_metric(
         },
         result_metadata: Some(ResultMetadata { ratio, test }),
         critical,
-        muted: s.muted,
+        muted: s.basics.muted,
         not_judged,
         inconclusive,
     }

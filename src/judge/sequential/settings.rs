@@ -9,7 +9,7 @@ use super::MetricType;
 use crate::judge::classifier::{Direction, NanStrategy};
 use crate::judge::effect::EffectMeasure;
 use crate::judge::json::{describe, JsonPath, ShapeError};
-use crate::judge::lookup::{get, Reader};
+use crate::judge::lookup::{check, get, Reader};
 use crate::judge::model::{CanaryConfig, MetricConfig, MetricSetPair};
 use crate::judge::transform::{remove_nans, replace_nans};
 
@@ -55,14 +55,6 @@ fn number_list(
     }
 }
 
-fn check(ok: bool, path: &JsonPath, message: String) -> Result<(), ShapeError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ShapeError::new(path, message))
-    }
-}
-
 impl JudgeSettings {
     pub(super) fn from_config(config: &CanaryConfig) -> Result<Self, ShapeError> {
         let r = config.judge_configurations();
@@ -79,27 +71,7 @@ impl JudgeSettings {
             &base.key("multiplicity"),
             format!("multiplicity must be \"bonferroni\" or \"none\", got {multiplicity:?}"),
         )?;
-        // Traffic share: explicit, else instance counts, else an even split.
-        let share = match r.opt_f64(&["trafficShare"])? {
-            Some(s) => s,
-            None => {
-                let canary = r.opt_f64(&["canaryInstances"])?;
-                let baseline = r.opt_f64(&["baselineInstances"])?;
-                match (canary, baseline) {
-                    (Some(c), Some(b)) => {
-                        check(
-                            c > 0.0 && b > 0.0,
-                            &base.key("canaryInstances"),
-                            format!(
-                                "instance counts must be positive, got canary {c}, baseline {b}"
-                            ),
-                        )?;
-                        c / (c + b)
-                    }
-                    _ => 0.5,
-                }
-            }
-        };
+        let share = r.traffic_share()?;
         Ok(JudgeSettings {
             alpha,
             bonferroni: multiplicity == "bonferroni",
