@@ -262,6 +262,11 @@ impl Daemon {
         self.child = spawn(&self.config, &self.log);
     }
 
+    /// The daemon's exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// The log of the current life only.
     fn current_log(&self) -> String {
         let all = self.log_text();
