@@ -469,19 +469,14 @@ impl MetricParams {
     }
 }
 
-/// NaN handling, then outlier removal (Kayenta's order).
-fn prepare(series: &[f64], params: &MetricParams) -> Vec<f64> {
-    params.basics.clean(series)
-}
-
 fn judge_pair(
     kind: JudgeKind,
     pair: &MetricSetPair,
     metric: &MetricConfig,
     params: &MetricParams,
 ) -> AnalysisResult {
-    let experiment = prepare(&pair.experiment, params);
-    let control = prepare(&pair.control, params);
+    let experiment = params.basics.clean(&pair.experiment);
+    let control = params.basics.clean(&pair.control);
     let input = ClassifyInput {
         metric_name: &pair.name,
         direction: params.basics.direction,

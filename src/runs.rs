@@ -937,15 +937,14 @@ fn decide(run: &mut Run, score: f64, index: u64) {
             .filter(|r| r.inconclusive && !r.muted)
             .map(|r| r.name.clone())
             .collect();
-        if crate::judge::score::standalone_passed(score, Some(pass), Some(marginal))
-            && !inconclusive.is_empty()
-        {
+        let passed = crate::judge::score::standalone_passed(score, Some(pass), Some(marginal));
+        if passed && !inconclusive.is_empty() {
             run.status = RunStatus::Inconclusive;
             run.message = Some(format!(
                 "Final canary score {score} met the pass score threshold ({pass}), but it does not count {} that could not be judged: the canary is not shown to be no worse.",
                 inconclusive.join(", ")
             ));
-        } else if crate::judge::score::standalone_passed(score, Some(pass), Some(marginal)) {
+        } else if passed {
             run.status = RunStatus::Pass;
             run.message = Some(format!(
                 "Final canary score {score} met or exceeded the pass score threshold ({pass})."

@@ -207,6 +207,28 @@ pub struct ClassifyInput<'a> {
 /// `MannWhitneyClassifier.classify(control, experiment, direction, nanStrategy, isCritical,
 /// isDataRequired)` on already transformed series. `Err` means the classification failed
 /// (the judge reports `Error`, "Metric Classification Failed").
+/// Kayenta's classification of a metric left without values on a side by NaN handling:
+/// `NodataFailMetric` for a non-critical metric that must have data, else `Nodata` (critical
+/// when the metric is); `Pass` when NaNs were replaced. `(label, reason, critical)`.
+pub(crate) fn missing_data(
+    metric_name: &str,
+    nan_strategy: NanStrategy,
+    must_have_data: bool,
+    critical: bool,
+) -> (Label, Option<String>, bool) {
+    match nan_strategy {
+        NanStrategy::Remove => {
+            let reason = Some(format!("Missing data for {metric_name}"));
+            if must_have_data && !critical {
+                (Label::NodataFailMetric, reason, false)
+            } else {
+                (Label::Nodata, reason, critical)
+            }
+        }
+        NanStrategy::Replace => (Label::Pass, None, false),
+    }
+}
+
 pub fn classify(
     control: &[f64],
     experiment: &[f64],
@@ -215,17 +237,13 @@ pub fn classify(
 ) -> Result<MetricClassification, StatsError> {
     // 1. No data.
     if experiment.is_empty() || control.is_empty() {
-        return Ok(match input.nan_strategy {
-            NanStrategy::Remove => {
-                let reason = Some(format!("Missing data for {}", input.metric_name));
-                if input.data_required && !input.critical {
-                    MetricClassification::early(Label::NodataFailMetric, reason, 1.0, false)
-                } else {
-                    MetricClassification::early(Label::Nodata, reason, 1.0, input.critical)
-                }
-            }
-            NanStrategy::Replace => MetricClassification::early(Label::Pass, None, 1.0, false),
-        });
+        let (label, reason, critical) = missing_data(
+            input.metric_name,
+            input.nan_strategy,
+            input.data_required,
+            input.critical,
+        );
+        return Ok(MetricClassification::early(label, reason, 1.0, critical));
     }
     // 2. Identical samples.
     let mut se = experiment.to_vec();

@@ -91,11 +91,7 @@ pub fn estimate(x: &[f64], options: LrvarOptions, correct_bias: bool) -> Estimat
     }
     // ar(u, order.max = 1, demean = FALSE, aic = FALSE, method = "ols"): no intercept
     let (e, ar1) = if options.prewhite {
-        let (mut num, mut den) = (0.0, 0.0);
-        for t in 1..n {
-            num += u[t] * u[t - 1];
-            den += u[t - 1] * u[t - 1];
-        }
+        let (num, den) = lag1_sums(&u);
         let a = num / den;
         let e: Vec<f64> = (1..n).map(|t| u[t] - a * u[t - 1]).collect();
         (e, a)
@@ -103,21 +99,14 @@ pub fn estimate(x: &[f64], options: LrvarOptions, correct_bias: bool) -> Estimat
         (u, 0.0)
     };
     let ar1_used = if options.prewhite && correct_bias {
-        // Kendall's bias of the lag-1 estimate with an estimated mean, added back; kept
-        // below 0.97 so the recolouring stays finite
-        (ar1 + (1.0 + 3.0 * ar1) / n as f64).clamp(-0.97, 0.97)
+        kendall_corrected(ar1, n as f64)
     } else {
         ar1
     };
     let bandwidth = andrews_bandwidth(&e, options.kernel);
     let m = e.len();
     let weights = kernel_weights(m, bandwidth, options.kernel);
-    // meatHAC: w₀·Σe² + 2·Σ_j w_j·Σ_t e_t·e_{t+j}
-    let mut utu = weights[0] * e.iter().map(|v| v * v).sum::<f64>();
-    for (j, w) in weights.iter().enumerate().skip(1) {
-        let s: f64 = e[..m - j].iter().zip(&e[j..]).map(|(a, b)| a * b).sum();
-        utu += 2.0 * w * s;
-    }
+    let mut utu = kernel_sum(&e, &weights);
     if options.adjust {
         utu *= n as f64 / (n as f64 - 1.0);
     }
@@ -153,15 +142,45 @@ fn andrews_bandwidth(e: &[f64], kernel: Kernel) -> f64 {
     let rho = if sxx > 0.0 { sxy / sxx } else { 0.0 };
     let n = m as f64;
     match kernel {
-        Kernel::Bartlett => {
-            let alpha1 = 4.0 * rho * rho / ((1.0 - rho).powi(2) * (1.0 + rho).powi(2));
-            1.1447 * (n * alpha1).powf(1.0 / 3.0)
-        }
+        Kernel::Bartlett => bartlett_bandwidth(rho, n),
         Kernel::QuadraticSpectral => {
             let alpha2 = 4.0 * rho * rho / (1.0 - rho).powi(4);
             1.3221 * (n * alpha2).powf(0.2)
         }
     }
+}
+
+/// Andrews' AR(1) bandwidth for the Bartlett kernel: `1.1447·(n·α₁)^⅓`.
+fn bartlett_bandwidth(rho: f64, n: f64) -> f64 {
+    let alpha1 = 4.0 * rho * rho / ((1.0 - rho).powi(2) * (1.0 + rho).powi(2));
+    1.1447 * (n * alpha1).powf(1.0 / 3.0)
+}
+
+/// `(Σ u_t·u_{t−1}, Σ u_{t−1}²)` over `t ≥ 1`: the least-squares AR(1) fit without intercept.
+fn lag1_sums(u: &[f64]) -> (f64, f64) {
+    let (mut num, mut den) = (0.0, 0.0);
+    for t in 1..u.len() {
+        num += u[t] * u[t - 1];
+        den += u[t - 1] * u[t - 1];
+    }
+    (num, den)
+}
+
+/// Kendall's bias of a lag-1 estimate from `n` values with an estimated mean, added back;
+/// kept within ±0.97 so the recolouring stays finite.
+fn kendall_corrected(ar1: f64, n: f64) -> f64 {
+    (ar1 + (1.0 + 3.0 * ar1) / n).clamp(-0.97, 0.97)
+}
+
+/// `meatHAC`'s kernel sum for one series: `w₀·Σe² + 2·Σ_j w_j·Σ_t e_t·e_{t+j}` (lags beyond
+/// the series count nothing).
+fn kernel_sum(e: &[f64], weights: &[f64]) -> f64 {
+    let mut sum = weights[0] * e.iter().map(|v| v * v).sum::<f64>();
+    for (j, w) in weights.iter().enumerate().skip(1).take_while(|(j, _)| *j < e.len()) {
+        let s: f64 = e[..e.len() - j].iter().zip(&e[j..]).map(|(a, b)| a * b).sum();
+        sum += 2.0 * w * s;
+    }
+    sum
 }
 
 /// `weightsAndrews`: the kernel at lags `0..m` over the bandwidth, cut after the last weight
@@ -261,42 +280,27 @@ pub fn pooled_long_run(series: &[&[f64]]) -> LongRun {
             effective_n: total as f64,
         };
     }
-    let (mut num, mut den) = (0.0, 0.0);
-    for u in &centred {
-        for t in 1..u.len() {
-            num += u[t] * u[t - 1];
-            den += u[t - 1] * u[t - 1];
-        }
-    }
+    let (num, den) = centred
+        .iter()
+        .map(|u| lag1_sums(u))
+        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
     let a = if den > 0.0 { num / den } else { 0.0 };
-    let mean_len = total as f64 / series.len() as f64;
-    let a_c = (a + (1.0 + 3.0 * a) / mean_len).clamp(-0.97, 0.97);
+    let a_c = kendall_corrected(a, total as f64 / series.len() as f64);
     let residuals: Vec<Vec<f64>> = centred
         .iter()
         .map(|u| (1..u.len()).map(|t| u[t] - a * u[t - 1]).collect())
         .collect();
     // Andrews' AR(1) bandwidth from the pooled lag-1 correlation of the residuals
-    let (mut rn, mut rd) = (0.0, 0.0);
-    for e in &residuals {
-        for t in 1..e.len() {
-            rn += e[t] * e[t - 1];
-            rd += e[t - 1] * e[t - 1];
-        }
-    }
+    let (rn, rd) = residuals
+        .iter()
+        .map(|e| lag1_sums(e))
+        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
     let rho = if rd > 0.0 { (rn / rd).clamp(-0.99, 0.99) } else { 0.0 };
     let m: usize = residuals.iter().map(|e| e.len()).sum();
-    let alpha1 = 4.0 * rho * rho / ((1.0 - rho).powi(2) * (1.0 + rho).powi(2));
-    let bandwidth = 1.1447 * (m as f64 * alpha1).powf(1.0 / 3.0);
+    let bandwidth = bartlett_bandwidth(rho, m as f64);
     let longest = residuals.iter().map(|e| e.len()).max().unwrap_or(0);
     let weights = kernel_weights(longest, bandwidth, Kernel::Bartlett);
-    let mut utu = 0.0;
-    for e in &residuals {
-        utu += weights[0] * e.iter().map(|v| v * v).sum::<f64>();
-        for (j, w) in weights.iter().enumerate().skip(1).take_while(|(j, _)| *j < e.len()) {
-            let s: f64 = e[..e.len() - j].iter().zip(&e[j..]).map(|(x, y)| x * y).sum();
-            utu += 2.0 * w * s;
-        }
-    }
+    let utu: f64 = residuals.iter().map(|e| kernel_sum(e, &weights)).sum();
     // per value, with the degrees of freedom the means took
     let k = series.len() as f64;
     let residual_lrv = (utu / m as f64) * (m as f64 / (m as f64 - k).max(1.0));

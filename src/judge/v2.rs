@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{Beta, ContinuousCDF, StudentsT};
 
-use super::classifier::{Direction, Label, NanStrategy};
+use super::classifier::{Direction, Label};
 use super::effect::mean_ratio;
 use super::json::{JsonPath, ShapeError};
 use super::lookup::{check, Reader};
@@ -328,7 +328,8 @@ pub struct V2Report {
 
 /// What the tests of one metric found, before the family correction.
 struct Evaluated {
-    early: Option<(Label, Option<String>)>,
+    /// Decided before any test: `(label, reason, critical)`.
+    early: Option<(Label, Option<String>, bool)>,
     inconclusive: Option<String>,
     tests: Vec<TestResult>,
     /// Metric p-value and the label a rejection gives.
@@ -458,7 +459,7 @@ fn location_unpaired(
         upper,
         gate_measure: s.measure.name(),
         gate_value,
-        beyond_allowed: beyond(gate_value, alt_for(t, alt), s.allowed),
+        beyond_allowed: beyond(gate_value, pointing(alt, t >= 0.0), s.allowed),
         dependence: Some(dependence),
         pairs: None,
         events: None,
@@ -466,10 +467,11 @@ fn location_unpaired(
     }
 }
 
-/// The direction an effect points to under `alt` (two-sided: the sign of the statistic).
-fn alt_for(t: f64, alt: Alt) -> Alt {
+/// The direction an effect points to under `alt`: the alternative's own, or (two-sided)
+/// whether the observed effect is `upward`.
+fn pointing(alt: Alt, upward: bool) -> Alt {
     match alt {
-        Alt::TwoSided if t >= 0.0 => Alt::Greater,
+        Alt::TwoSided if upward => Alt::Greater,
         Alt::TwoSided => Alt::Less,
         a => a,
     }
@@ -570,7 +572,7 @@ fn location_paired(x: &[f64], y: &[f64], alt: Alt, level: f64, s: &MetricSetting
         upper,
         gate_measure: s.measure.name(),
         gate_value,
-        beyond_allowed: beyond(gate_value, alt_for(t, alt), s.allowed),
+        beyond_allowed: beyond(gate_value, pointing(alt, t >= 0.0), s.allowed),
         dependence: Some(ld),
         pairs: Some(d.len()),
         events: None,
@@ -625,12 +627,18 @@ fn binom_upper(c: f64, n: f64, p: f64) -> f64 {
     }
 }
 
+/// The canary's expected share of all events when its rate equals the baseline's: its
+/// traffic share, weighted by each arm's number of intervals.
+fn expected_share(traffic_share: f64, control_intervals: usize, experiment_intervals: usize) -> f64 {
+    let (n, m) = (control_intervals as f64, experiment_intervals as f64);
+    traffic_share * m / (traffic_share * m + (1.0 - traffic_share) * n)
+}
+
 /// The rate test of count metrics.
 fn rate(x: &[f64], y: &[f64], alt: Alt, level: f64, share: f64, s: &MetricSettings) -> TestResult {
     let (n, m) = (x.len() as f64, y.len() as f64);
     let (b, c) = (x.iter().sum::<f64>(), y.iter().sum::<f64>());
-    // the canary's expected share of the events when its rate equals the baseline's
-    let pi0 = share * m / (share * m + (1.0 - share) * n);
+    let pi0 = expected_share(share, x.len(), y.len());
     let dependence = pooled_long_run(&[x, y]);
     let dispersion = if b + c > 0.0 {
         // the long-run variance of the counts over their mean: 1 for Poisson counts
@@ -676,11 +684,6 @@ fn rate(x: &[f64], y: &[f64], alt: Alt, level: f64, share: f64, s: &MetricSettin
     } else {
         f64::INFINITY
     };
-    let direction = match alt {
-        Alt::TwoSided if ratio >= 1.0 => Alt::Greater,
-        Alt::TwoSided => Alt::Less,
-        a => a,
-    };
     TestResult {
         name: "rate".into(),
         method: if dispersion > 1.0 {
@@ -698,7 +701,7 @@ fn rate(x: &[f64], y: &[f64], alt: Alt, level: f64, share: f64, s: &MetricSettin
         upper: Some(hi),
         gate_measure: "rate".into(),
         gate_value: ratio,
-        beyond_allowed: beyond(ratio, direction, s.ratio_allowed()),
+        beyond_allowed: beyond(ratio, pointing(alt, ratio >= 1.0), s.ratio_allowed()),
         dependence: Some(dependence),
         pairs: None,
         events: Some([b, c]),
@@ -713,19 +716,14 @@ fn rate_min_p(t: &TestResult, share_pi0: f64) -> f64 {
     share_pi0.powf(ns).max((1.0 - share_pi0).powf(ns))
 }
 
-/// NaN handling, then outlier removal (Kayenta's order), as `coalmine-v1`.
-fn prepare(series: &[f64], s: &MetricSettings) -> Vec<f64> {
-    s.basics.clean(series)
-}
-
 fn evaluate(
     pair: &MetricSetPair,
     s: &MetricSettings,
     settings: &Settings,
     level: f64,
 ) -> (Vec<f64>, Vec<f64>, Evaluated) {
-    let x = prepare(&pair.control, s);
-    let y = prepare(&pair.experiment, s);
+    let x = s.basics.clean(&pair.control);
+    let y = s.basics.clean(&pair.experiment);
     let mut ev = Evaluated {
         early: None,
         inconclusive: None,
@@ -736,19 +734,17 @@ fn evaluate(
         effect: f64::NAN,
     };
     if x.is_empty() || y.is_empty() {
-        let reason = Some(format!("Missing data for {}", pair.name));
-        ev.early = Some(match s.basics.nan_strategy {
-            NanStrategy::Remove if s.basics.must_have_data && !s.basics.critical => {
-                (Label::NodataFailMetric, reason)
-            }
-            NanStrategy::Remove => (Label::Nodata, reason),
-            NanStrategy::Replace => (Label::Pass, None),
-        });
+        ev.early = Some(super::classifier::missing_data(
+            &pair.name,
+            s.basics.nan_strategy,
+            s.basics.must_have_data,
+            s.basics.critical,
+        ));
         return (x, y, ev);
     }
     let first = x[0];
     if x.iter().chain(&y).all(|&v| v == first) {
-        ev.early = Some((Label::Pass, None));
+        ev.early = Some((Label::Pass, None, false));
         return (x, y, ev);
     }
     let alt = Alt::of(s.basics.direction);
@@ -758,10 +754,7 @@ fn evaluate(
     if metric_type == MetricType::Count {
         ev.pairing = "counts";
         let t = rate(&x, &y, alt, level, settings.traffic_share, s);
-        let pi0 = settings.traffic_share * y.len() as f64
-            / (settings.traffic_share * y.len() as f64
-                + (1.0 - settings.traffic_share) * x.len() as f64);
-        let min_p = rate_min_p(&t, pi0);
+        let min_p = rate_min_p(&t, expected_share(settings.traffic_share, x.len(), y.len()));
         if min_p > level {
             ev.inconclusive = Some(format!(
                 "too few events to judge {}: {} in the baseline and {} in the canary{}; even all of them in one arm would give p = {} > {}",
@@ -778,7 +771,7 @@ fn evaluate(
         }
         ev.effect = t.estimate;
         ev.p_value = if t.beyond_allowed { t.p_value } else { 1.0 };
-        ev.label_if_rejected = if matches!(alt_for_ratio(t.estimate, alt), Alt::Less) {
+        ev.label_if_rejected = if matches!(pointing(alt, !(t.estimate < 1.0)), Alt::Less) {
             Label::Low
         } else {
             Label::High
@@ -815,7 +808,7 @@ fn evaluate(
         ));
     }
     ev.effect = location.gate_value;
-    let loc_label = if matches!(alt_for(location.statistic, alt), Alt::Less) {
+    let loc_label = if matches!(pointing(alt, location.statistic >= 0.0), Alt::Less) {
         Label::Low
     } else {
         Label::High
@@ -854,14 +847,6 @@ fn evaluate(
         }
     }
     (x, y, ev)
-}
-
-fn alt_for_ratio(ratio: f64, alt: Alt) -> Alt {
-    match alt {
-        Alt::TwoSided if ratio >= 1.0 || ratio.is_nan() => Alt::Greater,
-        Alt::TwoSided => Alt::Less,
-        a => a,
-    }
 }
 
 fn fmt(v: f64) -> String {
@@ -973,8 +958,8 @@ fn assemble_metric(
     let mut critical = false;
     let mut inconclusive = false;
     let mut not_judged = None;
-    let (label, reason) = if let Some((label, reason)) = ev.early.clone() {
-        critical = s.basics.critical && label == Label::Nodata;
+    let (label, reason) = if let Some((label, reason, early_critical)) = ev.early.clone() {
+        critical = early_critical;
         (label, reason)
     } else if let Some(why) = ev.inconclusive.clone() {
         inconclusive = true;

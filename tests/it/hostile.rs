@@ -35,37 +35,31 @@ fn limits(timeout: Duration, memory_bytes: usize) -> QueryLimits {
 async fn row01_thousands_of_union_branches_are_refused_before_planning() {
     let dir = TempDir::new("row01");
     let engine = Engine::new(dataset(&dir.0));
+    // the error saving `sql` gives
+    let refusal = |sql: String| {
+        let engine = &engine;
+        async move {
+            coalmine::canary::validate(&sql_config(&sql), engine)
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    let nested = |depth: usize| {
+        (0..depth).fold("SELECT value FROM metrics".to_string(), |q, _| {
+            format!("SELECT value FROM ({q})")
+        })
+    };
     let union = vec!["SELECT value FROM metrics"; 1000].join(" UNION ALL ");
-    let e = coalmine::canary::validate(&sql_config(&union), &engine)
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(union).await;
     assert!(e.contains("more than 64 SELECT blocks"), "{e}");
     // deep nesting and wide joins too; the engine still plans an ordinary query
-    let mut nested = "SELECT value FROM metrics".to_string();
-    for _ in 0..500 {
-        nested = format!("SELECT value FROM ({nested})");
-    }
-    let e = coalmine::canary::validate(&sql_config(&nested), &engine)
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(nested(500)).await;
     assert!(e.contains("query nests too deeply"), "{e}");
-    let mut nested = "SELECT value FROM metrics".to_string();
-    for _ in 0..10 {
-        nested = format!("SELECT value FROM ({nested})");
-    }
-    let e = coalmine::canary::validate(&sql_config(&nested), &engine)
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(nested(10)).await;
     assert!(e.contains("nests subqueries more than 8 deep"), "{e}");
     let joins: Vec<String> = (0..40).map(|i| format!("metrics m{i}")).collect();
-    let wide = format!("SELECT m0.value AS value FROM {}", joins.join(", "));
-    let e = coalmine::canary::validate(&sql_config(&wide), &engine)
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(format!("SELECT m0.value AS value FROM {}", joins.join(", "))).await;
     assert!(e.contains("a SELECT joins 40 tables"), "{e}");
     coalmine::canary::validate(
         &sql_config("SELECT ts, avg(value) AS value FROM metrics WHERE metric = 'http.latency_ms' GROUP BY ts"),
