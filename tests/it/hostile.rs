@@ -19,6 +19,25 @@ fn sql_config(sql: &str) -> Value {
            "metrics": [{"name": "m", "query": {"type": "sql", "sql": sql}}]})
 }
 
+/// Save `config` on the daemon at `api` and start a run of it comparing the points tagged
+/// `v=2` (canary) with those tagged `v=1`, scheduled by `timing` (`start`, `lifetime`, …).
+/// Returns the run's id.
+fn start_run(api: &str, config: &Value, timing: Value) -> String {
+    use crate::http::request;
+    let id = request(api, "POST", "/canaryConfig", Some(&config.to_string()), &[]).json()
+        ["canaryConfigId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut spec = json!({"config": id, "scopes": {"default": {
+        "control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "2"}}}}});
+    for (k, v) in timing.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    let run = request(api, "POST", "/runs", Some(&spec.to_string()), &[]).json();
+    run["id"].as_str().unwrap().to_string()
+}
+
 fn engine_with(dir: &Path, limits: QueryLimits) -> Engine {
     Engine::with_limits(dataset(dir), limits).unwrap()
 }
@@ -606,7 +625,6 @@ async fn health_reports_a_stuck_subsystem() {
 #[test]
 #[ignore = "needs a Kafka broker: scripts/test.sh starts one (COALMINE_TEST_KAFKA)"]
 fn row09_idle_partitions_after_a_restart_do_not_hold_judgments_back() {
-    use crate::http::request;
     let (mut d, addr, topic) = crate::kafka::Daemon::on_new_topic("row09", 3, "");
     let ts = crate::kafka::recent_ms();
     let messages: Vec<(Option<String>, Vec<u8>)> = (0..30)
@@ -628,23 +646,14 @@ fn row09_idle_partitions_after_a_restart_do_not_hold_judgments_back() {
     d.restart();
     let api = d.api();
     let config = sql_config("SELECT ts, value FROM metrics");
-    let id = request(
+    let run_id = start_run(
         &api,
-        "POST",
-        "/canaryConfig",
-        Some(&config.to_string()),
-        &[],
-    )
-    .json()["canaryConfigId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let spec = json!({"config": id, "scopes": {"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "2"}}}},
-                      "start": "now", "lifetime": "2s", "interval": "1s", "window": "1h"});
-    let run = request(&api, "POST", "/runs", Some(&spec.to_string()), &[]).json();
-    let v = crate::e2e::wait_final(&api, run["id"].as_str().unwrap(), Duration::from_secs(30));
+        &config,
+        json!({"start": "now", "lifetime": "2s", "interval": "1s", "window": "1h"}),
+    );
+    let v = crate::e2e::wait_final(&api, &run_id, Duration::from_secs(30));
     assert_ne!(v["status"], "error", "{v}");
-    let run = crate::http::get(&api, &format!("/runs/{}", run["id"].as_str().unwrap())).json();
+    let run = crate::http::get(&api, &format!("/runs/{run_id}")).json();
     assert!(
         !run["judgments"].as_array().unwrap().is_empty(),
         "judged: {run}"
@@ -914,7 +923,7 @@ impl Drop for OwnBroker {
 #[test]
 #[ignore = "needs the Tansu binary: scripts/test.sh installs it"]
 fn chaos_broker_restarted_mid_ingest_and_mid_run() {
-    use crate::http::{get, request};
+    use crate::http::get;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -940,21 +949,11 @@ fn chaos_broker_restarted_mid_ingest_and_mid_run() {
     config["metrics"][0]["analysisConfigurations"] = json!({"canary": {"nanStrategy": "replace"}});
     config["metrics"][0]["groups"] = json!(["g"]);
     config["classifier"] = json!({"groupWeights": {"g": 100}});
-    let id = request(
+    let run_id = start_run(
         &api,
-        "POST",
-        "/canaryConfig",
-        Some(&config.to_string()),
-        &[],
-    )
-    .json()["canaryConfigId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let spec = json!({"config": id, "scopes": {"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "2"}}}},
-                      "start": "now", "lifetime": "40s", "interval": "2s"});
-    let run = request(&api, "POST", "/runs", Some(&spec.to_string()), &[]).json();
-    let run_id = run["id"].as_str().unwrap().to_string();
+        &config,
+        json!({"start": "now", "lifetime": "40s", "interval": "2s"}),
+    );
     let points = |from: i64, n: i64| -> Vec<(Option<String>, Vec<u8>)> {
         let now = coalmine::store::now_ms();
         (from..from + n)
@@ -1041,25 +1040,15 @@ fn chaos_broker_restarted_mid_ingest_and_mid_run() {
 #[test]
 #[ignore = "needs a Kafka broker: scripts/test.sh starts one (COALMINE_TEST_KAFKA)"]
 fn rows04_05_run_files_beyond_the_bounds_or_damaged_do_not_stop_a_restart() {
-    use crate::http::{get, request};
+    use crate::http::get;
     let (mut d, _addr, _topic) = crate::kafka::Daemon::on_new_topic("row05", 1, "");
     let api = d.api();
     let config = sql_config("SELECT ts, value FROM metrics");
-    let id = request(
+    let run_id = start_run(
         &api,
-        "POST",
-        "/canaryConfig",
-        Some(&config.to_string()),
-        &[],
-    )
-    .json()["canaryConfigId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let spec = json!({"config": id, "scopes": {"default": {"control": {"tags": {"v": "1"}}, "experiment": {"tags": {"v": "2"}}}},
-                      "start": "now", "lifetime": "1h", "interval": "1m"});
-    let run = request(&api, "POST", "/runs", Some(&spec.to_string()), &[]).json();
-    let run_id = run["id"].as_str().unwrap().to_string();
+        &config,
+        json!({"start": "now", "lifetime": "1h", "interval": "1m"}),
+    );
     assert!(d.terminate().success());
     let runs = d.data_dir.join("runs");
     let file = runs.join(format!("{run_id}.json"));
