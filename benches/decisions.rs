@@ -240,13 +240,17 @@ fn main() {
     let config = config();
     println!(
         "| scenario | φ | {} |",
-        JUDGES.map(|j| format!("{j}")).join(" | ")
+        JUDGES.map(|j| j.to_string()).join(" | ")
     );
     println!("|---|---|{}", "---|".repeat(JUDGES.len()));
     let started = std::time::Instant::now();
     for (si, s) in scenarios.iter().enumerate() {
         for (pi, phi) in [0.0, 0.5, 0.8].into_iter().enumerate() {
-            let count = if s.regressed().is_some() { regressed } else { aa };
+            let count = if s.regressed().is_some() {
+                regressed
+            } else {
+                aa
+            };
             let mut tallies = vec![Tally::default(); JUDGES.len()];
             let mut rng = Synth::new(1000 * si as u64 + pi as u64);
             for _ in 0..count {
@@ -312,7 +316,10 @@ fn main() {
             println!("| {} | {phi} | {} |", s.name(), cells.join(" | "));
             if std::env::var_os("DECISIONS_BY_METRIC").is_some() && s.regressed().is_none() {
                 for (j, t) in tallies.iter().enumerate() {
-                    eprintln!("  {} false alarms by metric (latency, errors, cpu): {:?}", JUDGES[j], t.flagged_by);
+                    eprintln!(
+                        "  {} false alarms by metric (latency, errors, cpu): {:?}",
+                        JUDGES[j], t.flagged_by
+                    );
                 }
             }
         }

@@ -36,7 +36,11 @@ fn judgment_bench(c: &mut Criterion) {
     group.sample_size(20);
     let value = data::judge_request(100, 1_000, 42);
     let request = JudgeRequest::from_value(&value).unwrap();
-    for kind in [JudgeKind::NetflixAcaV1, JudgeKind::CoalmineV1, JudgeKind::CoalmineV2] {
+    for kind in [
+        JudgeKind::NetflixAcaV1,
+        JudgeKind::CoalmineV1,
+        JudgeKind::CoalmineV2,
+    ] {
         for (label, p) in [
             ("1 thread", Parallelism::Sequential),
             ("all cores", Parallelism::Auto),

@@ -134,6 +134,7 @@ fn tick(c: &mut Criterion) {
     let mut run_states = BTreeMap::new();
     for round in 0..10 {
         judge_states(
+            coalmine::judge::sequential::SeqVersion::V1,
             &config,
             &pairs_at(round),
             &mut run_states,
@@ -153,6 +154,7 @@ fn tick(c: &mut Criterion) {
             },
             |pairs| {
                 judge_states(
+                    coalmine::judge::sequential::SeqVersion::V1,
                     &config,
                     &pairs,
                     &mut run_states,

@@ -88,16 +88,20 @@ pub enum JudgeKind {
     /// `coalmine-v2`: dependence-corrected, paired where the arms line up, tails, counts,
     /// the canary's false-alarm rate controlled across metrics ([`v2`]).
     CoalmineV2,
+    /// `coalmine-seq-v2`: anytime-valid, paired look by look with batches sized from the
+    /// warm-up, dispersion-scaled counts ([`sequential::paired`]).
+    CoalmineSeqV2,
 }
 
 impl JudgeKind {
     /// The judge used when neither the caller nor the config names one.
-    pub const DEFAULT: JudgeKind = JudgeKind::CoalmineV1;
-    pub const ALL: [JudgeKind; 4] = [
+    pub const DEFAULT: JudgeKind = JudgeKind::CoalmineV2;
+    pub const ALL: [JudgeKind; 5] = [
+        JudgeKind::CoalmineV2,
         JudgeKind::CoalmineV1,
         JudgeKind::NetflixAcaV1,
+        JudgeKind::CoalmineSeqV2,
         JudgeKind::CoalmineSeqV1,
-        JudgeKind::CoalmineV2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +110,16 @@ impl JudgeKind {
             JudgeKind::CoalmineV1 => "coalmine-v1",
             JudgeKind::CoalmineSeqV1 => "coalmine-seq-v1",
             JudgeKind::CoalmineV2 => "coalmine-v2",
+            JudgeKind::CoalmineSeqV2 => "coalmine-seq-v2",
+        }
+    }
+
+    /// The sequential tests a judge uses (`None`: a fixed-horizon judge).
+    pub fn sequential(self) -> Option<sequential::SeqVersion> {
+        match self {
+            JudgeKind::CoalmineSeqV1 => Some(sequential::SeqVersion::V1),
+            JudgeKind::CoalmineSeqV2 => Some(sequential::SeqVersion::V2),
+            _ => None,
         }
     }
 
@@ -238,7 +252,10 @@ pub fn run_with<P: Borrow<MetricSetPair> + Sync>(
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
     match kind {
-        JudgeKind::CoalmineSeqV1 => return sequential::run(config, pairs, thresholds, parallelism),
+        JudgeKind::CoalmineSeqV1 | JudgeKind::CoalmineSeqV2 => {
+            let version = kind.sequential().expect("a sequential judge");
+            return sequential::run(version, config, pairs, thresholds, parallelism);
+        }
         JudgeKind::CoalmineV2 => return v2::run(config, pairs, thresholds, parallelism),
         _ => {}
     }
@@ -441,7 +458,10 @@ impl MetricParams {
                 defaults.tolerance,
                 IntervalMethod::Kayenta,
             ),
-            JudgeKind::CoalmineV1 | JudgeKind::CoalmineSeqV1 | JudgeKind::CoalmineV2 => {
+            JudgeKind::CoalmineV1
+            | JudgeKind::CoalmineSeqV1
+            | JudgeKind::CoalmineSeqV2
+            | JudgeKind::CoalmineV2 => {
                 let confidence = r.f64(&["canary", "confidence"], defaults.confidence)?;
                 check_confidence(confidence, &r.base_path.key("canary").key("confidence"))?;
                 let tolerance = r.f64(&["canary", "tolerance"], defaults.tolerance)?;

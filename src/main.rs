@@ -34,7 +34,7 @@ enum Command {
         #[arg(default_value = "-")]
         file: String,
         /// Judge to use, overriding the config's `judge.name`
-        /// (coalmine-v1 [default], NetflixACAJudge-v1.0, coalmine-seq-v1, coalmine-v2).
+        /// (coalmine-v2 [default], coalmine-v1, NetflixACAJudge-v1.0, coalmine-seq-v2, coalmine-seq-v1).
         #[arg(long)]
         judge: Option<String>,
         /// Output format.

@@ -95,6 +95,10 @@ class SequentialTest:
         concentration: float = 100.0,
         batch_size: int = 1,
         nan_as_zero: bool = False,
+        *,
+        judge: str = "coalmine-seq-v1",
+        warmup: int = 30,
+        tail_quantile: float = 0.9,
     ) -> "SequentialTest": ...
     def update(self, *, experiment: Any, control: Any) -> None: ...
     def decision(self) -> str: ...

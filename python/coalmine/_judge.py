@@ -630,8 +630,8 @@ def judge(
         ``{"canaryConfig": ..., "metricSetPairList": [...], "scoreThresholds": {...}}`` as a
         dict (values may be lists, numpy arrays, NaN floats), as JSON text, or the path of a
         JSON file.
-    judge : {"coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1", "coalmine-v2"}, optional
-        Default: the config's ``judge.name``, else ``coalmine-v1``.
+    judge : {"coalmine-v2", "coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v2", "coalmine-seq-v1"}, optional
+        Default: the config's ``judge.name``, else ``coalmine-v2``.
     overrides : dict, optional
         Settings merged into every metric's ``analysisConfigurations.canary``
         (``confidence``, ``tolerance``, ``direction``, ``nanStrategy``, ``effectSize``,

@@ -455,7 +455,7 @@ class Archive:
 
         Parameters
         ----------
-        judge : {"coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1", "coalmine-v2"}, optional
+        judge : {"coalmine-v2", "coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v2", "coalmine-seq-v1"}, optional
             Default: the judge each judgment was made with.
         overrides : dict, optional
             Settings merged into every metric's ``analysisConfigurations.canary``
@@ -570,7 +570,7 @@ def write_fixture(
         Metrics per judgment.
     seed : int
         The random seed (the same seed writes the same archive).
-    judge : {"coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1", "coalmine-v2"}, optional
+    judge : {"coalmine-v2", "coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v2", "coalmine-seq-v1"}, optional
         The judge the archived results were made with (default ``NetflixACAJudge-v1.0``).
 
     Returns

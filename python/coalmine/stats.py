@@ -328,14 +328,86 @@ class Reach:
 
 
 @dataclass(frozen=True)
-class SequentialReport:
-    """Everything a sequential test reports: :meth:`SequentialTest.report`, and the ``test`` of
-    a ``coalmine-seq-v1`` :class:`coalmine.MetricResult`.
+class PairedReport:
+    """The paired test of a ``coalmine-seq-v2`` continuous metric.
 
     Attributes
     ----------
-    kind : {"sequential-count", "sequential-quantile"}
-        The test: Lindon & Malek's count test, or Howard & Ramdas's quantile test.
+    scale : {"logRatio", "difference"} or None
+        How each look's two means became one paired value (None before the first paired look).
+    warmup : int
+        Paired looks that chose the batch size.
+    warmup_ar1, warmup_ar1_upper : float or None
+        The warm-up's lag-1 autocorrelation (bias-corrected) and the upper bound that chose
+        the batch size (None during the warm-up).
+    batch_size : int or None
+        Paired looks per batch mean.
+    batches, paired_looks, skipped_looks : int
+        Batch means so far, looks paired, looks skipped (a mean not positive on the log scale).
+    g : float
+        The t-mixture's prior variance of the standardised effect.
+    location_e_value : float
+        The paired mean's e-value as the metric counts it.
+    tail_e_value : float or None
+        The tail test's e-value (None during the warm-up); the metric's is
+        ``0.8 * location + 0.2 * tail``.
+    tail_quantile : float
+        The quantile the tail test watches.
+    tail_batch_size : int or None
+        Look means per batch of the tail test.
+    mean, sd : float
+        The batch means' mean and standard deviation, on ``scale``.
+    """
+
+    scale: Optional[str]
+    warmup: int
+    warmup_ar1: Optional[float]
+    warmup_ar1_upper: Optional[float]
+    batch_size: Optional[int]
+    batches: int
+    paired_looks: int
+    skipped_looks: int
+    g: float
+    location_e_value: float
+    tail_e_value: Optional[float]
+    tail_quantile: float
+    tail_batch_size: Optional[int]
+    mean: float
+    sd: float
+
+    @classmethod
+    def _from_json(cls, d: Optional[Mapping[str, Any]]) -> "Optional[PairedReport]":
+        if d is None:
+            return None
+        return cls(
+            scale=d.get("scale"),
+            warmup=int(d["warmup"]),
+            warmup_ar1=optional_number(d, "warmupAr1"),
+            warmup_ar1_upper=optional_number(d, "warmupAr1Upper"),
+            batch_size=optional_int(d, "batchSize"),
+            batches=int(d["batches"]),
+            paired_looks=int(d["pairedLooks"]),
+            skipped_looks=int(d["skippedLooks"]),
+            g=number(d["g"]),
+            location_e_value=number(d["locationEValue"]),
+            tail_e_value=optional_number(d, "tailEValue"),
+            tail_quantile=number(d["tailQuantile"]),
+            tail_batch_size=optional_int(d, "tailBatchSize"),
+            mean=number(d["mean"]),
+            sd=number(d["sd"]),
+        )
+
+
+@dataclass(frozen=True)
+class SequentialReport:
+    """Everything a sequential test reports: :meth:`SequentialTest.report`, and the ``test`` of
+    a ``coalmine-seq-v1`` or ``coalmine-seq-v2`` :class:`coalmine.MetricResult`.
+
+    Attributes
+    ----------
+    kind : {"sequential-count", "sequential-quantile", "sequential-paired"}
+        The test: Lindon & Malek's count test, Howard & Ramdas's quantile test
+        (``coalmine-seq-v1``), or the paired look-by-look test (``coalmine-seq-v2``).
     method : str
         The method, in words.
     metric_type : {"continuous", "count"}
@@ -365,6 +437,11 @@ class SequentialReport:
     effect_size : float
         The effect size the ``effectSize`` gate used: rate ratio (counts) or mean ratio.
     warnings : tuple of str
+    paired : PairedReport or None
+        ``coalmine-seq-v2`` continuous metrics: the paired test.
+    dispersion, dispersion_upper : float or None
+        ``coalmine-seq-v2`` count metrics: the per-look overdispersion and the upper bound the
+        counts were divided by (None before three looks with events).
     """
 
     kind: SequentialKind
@@ -393,6 +470,9 @@ class SequentialReport:
     reach: Optional[Reach]
     effect_size: float
     warnings: Tuple[str, ...]
+    paired: Optional[PairedReport] = None
+    dispersion: Optional[float] = None
+    dispersion_upper: Optional[float] = None
 
     @classmethod
     def _from_json(cls, d: Mapping[str, Any]) -> "SequentialReport":
@@ -417,14 +497,18 @@ class SequentialReport:
             reach=Reach._from_json(d.get("reach")),
             effect_size=number(d["effectSize"]),
             warnings=tuple(d.get("warnings", ())),
+            paired=PairedReport._from_json(d.get("paired")),
+            dispersion=optional_number(d, "dispersion"),
+            dispersion_upper=optional_number(d, "dispersionUpper"),
             **_decision_fields(d),
         )
 
 
 class SequentialTest:
-    """One metric's anytime-valid sequential test, as ``coalmine-seq-v1`` runs it: feed it the
-    new values at every look; the e-value may be watched continuously and the false-alarm
-    rate stays at most ``alpha`` (i.i.d. data).
+    """One metric's anytime-valid sequential test, as ``coalmine-seq-v1`` (default) or
+    ``coalmine-seq-v2`` (``judge="coalmine-seq-v2"``) runs it: feed it the new values at every
+    look; the e-value may be watched continuously and the false-alarm rate stays at most
+    ``alpha`` (v1: i.i.d. data; v2: also autocorrelated series and bursty counts).
 
     Parameters
     ----------
@@ -442,6 +526,15 @@ class SequentialTest:
         Count metrics: the canary's expected share of events under H0.
     t_opt, concentration, batch_size, nan_as_zero
         See ``docs/sequential.md``.
+    judge : {"coalmine-seq-v1", "coalmine-seq-v2"}
+        Whose tests (keyword-only). ``coalmine-seq-v2``: continuous metrics compared look by
+        look (paired log-ratio of the look means, batches sized from the warm-up, t-mixture,
+        plus a tail test at ``tail_quantile``); counts scaled by their overdispersion.
+        ``quantiles`` and ``batch_size`` are v1's.
+    warmup : int
+        ``coalmine-seq-v2``: paired looks that choose the batch size (keyword-only).
+    tail_quantile : float
+        ``coalmine-seq-v2``: the quantile the tail test watches (keyword-only).
 
     Raises
     ------
@@ -471,9 +564,24 @@ class SequentialTest:
         concentration: float = 100.0,
         batch_size: int = 1,
         nan_as_zero: bool = False,
+        *,
+        judge: Literal["coalmine-seq-v1", "coalmine-seq-v2"] = "coalmine-seq-v1",
+        warmup: int = 30,
+        tail_quantile: float = 0.9,
     ) -> None:
         self._t = _internal.SequentialTest(
-            metric_type, alternative, alpha, list(quantiles or [0.5]), traffic_share, t_opt, concentration, batch_size, nan_as_zero
+            metric_type,
+            alternative,
+            alpha,
+            list(quantiles or [0.5]),
+            traffic_share,
+            t_opt,
+            concentration,
+            batch_size,
+            nan_as_zero,
+            judge=judge,
+            warmup=warmup,
+            tail_quantile=tail_quantile,
         )
 
     def update(self, *, experiment: ArrayLike, control: ArrayLike) -> None:
@@ -501,7 +609,7 @@ class SequentialTest:
         return SequentialDecision._from_json(json.loads(self._t.decision()))
 
     def report(self) -> SequentialReport:
-        """Everything the test reports, as in a ``coalmine-seq-v1`` metric result's ``test``.
+        """Everything the test reports, as in a sequential judge's metric result's ``test``.
 
         Returns
         -------
@@ -587,6 +695,9 @@ def sequential_path(
     t_opt: float = 1000.0,
     concentration: float = 100.0,
     batch_size: int = 1,
+    judge: Literal["coalmine-seq-v1", "coalmine-seq-v2"] = "coalmine-seq-v1",
+    warmup: int = 30,
+    tail_quantile: float = 0.9,
 ) -> SequentialPath:
     """Run a :class:`SequentialTest` over two series, ``look_size`` values per arm per look.
 
@@ -599,6 +710,8 @@ def sequential_path(
     look_size : int
         Values per arm added at each look.
     metric_type, alternative, alpha, quantiles, traffic_share, t_opt, concentration, batch_size
+        As for :class:`SequentialTest`.
+    judge, warmup, tail_quantile
         As for :class:`SequentialTest`.
 
     Returns
@@ -619,6 +732,18 @@ def sequential_path(
     >>> len(path.e_values), path.crossed_at_look
     (2, None)
     """
-    test = SequentialTest(metric_type, alternative, alpha, quantiles, traffic_share, t_opt, concentration, batch_size)
+    test = SequentialTest(
+        metric_type,
+        alternative,
+        alpha,
+        quantiles,
+        traffic_share,
+        t_opt,
+        concentration,
+        batch_size,
+        judge=judge,
+        warmup=warmup,
+        tail_quantile=tail_quantile,
+    )
     e, p, c = _internal.sequential_path(test._t, experiment=experiment, control=control, look_size=look_size)
     return SequentialPath(list(e), list(p), c)

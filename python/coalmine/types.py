@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: A judge this build knows (:func:`coalmine.judges` lists them, default first).
-JudgeName = Literal["coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1", "coalmine-v2"]
+JudgeName = Literal["coalmine-v2", "coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v2", "coalmine-seq-v1"]
 
 #: The verdict of a judgment (Kayenta's summary classification).
 Classification = Literal["Pass", "Marginal", "Fail"]
@@ -61,7 +61,7 @@ EffectMeasure = Literal["meanRatio", "cles"]
 SequentialLabel = Literal["Pass", "High", "Low", "Nodata"]
 
 #: The test behind a ``coalmine-seq-v1`` result.
-SequentialKind = Literal["sequential-count", "sequential-quantile"]
+SequentialKind = Literal["sequential-count", "sequential-quantile", "sequential-paired"]
 
 #: Where a daemon run stands.
 RunStatus = Literal["running", "pass", "marginal", "fail", "stopped", "error", "inconclusive"]

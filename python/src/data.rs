@@ -13,7 +13,9 @@ use pyo3::types::{PyCapsule, PyDict};
 use serde_json::Value;
 
 use coalmine::archive::{self, Archive, ArchivedJudgment};
-use coalmine::judge::sequential::{Alternative, MetricType, SequentialParams, SequentialState};
+use coalmine::judge::sequential::{
+    Alternative, MetricType, SeqVersion, SequentialParams, SequentialState,
+};
 use coalmine::judge::StatsError;
 use coalmine::query::{Binding, Engine};
 use coalmine::store::Store;
@@ -418,7 +420,7 @@ impl StoreHandle {
     }
 }
 
-/// One metric's anytime-valid sequential test (`coalmine-seq-v1`), fed batch by batch.
+/// One metric's anytime-valid sequential test (`coalmine-seq-v1` or `-v2`), fed batch by batch.
 #[pyclass(module = "coalmine._internal")]
 pub struct SequentialTest {
     state: SequentialState,
@@ -427,7 +429,7 @@ pub struct SequentialTest {
 #[pymethods]
 impl SequentialTest {
     #[new]
-    #[pyo3(signature = (metric_type = "continuous", alternative = "increase", alpha = 0.01, quantiles = vec![0.5], traffic_share = 0.5, t_opt = 1000.0, concentration = 100.0, batch_size = 1, nan_as_zero = false))]
+    #[pyo3(signature = (metric_type = "continuous", alternative = "increase", alpha = 0.01, quantiles = vec![0.5], traffic_share = 0.5, t_opt = 1000.0, concentration = 100.0, batch_size = 1, nan_as_zero = false, *, judge = "coalmine-seq-v1", warmup = 30, tail_quantile = 0.9))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         metric_type: &str,
@@ -439,7 +441,19 @@ impl SequentialTest {
         concentration: f64,
         batch_size: u32,
         nan_as_zero: bool,
+        judge: &str,
+        warmup: u32,
+        tail_quantile: f64,
     ) -> PyResult<SequentialTest> {
+        let version = match judge {
+            "coalmine-seq-v1" => SeqVersion::V1,
+            "coalmine-seq-v2" => SeqVersion::V2,
+            other => {
+                return Err(InvalidInputError::new_err(format!(
+                    "judge: {other:?} (coalmine-seq-v1 | coalmine-seq-v2)"
+                )))
+            }
+        };
         let metric_type = match metric_type {
             "count" => MetricType::Count,
             "continuous" => MetricType::Continuous,
@@ -468,6 +482,10 @@ impl SequentialTest {
             concentration,
             batch_size,
             nan_as_zero,
+            version,
+            warmup,
+            horizon_looks: t_opt,
+            tail_quantile,
             ..SequentialParams::new(metric_type)
         };
         let state =

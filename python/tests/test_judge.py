@@ -23,7 +23,7 @@ def cli(coalmine_bin, root, *args, stdin=None):
     )
 
 
-@pytest.mark.parametrize("judge_name", [None, "coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-v2"])
+@pytest.mark.parametrize("judge_name", [None, "coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-v2", "coalmine-seq-v2"])
 def test_same_json_as_cli(coalmine_bin, root, judge_name):
     args = ["judge", "examples/checkout-canary.json"] + (["--judge", judge_name] if judge_name else [])
     out = cli(coalmine_bin, root, *args)
@@ -38,7 +38,8 @@ def test_same_json_as_cli(coalmine_bin, root, judge_name):
 
 
 def test_result_accessors(example):
-    r = coalmine.judge(example)
+    assert coalmine.judge(example).judge_name == "coalmine-v2", "the default judge"
+    r = coalmine.judge(example, judge="coalmine-v1")
     assert r.judge_name == "coalmine-v1"
     assert r.classification == "Fail" and r.score == 0.0
     assert r.reason.startswith("Canary Failed: The metric latency p99")
@@ -124,7 +125,7 @@ def test_python_values_become_kayenta_json(example):
 
 
 def test_judges():
-    assert coalmine.judges() == ["coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v1", "coalmine-v2"]
+    assert coalmine.judges() == ["coalmine-v2", "coalmine-v1", "NetflixACAJudge-v1.0", "coalmine-seq-v2", "coalmine-seq-v1"]
     # the Literal type lists the judges this build knows
     assert list(typing.get_args(coalmine.types.JudgeName)) == coalmine.judges()
 

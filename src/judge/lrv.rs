@@ -157,7 +157,7 @@ fn bartlett_bandwidth(rho: f64, n: f64) -> f64 {
 }
 
 /// `(Σ u_t·u_{t−1}, Σ u_{t−1}²)` over `t ≥ 1`: the least-squares AR(1) fit without intercept.
-fn lag1_sums(u: &[f64]) -> (f64, f64) {
+pub(crate) fn lag1_sums(u: &[f64]) -> (f64, f64) {
     let (mut num, mut den) = (0.0, 0.0);
     for t in 1..u.len() {
         num += u[t] * u[t - 1];
@@ -168,7 +168,7 @@ fn lag1_sums(u: &[f64]) -> (f64, f64) {
 
 /// Kendall's bias of a lag-1 estimate from `n` values with an estimated mean, added back;
 /// kept within ±0.97 so the recolouring stays finite.
-fn kendall_corrected(ar1: f64, n: f64) -> f64 {
+pub(crate) fn kendall_corrected(ar1: f64, n: f64) -> f64 {
     (ar1 + (1.0 + 3.0 * ar1) / n).clamp(-0.97, 0.97)
 }
 
@@ -176,8 +176,17 @@ fn kendall_corrected(ar1: f64, n: f64) -> f64 {
 /// the series count nothing).
 fn kernel_sum(e: &[f64], weights: &[f64]) -> f64 {
     let mut sum = weights[0] * e.iter().map(|v| v * v).sum::<f64>();
-    for (j, w) in weights.iter().enumerate().skip(1).take_while(|(j, _)| *j < e.len()) {
-        let s: f64 = e[..e.len() - j].iter().zip(&e[j..]).map(|(a, b)| a * b).sum();
+    for (j, w) in weights
+        .iter()
+        .enumerate()
+        .skip(1)
+        .take_while(|(j, _)| *j < e.len())
+    {
+        let s: f64 = e[..e.len() - j]
+            .iter()
+            .zip(&e[j..])
+            .map(|(a, b)| a * b)
+            .sum();
         sum += 2.0 * w * s;
     }
     sum
@@ -295,7 +304,11 @@ pub fn pooled_long_run(series: &[&[f64]]) -> LongRun {
         .iter()
         .map(|e| lag1_sums(e))
         .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-    let rho = if rd > 0.0 { (rn / rd).clamp(-0.99, 0.99) } else { 0.0 };
+    let rho = if rd > 0.0 {
+        (rn / rd).clamp(-0.99, 0.99)
+    } else {
+        0.0
+    };
     let m: usize = residuals.iter().map(|e| e.len()).sum();
     let bandwidth = bartlett_bandwidth(rho, m as f64);
     let longest = residuals.iter().map(|e| e.len()).max().unwrap_or(0);

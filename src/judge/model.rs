@@ -235,7 +235,9 @@ impl MetricSetPair {
         let control = sample_list(required(values, "control", &vp)?, &vp.key("control"))?;
         let experiment = sample_list(required(values, "experiment", &vp)?, &vp.key("experiment"))?;
         let times = match optional(m, "scopes") {
-            Some(scopes) => scope_times(scopes, &path.key("scopes"), control.len(), experiment.len())?,
+            Some(scopes) => {
+                scope_times(scopes, &path.key("scopes"), control.len(), experiment.len())?
+            }
             None => None,
         };
         Ok(MetricSetPair {
@@ -282,13 +284,15 @@ fn scope_times(
                 .collect(),
         ))
     };
-    Ok(match (arm("control", n_control)?, arm("experiment", n_experiment)?) {
-        (Some(control), Some(experiment)) => Some(PairTimes {
-            control,
-            experiment,
-        }),
-        _ => None,
-    })
+    Ok(
+        match (arm("control", n_control)?, arm("experiment", n_experiment)?) {
+            (Some(control), Some(experiment)) => Some(PairTimes {
+                control,
+                experiment,
+            }),
+            _ => None,
+        },
+    )
 }
 
 impl JudgeRequest {

@@ -87,6 +87,7 @@ pub mod count;
 pub mod histogram;
 mod judge;
 pub mod mixture;
+pub mod paired;
 pub mod quantile;
 mod report;
 mod settings;
@@ -98,11 +99,12 @@ pub use count::CountTest;
 pub use histogram::LogHistogram;
 pub use judge::{judge_states, metric_alpha, params_for, replay, run, state_key};
 pub use mixture::{BetaMixture, Side};
+pub use paired::{PairedScale, PairedTest};
 pub use quantile::{quantile_bounds, two_sided_ln_e, QuantileBounds, QuantileTest};
 pub use report::{ConfidenceSequence, Interval, QuantileReport, ReachReport, SequentialReport};
 pub use state::{
-    ln_mean_exp, Crossing, Decision, Horizon, Monitor, Reach, SeqTest, SequentialParams,
-    SequentialState, Sums,
+    ln_mean_exp, Crossing, Decision, Horizon, Monitor, Reach, SeqTest, SeqVersion,
+    SequentialParams, SequentialState, Sums, DEFAULT_WARMUP,
 };
 
 use super::classifier::{Direction, Label};

@@ -83,7 +83,9 @@ impl Settings {
             other => {
                 return Err(ShapeError::new(
                     &base.key("multiplicity"),
-                    format!("multiplicity must be \"holm\", \"bonferroni\" or \"none\", got {other:?}"),
+                    format!(
+                        "multiplicity must be \"holm\", \"bonferroni\" or \"none\", got {other:?}"
+                    ),
                 ))
             }
         };
@@ -111,7 +113,8 @@ impl Settings {
             }
         };
         Ok(Settings {
-            alpha: 1.0 - confidence,
+            // 1 − 0.95 is 0.050000000000000044 in binary; the level as the user wrote it
+            alpha: level_alpha(confidence),
             multiplicity,
             traffic_share,
             tail_quantile,
@@ -215,7 +218,7 @@ impl MetricSettings {
                     &canary.key("confidence"),
                     format!("confidence must be in (0, 1), got {c}"),
                 )?;
-                Some(1.0 - c)
+                Some(level_alpha(c))
             }
             None => None,
         };
@@ -226,7 +229,9 @@ impl MetricSettings {
             other => {
                 return Err(ShapeError::new(
                     &canary.key("metricType"),
-                    format!("metricType must be \"count\", \"continuous\" or \"auto\", got {other:?}"),
+                    format!(
+                        "metricType must be \"count\", \"continuous\" or \"auto\", got {other:?}"
+                    ),
                 ))
             }
         };
@@ -235,12 +240,24 @@ impl MetricSettings {
             metric_type,
             measure,
             allowed: (
-                r.f64(&["canary", "effectSize", "allowedDecrease"], measure.neutral())?,
-                r.f64(&["canary", "effectSize", "allowedIncrease"], measure.neutral())?,
+                r.f64(
+                    &["canary", "effectSize", "allowedDecrease"],
+                    measure.neutral(),
+                )?,
+                r.f64(
+                    &["canary", "effectSize", "allowedIncrease"],
+                    measure.neutral(),
+                )?,
             ),
             critical_allowed: (
-                r.f64(&["canary", "effectSize", "criticalDecrease"], measure.neutral())?,
-                r.f64(&["canary", "effectSize", "criticalIncrease"], measure.neutral())?,
+                r.f64(
+                    &["canary", "effectSize", "criticalDecrease"],
+                    measure.neutral(),
+                )?,
+                r.f64(
+                    &["canary", "effectSize", "criticalIncrease"],
+                    measure.neutral(),
+                )?,
             ),
             own_alpha,
         })
@@ -401,7 +418,7 @@ fn two_sample_hac(x: &[f64], y: &[f64]) -> (f64, f64, LongRun) {
     let diff = stats::mean(y) - stats::mean(x);
     let mut se2 = lr.variance * (1.0 / n + 1.0 / m);
     let mut df = lr.effective_n - 2.0;
-    if !(se2 > 0.0) {
+    if se2.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         let pooled: Vec<f64> = x.iter().chain(y).copied().collect();
         se2 = stats::variance(&pooled, true) * (1.0 / n + 1.0 / m);
         df = n + m - 2.0;
@@ -418,13 +435,7 @@ fn all_positive(v: &[f64]) -> bool {
 const LOCATION_WEIGHT: f64 = 0.8;
 
 /// The location test without pairing: mean pooled ranks, long-run variances.
-fn location_unpaired(
-    x: &[f64],
-    y: &[f64],
-    alt: Alt,
-    level: f64,
-    s: &MetricSettings,
-) -> TestResult {
+fn location_unpaired(x: &[f64], y: &[f64], alt: Alt, level: f64, s: &MetricSettings) -> TestResult {
     let (n, m) = (x.len(), y.len());
     let mut pooled = Vec::with_capacity(n + m);
     pooled.extend_from_slice(x);
@@ -442,7 +453,10 @@ fn location_unpaired(
         (values.variance * (1.0 / (m as f64 * my * my) + 1.0 / (n as f64 * mx * mx))).sqrt();
     let q = t_quantile(1.0 - level / 2.0, df);
     let (lower, upper) = if mx > 0.0 && my > 0.0 && se_log.is_finite() {
-        (Some(ratio * (-q * se_log).exp()), Some(ratio * (q * se_log).exp()))
+        (
+            Some(ratio * (-q * se_log).exp()),
+            Some(ratio * (q * se_log).exp()),
+        )
     } else {
         (None, None)
     };
@@ -487,11 +501,7 @@ fn beyond(ratio: f64, alt: Alt, allowed: (f64, f64)) -> bool {
 }
 
 /// Values at instants both arms have (NaN-free), in time order.
-fn align(
-    control: &[f64],
-    experiment: &[f64],
-    times: &PairTimes,
-) -> Option<(Vec<f64>, Vec<f64>)> {
+fn align(control: &[f64], experiment: &[f64], times: &PairTimes) -> Option<(Vec<f64>, Vec<f64>)> {
     if times.control.len() != control.len() || times.experiment.len() != experiment.len() {
         return None;
     }
@@ -550,7 +560,11 @@ fn location_paired(x: &[f64], y: &[f64], alt: Alt, level: f64, s: &MetricSetting
     let p = alt.p(t, df);
     let q = t_quantile(1.0 - level / 2.0, df);
     let (estimate, lower, upper) = if log {
-        (mean.exp(), Some((mean - q * se).exp()), Some((mean + q * se).exp()))
+        (
+            mean.exp(),
+            Some((mean - q * se).exp()),
+            Some((mean + q * se).exp()),
+        )
     } else {
         (mean, Some(mean - q * se), Some(mean + q * se))
     };
@@ -592,7 +606,11 @@ fn spread(x: &[f64], y: &[f64], alt: Alt, tail_q: f64, s: &MetricSettings) -> Te
     let (t, df, dependence) = two_sample_hac(&dx, &dy);
     // more spread is worse in either direction
     let p = Alt::Greater.p(t, df);
-    let q = if alt == Alt::Less { 1.0 - tail_q } else { tail_q };
+    let q = if alt == Alt::Less {
+        1.0 - tail_q
+    } else {
+        tail_q
+    };
     let gate = Measure::Quantile(q);
     let gate_value = gate.ratio(x, y);
     TestResult {
@@ -629,7 +647,11 @@ fn binom_upper(c: f64, n: f64, p: f64) -> f64 {
 
 /// The canary's expected share of all events when its rate equals the baseline's: its
 /// traffic share, weighted by each arm's number of intervals.
-fn expected_share(traffic_share: f64, control_intervals: usize, experiment_intervals: usize) -> f64 {
+fn expected_share(
+    traffic_share: f64,
+    control_intervals: usize,
+    experiment_intervals: usize,
+) -> f64 {
     let (n, m) = (control_intervals as f64, experiment_intervals as f64);
     traffic_share * m / (traffic_share * m + (1.0 - traffic_share) * n)
 }
@@ -771,7 +793,9 @@ fn evaluate(
         }
         ev.effect = t.estimate;
         ev.p_value = if t.beyond_allowed { t.p_value } else { 1.0 };
-        ev.label_if_rejected = if matches!(pointing(alt, !(t.estimate < 1.0)), Alt::Less) {
+        // NaN points up, as an estimate ≥ 1 does
+        let upward = t.estimate.partial_cmp(&1.0) != Some(std::cmp::Ordering::Less);
+        ev.label_if_rejected = if matches!(pointing(alt, upward), Alt::Less) {
             Label::Low
         } else {
             Label::High
@@ -798,13 +822,20 @@ fn evaluate(
     });
     let raw_small = x.len().min(y.len());
     if raw_small < 5 || too_small < settings.min_effective_n {
+        let short = if raw_small < 5 {
+            "below the 5 values a side a test needs".to_string()
+        } else {
+            format!(
+                "only {} effective values a side after the autocorrelation, below the {} a test needs (minEffectiveN)",
+                fmt(too_small),
+                settings.min_effective_n
+            )
+        };
         ev.inconclusive = Some(format!(
-            "too little data to judge {}: {} values in the baseline and {} in the canary, {} effective (autocorrelation), below the {} a test needs",
+            "too little data to judge {}: {} values in the baseline and {} in the canary, {short}",
             pair.name,
             x.len(),
             y.len(),
-            fmt(too_small),
-            if raw_small < 5 { "5 values".to_string() } else { format!("{} effective values", settings.min_effective_n) }
         ));
     }
     ev.effect = location.gate_value;
@@ -832,7 +863,10 @@ fn evaluate(
         .enumerate()
         .filter(|(_, (t, _))| t.beyond_allowed)
         .map(|(i, (t, w))| (i, t.p_value / w))
-        .fold((usize::MAX, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+        .fold(
+            (usize::MAX, f64::INFINITY),
+            |a, b| if b.1 < a.1 { b } else { a },
+        );
     if best != usize::MAX {
         ev.p_value = (ev.tests[best].p_value / weights[best]).min(1.0);
         ev.label_if_rejected = if best == 0 {
@@ -905,7 +939,10 @@ pub fn run<P: Borrow<MetricSetPair> + Sync>(
         .filter(|&i| {
             let s = &jobs[i].2;
             let e = &evaluated[i].2;
-            !s.basics.muted && s.own_alpha.is_none() && e.early.is_none() && e.inconclusive.is_none()
+            !s.basics.muted
+                && s.own_alpha.is_none()
+                && e.early.is_none()
+                && e.inconclusive.is_none()
         })
         .collect();
     let p: Vec<f64> = in_family.iter().map(|&i| evaluated[i].2.p_value).collect();
@@ -932,7 +969,17 @@ pub fn run<P: Borrow<MetricSetPair> + Sync>(
                     format!("{:?}", settings.multiplicity).to_lowercase(),
                 ),
             };
-            assemble_metric(pair, metric, s, &x, &y, ev, adj.min(1.0), alpha, multiplicity)
+            assemble_metric(
+                pair,
+                metric,
+                s,
+                &x,
+                &y,
+                ev,
+                adj.min(1.0),
+                alpha,
+                multiplicity,
+            )
         })
         .collect();
     Ok(super::assemble(
@@ -1007,7 +1054,11 @@ fn assemble_metric(
                 Some(format!(
                     "The canary's {} is {} than the baseline's: {why}",
                     pair.name,
-                    if label == Label::High { "higher" } else { "lower" }
+                    if label == Label::High {
+                        "higher"
+                    } else {
+                        "lower"
+                    }
                 )),
             )
         }
@@ -1062,6 +1113,12 @@ pub fn check_settings(config: &CanaryConfig) -> Result<(), JudgeError> {
         MetricSettings::resolve(metric)?;
     }
     Ok(())
+}
+
+/// `1 − confidence` as the user wrote it (`1 − 0.95` is 0.050000000000000044 in binary,
+/// which reasons and JSON would show).
+fn level_alpha(confidence: f64) -> f64 {
+    ((1.0 - confidence) * 1e12).round() / 1e12
 }
 
 #[cfg(test)]

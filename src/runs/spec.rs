@@ -415,8 +415,13 @@ pub fn parse_with(body: &Value, now_ms: i64, limits: Limits) -> Result<(RunSpec,
             limits.max_judgments
         ));
     }
-    if min_duration_ms.is_some() && judge.as_deref() != Some("coalmine-seq-v1") {
-        return Err("minDuration: early passes need the anytime-valid judge (\"judge\": \"coalmine-seq-v1\")".into());
+    if min_duration_ms.is_some()
+        && !matches!(
+            judge.as_deref(),
+            Some("coalmine-seq-v1" | "coalmine-seq-v2")
+        )
+    {
+        return Err("minDuration: early passes need an anytime-valid judge (\"judge\": \"coalmine-seq-v2\" or \"coalmine-seq-v1\")".into());
     }
     let spec = RunSpec {
         min_duration_ms,

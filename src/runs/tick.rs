@@ -90,9 +90,9 @@ pub(crate) async fn judge_tick(
     cpu: &tokio::sync::Semaphore,
 ) -> Result<TickOutcome, RunError> {
     let _one_at_a_time = p.tick_lock.lock().await;
-    let sequential = p.kind == JudgeKind::CoalmineSeqV1;
+    let sequential = p.kind.sequential();
     // The sequential judge takes each value once: only what arrived since the last tick.
-    let (start, end) = if sequential {
+    let (start, end) = if sequential.is_some() {
         run.spec
             .new_data_window(run.judgments.last().map(|j| j.window_end_ms), tick_ms)
     } else {
@@ -155,8 +155,9 @@ pub(crate) async fn judge_tick(
         .await
         .expect("the judging semaphore is never closed");
     let (result, states) = tokio::task::spawn_blocking(move || {
-        if sequential {
+        if let Some(version) = sequential {
             judge::sequential::judge_states(
+                version,
                 &config,
                 &judged_pairs,
                 &mut states,

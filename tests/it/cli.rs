@@ -38,13 +38,34 @@ fn judges_the_bundled_example() {
     let out = coalmine(&["judge", "examples/checkout-canary.json"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(result["judgeName"], "coalmine-v1");
+    assert_eq!(result["judgeName"], "coalmine-v2", "the default judge");
     assert_eq!(result["score"]["classification"], "Fail");
     let p99 = &result["results"][0];
     assert_eq!(p99["name"], "latency p99");
     assert_eq!(p99["classification"], "High");
     assert_eq!(p99["critical"], true);
     let test = &p99["resultMetadata"]["test"];
+    assert_eq!(test["kind"], "coalmine-v2");
+    // the example's scopes put both arms on one grid: compared at the same instants
+    assert_eq!(test["pairing"], "paired", "{test}");
+    assert!(test["adjustedPValue"].as_f64().unwrap() < 1e-6, "{test}");
+    let location = &test["tests"][0];
+    assert_eq!(location["name"], "location");
+    assert!(location["estimate"].as_f64().unwrap() > 1.1, "{location}");
+    // coalmine-v1 by name: the Mann–Whitney pipeline, as before
+    let out = coalmine(
+        &[
+            "judge",
+            "examples/checkout-canary.json",
+            "--judge",
+            "coalmine-v1",
+        ],
+        None,
+    );
+    let v1: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v1["judgeName"], "coalmine-v1");
+    assert_eq!(v1["results"][0]["classification"], "High");
+    let test = &v1["results"][0]["resultMetadata"]["test"];
     assert_eq!(test["kind"], "mann-whitney");
     assert!(test["lower"].as_f64().unwrap() > 0.0);
     assert!(test["pValue"].as_f64().unwrap() < 1e-6);
@@ -81,7 +102,7 @@ fn table_and_exit_status() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(
-        table.starts_with("coalmine-v1 · verdict FAIL · score 0.00"),
+        table.starts_with("coalmine-v2 · verdict FAIL · score 0.00"),
         "{table}"
     );
     assert!(
@@ -180,7 +201,17 @@ fn replay_with_coalmine_v2_shows_which_verdicts_change() {
     let _ = std::fs::remove_dir_all(&dir);
     let d = dir.to_str().unwrap();
     let out = coalmine(
-        &["demo", "--archive", d, "--runs", "12", "--judgments", "3", "--seed", "5"],
+        &[
+            "demo",
+            "--archive",
+            d,
+            "--runs",
+            "12",
+            "--judgments",
+            "3",
+            "--seed",
+            "5",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -191,7 +222,15 @@ fn replay_with_coalmine_v2_shows_which_verdicts_change() {
         .and_then(|n| n.parse().ok())
         .expect("the demo says how many judgments it wrote");
     let out = coalmine(
-        &["replay", "--archive", d, "--judge", "coalmine-v2", "--format", "json"],
+        &[
+            "replay",
+            "--archive",
+            d,
+            "--judge",
+            "coalmine-v2",
+            "--format",
+            "json",
+        ],
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -208,10 +247,22 @@ fn replay_with_coalmine_v2_shows_which_verdicts_change() {
         "{text}"
     );
     let refused = coalmine(
-        &["replay", "--archive", d, "--judge", "coalmine-v2", "--overrides", r#"{"tolerance": 0.1}"#],
+        &[
+            "replay",
+            "--archive",
+            d,
+            "--judge",
+            "coalmine-v2",
+            "--overrides",
+            r#"{"tolerance": 0.1}"#,
+        ],
         None,
     );
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("`tolerance` has no effect on coalmine-v2"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("`tolerance` has no effect on coalmine-v2"),
+        "{}",
+        stderr(&refused)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

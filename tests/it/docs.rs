@@ -176,8 +176,8 @@ fn argo_rollouts_guide_runs_as_written() {
     let metrics = yaml["spec"]["metrics"].as_sequence().unwrap();
     assert_eq!(metrics.len(), 2, "a watching metric and a final one");
     let openapi = get(&api, "/openapi.json").json();
-    let statuses: Vec<String> = openapi["components"]["schemas"]["Verdict"]["properties"]
-        ["status"]["enum"]
+    let statuses: Vec<String> = openapi["components"]["schemas"]["Verdict"]["properties"]["status"]
+        ["enum"]
         .as_array()
         .unwrap()
         .iter()
@@ -209,11 +209,37 @@ fn argo_rollouts_guide_runs_as_written() {
                 ("fail" | "marginal" | "stopped" | "error", _) => (false, true),
                 (other, _) => panic!("the guide does not say what {other} does"),
             };
-            assert_eq!((ok, failed), want, "{s} in {}", metric["name"].as_str().unwrap());
+            assert_eq!(
+                (ok, failed),
+                want,
+                "{s} in {}",
+                metric["name"].as_str().unwrap()
+            );
         }
     }
     // the guide's claim: a write without the token is refused
     let r = request(&api, "DELETE", &format!("/runs/{run_id}"), None, &[]);
     assert_eq!(r.status, 401);
     assert!(d.terminate().success());
+}
+
+/// The API description lists exactly the judges the daemon knows (it listed three of four
+/// before `coalmine-v2` became the default).
+#[test]
+fn openapi_lists_every_judge() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("src/api/openapi.json")).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let listed: Vec<&str> = doc["components"]["schemas"]["RunRequest"]["properties"]["judge"]
+        ["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let known: Vec<&str> = coalmine::judge::JudgeKind::ALL
+        .iter()
+        .map(|j| j.name())
+        .collect();
+    assert_eq!(listed, known);
+    assert_eq!(known[0], coalmine::judge::JudgeKind::DEFAULT.name());
 }

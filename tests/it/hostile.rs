@@ -78,7 +78,11 @@ async fn row01_thousands_of_union_branches_are_refused_before_planning() {
     let e = refusal(nested(10)).await;
     assert!(e.contains("nests subqueries more than 8 deep"), "{e}");
     let joins: Vec<String> = (0..40).map(|i| format!("metrics m{i}")).collect();
-    let e = refusal(format!("SELECT m0.value AS value FROM {}", joins.join(", "))).await;
+    let e = refusal(format!(
+        "SELECT m0.value AS value FROM {}",
+        joins.join(", ")
+    ))
+    .await;
     assert!(e.contains("a SELECT joins 40 tables"), "{e}");
     coalmine::canary::validate(
         &sql_config("SELECT ts, avg(value) AS value FROM metrics WHERE metric = 'http.latency_ms' GROUP BY ts"),
@@ -1008,7 +1012,9 @@ fn chaos_broker_restarted_mid_ingest_and_mid_run() {
                 d.log_text()
             );
             crashes += 1;
-            eprintln!("chaos: the daemon crashed ({status}) after the broker restart; restarting it");
+            eprintln!(
+                "chaos: the daemon crashed ({status}) after the broker restart; restarting it"
+            );
             assert!(crashes <= 3, "crashed {crashes} times:\n{}", d.log_text());
             d.restart();
             api = d.api();

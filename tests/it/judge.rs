@@ -103,7 +103,7 @@ fn coalmine_v1_never_flags_a_metric_its_test_cannot_back() {
     ] {
         let control: Vec<f64> = (0..n).map(|i| 18.75 + 0.01 * i as f64).collect();
         let experiment: Vec<f64> = (0..n).map(|i| 19.0 + 0.01 * i as f64).collect();
-        let v = judged(&control, &experiment, None);
+        let v = judged(&control, &experiment, Some("coalmine-v1"));
         let m = &v["results"][0];
         assert_eq!(m["classification"], "Pass", "n = {n}: {m}");
         let t = &m["resultMetadata"]["test"];
@@ -129,13 +129,13 @@ fn coalmine_v1_never_flags_a_metric_its_test_cannot_back() {
     let v = judged(
         &[18.75, 18.76, 18.77, 18.78, 18.79],
         &[19.0, 19.01, 19.02, 19.03, 19.04],
-        None,
+        Some("coalmine-v1"),
     );
     assert_eq!(v["results"][0]["classification"], "High", "{v}");
     assert!(v["results"][0].get("notJudged").is_none());
 
     // ties: the normal approximation, which with 2 a side cannot get below p = 0.02 either
-    let v = judged(&[18.75, 18.75], &[19.0, 19.0], None);
+    let v = judged(&[18.75, 18.75], &[19.0, 19.0], Some("coalmine-v1"));
     let m = &v["results"][0];
     assert_eq!(m["classification"], "Pass", "{m}");
     assert_eq!(m["resultMetadata"]["test"]["method"], "asymptotic");
@@ -146,7 +146,7 @@ fn coalmine_v1_never_flags_a_metric_its_test_cannot_back() {
     // ties with enough data are judged
     let c: Vec<f64> = (0..30).map(|i| 18.0 + (i % 5) as f64).collect();
     let e: Vec<f64> = (0..30).map(|i| 21.0 + (i % 5) as f64).collect();
-    let v = judged(&c, &e, None);
+    let v = judged(&c, &e, Some("coalmine-v1"));
     assert_eq!(v["results"][0]["classification"], "High", "{v}");
     assert_eq!(
         v["results"][0]["resultMetadata"]["test"]["method"],
@@ -154,13 +154,39 @@ fn coalmine_v1_never_flags_a_metric_its_test_cannot_back() {
     );
 
     // the table shows it
-    let r = coalmine::judge::judge_value(&small_request(&[18.75], &[19.0]), None).unwrap();
+    let r = coalmine::judge::judge_value(&small_request(&[18.75], &[19.0]), Some("coalmine-v1"))
+        .unwrap();
     let table = coalmine::report::judge_table(&r, None);
     assert!(table.contains("Pass (not judged)"), "{table}");
     assert!(
         table.contains("not judged: latency p50: insufficient data: n = 1 a side"),
         "{table}"
     );
+}
+
+/// The default judge is `coalmine-v2`: one value a side is not a Pass that nobody could
+/// have backed but an inconclusive metric (Kayenta clients read `Nodata`), and the
+/// judgment's verdict says it rests on it.
+#[test]
+fn the_default_judge_calls_one_value_a_side_inconclusive() {
+    let v = judged(&[18.75], &[19.0], None);
+    assert_eq!(v["judgeName"], "coalmine-v2", "{v}");
+    let m = &v["results"][0];
+    assert_eq!(m["classification"], "Nodata", "{m}");
+    assert_eq!(m["inconclusive"], true, "{m}");
+    let why = m["notJudged"].as_str().unwrap();
+    assert_eq!(
+        why,
+        "too little data to judge latency p50: 1 values in the baseline and 1 in the canary, below the 5 values a side a test needs"
+    );
+    // 20 a side of a clear shift, without a trend (a trend reads as autocorrelation), are
+    // judged
+    let noise = |i: usize| 0.01 * ((i * 7) % 5) as f64;
+    let c: Vec<f64> = (0..20).map(|i| 18.75 + noise(i)).collect();
+    let e: Vec<f64> = (0..20).map(|i| 19.0 + noise(i + 3)).collect();
+    let v = judged(&c, &e, None);
+    assert_eq!(v["results"][0]["classification"], "High", "{v}");
+    assert!(v["results"][0].get("notJudged").is_none(), "{v}");
 }
 
 /// A flagged interval whose p-value is not below 1 − confidence is not a verdict either.
@@ -220,7 +246,9 @@ fn results_read_back_to_the_same_json() {
                 .and_then(|m| m.test.as_ref());
             match kind {
                 JudgeKind::CoalmineV1 => assert!(test.unwrap().mann_whitney().is_some()),
-                JudgeKind::CoalmineSeqV1 => assert!(test.unwrap().sequential().is_some()),
+                JudgeKind::CoalmineSeqV1 | JudgeKind::CoalmineSeqV2 => {
+                    assert!(test.unwrap().sequential().is_some())
+                }
                 JudgeKind::NetflixAcaV1 => assert!(test.is_none()),
                 JudgeKind::CoalmineV2 => assert!(test.unwrap().v2().is_some()),
             }

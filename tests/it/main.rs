@@ -13,6 +13,7 @@ mod kayenta_vectors;
 mod properties;
 mod query;
 mod r_wilcox;
+mod seq_v2;
 mod sequential;
 mod store;
 mod util;

@@ -262,6 +262,7 @@ fn judge_result_equals_a_run_fed_tick_by_tick() {
     let r = judge_value(&req, None).unwrap();
     let parsed = coalmine::judge::JudgeRequest::from_value(&req).unwrap();
     let params = coalmine::judge::sequential::params_for(
+        coalmine::judge::sequential::SeqVersion::V1,
         &parsed.canary_config,
         &parsed.metric_set_pair_list,
         0,
@@ -321,6 +322,7 @@ fn a_large_run_tick_split_across_threads_equals_metric_by_metric_updates() {
         .unwrap();
         let (config, pairs) = (&req.canary_config, &req.metric_set_pair_list);
         let r = coalmine::judge::sequential::judge_states(
+            coalmine::judge::sequential::SeqVersion::V1,
             config,
             pairs,
             &mut run_states,
@@ -331,7 +333,13 @@ fn a_large_run_tick_split_across_threads_equals_metric_by_metric_updates() {
         if tick == 0 {
             alone = (0..M)
                 .map(|i| {
-                    let p = coalmine::judge::sequential::params_for(config, pairs, i, None);
+                    let p = coalmine::judge::sequential::params_for(
+                        coalmine::judge::sequential::SeqVersion::V1,
+                        config,
+                        pairs,
+                        i,
+                        None,
+                    );
                     SequentialState::new(p.unwrap()).unwrap()
                 })
                 .collect();
@@ -484,6 +492,7 @@ fn run_ticks(
             ))
             .unwrap();
             judge_states(
+                coalmine::judge::sequential::SeqVersion::V1,
                 &req.canary_config,
                 &req.metric_set_pair_list,
                 &mut states,

@@ -31,6 +31,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use statrs::distribution::{ChiSquared, ContinuousCDF};
+
 use super::mixture::{BetaMixture, Side};
 use super::Tail;
 
@@ -51,6 +53,104 @@ pub struct CountTest {
     pub cs_alpha: f64,
     two: BetaMixture,
     tails: Vec<(Tail, BetaMixture)>,
+    /// `coalmine-seq-v2`: the per-look overdispersion estimate that scales the counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<Dispersion>,
+}
+
+/// The overdispersion of the per-look counts around the conditional binomial, as the
+/// cumulative statistic sees it: `K − p̂N = Σ_t (e_t − p̂ n_t)` over looks `t` (`e_t` canary
+/// events, `n_t` both arms', `p̂ = K/N`), whose variance is `Σ (e_t − p̂ n_t)²` when events
+/// come in bursts and `p̂(1 − p̂)·N` when they are Poisson. Their ratio, with the degrees of
+/// freedom correction `L/(L − 1)` over the `L` looks with events, is
+/// `φ̂ = L/(L − 1) · Σ (e_t − p̂ n_t)² / (p̂(1 − p̂)·N)`: the cluster-robust (HC1) over the
+/// model-based variance of the binomial fit, what R's `sandwich::vcovHC(fit, "HC1") /
+/// vcov(fit)` gives for `glm(cbind(e, n − e) ~ 1, binomial)`. Bursts (one incident logging
+/// many errors) give φ̂ ≫ 1; Poisson counts φ̂ ≈ 1.
+///
+/// The test divides both counts by the one-sided [`DISPERSION_LEVEL`] upper confidence bound
+/// `φ̂·d/χ²_{1−level}(d)` with `d` the looks' effective number `(Σn_t)²/Σn_t² − 1` (big
+/// looks dominate the estimate), capped at `Σn_t²/N`, the dispersion if every look's events
+/// were one burst, and at least 1: the quasi-Poisson correction, made safe for the first
+/// looks, where a few looks cannot tell a burst from a regression. With fewer than
+/// [`DISPERSION_MIN_LOOKS`] looks with events the counts carry no evidence yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dispersion {
+    /// Looks with at least one event.
+    pub looks: u64,
+    /// `Σ e_t`, `Σ n_t`, `Σ e_t²`, `Σ e_t n_t`, `Σ n_t²` over those looks.
+    pub sum_e: f64,
+    pub sum_n: f64,
+    pub sum_e2: f64,
+    pub sum_en: f64,
+    pub sum_n2: f64,
+    /// The factor at the last look with events (computed once per such look).
+    #[serde(default)]
+    pub factor: f64,
+}
+
+/// The confidence of φ̂'s upper bound.
+pub const DISPERSION_LEVEL: f64 = 0.9;
+/// Looks with events before the counts are scaled and judged.
+pub const DISPERSION_MIN_LOOKS: u64 = 3;
+
+impl Dispersion {
+    pub fn observe(&mut self, control: f64, experiment: f64) {
+        let n = control + experiment;
+        if n > 0.0 {
+            self.looks += 1;
+            self.sum_e += experiment;
+            self.sum_n += n;
+            self.sum_e2 += experiment * experiment;
+            self.sum_en += experiment * n;
+            self.sum_n2 += n * n;
+            self.factor = self.compute_factor();
+        }
+    }
+
+    /// φ̂ (NaN below two looks with events or when one arm has every event).
+    pub fn estimate(&self) -> f64 {
+        let p = self.sum_e / self.sum_n;
+        if self.looks < 2 || !(p > 0.0 && p < 1.0) {
+            return f64::NAN;
+        }
+        let ss = (self.sum_e2 - 2.0 * p * self.sum_en + p * p * self.sum_n2).max(0.0);
+        let l = self.looks as f64;
+        l / (l - 1.0) * ss / (p * (1.0 - p) * self.sum_n)
+    }
+
+    /// `Σn_t²/N`: the dispersion if every look's events were one burst.
+    pub fn cap(&self) -> f64 {
+        (self.sum_n2 / self.sum_n).max(1.0)
+    }
+
+    fn compute_factor(&self) -> f64 {
+        if self.looks < DISPERSION_MIN_LOOKS {
+            return f64::INFINITY;
+        }
+        let phi = self.estimate();
+        if phi.is_nan() {
+            return self.cap(); // one arm has every event: assume the worst burstiness
+        }
+        let d = (self.sum_n * self.sum_n / self.sum_n2 - 1.0).max(1.0);
+        let q = ChiSquared::new(d).map_or(f64::NAN, |c| c.inverse_cdf(1.0 - DISPERSION_LEVEL));
+        let upper = phi * d / q;
+        if upper.is_finite() {
+            upper.min(self.cap()).max(1.0)
+        } else {
+            self.cap()
+        }
+    }
+
+    /// The factor the counts are divided by (≥ 1; infinite before [`DISPERSION_MIN_LOOKS`]).
+    pub fn phi(&self) -> f64 {
+        if self.looks < DISPERSION_MIN_LOOKS {
+            f64::INFINITY
+        } else {
+            self.factor
+        }
+    }
 }
 
 impl CountTest {
@@ -72,21 +172,41 @@ impl CountTest {
                 .iter()
                 .map(|&t| (t, BetaMixture::savvi(traffic_share, concentration, side(t))))
                 .collect(),
+            dispersion: None,
         }
     }
 
-    /// `(K, N)`.
+    /// The same test on dispersion-scaled counts (`coalmine-seq-v2`).
+    pub fn with_dispersion(mut self) -> Self {
+        self.dispersion = Some(Dispersion::default());
+        self
+    }
+
+    /// φ̂ (1 without the dispersion correction).
+    pub fn phi(&self) -> f64 {
+        self.dispersion.map_or(1.0, |d| d.phi())
+    }
+
+    /// `(K, N)`, divided by φ̂ under the dispersion correction (`(0, 0)` while it has too
+    /// few looks with events).
     pub fn kn(&self) -> (f64, f64) {
+        let phi = self.phi();
+        if phi.is_infinite() {
+            return (0.0, 0.0);
+        }
         (
-            self.events_experiment,
-            self.events_control + self.events_experiment,
+            self.events_experiment / phi,
+            (self.events_control + self.events_experiment) / phi,
         )
     }
 
-    /// Add events (already validated as non-negative integers).
+    /// Add one look's events (already validated as non-negative integers).
     pub fn add(&mut self, control: f64, experiment: f64) {
         self.events_control += control;
         self.events_experiment += experiment;
+        if let Some(d) = &mut self.dispersion {
+            d.observe(control, experiment);
+        }
     }
 
     /// savvi's two-sided `ln odds` (the Dirichlet–multinomial Bayes factor).
@@ -118,8 +238,14 @@ impl CountTest {
     }
 
     /// Intersect the running confidence sequence with this look's set.
+    /// Under the dispersion correction the set is this look's (φ̂ moves, and an
+    /// intersection would keep bounds from a smaller φ̂).
     pub fn tighten_cs(&mut self) {
         let (lo, hi) = self.theta_cs_now(self.cs_alpha);
+        if self.dispersion.is_some() {
+            (self.theta_lower, self.theta_upper) = (lo, hi);
+            return;
+        }
         self.theta_lower = self.theta_lower.max(lo);
         self.theta_upper = self.theta_upper.min(hi);
         if self.theta_lower > self.theta_upper {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::report::SequentialReport;
 use super::settings::{JudgeSettings, MetricSettings};
-use super::state::{Horizon, SequentialParams, SequentialState};
+use super::state::{Horizon, SeqVersion, SequentialParams, SequentialState};
 use super::MetricType;
 use crate::judge::classifier::{Label, NanStrategy};
 use crate::judge::json::{JsonPath, ShapeError};
@@ -17,14 +17,15 @@ use crate::judge::model::{
 use crate::judge::score::Thresholds;
 use crate::judge::{fan_out, stats, JudgeError, JudgeKind, Parallelism, StatsError};
 
-/// `coalmine-seq-v1` over a whole judgment (called by [`super::run_with`]).
+/// `coalmine-seq-v1` or `-v2` over a whole judgment (called by [`super::run_with`]).
 pub fn run<P: Borrow<MetricSetPair>>(
+    version: SeqVersion,
     config: &CanaryConfig,
     pairs: &[P],
     thresholds: Thresholds,
     parallelism: Parallelism,
 ) -> Result<CanaryJudgeResult, JudgeError> {
-    let (mut jobs, alpha_m) = resolve_jobs(config, pairs)?;
+    let (mut jobs, alpha_m) = resolve_jobs(version, config, pairs)?;
     let results = fan_out(
         &mut jobs,
         parallelism.parallel(pairs),
@@ -41,7 +42,7 @@ pub fn run<P: Borrow<MetricSetPair>>(
         },
     );
     Ok(crate::judge::assemble(
-        JudgeKind::CoalmineSeqV1,
+        kind_of(version),
         config,
         results,
         thresholds,
@@ -54,15 +55,23 @@ type Job<'a> = crate::judge::Job<'a, MetricSettings>;
 /// Every pair's metric config and settings, and the per-metric level (`alpha / m` over the
 /// non-muted pairs under Bonferroni).
 fn resolve_jobs<'a, P: Borrow<MetricSetPair>>(
+    version: SeqVersion,
     config: &'a CanaryConfig,
     pairs: &'a [P],
 ) -> Result<(Vec<Job<'a>>, f64), JudgeError> {
-    let js = JudgeSettings::from_config(config)?;
+    let js = JudgeSettings::from_config(config, version)?;
     let jobs =
         crate::judge::resolve_jobs(config, pairs, |metric| MetricSettings::resolve(metric, &js))?;
     let counted = jobs.iter().filter(|j| !j.2.muted).count();
     let alpha_m = metric_alpha(js.alpha, counted, js.bonferroni);
     Ok((jobs, alpha_m))
+}
+
+fn kind_of(version: SeqVersion) -> JudgeKind {
+    match version {
+        SeqVersion::V1 => JudgeKind::CoalmineSeqV1,
+        SeqVersion::V2 => JudgeKind::CoalmineSeqV2,
+    }
 }
 
 /// The key of a pair's state across a run's ticks: metric name and tags.
@@ -81,13 +90,14 @@ pub fn state_key(pair: &MetricSetPair) -> String {
 /// the whole run instead of restarting every tick. With a known `horizon`, a metric whose
 /// test cannot reach `1/α` by the end of the run says so.
 pub fn judge_states(
+    version: SeqVersion,
     config: &CanaryConfig,
     pairs: &[MetricSetPair],
     states: &mut BTreeMap<String, SequentialState>,
     thresholds: Thresholds,
     horizon: Horizon,
 ) -> Result<CanaryJudgeResult, JudgeError> {
-    let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
+    let (jobs, alpha_m) = resolve_jobs(version, config, pairs)?;
     // Each job takes its state out of the map (created on first sight), so that the updates,
     // independent of one another, can run on both cores; the states go back afterwards.
     let mut work: Vec<(String, Result<SequentialState, StatsError>)> = jobs
@@ -124,7 +134,7 @@ pub fn judge_states(
             .filter_map(|(key, st)| Some((key, st.ok()?))),
     );
     Ok(crate::judge::assemble(
-        JudgeKind::CoalmineSeqV1,
+        kind_of(version),
         config,
         results,
         thresholds,
@@ -156,6 +166,7 @@ fn analysis(
     state: Result<&SequentialState, &StatsError>,
 ) -> AnalysisResult {
     let mut not_judged = None;
+    let mut inconclusive = false;
     let (label, reason, critical, metadata) = match state {
         Err(e) => (
             Label::Error,
@@ -167,10 +178,17 @@ fn analysis(
             let mut report = state.report();
             report.metric_type_inferred = ms.metric_type.is_none();
             report.warnings.extend(ms.warnings.iter().cloned());
-            let (label, mut reason, critical) = classify(&pair.name, state, &report, ms);
+            let (mut label, mut reason, critical) = classify(&pair.name, state, &report, ms);
             if label == Label::Pass {
                 if let Some(why) = state.unreachable() {
-                    reason = Some(why.clone());
+                    if state.params.version == SeqVersion::V2 {
+                        // as coalmine-v2: not a Pass nobody could have backed
+                        label = Label::Nodata;
+                        inconclusive = true;
+                        reason = Some(format!("Inconclusive: {why}"));
+                    } else {
+                        reason = Some(why.clone());
+                    }
                     not_judged = Some(why);
                 }
             }
@@ -199,7 +217,7 @@ fn analysis(
         critical,
         muted: ms.muted,
         not_judged,
-        inconclusive: false,
+        inconclusive,
     }
 }
 
@@ -269,12 +287,13 @@ pub fn metric_alpha(alpha: f64, non_muted_pairs: usize, bonferroni: bool) -> f64
 /// a plain judgment agree). `metric_type` overrides inference (runs infer from their first
 /// tick, or set `metricType`).
 pub fn params_for(
+    version: SeqVersion,
     config: &CanaryConfig,
     pairs: &[MetricSetPair],
     pair_index: usize,
     metric_type: Option<MetricType>,
 ) -> Result<SequentialParams, JudgeError> {
-    let (jobs, alpha_m) = resolve_jobs(config, pairs)?;
+    let (jobs, alpha_m) = resolve_jobs(version, config, pairs)?;
     let (pair, _, ms) = jobs.get(pair_index).ok_or_else(|| {
         JudgeError::Invalid(ShapeError::new(
             &JsonPath::root().key("metricSetPairList").index(pair_index),

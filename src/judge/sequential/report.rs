@@ -113,21 +113,77 @@ pub struct SequentialReport {
     pub effect_size: f64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// `coalmine-seq-v2`, continuous: the paired test's statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedReport>,
+    /// `coalmine-seq-v2`, counts: φ̂ = X²/(L − 1), the per-look overdispersion, and the
+    /// upper bound the counts were divided by (absent before 3 looks with events, when the
+    /// counts carry no evidence yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispersion_upper: Option<f64>,
+}
+
+/// The paired test of `coalmine-seq-v2` (see [`super::paired`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PairedReport {
+    /// `"logRatio"` or `"difference"`; absent before the first paired look.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<super::paired::PairedScale>,
+    pub warmup: u32,
+    /// The warm-up's lag-1 autocorrelation (bias-corrected) and the upper bound that chose
+    /// the batch size; absent during the warm-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_ar1: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_ar1_upper: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u32>,
+    pub batches: u64,
+    pub paired_looks: u64,
+    pub skipped_looks: u64,
+    /// The mixture's prior variance of the standardised effect.
+    pub g: f64,
+    /// The location (paired mean) e-value, as the metric counts it, and the tail test's;
+    /// the metric's is `0.8·location + 0.2·tail`.
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub location_e_value: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail_e_value: Option<f64>,
+    pub tail_quantile: f64,
+    /// Look means per batch of the tail test (absent during the warm-up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tail_batch_size: Option<u32>,
+    /// The batch means' mean and standard deviation (the paired scale).
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub mean: f64,
+    #[serde(with = "crate::judge::json::kayenta_f64")]
+    pub sd: f64,
 }
 
 impl SequentialState {
     pub(super) fn quantile_reports(&self, sub_ln_e: &[f64]) -> Vec<QuantileReport> {
-        let SeqTest::Continuous(q) = &self.test else {
-            return Vec::new();
+        let (q, quantiles, t_opt) = match &self.test {
+            SeqTest::Continuous(q) => (q, self.params.quantiles.clone(), self.params.t_opt),
+            SeqTest::Paired(p) => match &p.tail {
+                Some(q) => (
+                    q,
+                    vec![p.tail_quantile],
+                    (p.horizon_looks / q.batch_size as f64).max(1.0),
+                ),
+                None => return Vec::new(),
+            },
+            SeqTest::Count(_) => return Vec::new(),
         };
-        let nq = self.params.quantiles.len() as f64;
+        let nq = quantiles.len() as f64;
         let arm_alpha = self.params.alpha / (2.0 * nq);
-        self.params
-            .quantiles
+        quantiles
             .iter()
             .map(|&p| {
-                let c = quantile_bounds(&q.control, p, arm_alpha, self.params.t_opt);
-                let e = quantile_bounds(&q.experiment, p, arm_alpha, self.params.t_opt);
+                let c = quantile_bounds(&q.control, p, arm_alpha, t_opt);
+                let e = quantile_bounds(&q.experiment, p, arm_alpha, t_opt);
                 let e_of = |tail: Tail| {
                     q.tests
                         .iter()
@@ -204,13 +260,22 @@ impl SequentialState {
             }),
             effect_size: f64::NAN,
             warnings: Vec::new(),
+            paired: None,
+            dispersion: None,
+            dispersion_upper: None,
         };
         match &self.test {
             SeqTest::Count(c) => {
                 r.kind = "sequential-count".into();
-                r.method =
+                r.method = if c.dispersion.is_some() {
+                    "beta-mixture e-process on dispersion-scaled counts (Lindon & Malek 2022; quasi-Poisson)".into()
+                } else {
                     "beta-mixture e-process, Poisson counting processes (Lindon & Malek 2022)"
-                        .into();
+                        .into()
+                };
+                let finite = |x: f64| x.is_finite().then_some(x);
+                r.dispersion = c.dispersion.and_then(|d| finite(d.estimate()));
+                r.dispersion_upper = c.dispersion.and_then(|d| finite(d.phi()));
                 r.events_control = Some(c.events_control);
                 r.events_experiment = Some(c.events_experiment);
                 r.traffic_share = Some(c.traffic_share);
@@ -223,6 +288,58 @@ impl SequentialState {
                     estimate: c.rate_ratio_estimate(),
                     level: 1.0 - c.cs_alpha,
                 });
+            }
+            SeqTest::Paired(pt) => {
+                r.kind = "sequential-paired".into();
+                r.method = "paired looks, batch means sized from the warm-up, t-mixture e-process (Rouder et al. 2009; Pérez-Ortiz et al. 2024)".into();
+                r.t_opt = Some(pt.horizon_looks);
+                r.batch_size = pt.batch_size;
+                r.effect_size = self.mean_ratio();
+                let (mean, sd) = pt.mean_sd().unwrap_or((f64::NAN, f64::NAN));
+                let (location, tail) = pt.components();
+                r.quantiles = self.quantile_reports(
+                    &pt.tail
+                        .as_ref()
+                        .map(|q| q.sub_test_ln_e())
+                        .unwrap_or_default(),
+                );
+                r.paired = Some(PairedReport {
+                    scale: pt.scale,
+                    warmup: pt.warmup,
+                    warmup_ar1: pt.warmup_ar1,
+                    warmup_ar1_upper: pt.warmup_ar1_upper,
+                    batch_size: pt.batch_size,
+                    batches: pt.batches,
+                    paired_looks: pt.paired_looks,
+                    skipped_looks: pt.skipped_looks,
+                    g: pt.g(),
+                    location_e_value: location.exp(),
+                    tail_e_value: tail.map(f64::exp),
+                    tail_quantile: pt.tail_quantile,
+                    tail_batch_size: pt.tail.as_ref().map(|q| q.batch_size),
+                    mean,
+                    sd,
+                });
+                if pt.skipped_looks > 0 {
+                    r.warnings.push(format!(
+                        "{} looks were skipped: a mean that is not positive cannot be compared on the log scale the first paired look chose",
+                        pt.skipped_looks
+                    ));
+                }
+                r.confidence_sequence =
+                    self.paired_ratio_cs()
+                        .map(|(lower, estimate, upper)| ConfidenceSequence {
+                            parameter: match pt.scale {
+                                Some(super::paired::PairedScale::Difference) => {
+                                    "pairedRelativeDifference".into()
+                                }
+                                _ => "pairedRatio".into(),
+                            },
+                            lower,
+                            upper,
+                            estimate,
+                            level: 1.0 - p.alpha,
+                        });
             }
             SeqTest::Continuous(q) => {
                 r.kind = "sequential-quantile".into();

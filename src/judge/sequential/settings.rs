@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::state::{Horizon, SequentialParams};
+use super::state::{Horizon, SeqVersion, SequentialParams};
 use super::MetricType;
 use crate::judge::classifier::{Direction, NanStrategy};
 use crate::judge::effect::EffectMeasure;
@@ -24,6 +24,11 @@ pub(super) struct JudgeSettings {
     pub(super) quantiles: Vec<f64>,
     pub(super) batch_size: f64,
     pub(super) pass_margin: f64,
+    pub(super) version: SeqVersion,
+    pub(super) warmup: Option<f64>,
+    pub(super) tail_quantile: f64,
+    /// `coalmine-seq-v1`-only keys set judge-wide (a warning under v2).
+    pub(super) v1_keys: Vec<&'static str>,
 }
 
 fn number_list(
@@ -56,7 +61,10 @@ fn number_list(
 }
 
 impl JudgeSettings {
-    pub(super) fn from_config(config: &CanaryConfig) -> Result<Self, ShapeError> {
+    pub(super) fn from_config(
+        config: &CanaryConfig,
+        version: SeqVersion,
+    ) -> Result<Self, ShapeError> {
         let r = config.judge_configurations();
         let (data, base) = (r.data, r.base_path.clone());
         let alpha = r.f64(&["alpha"], 0.01)?;
@@ -81,6 +89,13 @@ impl JudgeSettings {
             quantiles: number_list(data, &["quantiles"], &base)?.unwrap_or_else(|| vec![0.5]),
             batch_size: r.f64(&["batchSize"], 1.0)?,
             pass_margin: r.f64(&["passMargin"], 0.1)?,
+            version,
+            warmup: r.opt_f64(&["warmup"])?,
+            tail_quantile: r.f64(&["tailQuantile"], 0.9)?,
+            v1_keys: ["batchSize", "quantiles"]
+                .into_iter()
+                .filter(|k| get(data, &[k]).is_some())
+                .collect(),
         })
     }
 }
@@ -100,6 +115,15 @@ pub(super) struct MetricSettings {
     pub(super) t_opt: Option<f64>,
     pub(super) params: SequentialParams,
     pub(super) warnings: Vec<String>,
+    /// `warmup` as configured; `None`: from the run's length ([`auto_warmup`]).
+    pub(super) warmup: Option<u32>,
+}
+
+/// `coalmine-seq-v2`'s warm-up when none is configured: a sixth of the run's looks, at
+/// least 10 and at most [`super::state::DEFAULT_WARMUP`] (30) — 30 ticks of a 3 h run of 10 s
+/// ticks, 10 of an hour of one-minute ticks.
+pub fn auto_warmup(horizon_looks: f64) -> u32 {
+    ((horizon_looks / 6.0).round() as u32).clamp(10, super::state::DEFAULT_WARMUP)
 }
 
 impl MetricSettings {
@@ -135,6 +159,16 @@ impl MetricSettings {
             };
             (per_look * looks / params.batch_size as f64).max(1.0)
         });
+        // the paired test counts looks: a run's, or one per value of a plain judgment
+        params.horizon_looks = match horizon {
+            Horizon::Looks(n) => n.max(1) as f64,
+            Horizon::Complete | Horizon::Unknown => {
+                control.len().max(experiment.len()).max(1) as f64
+            }
+        };
+        if self.warmup.is_none() {
+            params.warmup = auto_warmup(params.horizon_looks);
+        }
         params
     }
 
@@ -157,7 +191,19 @@ impl MetricSettings {
             );
         }
         if r.string(&["canary", "outliers", "strategy"], "none") == "remove" {
-            warnings.push("outliers.strategy \"remove\" needs the whole sample and is ignored by coalmine-seq-v1".into());
+            warnings.push(format!(
+                "outliers.strategy \"remove\" needs the whole sample and is ignored by {}",
+                js.version.judge_name()
+            ));
+        }
+        if js.version == SeqVersion::V2 {
+            for key in ["batchSize", "quantiles"] {
+                if get(&metric.analysis, &["canary", key]).is_some() || js.v1_keys.contains(&key) {
+                    warnings.push(format!(
+                        "{key} is a coalmine-seq-v1 setting: coalmine-seq-v2 compares the arms' means look by look, in batches it chooses from the warm-up (set warmup instead)"
+                    ));
+                }
+            }
         }
         let neutral = 1.0;
         let allowed = (
@@ -188,6 +234,14 @@ impl MetricSettings {
             &cp.key("passMargin"),
             format!("passMargin must be in [0, 1), got {pass_margin}"),
         )?;
+        let warmup = r.opt_f64(&["canary", "warmup"])?.or(js.warmup);
+        if let Some(w) = warmup {
+            check(
+                (2.0..=10_000.0).contains(&w) && w.fract() == 0.0,
+                &cp.key("warmup"),
+                format!("warmup must be a whole number of looks from 2 to 10000, got {w}"),
+            )?;
+        }
         let batch = r.f64(&["canary", "batchSize"], js.batch_size)?;
         check(
             batch >= 1.0 && batch.fract() == 0.0 && batch <= u32::MAX as f64,
@@ -215,6 +269,10 @@ impl MetricSettings {
             } else {
                 1.0 - pass_margin
             },
+            version: js.version,
+            warmup: warmup.map_or(super::state::DEFAULT_WARMUP, |w| w as u32),
+            horizon_looks: 0.0,
+            tail_quantile: r.f64(&["canary", "tailQuantile"], js.tail_quantile)?,
         };
         params
             .validate()
@@ -230,6 +288,7 @@ impl MetricSettings {
             t_opt: r.opt_f64(&["canary", "tOpt"])?.or(js.t_opt),
             params,
             warnings,
+            warmup: warmup.map(|w| w as u32),
         })
     }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::count::CountTest;
+use super::paired::PairedTest;
 use super::quantile::QuantileTest;
 use super::{Alternative, MetricType, Tail};
 use crate::judge::classifier::Label;
@@ -36,6 +37,48 @@ pub struct SequentialParams {
     pub pass_ratio_increase: f64,
     /// … and its lower bound at least this (decrease tail).
     pub pass_ratio_decrease: f64,
+    /// Which judge's tests: `coalmine-seq-v1` (quantiles, Poisson counts) or
+    /// `coalmine-seq-v2` (paired looks with warm-up batching, dispersion-scaled counts).
+    #[serde(default)]
+    pub version: SeqVersion,
+    /// `coalmine-seq-v2`: paired looks that choose the batch size (default 30).
+    #[serde(default = "default_warmup")]
+    pub warmup: u32,
+    /// `coalmine-seq-v2`: the looks the paired test is tuned for (the run's; 0: `tOpt`).
+    #[serde(default)]
+    pub horizon_looks: f64,
+    /// `coalmine-seq-v2`: the quantile its tail test watches (default 0.9).
+    #[serde(default = "default_tail_quantile")]
+    pub tail_quantile: f64,
+}
+
+fn default_tail_quantile() -> f64 {
+    0.9
+}
+
+/// The tests of a sequential state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SeqVersion {
+    #[default]
+    V1,
+    V2,
+}
+
+impl SeqVersion {
+    pub fn judge_name(self) -> &'static str {
+        match self {
+            SeqVersion::V1 => "coalmine-seq-v1",
+            SeqVersion::V2 => "coalmine-seq-v2",
+        }
+    }
+}
+
+/// `warmup`'s default.
+pub const DEFAULT_WARMUP: u32 = 30;
+
+fn default_warmup() -> u32 {
+    DEFAULT_WARMUP
 }
 
 impl SequentialParams {
@@ -54,6 +97,18 @@ impl SequentialParams {
             nan_as_zero: false,
             pass_ratio_increase: 1.1,
             pass_ratio_decrease: 0.9,
+            version: SeqVersion::V1,
+            warmup: DEFAULT_WARMUP,
+            horizon_looks: 0.0,
+            tail_quantile: 0.9,
+        }
+    }
+
+    /// The same with `coalmine-seq-v2`'s tests.
+    pub fn v2(metric_type: MetricType) -> Self {
+        SequentialParams {
+            version: SeqVersion::V2,
+            ..SequentialParams::new(metric_type)
         }
     }
 
@@ -85,6 +140,18 @@ impl SequentialParams {
         }
         if self.batch_size == 0 {
             return bad("batchSize must be at least 1".into());
+        }
+        if !(self.tail_quantile > 0.0 && self.tail_quantile < 1.0) {
+            return bad(format!(
+                "tailQuantile must be in (0, 1), got {}",
+                self.tail_quantile
+            ));
+        }
+        if !(2..=10_000).contains(&self.warmup) {
+            return bad(format!(
+                "warmup must be 2 to 10000 looks, got {}",
+                self.warmup
+            ));
         }
         Ok(())
     }
@@ -124,6 +191,7 @@ pub struct Sums {
 pub enum SeqTest {
     Count(CountTest),
     Continuous(QuantileTest),
+    Paired(PairedTest),
 }
 
 /// One metric's incremental, serialisable sequential test (see the module docs).
@@ -194,14 +262,32 @@ impl SequentialState {
     pub fn new(params: SequentialParams) -> Result<Self, StatsError> {
         params.validate()?;
         let tails = params.alternative.tails();
-        let test = match params.metric_type {
-            MetricType::Count => SeqTest::Count(CountTest::new(
-                params.traffic_share,
-                params.concentration,
-                tails,
+        let test = match (params.metric_type, params.version) {
+            (MetricType::Count, version) => {
+                let test = CountTest::new(
+                    params.traffic_share,
+                    params.concentration,
+                    tails,
+                    params.alpha,
+                );
+                SeqTest::Count(if version == SeqVersion::V2 {
+                    test.with_dispersion()
+                } else {
+                    test
+                })
+            }
+            (MetricType::Continuous, SeqVersion::V2) => SeqTest::Paired(PairedTest::new(
+                params.warmup,
                 params.alpha,
+                if params.horizon_looks > 0.0 {
+                    params.horizon_looks
+                } else {
+                    params.t_opt
+                },
+                tails,
+                params.tail_quantile,
             )),
-            MetricType::Continuous => SeqTest::Continuous(QuantileTest::new(
+            (MetricType::Continuous, SeqVersion::V1) => SeqTest::Continuous(QuantileTest::new(
                 &params.quantiles,
                 tails,
                 params.t_opt,
@@ -247,6 +333,10 @@ impl SequentialState {
                 (total, total)
             }
             SeqTest::Continuous(_) => (scale(self.sums[0].n as f64), scale(self.sums[1].n as f64)),
+            SeqTest::Paired(p) => {
+                let looks = scale(p.paired_looks as f64);
+                (looks, looks)
+            }
         };
         if let Some(r) = self.reach {
             let moved = |a: u64, b: u64| (a as f64 - b as f64).abs() > 0.25 * b.max(1) as f64;
@@ -265,6 +355,35 @@ impl SequentialState {
     /// (continuous; events for counts) separated as far as they can be, in the direction of
     /// the first alternative.
     fn max_ln_e(&self, nc: u64, ne: u64) -> f64 {
+        if let SeqTest::Paired(p) = &self.test {
+            // the t-mixture's supremum over |t| with the batches those looks make, and the
+            // tail test's with every canary batch beyond every baseline one; before the
+            // warm-up chose the batch sizes, batches of one look (the most there could be)
+            let b = p.batch_size.unwrap_or(1) as f64;
+            let bt = p.tail.as_ref().map_or(b, |t| t.batch_size as f64);
+            let location = PairedTest::max_ln_e((nc as f64 / b).floor(), p.g());
+            let m = ((nc as f64 / bt).floor() as u64).min(REACH_SIMULATION_CAP);
+            let tail = if m == 0 {
+                0.0
+            } else {
+                let first = self.params.alternative.tails()[0];
+                let n_star = (p.horizon_looks / bt).max(1.0);
+                let mut probe = QuantileTest::new(&[p.tail_quantile], &[first], n_star, p.alpha, 1);
+                for i in 1..=m {
+                    let (low, high) = (i as f64, (m + i) as f64 * 2.0);
+                    let (c, e) = if first == Tail::Increase {
+                        (low, high)
+                    } else {
+                        (high, low)
+                    };
+                    probe.insert(0, c);
+                    probe.insert(1, e);
+                }
+                probe.ln_e_by_tail(&[first])[0].1
+            };
+            let w = super::paired::LOCATION_WEIGHT;
+            return ln_mean_exp(&[w.ln() + location, (1.0 - w).ln() + tail]) + 2f64.ln();
+        }
         let Ok(mut probe) = SequentialState::new(self.params.clone()) else {
             return f64::INFINITY;
         };
@@ -281,6 +400,7 @@ impl SequentialState {
                     probe.update(&events, &[0.0])
                 }
             }
+            SeqTest::Paired(_) => return f64::INFINITY,
             SeqTest::Continuous(_) => {
                 let (nc, ne) = (nc.min(REACH_SIMULATION_CAP), ne.min(REACH_SIMULATION_CAP));
                 if nc == 0 || ne == 0 {
@@ -310,12 +430,22 @@ impl SequentialState {
         if self.monitor.crossed.is_some() || r.ln_max_e >= threshold.ln() {
             return None;
         }
-        let what = match self.params.metric_type {
-            MetricType::Count => format!("{} events in all", r.n_control),
-            MetricType::Continuous if r.n_control == r.n_experiment => {
+        let what = match (&self.test, self.params.metric_type) {
+            (SeqTest::Paired(p), _) => format!(
+                "{} paired looks in batches of {}{}",
+                r.n_control,
+                p.batch_size.unwrap_or(1),
+                if p.batch_size.is_none() {
+                    " or more (warm-up)"
+                } else {
+                    ""
+                }
+            ),
+            (_, MetricType::Count) => format!("{} events in all", r.n_control),
+            (_, MetricType::Continuous) if r.n_control == r.n_experiment => {
                 format!("{} values per arm", r.n_control)
             }
-            MetricType::Continuous => {
+            (_, MetricType::Continuous) => {
                 format!(
                     "{} baseline and {} canary values",
                     r.n_control, r.n_experiment
@@ -383,33 +513,27 @@ impl SequentialState {
                 }
             }
         }
+        let mut look_sums = [0.0; 2];
         for (arm, values) in [new_control, new_experiment].into_iter().enumerate() {
             let mut sum = 0.0;
             let mut n = 0u64;
-            match &mut self.test {
-                SeqTest::Count(_) => {
-                    for x in values.iter().filter_map(|&x| clean(x)) {
-                        sum += x;
-                        n += 1;
-                    }
-                }
-                SeqTest::Continuous(q) => {
-                    for x in values.iter().filter_map(|&x| clean(x)) {
-                        sum += x;
-                        n += 1;
-                        q.insert(arm, x);
-                    }
+            for x in values.iter().filter_map(|&x| clean(x)) {
+                sum += x;
+                n += 1;
+                match &mut self.test {
+                    SeqTest::Count(_) => {}
+                    SeqTest::Continuous(q) => q.insert(arm, x),
+                    SeqTest::Paired(p) => p.insert(arm, x),
                 }
             }
             self.sums[arm].sum += sum;
             self.sums[arm].n += n;
-            if let SeqTest::Count(c) = &mut self.test {
-                if arm == 0 {
-                    c.add(sum, 0.0);
-                } else {
-                    c.add(0.0, sum);
-                }
-            }
+            look_sums[arm] = sum;
+        }
+        match &mut self.test {
+            SeqTest::Count(c) => c.add(look_sums[0], look_sums[1]),
+            SeqTest::Paired(p) => p.end_look(),
+            SeqTest::Continuous(_) => {}
         }
         self.look();
         Ok(())
@@ -424,6 +548,7 @@ impl SequentialState {
                 c.ln_e_upper_by_tail()
             }
             SeqTest::Continuous(q) => q.ln_e_upper_by_tail(tails),
+            SeqTest::Paired(p) => p.ln_e_by_tail(), // exact and O(1)
         };
         if ln_mean_exp(&upper.iter().map(|x| x.1).collect::<Vec<_>>()) <= self.monitor.ln_max_e {
             return; // E_t ≤ max_{s<t} E_s: neither the maximum nor the crossing can change
@@ -432,6 +557,7 @@ impl SequentialState {
         let exact = match &mut self.test {
             SeqTest::Count(c) => c.ln_e_by_tail(),
             SeqTest::Continuous(q) => q.ln_e_by_tail_refresh(tails),
+            SeqTest::Paired(p) => p.ln_e_by_tail(),
         };
         let ln_e = ln_mean_exp(&exact.iter().map(|x| x.1).collect::<Vec<_>>());
         if ln_e > self.monitor.ln_max_e {
@@ -455,6 +581,7 @@ impl SequentialState {
         match &self.test {
             SeqTest::Count(c) => c.ln_e_by_tail(),
             SeqTest::Continuous(q) => q.ln_e_by_tail(self.params.alternative.tails()),
+            SeqTest::Paired(p) => p.ln_e_by_tail(),
         }
     }
 
@@ -510,6 +637,26 @@ impl SequentialState {
                 Some(r) => ok(r.lower, r.upper),
                 None => false,
             }),
+            SeqTest::Paired(_) => self
+                .paired_ratio_cs()
+                .is_some_and(|(lower, _, upper)| ok(lower, upper)),
+        }
+    }
+
+    /// The paired test's confidence sequence as a canary/baseline ratio `(lower, estimate,
+    /// upper)` at level `1 − α`: `exp` of the mean log-ratio's bounds, or `1 + difference /
+    /// baseline mean` on the difference scale.
+    pub fn paired_ratio_cs(&self) -> Option<(f64, f64, f64)> {
+        let SeqTest::Paired(p) = &self.test else {
+            return None;
+        };
+        let (lo, est, hi) = p.confidence_sequence(self.params.alpha)?;
+        match p.scale? {
+            super::paired::PairedScale::LogRatio => Some((lo.exp(), est.exp(), hi.exp())),
+            super::paired::PairedScale::Difference => {
+                let base = self.sums[0].sum / self.sums[0].n as f64;
+                (base > 0.0).then(|| (1.0 + lo / base, 1.0 + est / base, 1.0 + hi / base))
+            }
         }
     }
 
