@@ -22,11 +22,12 @@ use coalmine::synthetic::Synth;
 use serde_json::{json, Value};
 
 const N: usize = 60;
-const JUDGES: [&str; 4] = [
+const JUDGES: [&str; 5] = [
     "NetflixACAJudge-v1.0",
     "coalmine-v1",
     "coalmine-v2",
     "coalmine-seq-v1",
+    "coalmine-seq-v2",
 ];
 
 #[derive(Clone, Copy, PartialEq)]

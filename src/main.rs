@@ -532,6 +532,16 @@ fn replay(
         .downcast_ref::<BooleanArray>()
         .expect("bool")
         .clone();
+    let old_j = col("old_judge")
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone();
+    let new_j = col("new_judge")
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8")
+        .clone();
     let n_changed = (0..changed.len()).filter(|&i| changed.value(i)).count();
     match format {
         Format::Table => {
@@ -568,7 +578,9 @@ fn replay(
         }
         Format::Json | Format::CompactJson => {
             let rows: Vec<serde_json::Value> = (0..j.num_rows())
-                .map(|i| serde_json::json!({"runId": run.value(i), "judgment": idx.value(i), "oldScore": if old_s.is_null(i) { None } else { Some(old_s.value(i)) },
+                .map(|i| serde_json::json!({"runId": run.value(i), "judgment": idx.value(i),
+                    "oldJudge": (!old_j.is_null(i)).then(|| old_j.value(i)), "newJudge": new_j.value(i),
+                    "oldScore": if old_s.is_null(i) { None } else { Some(old_s.value(i)) },
                     "newScore": new_s.value(i), "oldClassification": old_c.value(i), "newClassification": new_c.value(i), "changed": changed.value(i)}))
                 .collect();
             let doc = serde_json::json!({"judgments": rows, "changed": n_changed, "seconds": took.as_secs_f64()});

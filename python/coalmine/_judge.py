@@ -19,6 +19,7 @@ from coalmine.types import (
     EffectMeasure,
     JudgeName,
     MetricClassification,
+    MetricType,
     NanStrategy,
     TestMethod,
 )
@@ -547,6 +548,19 @@ class JudgeSettings(TypedDict, total=False):
     muted: bool
     exact: bool
     continuity_correction: bool
+    #: coalmine-v2 and the sequential judges: ``"count"`` or ``"continuous"``.
+    metric_type: MetricType
+    #: The sequential judges' settings (docs/sequential.md).
+    traffic_share: float
+    concentration: float
+    t_opt: float
+    pass_margin: float
+    #: coalmine-seq-v1 only.
+    quantiles: List[float]
+    batch_size: int
+    #: coalmine-seq-v2 only.
+    warmup: int
+    tail_quantile: float
     #: Settings per metric name, in the config's own (camelCase) keys.
     metrics: Dict[str, Dict[str, Any]]
     #: Weight of each metric group, by name.
@@ -559,6 +573,12 @@ _CAMEL = {
     "must_have_data": "mustHaveData",
     "continuity_correction": "continuityCorrection",
     "group_weights": "groupWeights",
+    "metric_type": "metricType",
+    "traffic_share": "trafficShare",
+    "t_opt": "tOpt",
+    "pass_margin": "passMargin",
+    "batch_size": "batchSize",
+    "tail_quantile": "tailQuantile",
 }
 
 

@@ -256,3 +256,10 @@ def test_tables_convert_to_pandas_with_categorical_text(tmp_path):
     sizes = df.groupby(["run_id", "judgment", "scope"], observed=True).size()
     assert len(sizes) == 2 * len(archive.judgments())
     assert set(df["scope"].astype(str)) == {"control", "experiment"}
+
+
+def test_rejudge_with_the_sequential_v2_judge_takes_its_settings(archive):
+    c = archive.rejudge(judge="coalmine-seq-v2", warmup=10, tail_quantile=0.95)
+    assert set(c.judgments.column("new_judge")) == {"coalmine-seq-v2"}
+    with pytest.raises(coalmine.InvalidInputError, match="`warmup` has no effect on coalmine-v1 \\(coalmine-seq-v2 reads it\\)"):
+        archive.rejudge(judge="coalmine-v1", warmup=10)

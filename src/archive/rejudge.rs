@@ -36,30 +36,18 @@ pub fn apply_overrides(config: &Value, overrides: &Value) -> Result<Value, Strin
             Err("overrides must be an object".into())
         };
     };
-    const GLOBAL: [&str; 11] = [
-        "confidence",
-        "tolerance",
-        "direction",
-        "nanStrategy",
-        "effectSize",
-        "outliers",
-        "critical",
-        "mustHaveData",
-        "muted",
-        "exact",
-        "continuityCorrection",
-    ];
+    let known = all_settings();
     let mut global = Map::new();
     for (k, v) in o {
         match k.as_str() {
             "metrics" | "groupWeights" => {}
-            k if GLOBAL.contains(&k) => {
+            k if known.contains(&k) => {
                 global.insert(k.to_string(), v.clone());
             }
             other => {
                 return Err(format!(
                     "unknown override {other:?} (known: {}, metrics, groupWeights)",
-                    GLOBAL.join(", ")
+                    known.join(", ")
                 ))
             }
         }
@@ -130,22 +118,69 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-/// The first override that `kind` would silently ignore, globally or in a metric's patch:
-/// the Mann–Whitney settings only `coalmine-v1` reads (`coalmine-v2` reads a metric's
-/// `confidence`, as that metric's own level).
+/// The per-metric settings (`analysisConfigurations.canary`) every judge reads.
+const COMMON: [&str; 7] = [
+    "direction",
+    "nanStrategy",
+    "effectSize",
+    "outliers",
+    "critical",
+    "mustHaveData",
+    "muted",
+];
+
+/// The per-metric settings a judge reads besides [`COMMON`].
+fn own_settings(kind: JudgeKind) -> &'static [&'static str] {
+    match kind {
+        JudgeKind::NetflixAcaV1 => &[],
+        JudgeKind::CoalmineV1 => &["confidence", "tolerance", "exact", "continuityCorrection"],
+        JudgeKind::CoalmineV2 => &["confidence", "metricType"],
+        JudgeKind::CoalmineSeqV1 => &[
+            "metricType",
+            "trafficShare",
+            "concentration",
+            "quantiles",
+            "tOpt",
+            "batchSize",
+            "passMargin",
+        ],
+        JudgeKind::CoalmineSeqV2 => &[
+            "metricType",
+            "trafficShare",
+            "concentration",
+            "tOpt",
+            "passMargin",
+            "warmup",
+            "tailQuantile",
+        ],
+    }
+}
+
+/// Every per-metric setting some judge reads, in a stable order.
+fn all_settings() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = COMMON.to_vec();
+    for kind in JudgeKind::ALL {
+        for k in own_settings(kind) {
+            if !all.contains(k) {
+                all.push(k);
+            }
+        }
+    }
+    all
+}
+
+/// The first override that `kind` would silently ignore, globally or in a metric's patch: a
+/// setting only other judges read (the Mann–Whitney settings only `coalmine-v1` reads,
+/// `warmup` only `coalmine-seq-v2`, …).
 fn ignored_setting(kind: JudgeKind, overrides: &Value) -> Option<&'static str> {
-    let ignored: &[&'static str] = match kind {
-        JudgeKind::CoalmineV1 => &[],
-        JudgeKind::CoalmineV2 => &["tolerance", "exact", "continuityCorrection"],
-        _ => &["confidence", "tolerance", "exact", "continuityCorrection"],
-    };
+    let own = own_settings(kind);
     let patches = overrides["metrics"]
         .as_object()
         .into_iter()
         .flat_map(|m| m.values());
-    ignored
-        .iter()
-        .copied()
+    all_settings()
+        .into_iter()
+        .filter(|k| !COMMON.contains(k) && !own.contains(k))
         .find(|k| overrides.get(k).is_some() || patches.clone().any(|p| p.get(k).is_some()))
 }
 
@@ -181,13 +216,24 @@ fn rejudge_cached(
     let kind = JudgeKind::resolve(judge.or(j.meta["judge"].as_str()), config)
         .map_err(|e| e.to_string())?;
     if let Some(key) = ignored_setting(kind, overrides) {
+        let readers: Vec<&str> = JudgeKind::ALL
+            .into_iter()
+            .filter(|k| own_settings(*k).contains(&key))
+            .map(JudgeKind::name)
+            .collect();
+        let kayenta = if kind == JudgeKind::NetflixAcaV1 {
+            "; NetflixACAJudge-v1.0 fixes confidence 0.98 and tolerance 0.25 as Kayenta does"
+        } else {
+            ""
+        };
         return Err(format!(
-            "{}#{}: overrides: `{key}` has no effect on {} (coalmine-v1 reads it; \
-             NetflixACAJudge-v1.0 fixes confidence 0.98 and tolerance 0.25 as Kayenta does; \
-             coalmine-v2 reads only `confidence`): re-judge with coalmine-v1",
+            "{}#{}: overrides: `{key}` has no effect on {} ({} read{} it{kayenta}): re-judge with {}",
             j.run_id,
             j.index,
-            kind.name()
+            kind.name(),
+            readers.join(" and "),
+            if readers.len() == 1 { "s" } else { "" },
+            readers.first().copied().unwrap_or("another judge"),
         ));
     }
     judge::run_with(

@@ -264,5 +264,51 @@ fn replay_with_coalmine_v2_shows_which_verdicts_change() {
         "{}",
         stderr(&refused)
     );
+    // the sequential v2 judge re-judges the same archive (each judgment as one judgment of
+    // one look per value), and its settings go through --overrides
+    let out = coalmine(
+        &[
+            "replay",
+            "--archive",
+            d,
+            "--judge",
+            "coalmine-seq-v2",
+            "--overrides",
+            r#"{"warmup": 10}"#,
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = doc["judgments"].as_array().unwrap();
+    assert_eq!(rows.len(), written);
+    assert!(
+        rows.iter().all(|r| r["newJudge"] == "coalmine-seq-v2"),
+        "{}",
+        rows[0]
+    );
+    // and a judge that does not read it refuses it, naming the one that does
+    let refused = coalmine(
+        &[
+            "replay",
+            "--archive",
+            d,
+            "--judge",
+            "coalmine-v2",
+            "--overrides",
+            r#"{"warmup": 10}"#,
+        ],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "`warmup` has no effect on coalmine-v2 (coalmine-seq-v2 reads it): re-judge with coalmine-seq-v2"
+        ),
+        "{}",
+        stderr(&refused)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,7 +41,7 @@ fn t_mixture_bayes_factor_matches_r_numerical_integration() {
 }
 
 #[test]
-fn count_dispersion_matches_r_quasibinomial_glm() {
+fn count_dispersion_matches_r_sandwich_hc1() {
     let v = vectors();
     for c in v["dispersion"].as_array().unwrap() {
         let nums = |k: &str| -> Vec<f64> {
@@ -348,4 +348,37 @@ fn a_run_too_short_to_judge_is_inconclusive() {
             t["score"]
         );
     }
+}
+
+/// A plain judgment of 60 looks of error counts (2 per look a side): enough events to judge,
+/// so the metric is judged (the projection of what the test can reach divides the events by
+/// the dispersion, it does not replay them as one look), and a tripled rate is flagged.
+#[test]
+fn count_metrics_of_a_plain_judgment_are_judged() {
+    let mut g = Synth::new(31);
+    let mut counts = |rate: f64| -> Vec<f64> { (0..60).map(|_| g.poisson(rate)).collect() };
+    let judge = |c: Vec<f64>, e: Vec<f64>| -> Value {
+        let request = json!({"canaryConfig": {"name": "c", "judge": {"name": "coalmine-seq-v2"},
+                "metrics": [{"name": "errors", "query": {"type": "sql", "sql": "SELECT ts, value FROM metrics"},
+                  "groups": ["errors"], "analysisConfigurations": {"canary": {"direction": "increase"}}}],
+                "classifier": {"groupWeights": {"errors": 100}}},
+            "metricSetPairList": [{"name": "errors", "id": "e", "tags": {},
+                "values": {"control": c, "experiment": e}, "scopes": {}}],
+            "scoreThresholds": {"pass": 95, "marginal": 75}});
+        let r = coalmine::judge::judge_value(&request, None).unwrap();
+        serde_json::to_value(&r).unwrap()["results"][0].clone()
+    };
+    let (c, e) = (counts(2.0), counts(2.0));
+    let healthy = judge(c, e);
+    assert_eq!(healthy["classification"], "Pass", "{healthy}");
+    assert!(healthy.get("notJudged").is_none(), "{healthy}");
+    assert!(
+        healthy["resultMetadata"]["test"]["dispersionUpper"]
+            .as_f64()
+            .unwrap()
+            >= 1.0
+    );
+    let (c, e) = (counts(2.0), counts(6.0));
+    let regressed = judge(c, e);
+    assert_eq!(regressed["classification"], "High", "{regressed}");
 }

@@ -384,7 +384,18 @@ impl SequentialState {
             let w = super::paired::LOCATION_WEIGHT;
             return ln_mean_exp(&[w.ln() + location, (1.0 - w).ln() + tail]) + 2f64.ln();
         }
-        let Ok(mut probe) = SequentialState::new(self.params.clone()) else {
+        // a count probe is one look; coalmine-seq-v2's events count divided by the current
+        // dispersion (1 while it has too few looks to say), in the Poisson test they become
+        let mut probe_params = self.params.clone();
+        let mut events = nc as f64;
+        if let SeqTest::Count(c) = &self.test {
+            if c.dispersion.is_some() {
+                let phi = c.phi();
+                events /= if phi.is_finite() { phi } else { 1.0 };
+                probe_params.version = SeqVersion::V1;
+            }
+        }
+        let Ok(mut probe) = SequentialState::new(probe_params) else {
             return f64::INFINITY;
         };
         let up = self.params.alternative.tails()[0] == Tail::Increase;
@@ -393,7 +404,7 @@ impl SequentialState {
                 if nc == 0 {
                     return f64::INFINITY; // no events yet: nothing to project
                 }
-                let events = [nc as f64];
+                let events = [events.floor()];
                 if up {
                     probe.update(&[0.0], &events)
                 } else {
