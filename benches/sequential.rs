@@ -1,5 +1,5 @@
-//! `coalmine-seq-v1` state updates: a run's tick over 10,000 metrics, each getting 100 new
-//! points per arm (the target: < 50 ms for the tick).
+//! `coalmine-seq-v1` and `coalmine-seq-v2` state updates: a run's tick over 10,000 metrics,
+//! each getting 100 new points per arm (the target: < 50 ms for the tick).
 //!
 //! `cargo bench --bench sequential`. States are warmed with 1,000 points per arm first and
 //! keep growing across iterations, as a long run's would. Measured on one thread, on two (the
@@ -25,19 +25,31 @@ mod data;
 const METRICS: usize = 10_000;
 const NEW_POINTS: usize = 100;
 
-fn states(kind: MetricType, pool_c: &[f64], pool_e: &[f64]) -> Vec<SequentialState> {
-    let mut p = SequentialParams::new(kind);
+/// Warmed states: 1,000 points per arm, in one look (`coalmine-seq-v1`) or in 40 looks of 25
+/// (`coalmine-seq-v2`, whose warm-up needs 30 looks), for a run of 1,080 ticks.
+fn states(kind: MetricType, v2: bool, pool_c: &[f64], pool_e: &[f64]) -> Vec<SequentialState> {
+    let mut p = if v2 {
+        SequentialParams::v2(kind)
+    } else {
+        SequentialParams::new(kind)
+    };
     p.alternative = Alternative::Either;
     p.alpha = 0.01 / METRICS as f64;
-    if kind == MetricType::Continuous {
+    p.horizon_looks = 1080.0;
+    if kind == MetricType::Continuous && !v2 {
         p.quantiles = vec![0.5, 0.9];
     }
+    let looks = if v2 { 40 } else { 1 };
     (0..METRICS)
         .map(|i| {
             let mut s = SequentialState::new(p.clone()).unwrap();
             let off = (i * 37) % (pool_c.len() - 1000);
-            s.update(&pool_c[off..off + 1000], &pool_e[off..off + 1000])
-                .unwrap();
+            let per = 1000 / looks;
+            for k in 0..looks {
+                let at = off + k * per;
+                s.update(&pool_c[at..at + per], &pool_e[at..at + per])
+                    .unwrap();
+            }
             s
         })
         .collect()
@@ -56,11 +68,31 @@ fn tick(c: &mut Criterion) {
     let mut group = c.benchmark_group("sequential_tick_10000_metrics_x_100_points");
     group.sample_size(20);
     group.throughput(Throughput::Elements((METRICS * NEW_POINTS * 2) as u64));
-    for (name, kind, pc, pe) in [
-        ("continuous p50+p90", MetricType::Continuous, &lat_c, &lat_e),
-        ("count", MetricType::Count, &cnt_c, &cnt_e),
+    for (name, kind, v2, pc, pe) in [
+        (
+            "continuous p50+p90",
+            MetricType::Continuous,
+            false,
+            &lat_c,
+            &lat_e,
+        ),
+        ("count", MetricType::Count, false, &cnt_c, &cnt_e),
+        (
+            "seq-v2 continuous (paired + p90 tail)",
+            MetricType::Continuous,
+            true,
+            &lat_c,
+            &lat_e,
+        ),
+        (
+            "seq-v2 count (dispersion)",
+            MetricType::Count,
+            true,
+            &cnt_c,
+            &cnt_e,
+        ),
     ] {
-        let mut st = states(kind, pc, pe);
+        let mut st = states(kind, v2, pc, pe);
         let mut round = 0usize;
         let update = |st: &mut [SequentialState], first: usize, round: usize| {
             for (i, s) in st.iter_mut().enumerate() {
@@ -170,11 +202,11 @@ fn tick(c: &mut Criterion) {
 
     // The per-tick report a run publishes (exact e-values and confidence sequences).
     let mut group = c.benchmark_group("sequential_report");
-    let st = states(MetricType::Continuous, &lat_c, &lat_e);
+    let st = states(MetricType::Continuous, false, &lat_c, &lat_e);
     group.bench_function("continuous p50+p90, 1000 points/arm", |b| {
         b.iter(|| black_box(&st[7]).report())
     });
-    let st = states(MetricType::Count, &cnt_c, &cnt_e);
+    let st = states(MetricType::Count, false, &cnt_c, &cnt_e);
     group.bench_function("count", |b| b.iter(|| black_box(&st[7]).report()));
     group.finish();
 }

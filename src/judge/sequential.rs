@@ -213,9 +213,17 @@ mod tests {
     fn skipped_looks_never_miss_a_new_maximum() {
         // The bounded looks must give the same running maximum as exact looks everywhere.
         let mut u = crate::synthetic::Synth::new(11).into_uniforms();
-        for shift in [0.0, 0.5, 2.0] {
-            let mut params = SequentialParams::new(MetricType::Continuous);
+        for (shift, v2) in [0.0, 0.5, 2.0]
+            .into_iter()
+            .flat_map(|s| [(s, false), (s, true)])
+        {
+            let mut params = if v2 {
+                SequentialParams::v2(MetricType::Continuous)
+            } else {
+                SequentialParams::new(MetricType::Continuous)
+            };
             params.alternative = Alternative::Increase;
+            params.horizon_looks = 400.0;
             let mut s = SequentialState::new(params).unwrap();
             let mut max_exact: f64 = 0.0;
             for _ in 0..400 {
@@ -224,7 +232,7 @@ mod tests {
                 max_exact = max_exact.max(s.e_value().ln());
                 assert!(
                     (s.monitor.ln_max_e - max_exact).abs() < 1e-9,
-                    "shift {shift}"
+                    "shift {shift}, v2 {v2}"
                 );
             }
             assert!(s.monitor.exact_looks < 400 || shift > 0.0);

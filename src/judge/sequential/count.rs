@@ -133,9 +133,11 @@ impl Dispersion {
         if phi.is_nan() {
             return self.cap(); // one arm has every event: assume the worst burstiness
         }
-        let d = (self.sum_n * self.sum_n / self.sum_n2 - 1.0).max(1.0);
-        let q = ChiSquared::new(d).map_or(f64::NAN, |c| c.inverse_cdf(1.0 - DISPERSION_LEVEL));
-        let upper = phi * d / q;
+        // whole degrees of freedom, rounded down (a smaller df gives a larger bound)
+        let d = (self.sum_n * self.sum_n / self.sum_n2 - 1.0)
+            .max(1.0)
+            .floor();
+        let upper = phi * d / chi2_lower_quantile(d as usize);
         if upper.is_finite() {
             upper.min(self.cap()).max(1.0)
         } else {
@@ -152,6 +154,32 @@ impl Dispersion {
         }
     }
 }
+
+/// `χ²_{1−level}(df)`, the lower quantile behind φ̂'s upper bound: statrs' inverse CDF,
+/// computed once per df up to [`CHI2_TABLE`] and kept (every look of every count metric
+/// needs one; the inverse CDF is an iterative solve), Wilson–Hilferty's cube-root
+/// approximation beyond (relative error below 1e-4 there).
+fn chi2_lower_quantile(df: usize) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=CHI2_TABLE)
+            .map(|k| {
+                ChiSquared::new(k.max(1) as f64)
+                    .map_or(f64::NAN, |c| c.inverse_cdf(1.0 - DISPERSION_LEVEL))
+            })
+            .collect()
+    });
+    if df <= CHI2_TABLE {
+        return table[df.max(1)];
+    }
+    let k = df as f64;
+    let z = -1.281_551_565_544_600_5; // Φ⁻¹(0.1)
+    let h = 2.0 / (9.0 * k);
+    k * (1.0 - h + z * h.sqrt()).powi(3)
+}
+
+/// Degrees of freedom with a tabulated χ² quantile.
+const CHI2_TABLE: usize = 2000;
 
 impl CountTest {
     pub fn new(traffic_share: f64, concentration: f64, tails: &[Tail], cs_alpha: f64) -> Self {
@@ -339,6 +367,20 @@ fn root(f: &impl Fn(f64) -> f64, df: &impl Fn(f64) -> f64, mut lo: f64, mut hi: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chi_square_quantile_table_and_its_approximation_agree_with_statrs() {
+        for df in [1usize, 2, 7, 30, 500, 2000, 2001, 5000, 100_000] {
+            let exact = ChiSquared::new(df as f64)
+                .unwrap()
+                .inverse_cdf(1.0 - DISPERSION_LEVEL);
+            let ours = chi2_lower_quantile(df);
+            assert!(
+                (ours / exact - 1.0).abs() < 1e-4,
+                "df {df}: {ours} vs {exact}"
+            );
+        }
+    }
 
     #[test]
     fn likelihood_set_brackets_the_mle_and_solves_the_equation() {

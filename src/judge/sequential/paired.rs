@@ -315,20 +315,47 @@ impl PairedTest {
     /// `ln E` of the tail test (the mean over the tested tails), and the tail it points to.
     fn ln_e_tail(&self) -> Option<(Tail, f64)> {
         let t = self.tail.as_ref()?;
-        let by_tail = t.ln_e_by_tail(&self.tails);
+        Some(Self::toward(t.ln_e_by_tail(&self.tails)))
+    }
+
+    fn toward(by_tail: Vec<(Tail, f64)>) -> (Tail, f64) {
         let ln = super::ln_mean_exp(&by_tail.iter().map(|x| x.1).collect::<Vec<_>>());
         let toward = by_tail
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map_or(Tail::Increase, |x| x.0);
-        Some((toward, ln))
+        (toward, ln)
     }
 
     /// The metric's e-value `0.8·E_location + 0.2·E_tail` as one `(tail, ln E)` entry; the
     /// tail is the one of the larger contribution.
     pub fn ln_e_by_tail(&self) -> Vec<(Tail, f64)> {
+        self.combine(self.ln_e_tail())
+    }
+
+    /// [`PairedTest::ln_e_by_tail`] with the tail test's cheap upper bound: at least the
+    /// exact value, O(1) (a look whose bound cannot beat the running maximum is skipped).
+    pub fn ln_e_upper_by_tail(&self) -> Vec<(Tail, f64)> {
+        let tail = self
+            .tail
+            .as_ref()
+            .map(|t| Self::toward(t.ln_e_upper_by_tail(&self.tails)));
+        self.combine(tail)
+    }
+
+    /// The exact value, moving the tail test's caches to its new minimisers.
+    pub fn ln_e_by_tail_refresh(&mut self) -> Vec<(Tail, f64)> {
+        let tails = self.tails.clone();
+        let tail = self
+            .tail
+            .as_mut()
+            .map(|t| Self::toward(t.ln_e_by_tail_refresh(&tails)));
+        self.combine(tail)
+    }
+
+    fn combine(&self, tail: Option<(Tail, f64)>) -> Vec<(Tail, f64)> {
         let location = LOCATION_WEIGHT.ln() + self.ln_e_location();
-        let Some((tail_toward, tail_ln)) = self.ln_e_tail() else {
+        let Some((tail_toward, tail_ln)) = tail else {
             // before the warm-up sized the tests: nothing to show yet
             return vec![(self.pointing(), 0.0)];
         };

@@ -559,7 +559,7 @@ impl SequentialState {
                 c.ln_e_upper_by_tail()
             }
             SeqTest::Continuous(q) => q.ln_e_upper_by_tail(tails),
-            SeqTest::Paired(p) => p.ln_e_by_tail(), // exact and O(1)
+            SeqTest::Paired(p) => p.ln_e_upper_by_tail(),
         };
         if ln_mean_exp(&upper.iter().map(|x| x.1).collect::<Vec<_>>()) <= self.monitor.ln_max_e {
             return; // E_t ≤ max_{s<t} E_s: neither the maximum nor the crossing can change
@@ -568,7 +568,7 @@ impl SequentialState {
         let exact = match &mut self.test {
             SeqTest::Count(c) => c.ln_e_by_tail(),
             SeqTest::Continuous(q) => q.ln_e_by_tail_refresh(tails),
-            SeqTest::Paired(p) => p.ln_e_by_tail(),
+            SeqTest::Paired(p) => p.ln_e_by_tail_refresh(),
         };
         let ln_e = ln_mean_exp(&exact.iter().map(|x| x.1).collect::<Vec<_>>());
         if ln_e > self.monitor.ln_max_e {
