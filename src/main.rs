@@ -476,7 +476,8 @@ fn replay(
     overrides: Option<&str>,
     format: Format,
 ) -> Result<ExitCode, Error> {
-    use arrow::array::{Array, BooleanArray, Float64Array, StringArray, UInt64Array};
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, UInt64Type};
     let overrides: serde_json::Value = match overrides {
         None => serde_json::Value::Null,
         Some(o) => {
@@ -497,51 +498,17 @@ fn replay(
     let took = started.elapsed();
     let j = &c.judgments;
     let col = |n: &str| j.column_by_name(n).expect("comparison column");
-    let run = col("run_id")
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8")
-        .clone();
-    let idx = col("judgment")
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .expect("u64")
-        .clone();
-    let old_s = col("old_score")
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .expect("f64")
-        .clone();
-    let new_s = col("new_score")
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .expect("f64")
-        .clone();
-    let old_c = col("old_classification")
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8")
-        .clone();
-    let new_c = col("new_classification")
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8")
-        .clone();
-    let changed = col("changed")
-        .as_any()
-        .downcast_ref::<BooleanArray>()
-        .expect("bool")
-        .clone();
-    let old_j = col("old_judge")
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8")
-        .clone();
-    let new_j = col("new_judge")
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8")
-        .clone();
+    let utf8 = |n: &str| col(n).as_string::<i32>().clone();
+    let f64s = |n: &str| col(n).as_primitive::<Float64Type>().clone();
+    let (run, old_c, new_c) = (
+        utf8("run_id"),
+        utf8("old_classification"),
+        utf8("new_classification"),
+    );
+    let (old_j, new_j) = (utf8("old_judge"), utf8("new_judge"));
+    let idx = col("judgment").as_primitive::<UInt64Type>().clone();
+    let (old_s, new_s) = (f64s("old_score"), f64s("new_score"));
+    let changed = col("changed").as_boolean().clone();
     let n_changed = (0..changed.len()).filter(|&i| changed.value(i)).count();
     match format {
         Format::Table => {

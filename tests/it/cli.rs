@@ -221,65 +221,50 @@ fn replay_with_coalmine_v2_shows_which_verdicts_change() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .expect("the demo says how many judgments it wrote");
-    let out = coalmine(
-        &[
-            "replay",
-            "--archive",
-            d,
-            "--judge",
-            "coalmine-v2",
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let replay = |args: &[&str]| {
+        let mut all = vec!["replay", "--archive", d];
+        all.extend_from_slice(args);
+        coalmine(&all, None)
+    };
+    // a refused override: exit 2 and the message
+    let refused = |args: &[&str], message: &str| {
+        let out = replay(args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{}", stderr(&out));
+    };
+    let out = replay(&["--judge", "coalmine-v2", "--format", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = doc["judgments"].as_array().unwrap();
     assert_eq!(rows.len(), written, "every archived judgment re-judged");
     let changed = rows.iter().filter(|r| r["changed"] == true).count() as u64;
     assert_eq!(doc["changed"].as_u64(), Some(changed));
-    let table = coalmine(&["replay", "--archive", d, "--judge", "coalmine-v2"], None);
+    let table = replay(&["--judge", "coalmine-v2"]);
     assert!(table.status.success(), "{}", stderr(&table));
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(
         text.contains(&format!("{changed} verdicts change")),
         "{text}"
     );
-    let refused = coalmine(
+    refused(
         &[
-            "replay",
-            "--archive",
-            d,
             "--judge",
             "coalmine-v2",
             "--overrides",
             r#"{"tolerance": 0.1}"#,
         ],
-        None,
-    );
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(
-        stderr(&refused).contains("`tolerance` has no effect on coalmine-v2"),
-        "{}",
-        stderr(&refused)
+        "`tolerance` has no effect on coalmine-v2",
     );
     // the sequential v2 judge re-judges the same archive (each judgment as one judgment of
     // one look per value), and its settings go through --overrides
-    let out = coalmine(
-        &[
-            "replay",
-            "--archive",
-            d,
-            "--judge",
-            "coalmine-seq-v2",
-            "--overrides",
-            r#"{"warmup": 10}"#,
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let out = replay(&[
+        "--judge",
+        "coalmine-seq-v2",
+        "--overrides",
+        r#"{"warmup": 10}"#,
+        "--format",
+        "json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = doc["judgments"].as_array().unwrap();
@@ -290,25 +275,9 @@ fn replay_with_coalmine_v2_shows_which_verdicts_change() {
         rows[0]
     );
     // and a judge that does not read it refuses it, naming the one that does
-    let refused = coalmine(
-        &[
-            "replay",
-            "--archive",
-            d,
-            "--judge",
-            "coalmine-v2",
-            "--overrides",
-            r#"{"warmup": 10}"#,
-        ],
-        None,
-    );
-    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
-    assert!(
-        stderr(&refused).contains(
-            "`warmup` has no effect on coalmine-v2 (coalmine-seq-v2 reads it): re-judge with coalmine-seq-v2"
-        ),
-        "{}",
-        stderr(&refused)
+    refused(
+        &["--judge", "coalmine-v2", "--overrides", r#"{"warmup": 10}"#],
+        "`warmup` has no effect on coalmine-v2 (coalmine-seq-v2 reads it): re-judge with coalmine-seq-v2",
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
