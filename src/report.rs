@@ -116,50 +116,7 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
         .result_metadata
         .as_ref()
         .map_or("-".to_string(), |m| number(m.ratio, 3));
-    let (shift, interval, p, method) = match r
-        .result_metadata
-        .as_ref()
-        .and_then(|m| m.test.as_ref())
-        .and_then(|t| t.mann_whitney())
-    {
-        Some(t) => (
-            signed(t.estimate),
-            format!(
-                "[{}, {}] @{:.0}%",
-                signed(t.lower),
-                signed(t.upper),
-                t.achieved_confidence * 100.0
-            ),
-            pvalue(t.p_value),
-            t.method.clone(),
-        ),
-        None => match r
-            .result_metadata
-            .as_ref()
-            .and_then(|m| m.test.as_ref())
-            .and_then(|t| t.v2())
-        {
-            // coalmine-v2: the effect and interval of its first test, the metric's p-value
-            // after the correction across metrics, and how each test was done
-            Some(v2) => match v2.tests.first() {
-                Some(t) => (
-                    number(t.estimate, 3),
-                    match (t.lower, t.upper) {
-                        (Some(l), Some(u)) => format!("[{}, {}]", number(l, 3), number(u, 3)),
-                        _ => "-".into(),
-                    },
-                    pvalue(v2.adjusted_p_value),
-                    v2.tests
-                        .iter()
-                        .map(|t| t.method.as_str())
-                        .collect::<Vec<_>>()
-                        .join("+"),
-                ),
-                None => ("-".into(), "-".into(), "-".into(), "-".into()),
-            },
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
-        },
-    };
+    let (shift, interval, p, method) = test_cells(r);
     let n = format!(
         "{}/{}",
         r.experiment_metadata.stats.count, r.control_metadata.stats.count
@@ -175,6 +132,68 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
         method,
         n,
     ]
+}
+
+/// The table's shift, interval, p-value and method cells of a metric's test.
+fn test_cells(r: &AnalysisResult) -> (String, String, String, String) {
+    let none = || ("-".into(), "-".into(), "-".into(), "-".into());
+    let Some(test) = r.result_metadata.as_ref().and_then(|m| m.test.as_ref()) else {
+        return none();
+    };
+    if let Some(t) = test.mann_whitney() {
+        return (
+            signed(t.estimate),
+            format!(
+                "[{}, {}] @{:.0}%",
+                signed(t.lower),
+                signed(t.upper),
+                t.achieved_confidence * 100.0
+            ),
+            pvalue(t.p_value),
+            t.method.clone(),
+        );
+    }
+    if let Some(v2) = test.v2() {
+        // coalmine-v2: the effect and interval of its first test, the metric's p-value after
+        // the correction across metrics, and how each test was done
+        let Some(t) = v2.tests.first() else {
+            return none();
+        };
+        return (
+            number(t.estimate, 3),
+            match (t.lower, t.upper) {
+                (Some(l), Some(u)) => format!("[{}, {}]", number(l, 3), number(u, 3)),
+                _ => "-".into(),
+            },
+            pvalue(v2.adjusted_p_value),
+            v2.tests
+                .iter()
+                .map(|t| t.method.as_str())
+                .collect::<Vec<_>>()
+                .join("+"),
+        );
+    }
+    if let Some(s) = test.sequential() {
+        // the sequential judges: the confidence sequence now, the anytime-valid p-value, the
+        // test (sequential-paired, -quantile, -count)
+        let (estimate, interval) = match &s.confidence_sequence {
+            Some(cs) => (
+                number(cs.estimate, 3),
+                format!(
+                    "[{}, {}] @{}%",
+                    number(cs.lower, 3),
+                    number(cs.upper, 3),
+                    // 0.9975 is 99.75 %, not 100 %
+                    format!("{:.2}", cs.level * 100.0)
+                        .trim_end_matches('0')
+                        .trim_end_matches('.')
+                ),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        return (estimate, interval, pvalue(s.p_value), s.kind.to_string());
+    }
+    none()
 }
 
 fn number(v: f64, digits: usize) -> String {

@@ -112,6 +112,30 @@ fn table_and_exit_status() {
     assert!(table.contains(
         "reason: Canary Failed: The metric latency p99 was classified as High (Critical)"
     ));
+    // the sequential judges show their confidence sequence (level 1 − 0.01/4 per metric: four
+    // unmuted metrics), anytime-valid p-value and test
+    let out = coalmine(
+        &[
+            "judge",
+            "examples/checkout-canary.json",
+            "--judge",
+            "coalmine-seq-v2",
+            "--format",
+            "table",
+        ],
+        None,
+    );
+    let table = String::from_utf8(out.stdout).unwrap();
+    let p99 = table
+        .lines()
+        .find(|l| l.starts_with("latency p99"))
+        .unwrap();
+    assert!(
+        p99.contains("High (critical)")
+            && p99.contains("@99.75%")
+            && p99.contains("sequential-paired"),
+        "{table}"
+    );
 }
 
 #[test]
