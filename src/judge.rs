@@ -24,6 +24,7 @@ pub(crate) mod pairwise;
 pub(crate) mod ranks;
 pub mod score;
 pub mod sequential;
+pub mod slo;
 pub mod stats;
 pub mod transform;
 pub mod v2;
@@ -238,6 +239,8 @@ pub(crate) fn resolve_jobs<'a, P: Borrow<MetricSetPair>, S>(
                         path: list_path.index(i).key("name"),
                         name: pair.name.clone(),
                     })?;
+            // every judge applies the metric's SLO gate (optional): check it up front
+            slo::SloGate::from_metric(metric)?;
             Ok((pair, metric, settings(metric)?))
         })
         .collect()
@@ -268,16 +271,18 @@ pub fn run_with<P: Borrow<MetricSetPair> + Sync>(
         parallelism.parallel(pairs),
         |(pair, metric, params)| judge_pair(kind, pair, metric, params),
     );
-    Ok(assemble(kind, config, results, thresholds))
+    Ok(assemble(kind, config, pairs, results, thresholds))
 }
 
 /// Score judged metrics into the `CanaryJudgeResult` of `kind` (every judge's last step).
-pub(crate) fn assemble(
+pub(crate) fn assemble<P: Borrow<MetricSetPair>>(
     kind: JudgeKind,
     config: &CanaryConfig,
-    results: Vec<AnalysisResult>,
+    pairs: &[P],
+    mut results: Vec<AnalysisResult>,
     thresholds: Thresholds,
 ) -> CanaryJudgeResult {
+    apply_slo_gates(config, pairs, &mut results);
     let scored: Vec<ScoredResult<'_>> = results
         .iter()
         .map(|r| ScoredResult {
@@ -311,11 +316,57 @@ pub(crate) fn assemble(
     }
 }
 
+/// Each metric's SLO gate ([`slo`]), evaluated on its pair's values (as the summaries see
+/// them: NaN dropped): the report goes into the result, and a canary that breaches the
+/// objective at the gate's confidence fails the metric (`High` for `max`, `Low` for `min`;
+/// critical when the metric is) with the gate's sentence as the reason, whatever the
+/// comparison said. Muted metrics are reported, not failed.
+fn apply_slo_gates<P: Borrow<MetricSetPair>>(
+    config: &CanaryConfig,
+    pairs: &[P],
+    results: &mut [AnalysisResult],
+) {
+    for (r, pair) in results.iter_mut().zip(pairs.iter().map(Borrow::borrow)) {
+        if r.name != pair.name {
+            continue; // results follow the pairs; never apply a gate to another metric
+        }
+        let Some(metric) = config.metric(&pair.name) else {
+            continue;
+        };
+        // checked when the jobs were resolved
+        let Ok(Some(gate)) = slo::SloGate::from_metric(metric) else {
+            continue;
+        };
+        let report = slo::SloReport::new(&gate, &pair.control, &pair.experiment);
+        if report.canary.state == slo::SloState::Breached && !r.muted {
+            let critical = lookup::get(&metric.analysis, &["canary", "critical"])
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            r.classification = match gate.objective {
+                slo::Objective::Max(_) => "High",
+                slo::Objective::Min(_) => "Low",
+            }
+            .to_string();
+            r.classification_reason = Some(report.sentence(&gate, &pair.name));
+            r.critical = critical;
+            r.inconclusive = false;
+            r.not_judged = None;
+        }
+        r.slo = Some(report);
+    }
+}
+
 /// Check a config's judge settings (types and ranges of `analysisConfigurations` and
 /// `judge.judgeConfigurations`) for one judge, without judging anything.
 pub fn check_settings(kind: JudgeKind, config: &CanaryConfig) -> Result<(), JudgeError> {
+    for metric in &config.metrics {
+        slo::SloGate::from_metric(metric)?;
+    }
     if kind == JudgeKind::CoalmineV2 {
         return v2::check_settings(config);
+    }
+    if let Some(version) = kind.sequential() {
+        return sequential::check_settings(version, config);
     }
     let defaults = JudgeDefaults::from_config(kind, config)?;
     for metric in &config.metrics {
@@ -567,5 +618,6 @@ fn judge_pair(
         muted: params.basics.muted,
         not_judged,
         inconclusive: false,
+        slo: None,
     }
 }

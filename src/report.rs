@@ -112,6 +112,13 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
     if r.not_judged.is_some() {
         class.push_str(" (not judged)");
     }
+    if let Some(slo) = &r.slo {
+        match slo.canary.state {
+            crate::judge::slo::SloState::Breached => class.push_str(" (SLO breached)"),
+            crate::judge::slo::SloState::Uncertain => class.push_str(" (SLO uncertain)"),
+            _ => {}
+        }
+    }
     let ratio = r
         .result_metadata
         .as_ref()

@@ -272,6 +272,68 @@ def _test(d: Optional[Mapping[str, Any]]) -> Union[MannWhitneyTest, SequentialRe
 
 
 @dataclass(frozen=True)
+class SloArm:
+    """An SLO gate on one arm.
+
+    Attributes
+    ----------
+    n : int
+        Values the gate saw.
+    estimate : float
+        The statistic (mean, quantile or the one value).
+    bound : float
+        Its one-sided confidence bound on the side of a breach (lower for ``max``).
+    state : {"met", "uncertain", "breached", "noData"}
+        ``breached``: the bound is beyond the objective; ``uncertain``: only the estimate is.
+    """
+
+    n: int
+    estimate: float
+    bound: float
+    state: str
+
+    @classmethod
+    def _from_json(cls, d: Mapping[str, Any]) -> "SloArm":
+        return cls(int(d["n"]), number(d["estimate"]), number(d["bound"]), str(d["state"]))
+
+
+@dataclass(frozen=True)
+class SloReport:
+    """A metric's SLO gate (``analysisConfigurations.canary.slo``), on both arms.
+
+    Attributes
+    ----------
+    objective : {"max", "min"}
+    threshold : float
+    statistic : str
+        ``mean``, ``quantile:q`` or ``value``.
+    confidence : float
+        The one-sided bound's confidence.
+    canary, baseline : SloArm
+    """
+
+    objective: str
+    threshold: float
+    statistic: str
+    confidence: float
+    canary: SloArm
+    baseline: SloArm
+
+    @classmethod
+    def _from_json(cls, d: Optional[Mapping[str, Any]]) -> "Optional[SloReport]":
+        if d is None:
+            return None
+        return cls(
+            objective=str(d["objective"]),
+            threshold=number(d["threshold"]),
+            statistic=str(d["statistic"]),
+            confidence=float(d["confidence"]),
+            canary=SloArm._from_json(d["canary"]),
+            baseline=SloArm._from_json(d["baseline"]),
+        )
+
+
+@dataclass(frozen=True)
 class MetricResult:
     """One metric-set pair's verdict in a judgment (Kayenta's ``CanaryAnalysisResult``).
 
@@ -302,6 +364,8 @@ class MetricResult:
         ``Nodata``, with the reason in ``not_judged``).
     experiment_stats, control_stats : SeriesStats
         Each side's values, summarised.
+    slo : SloReport or None
+        The metric's SLO gate, when its config has one (a breached canary fails the metric).
     """
 
     name: str
@@ -318,6 +382,7 @@ class MetricResult:
     experiment_stats: SeriesStats
     control_stats: SeriesStats
     inconclusive: bool = False
+    slo: Optional[SloReport] = None
 
     @classmethod
     def _from_json(cls, d: Mapping[str, Any]) -> "MetricResult":
@@ -337,6 +402,7 @@ class MetricResult:
             experiment_stats=SeriesStats._from_json(d["experimentMetadata"]["stats"]),
             control_stats=SeriesStats._from_json(d["controlMetadata"]["stats"]),
             inconclusive=bool(d.get("inconclusive", False)),
+            slo=SloReport._from_json(d.get("slo")),
         )
 
 

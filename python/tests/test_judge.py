@@ -195,3 +195,16 @@ def test_nan_fields_read_as_floats():
     assert m.classification == "Nodata" and m.experiment_stats.count == 0
     assert m.ratio is None or isinstance(m.ratio, float)
     assert json.loads(r.to_json()) == r.to_dict()
+
+
+def test_an_slo_gate_is_reported_and_fails_a_breaching_canary(example):
+    req = copy.deepcopy(example)
+    p99 = next(m for m in req["canaryConfig"]["metrics"] if m["name"] == "latency p99")
+    p99["analysisConfigurations"]["canary"]["slo"] = {"max": 100, "statistic": "quantile:0.9"}
+    r = coalmine.judge(req)
+    m = r.results[0]
+    assert isinstance(m.slo, coalmine.SloReport)
+    assert m.slo.objective == "max" and m.slo.threshold == 100 and m.slo.statistic == "quantile:0.9"
+    assert m.slo.canary.state == "breached" and m.slo.canary.bound > 100
+    assert m.classification == "High" and m.classification_reason.startswith("SLO breached")
+    assert r.results[1].slo is None

@@ -407,6 +407,9 @@ pub struct AnalysisResult {
     /// in `notJudged`, and a run resting on it is `inconclusive`, not passed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inconclusive: bool,
+    /// The metric's SLO gate, when its config has one ([`super::slo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<super::slo::SloReport>,
 }
 
 /// `resultMetadata`: Kayenta's `ratio`, plus (coalmine judges) the test behind the verdict.

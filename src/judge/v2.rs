@@ -985,6 +985,7 @@ pub fn run<P: Borrow<MetricSetPair> + Sync>(
     Ok(super::assemble(
         JudgeKind::CoalmineV2,
         config,
+        pairs,
         results,
         thresholds,
     ))
@@ -1103,6 +1104,7 @@ fn assemble_metric(
         muted: s.basics.muted,
         not_judged,
         inconclusive,
+        slo: None,
     }
 }
 

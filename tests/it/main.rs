@@ -15,5 +15,6 @@ mod query;
 mod r_wilcox;
 mod seq_v2;
 mod sequential;
+mod slo;
 mod store;
 mod util;

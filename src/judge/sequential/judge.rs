@@ -44,6 +44,7 @@ pub fn run<P: Borrow<MetricSetPair>>(
     Ok(crate::judge::assemble(
         kind_of(version),
         config,
+        pairs,
         results,
         thresholds,
     ))
@@ -72,6 +73,15 @@ fn kind_of(version: SeqVersion) -> JudgeKind {
         SeqVersion::V1 => JudgeKind::CoalmineSeqV1,
         SeqVersion::V2 => JudgeKind::CoalmineSeqV2,
     }
+}
+
+/// Check a config's settings for this judge (types and ranges), without judging.
+pub fn check_settings(version: SeqVersion, config: &CanaryConfig) -> Result<(), JudgeError> {
+    let js = JudgeSettings::from_config(config, version)?;
+    for metric in &config.metrics {
+        MetricSettings::resolve(metric, &js)?;
+    }
+    Ok(())
 }
 
 /// The key of a pair's state across a run's ticks: metric name and tags.
@@ -136,6 +146,7 @@ pub fn judge_states(
     Ok(crate::judge::assemble(
         kind_of(version),
         config,
+        pairs,
         results,
         thresholds,
     ))
@@ -218,6 +229,7 @@ fn analysis(
         muted: ms.muted,
         not_judged,
         inconclusive,
+        slo: None,
     }
 }
 
