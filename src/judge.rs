@@ -240,7 +240,7 @@ pub(crate) fn resolve_jobs<'a, P: Borrow<MetricSetPair>, S>(
                         name: pair.name.clone(),
                     })?;
             // every judge applies the metric's SLO gate (optional): check it up front
-            slo::SloGate::from_metric(metric)?;
+            slo::SloGate::from_analysis(&metric.analysis, &metric.path)?;
             Ok((pair, metric, settings(metric)?))
         })
         .collect()
@@ -334,7 +334,7 @@ fn apply_slo_gates<P: Borrow<MetricSetPair>>(
             continue;
         };
         // checked when the jobs were resolved
-        let Ok(Some(gate)) = slo::SloGate::from_metric(metric) else {
+        let Ok(Some(gate)) = slo::SloGate::from_analysis(&metric.analysis, &metric.path) else {
             continue;
         };
         let report = slo::SloReport::new(&gate, &pair.control, &pair.experiment);
@@ -360,7 +360,7 @@ fn apply_slo_gates<P: Borrow<MetricSetPair>>(
 /// `judge.judgeConfigurations`) for one judge, without judging anything.
 pub fn check_settings(kind: JudgeKind, config: &CanaryConfig) -> Result<(), JudgeError> {
     for metric in &config.metrics {
-        slo::SloGate::from_metric(metric)?;
+        slo::SloGate::from_analysis(&metric.analysis, &metric.path)?;
     }
     if kind == JudgeKind::CoalmineV2 {
         return v2::check_settings(config);

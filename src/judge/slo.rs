@@ -30,7 +30,6 @@ use statrs::distribution::{Binomial, ContinuousCDF, DiscreteCDF, StudentsT};
 
 use super::json::{describe, JsonPath, ShapeError};
 use super::lookup::get;
-use super::model::MetricConfig;
 
 /// Which side of the objective is good.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -69,14 +68,17 @@ pub struct SloGate {
 }
 
 impl SloGate {
-    /// The metric's `analysisConfigurations.canary.slo`, if any.
-    pub fn from_metric(metric: &MetricConfig) -> Result<Option<SloGate>, ShapeError> {
-        let path = metric
-            .path
+    /// A metric's `analysisConfigurations.canary.slo`, if any: `analysis` is the metric's
+    /// `analysisConfigurations`, `metric_path` where the metric sits (for messages).
+    pub fn from_analysis(
+        analysis: &Value,
+        metric_path: &JsonPath,
+    ) -> Result<Option<SloGate>, ShapeError> {
+        let path = metric_path
             .key("analysisConfigurations")
             .key("canary")
             .key("slo");
-        let Some(slo) = get(&metric.analysis, &["canary", "slo"]) else {
+        let Some(slo) = get(analysis, &["canary", "slo"]) else {
             return Ok(None);
         };
         let Value::Object(o) = &slo else {
@@ -364,15 +366,6 @@ impl SloReport {
         }
         s
     }
-}
-
-/// The SLO gate's JSON path, for messages.
-pub fn path(metric: &MetricConfig) -> JsonPath {
-    metric
-        .path
-        .key("analysisConfigurations")
-        .key("canary")
-        .key("slo")
 }
 
 #[cfg(test)]
