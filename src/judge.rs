@@ -365,9 +365,6 @@ pub fn check_settings(kind: JudgeKind, config: &CanaryConfig) -> Result<(), Judg
     if kind == JudgeKind::CoalmineV2 {
         return v2::check_settings(config);
     }
-    if let Some(version) = kind.sequential() {
-        return sequential::check_settings(version, config);
-    }
     let defaults = JudgeDefaults::from_config(kind, config)?;
     for metric in &config.metrics {
         MetricParams::resolve(kind, metric, &defaults)?;
