@@ -256,19 +256,7 @@ fn quantile_bounds(x: &[f64], q: f64, confidence: f64) -> (f64, f64, f64) {
 
 /// Four significant digits, no trailing zeros (`229.3`, `0.9902`, `200`).
 fn fmt(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    super::stats::significant(v, 4)
 }
 
 /// What the gate says of one arm.

@@ -25,6 +25,20 @@ pub struct Summary {
     pub count: u64,
 }
 
+/// `v` with `digits` significant digits for messages, without trailing zeros (`300`,
+/// `0.00333`, `229.3`); `0` and non-finite values as Rust prints them.
+pub fn significant(v: f64, digits: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let decimals = (digits - 1 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
 /// Kayenta's `summary()`: an empty series gives all zeros (not NaN).
 pub fn summary(values: &[f64]) -> Summary {
     if values.is_empty() {

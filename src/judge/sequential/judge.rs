@@ -15,7 +15,7 @@ use crate::judge::model::{
     SeriesMetadata,
 };
 use crate::judge::score::Thresholds;
-use crate::judge::{fan_out, stats, JudgeError, JudgeKind, Parallelism, StatsError};
+use crate::judge::{fan_out, stats, JudgeError, Parallelism, StatsError};
 
 /// `coalmine-seq-v1` or `-v2` over a whole judgment (called by [`super::run_with`]).
 pub fn run<P: Borrow<MetricSetPair>>(
@@ -42,7 +42,7 @@ pub fn run<P: Borrow<MetricSetPair>>(
         },
     );
     Ok(crate::judge::assemble(
-        kind_of(version),
+        version.kind(),
         config,
         pairs,
         results,
@@ -66,22 +66,6 @@ fn resolve_jobs<'a, P: Borrow<MetricSetPair>>(
     let counted = jobs.iter().filter(|j| !j.2.muted).count();
     let alpha_m = metric_alpha(js.alpha, counted, js.bonferroni);
     Ok((jobs, alpha_m))
-}
-
-fn kind_of(version: SeqVersion) -> JudgeKind {
-    match version {
-        SeqVersion::V1 => JudgeKind::CoalmineSeqV1,
-        SeqVersion::V2 => JudgeKind::CoalmineSeqV2,
-    }
-}
-
-/// Check a config's settings for this judge (types and ranges), without judging.
-pub fn check_settings(version: SeqVersion, config: &CanaryConfig) -> Result<(), JudgeError> {
-    let js = JudgeSettings::from_config(config, version)?;
-    for metric in &config.metrics {
-        MetricSettings::resolve(metric, &js)?;
-    }
-    Ok(())
 }
 
 /// The key of a pair's state across a run's ticks: metric name and tags.
@@ -144,7 +128,7 @@ pub fn judge_states(
             .filter_map(|(key, st)| Some((key, st.ok()?))),
     );
     Ok(crate::judge::assemble(
-        kind_of(version),
+        version.kind(),
         config,
         pairs,
         results,

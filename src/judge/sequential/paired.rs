@@ -69,6 +69,20 @@ pub enum PairedScale {
     Difference,
 }
 
+impl PairedScale {
+    /// One look's paired value from its two means (`None`: not comparable on this scale).
+    fn paired(self, control_mean: f64, experiment_mean: f64) -> Option<f64> {
+        let d = match self {
+            PairedScale::LogRatio if control_mean > 0.0 && experiment_mean > 0.0 => {
+                experiment_mean.ln() - control_mean.ln()
+            }
+            PairedScale::LogRatio => return None,
+            PairedScale::Difference => experiment_mean - control_mean,
+        };
+        d.is_finite().then_some(d)
+    }
+}
+
 /// Running sum and count.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Acc {
@@ -101,8 +115,6 @@ pub struct PairedTest {
     pub scale: Option<PairedScale>,
     /// Values of each arm waiting for a look with values in both (`[control, experiment]`).
     pending: [Acc; 2],
-    /// The warm-up's paired values (emptied once the batch size is chosen).
-    warm: Vec<f64>,
     /// The lag-1 autocorrelation of the warm-up (bias-corrected) and its upper bound.
     pub warmup_ar1: Option<f64>,
     pub warmup_ar1_upper: Option<f64>,
@@ -142,7 +154,6 @@ impl PairedTest {
             tails: tails.to_vec(),
             scale: None,
             pending: [Acc::default(); 2],
-            warm: Vec::new(),
             warmup_ar1: None,
             warmup_ar1_upper: None,
             batch_size: None,
@@ -178,18 +189,10 @@ impl PairedTest {
                 PairedScale::Difference
             },
         );
-        let d = match scale {
-            PairedScale::LogRatio if mc > 0.0 && me > 0.0 => me.ln() - mc.ln(),
-            PairedScale::LogRatio => {
-                self.skipped_looks += 1;
-                return;
-            }
-            PairedScale::Difference => me - mc,
-        };
-        if !d.is_finite() {
+        let Some(d) = scale.paired(mc, me) else {
             self.skipped_looks += 1;
             return;
-        }
+        };
         self.paired_looks += 1;
         match self.batch_size {
             Some(b) => {
@@ -202,8 +205,7 @@ impl PairedTest {
             None => {
                 self.warm_means[0].push(mc);
                 self.warm_means[1].push(me);
-                self.warm.push(d);
-                if self.warm.len() >= self.warmup as usize {
+                if self.warm_means[0].len() >= self.warmup as usize {
                     self.choose_batch_size();
                 }
             }
@@ -222,7 +224,14 @@ impl PairedTest {
     }
 
     fn choose_batch_size(&mut self) {
-        let w = std::mem::take(&mut self.warm);
+        let [c, e] = std::mem::take(&mut self.warm_means);
+        // the warm-up's paired values: every look kept there was paired on `scale`
+        let scale = self.scale.expect("a paired look chose the scale");
+        let w: Vec<f64> = c
+            .iter()
+            .zip(&e)
+            .filter_map(|(&mc, &me)| scale.paired(mc, me))
+            .collect();
         let (r, upper, b) = self.batch_from(&w);
         self.warmup_ar1 = Some(r);
         self.warmup_ar1_upper = Some(upper);
@@ -230,7 +239,6 @@ impl PairedTest {
         for d in w {
             self.add_to_batch(d, b);
         }
-        let [c, e] = std::mem::take(&mut self.warm_means);
         let b_tail = b.max(self.batch_from(&c).2).max(self.batch_from(&e).2);
         let n_star = (self.horizon_looks / b_tail as f64).max(1.0);
         let mut tail = QuantileTest::new(

@@ -193,7 +193,7 @@ impl MetricSettings {
         if r.string(&["canary", "outliers", "strategy"], "none") == "remove" {
             warnings.push(format!(
                 "outliers.strategy \"remove\" needs the whole sample and is ignored by {}",
-                js.version.judge_name()
+                js.version.kind().name()
             ));
         }
         if js.version == SeqVersion::V2 {

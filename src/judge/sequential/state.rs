@@ -66,10 +66,11 @@ pub enum SeqVersion {
 }
 
 impl SeqVersion {
-    pub fn judge_name(self) -> &'static str {
+    /// The judge whose tests these are.
+    pub fn kind(self) -> crate::judge::JudgeKind {
         match self {
-            SeqVersion::V1 => "coalmine-seq-v1",
-            SeqVersion::V2 => "coalmine-seq-v2",
+            SeqVersion::V1 => crate::judge::JudgeKind::CoalmineSeqV1,
+            SeqVersion::V2 => crate::judge::JudgeKind::CoalmineSeqV2,
         }
     }
 }
@@ -681,16 +682,7 @@ impl SequentialState {
 }
 /// `v` with 3 significant digits, without trailing zeros (`300`, `0.00333`, `3.06`).
 pub(super) fn significant(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        return format!("{v}");
-    }
-    let digits = (2 - v.abs().log10().floor() as i32).max(0) as usize;
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
+    crate::judge::stats::significant(v, 3)
 }
 
 /// `ln(mean(exp(xs)))`, stable.
