@@ -25,6 +25,7 @@ pub(crate) mod ranks;
 pub mod score;
 pub mod sequential;
 pub mod slo;
+pub mod split;
 pub mod stats;
 pub mod transform;
 pub mod v2;
@@ -239,15 +240,30 @@ pub(crate) fn resolve_jobs<'a, P: Borrow<MetricSetPair>, S>(
                         path: list_path.index(i).key("name"),
                         name: pair.name.clone(),
                     })?;
-            // every judge applies the metric's SLO gate (optional): check it up front
+            // every judge applies the metric's SLO gates (optional): check them up front
             slo::SloGate::from_analysis(&metric.analysis, &metric.path)?;
+            slo::BurnGate::from_analysis(&metric.analysis, &metric.path)?;
             Ok((pair, metric, settings(metric)?))
         })
         .collect()
 }
 
-/// [`run`] with explicit [`Parallelism`]. Results do not depend on it.
+/// [`run`] with explicit [`Parallelism`]. Results do not depend on it. A config with a
+/// `trafficSplit` guard gets it checked over the judgment's looks ([`split`]).
 pub fn run_with<P: Borrow<MetricSetPair> + Sync>(
+    kind: JudgeKind,
+    config: &CanaryConfig,
+    pairs: &[P],
+    thresholds: Thresholds,
+    parallelism: Parallelism,
+) -> Result<CanaryJudgeResult, JudgeError> {
+    let mut result = judge_pairs(kind, config, pairs, thresholds, parallelism)?;
+    split::guard_judgment(config, pairs, &mut result)?;
+    Ok(result)
+}
+
+/// [`run_with`] without the traffic-split guard (a run carries the guard's state itself).
+pub(crate) fn judge_pairs<P: Borrow<MetricSetPair> + Sync>(
     kind: JudgeKind,
     config: &CanaryConfig,
     pairs: &[P],
@@ -279,10 +295,22 @@ pub(crate) fn assemble<P: Borrow<MetricSetPair>>(
     kind: JudgeKind,
     config: &CanaryConfig,
     pairs: &[P],
+    results: Vec<AnalysisResult>,
+    thresholds: Thresholds,
+) -> CanaryJudgeResult {
+    assemble_gated(kind, config, pairs, None, results, thresholds)
+}
+
+/// [`assemble`] with the SLO gates on `window`'s values (see [`apply_slo_gates`]).
+pub(crate) fn assemble_gated<P: Borrow<MetricSetPair>>(
+    kind: JudgeKind,
+    config: &CanaryConfig,
+    pairs: &[P],
+    window: Option<&[MetricSetPair]>,
     mut results: Vec<AnalysisResult>,
     thresholds: Thresholds,
 ) -> CanaryJudgeResult {
-    apply_slo_gates(config, pairs, &mut results);
+    apply_slo_gates(config, pairs, window, &mut results);
     let scored: Vec<ScoredResult<'_>> = results
         .iter()
         .map(|r| ScoredResult {
@@ -313,17 +341,21 @@ pub(crate) fn assemble<P: Borrow<MetricSetPair>>(
             })
             .collect(),
         results,
+        traffic_split: None,
     }
 }
 
-/// Each metric's SLO gate ([`slo`]), evaluated on its pair's values (as the summaries see
-/// them: NaN dropped): the report goes into the result, and a canary that breaches the
-/// objective at the gate's confidence fails the metric (`High` for `max`, `Low` for `min`;
-/// critical when the metric is) with the gate's sentence as the reason, whatever the
-/// comparison said. Muted metrics are reported, not failed.
+/// Each metric's SLO and error-budget gates ([`slo`]), evaluated on its pair's values (as
+/// the summaries see them: NaN dropped), or on `window`'s pair of the same metric and tags
+/// when given (a sequential run judges each tick's new values, its gates the run's window):
+/// the reports go into the result, and a canary that breaches a gate at its confidence
+/// fails the metric (`High` for `max` and a burn, `Low` for `min`; critical when the metric
+/// is) with the gate's sentence as the reason, whatever the comparison said. Muted metrics
+/// are reported, not failed.
 fn apply_slo_gates<P: Borrow<MetricSetPair>>(
     config: &CanaryConfig,
     pairs: &[P],
+    window: Option<&[MetricSetPair]>,
     results: &mut [AnalysisResult],
 ) {
     for (r, pair) in results.iter_mut().zip(pairs.iter().map(Borrow::borrow)) {
@@ -334,25 +366,56 @@ fn apply_slo_gates<P: Borrow<MetricSetPair>>(
             continue;
         };
         // checked when the jobs were resolved
-        let Ok(Some(gate)) = slo::SloGate::from_analysis(&metric.analysis, &metric.path) else {
+        let gate = slo::SloGate::from_analysis(&metric.analysis, &metric.path)
+            .ok()
+            .flatten();
+        let burn = slo::BurnGate::from_analysis(&metric.analysis, &metric.path)
+            .ok()
+            .flatten();
+        if gate.is_none() && burn.is_none() {
             continue;
-        };
-        let report = slo::SloReport::new(&gate, &pair.control, &pair.experiment);
-        if report.canary.state == slo::SloState::Breached && !r.muted {
-            let critical = lookup::get(&metric.analysis, &["canary", "critical"])
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-            r.classification = match gate.objective {
-                slo::Objective::Max(_) => "High",
-                slo::Objective::Min(_) => "Low",
+        }
+        let source = window
+            .and_then(|w| {
+                w.iter()
+                    .find(|p| p.name == pair.name && p.tags == pair.tags)
+            })
+            .unwrap_or(pair);
+        let critical = lookup::get(&metric.analysis, &["canary", "critical"])
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let mut breached: Vec<(&'static str, String)> = Vec::new();
+        if let Some(gate) = gate {
+            let report = slo::SloReport::new(&gate, &source.control, &source.experiment);
+            if report.canary.state == slo::SloState::Breached {
+                let label = match gate.objective {
+                    slo::Objective::Max(_) => "High",
+                    slo::Objective::Min(_) => "Low",
+                };
+                breached.push((label, report.sentence(&gate, &pair.name)));
             }
-            .to_string();
-            r.classification_reason = Some(report.sentence(&gate, &pair.name));
+            r.slo = Some(report);
+        }
+        if let Some(burn) = burn {
+            let report = slo::BurnReport::new(&burn, &source.control, &source.experiment);
+            if report.canary.state == slo::SloState::Breached {
+                breached.push(("High", report.sentence(&pair.name)));
+            }
+            r.error_budget = Some(report);
+        }
+        if let Some((label, _)) = breached.first().filter(|_| !r.muted) {
+            r.classification = label.to_string();
+            r.classification_reason = Some(
+                breached
+                    .iter()
+                    .map(|(_, s)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; and "),
+            );
             r.critical = critical;
             r.inconclusive = false;
             r.not_judged = None;
         }
-        r.slo = Some(report);
     }
 }
 
@@ -361,7 +424,9 @@ fn apply_slo_gates<P: Borrow<MetricSetPair>>(
 pub fn check_settings(kind: JudgeKind, config: &CanaryConfig) -> Result<(), JudgeError> {
     for metric in &config.metrics {
         slo::SloGate::from_analysis(&metric.analysis, &metric.path)?;
+        slo::BurnGate::from_analysis(&metric.analysis, &metric.path)?;
     }
+    split::SplitGuard::resolve(config, None)?;
     if kind == JudgeKind::CoalmineV2 {
         return v2::check_settings(config);
     }
@@ -616,5 +681,6 @@ fn judge_pair(
         not_judged,
         inconclusive: false,
         slo: None,
+        error_budget: None,
     }
 }

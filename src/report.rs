@@ -76,6 +76,26 @@ pub fn judge_table(result: &CanaryJudgeResult, thresholds: Option<Thresholds>) -
     } else if !reasons.is_empty() {
         let _ = writeln!(out, "reasons: {}", reasons.join("; "));
     }
+    for r in &result.results {
+        // the gates' sentences, when they did not already fail the metric (met, uncertain,
+        // or the baseline breaching)
+        let reason = r.classification_reason.as_deref().unwrap_or_default();
+        if let Some(slo) = &r.slo {
+            let gate = slo.sentence(&slo.gate(), &r.name);
+            if !reason.contains(&gate) {
+                let _ = writeln!(out, "slo: {gate}");
+            }
+        }
+        if let Some(burn) = &r.error_budget {
+            let gate = burn.sentence(&r.name);
+            if !reason.contains(&gate) {
+                let _ = writeln!(out, "error budget: {gate}");
+            }
+        }
+    }
+    if let Some(split) = &result.traffic_split {
+        let _ = writeln!(out, "traffic split: {}", split.reason);
+    }
     for r in result.results.iter().filter(|r| r.not_judged.is_some()) {
         let tags = if r.tags.is_empty() {
             String::new()
@@ -112,10 +132,18 @@ fn metric_row(r: &AnalysisResult) -> [String; 9] {
     if r.not_judged.is_some() {
         class.push_str(" (not judged)");
     }
+    use crate::judge::slo::SloState;
     if let Some(slo) = &r.slo {
         match slo.canary.state {
-            crate::judge::slo::SloState::Breached => class.push_str(" (SLO breached)"),
-            crate::judge::slo::SloState::Uncertain => class.push_str(" (SLO uncertain)"),
+            SloState::Breached => class.push_str(" (SLO breached)"),
+            SloState::Uncertain => class.push_str(" (SLO uncertain)"),
+            _ => {}
+        }
+    }
+    if let Some(burn) = &r.error_budget {
+        match burn.canary.state {
+            SloState::Breached => class.push_str(" (burn rate breached)"),
+            SloState::Uncertain => class.push_str(" (burn rate uncertain)"),
             _ => {}
         }
     }

@@ -216,6 +216,9 @@ pub struct Run {
     /// `coalmine-seq-v1`: each metric-set pair's sequential state, carried tick to tick.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub sequential: std::collections::BTreeMap<String, crate::judge::sequential::SequentialState>,
+    /// The traffic-split guard's state, carried tick to tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_split: Option<crate::judge::split::SplitState>,
 }
 
 impl Run {
@@ -514,6 +517,7 @@ impl RunManager {
             judgments: Vec::new(),
             message: None,
             sequential: Default::default(),
+            traffic_split: None,
         };
         let run = self.persist(run).await?;
         tracing::info!(run = %run.id, config = run.config.get("name").and_then(serde_json::Value::as_str).unwrap_or_default(), judgments = run.spec.judgments(), "Canary run started");
@@ -771,7 +775,11 @@ impl RunManager {
                     result,
                     pairs,
                     states,
+                    split,
                 } = out;
+                if split.is_some() {
+                    e.run.traffic_split = split;
+                }
                 let sequential = states.is_some();
                 if let Some(st) = states {
                     e.run.sequential = st;
@@ -800,6 +808,7 @@ impl RunManager {
                 if sequential && e.run.status == RunStatus::Running {
                     early_pass(&mut e.run, tick_ms);
                 }
+                split_mismatch(&mut e.run, index);
                 pairs
             }
             Err(msg) => {
@@ -855,6 +864,7 @@ impl PreparedRun {
             judgments: Vec::new(),
             message: None,
             sequential: Default::default(),
+            traffic_split: None,
         };
         Ok(PreparedRun { prepared, run })
     }
@@ -965,6 +975,24 @@ fn decide(run: &mut Run, score: f64, index: u64) {
     }
 }
 
+/// A traffic split found off ends the run `inconclusive` at once, whatever the judgment
+/// said: its comparisons rest on a biased sample, so neither a pass nor a fail holds.
+fn split_mismatch(run: &mut Run, index: u64) {
+    let Some(state) = run.traffic_split.as_ref().filter(|s| s.mismatched()) else {
+        return;
+    };
+    let report = state.report();
+    let was = match run.status {
+        RunStatus::Running => String::new(),
+        other => format!(" (it would have ended {})", other.as_str()),
+    };
+    run.status = RunStatus::Inconclusive;
+    run.message = Some(format!(
+        "{}. The run stopped at judgment {index}{was}: fix the traffic split and start a new run.",
+        report.reason
+    ));
+}
+
 /// `coalmine-seq-v1` with `minDuration`: pass before the end once the run has lasted that
 /// long and every metric's confidence sequence excludes a regression beyond its margin.
 fn early_pass(run: &mut Run, tick_ms: i64) {
@@ -1028,6 +1056,7 @@ mod tests {
             judgments: vec![],
             message: None,
             sequential: Default::default(),
+            traffic_split: None,
         }
     }
 

@@ -193,6 +193,7 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
             judgments: Vec::new(),
             message: None,
             sequential: Default::default(),
+            traffic_split: None,
         };
         let label = kind.label();
         for index in 1..=opts.judgments as u64 {

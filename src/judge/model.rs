@@ -33,6 +33,8 @@ pub struct CanaryConfig {
     pub metrics: Vec<MetricConfig>,
     pub group_weights: BTreeMap<String, f64>,
     pub raw: Value,
+    /// Where the document sits (`canaryConfig`, `config`), for messages.
+    pub path: JsonPath,
 }
 
 /// One `MetricSetPair`: a metric's control and experiment series for one tag combination.
@@ -152,6 +154,7 @@ impl CanaryConfig {
             metrics,
             group_weights,
             raw: v.clone(),
+            path: path.clone(),
         })
     }
 
@@ -351,6 +354,9 @@ pub struct CanaryJudgeResult {
     pub score: ScoreResult,
     pub group_scores: Vec<GroupScoreResult>,
     pub results: Vec<AnalysisResult>,
+    /// The traffic-split guard, when the config or the run has one ([`super::split`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_split: Option<super::split::SplitReport>,
 }
 
 /// `CanaryJudgeScore`.
@@ -410,6 +416,9 @@ pub struct AnalysisResult {
     /// The metric's SLO gate, when its config has one ([`super::slo`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<super::slo::SloReport>,
+    /// The metric's error-budget burn gate, when its config has one ([`super::slo`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_budget: Option<super::slo::BurnReport>,
 }
 
 /// `resultMetadata`: Kayenta's `ratio`, plus (coalmine judges) the test behind the verdict.

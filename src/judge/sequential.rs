@@ -97,7 +97,9 @@ use serde::{Deserialize, Serialize};
 
 pub use count::CountTest;
 pub use histogram::LogHistogram;
-pub use judge::{judge_states, metric_alpha, params_for, replay, run, state_key};
+pub use judge::{
+    judge_states, judge_states_gated, metric_alpha, params_for, replay, run, state_key,
+};
 pub use mixture::{BetaMixture, Side};
 pub use paired::{PairedScale, PairedTest};
 pub use quantile::{quantile_bounds, two_sided_ln_e, QuantileBounds, QuantileTest};

@@ -316,6 +316,19 @@ impl SloReport {
         }
     }
 
+    /// The gate this report was made with.
+    pub fn gate(&self) -> SloGate {
+        SloGate {
+            objective: if self.objective == "max" {
+                Objective::Max(self.threshold)
+            } else {
+                Objective::Min(self.threshold)
+            },
+            statistic: parse_statistic(&self.statistic).unwrap_or(Statistic::Mean),
+            confidence: self.confidence,
+        }
+    }
+
     /// One sentence on the gate: what was observed on each arm against the objective.
     pub fn sentence(&self, gate: &SloGate, metric: &str) -> String {
         let bound_side = if self.objective == "max" {
@@ -356,9 +369,274 @@ impl SloReport {
     }
 }
 
+/// A metric's error-budget burn gate (`analysisConfigurations.canary.errorBudget`), on a
+/// ratio metric (bad/total):
+///
+/// ```json
+/// "errorBudget": {"objective": 0.999, "maxBurnRate": 10, "statistic": "mean", "confidence": 0.95}
+/// ```
+///
+/// The budget is `1 − objective` (0.1 % of requests may fail); the burn rate over the
+/// window is the observed error ratio over the budget (an error ratio of 0.5 % burns a 0.1 %
+/// budget at 5×: a 30-day budget gone in 6 days). The gate is the SLO gate
+/// `error ratio ≤ maxBurnRate · (1 − objective)` ([`SloGate`], `mean` of the per-bucket
+/// ratios or the query's single `value`), reported in burn-rate units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BurnGate {
+    pub objective: f64,
+    pub max_burn_rate: f64,
+    pub gate: SloGate,
+}
+
+impl BurnGate {
+    /// A metric's `analysisConfigurations.canary.errorBudget`, if any.
+    pub fn from_analysis(
+        analysis: &Value,
+        metric_path: &JsonPath,
+    ) -> Result<Option<BurnGate>, ShapeError> {
+        let path = metric_path
+            .key("analysisConfigurations")
+            .key("canary")
+            .key("errorBudget");
+        let Some(v) = get(analysis, &["canary", "errorBudget"]) else {
+            return Ok(None);
+        };
+        let Value::Object(o) = &v else {
+            return Err(ShapeError::new(
+                &path,
+                format!(
+                    "expected an object like {{\"objective\": 0.999, \"maxBurnRate\": 10}}, found {}",
+                    describe(&v)
+                ),
+            ));
+        };
+        for key in o.keys() {
+            if !matches!(
+                key.as_str(),
+                "objective" | "maxBurnRate" | "statistic" | "confidence"
+            ) {
+                return Err(ShapeError::new(
+                    &path.key(key),
+                    "unknown key (known: objective, maxBurnRate, statistic, confidence)",
+                ));
+            }
+        }
+        let number = |key: &str, hint: &str| -> Result<f64, ShapeError> {
+            match o.get(key) {
+                None => Err(ShapeError::new(&path.key(key), format!("missing ({hint})"))),
+                Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                    ShapeError::new(
+                        &path.key(key),
+                        format!("expected a number, found {}", describe(v)),
+                    )
+                }),
+            }
+        };
+        let objective = number("objective", "the SLO as a ratio, e.g. 0.999")?;
+        if !(objective > 0.0 && objective < 1.0) {
+            return Err(ShapeError::new(
+                &path.key("objective"),
+                format!("the objective is a ratio in (0, 1) (99.9 % is 0.999), got {objective}"),
+            ));
+        }
+        let max_burn_rate = number(
+            "maxBurnRate",
+            "how many times the sustainable rate, e.g. 10",
+        )?;
+        if max_burn_rate <= 0.0 {
+            return Err(ShapeError::new(
+                &path.key("maxBurnRate"),
+                format!("must be above 0, got {max_burn_rate}"),
+            ));
+        }
+        let statistic = match o.get("statistic") {
+            None => Statistic::Mean,
+            Some(Value::String(s)) if s == "mean" => Statistic::Mean,
+            Some(Value::String(s)) if s == "value" => Statistic::Value,
+            Some(other) => {
+                return Err(ShapeError::new(
+                    &path.key("statistic"),
+                    format!(
+                        "expected \"mean\" (of the per-bucket error ratios) or \"value\" (the query returns the window's ratio), found {}",
+                        describe(other)
+                    ),
+                ))
+            }
+        };
+        let confidence = match o.get("confidence") {
+            None => 0.95,
+            Some(v) => v.as_f64().filter(|c| *c > 0.5 && *c < 1.0).ok_or_else(|| {
+                ShapeError::new(
+                    &path.key("confidence"),
+                    format!("confidence must be a number in (0.5, 1), found {v}"),
+                )
+            })?,
+        };
+        Ok(Some(BurnGate {
+            objective,
+            max_burn_rate,
+            gate: SloGate {
+                objective: Objective::Max(max_burn_rate * (1.0 - objective)),
+                statistic,
+                confidence,
+            },
+        }))
+    }
+
+    /// The error budget, `1 − objective`.
+    pub fn budget(&self) -> f64 {
+        1.0 - self.objective
+    }
+}
+
+/// `errorBudget` of a metric result: burn rates (error ratio over the budget) on both arms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BurnReport {
+    pub objective: f64,
+    pub max_burn_rate: f64,
+    pub statistic: String,
+    pub confidence: f64,
+    /// `estimate` and `bound` in burn-rate units.
+    pub canary: ArmSlo,
+    pub baseline: ArmSlo,
+    /// Why the values are not taken for error ratios (some outside [0, 1]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl BurnReport {
+    pub fn new(gate: &BurnGate, control: &[f64], experiment: &[f64]) -> BurnReport {
+        let budget = gate.budget();
+        let arm = |values: &[f64]| {
+            if values.iter().any(|v| *v < 0.0 || *v > 1.0) {
+                return (
+                    ArmSlo {
+                        n: values.iter().filter(|v| v.is_finite()).count(),
+                        estimate: f64::NAN,
+                        bound: f64::NAN,
+                        state: SloState::NoData,
+                    },
+                    true,
+                );
+            }
+            let a = gate.gate.evaluate(values);
+            (
+                ArmSlo {
+                    estimate: a.estimate / budget,
+                    bound: a.bound / budget,
+                    ..a
+                },
+                false,
+            )
+        };
+        let (canary, c_bad) = arm(experiment);
+        let (baseline, b_bad) = arm(control);
+        BurnReport {
+            objective: gate.objective,
+            max_burn_rate: gate.max_burn_rate,
+            statistic: gate.gate.statistic.name(),
+            confidence: gate.gate.confidence,
+            canary,
+            baseline,
+            note: (c_bad || b_bad).then(|| {
+                "values outside [0, 1]: the error budget needs the metric as a ratio bad/total (0.002, not 0.2 %)".to_string()
+            }),
+        }
+    }
+
+    /// One sentence: both arms' burn rates against the maximum.
+    pub fn sentence(&self, metric: &str) -> String {
+        let arm = |a: &ArmSlo| match a.state {
+            SloState::NoData => "no value to judge".to_string(),
+            _ if self.statistic == "value" => format!("{}×", fmt(a.estimate)),
+            _ => format!(
+                "{}× ({:.0} % lower bound {}×, n = {})",
+                fmt(a.estimate),
+                self.confidence * 100.0,
+                fmt(a.bound),
+                a.n
+            ),
+        };
+        let needs = format!(
+            "{metric} may burn its error budget (objective {} %, so {} % errors) at most {}× as fast as sustainable",
+            fmt(self.objective * 100.0),
+            fmt((1.0 - self.objective) * 100.0),
+            fmt(self.max_burn_rate)
+        );
+        let head = match self.canary.state {
+            SloState::Breached => format!("Error budget burning too fast: {needs}"),
+            SloState::Uncertain => format!(
+                "Error budget burn uncertain: {needs}; the canary's estimate is above it, its {:.0} % bound is not",
+                self.confidence * 100.0
+            ),
+            SloState::Met => format!("Error budget burn within limits: {needs}"),
+            SloState::NoData => format!("Error budget not judged: {needs}"),
+        };
+        let mut s = format!(
+            "{head}; canary burns {}, baseline {}",
+            arm(&self.canary),
+            arm(&self.baseline)
+        );
+        if self.baseline.state == SloState::Breached {
+            s.push_str("; the baseline is burning too fast as well");
+        }
+        if let Some(note) = &self.note {
+            s.push_str("; ");
+            s.push_str(note);
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn burn_rate_is_the_error_ratio_over_the_budget() {
+        // objective 99.9 %: a 0.1 % budget. Errors 0.5 %, 0.6 %, 0.4 % → mean 0.5 % → 5×
+        // (hand: 0.005 / 0.001); 2 %, 2.2 %, 1.8 % → 20×, over a maximum of 10×.
+        let gate = BurnGate::from_analysis(
+            &serde_json::json!({"canary": {"errorBudget": {"objective": 0.999, "maxBurnRate": 10}}}),
+            &JsonPath::root(),
+        )
+        .unwrap()
+        .unwrap();
+        assert!((gate.budget() - 0.001).abs() < 1e-15);
+        let r = BurnReport::new(&gate, &[0.005, 0.006, 0.004], &[0.02, 0.022, 0.018]);
+        assert!((r.baseline.estimate - 5.0).abs() < 1e-9, "{r:?}");
+        assert!((r.canary.estimate - 20.0).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.baseline.state, SloState::Met);
+        // the bound is the SLO gate's on the ratio (error ratio ≤ 1 %), in burn units
+        let (_, lower, _) = mean_bounds(&[0.02, 0.022, 0.018], 0.95);
+        assert!((r.canary.bound - lower / 0.001).abs() < 1e-9, "{r:?}");
+        assert!(r.canary.bound > 10.0);
+        assert_eq!(r.canary.state, SloState::Breached, "{r:?}");
+        // the window's ratio as one value (Σbad/Σtotal by the query): exact, no bound.
+        // 25 errors in 2,000 requests = 1.25 % → 12.5× > 10×; 16 in 2,000 = 0.8 % → 8×
+        let value = BurnGate::from_analysis(
+            &serde_json::json!({"canary": {"errorBudget": {"objective": 0.999, "maxBurnRate": 10, "statistic": "value"}}}),
+            &JsonPath::root(),
+        )
+        .unwrap()
+        .unwrap();
+        let r = BurnReport::new(&value, &[16.0 / 2000.0], &[25.0 / 2000.0]);
+        assert!(
+            (r.canary.estimate - 12.5).abs() < 1e-9 && (r.baseline.estimate - 8.0).abs() < 1e-9
+        );
+        assert_eq!(
+            (r.canary.state, r.baseline.state),
+            (SloState::Breached, SloState::Met)
+        );
+        assert!(r
+            .sentence("errors")
+            .starts_with("Error budget burning too fast"));
+        // percentages instead of ratios are refused with the reason
+        let r = BurnReport::new(&gate, &[0.5], &[2.0, 2.2]);
+        assert_eq!(r.canary.state, SloState::NoData);
+        assert!(r.note.is_some());
+    }
 
     #[test]
     fn quantile_bounds_are_order_statistics_with_binomial_coverage() {

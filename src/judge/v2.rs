@@ -1105,6 +1105,7 @@ fn assemble_metric(
         not_judged,
         inconclusive,
         slo: None,
+        error_budget: None,
     }
 }
 

@@ -62,6 +62,9 @@ pub struct RunSpec {
     /// metric's confidence sequence excludes a regression (`minDuration`; unset: no early pass).
     #[serde(default)]
     pub min_duration_ms: Option<i64>,
+    /// The traffic-split guard (`trafficSplit`), overriding the config's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_split: Option<crate::judge::split::SplitSpec>,
 }
 
 /// The bounds of a run request ([`parse`] refuses anything outside them, so a run's times
@@ -194,7 +197,7 @@ fn span(ms: i64) -> String {
     humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
 }
 
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 12] = [
     "config",
     "scopes",
     "start",
@@ -206,6 +209,7 @@ const FIELDS: [&str; 11] = [
     "judge",
     "minDuration",
     "align",
+    "trafficSplit",
 ];
 
 /// Parse and check a run request with the default [`Limits`].
@@ -423,8 +427,19 @@ pub fn parse_with(body: &Value, now_ms: i64, limits: Limits) -> Result<(RunSpec,
     {
         return Err("minDuration: early passes need an anytime-valid judge (\"judge\": \"coalmine-seq-v2\" or \"coalmine-seq-v1\")".into());
     }
+    let traffic_split = match o.get("trafficSplit") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            crate::judge::split::SplitSpec::parse(
+                v,
+                &crate::judge::json::JsonPath::root().key("trafficSplit"),
+            )
+            .map_err(|e| e.to_string())?,
+        ),
+    };
     let spec = RunSpec {
         min_duration_ms,
+        traffic_split,
         config_id: config.as_str().map(str::to_owned),
         scopes,
         start_ms,

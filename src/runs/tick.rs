@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{PairData, Run, RunError, RunSpec};
 use crate::judge::sequential::SequentialState;
+use crate::judge::split::{Looks, SplitGuard, SplitState};
 use crate::judge::{self, CanaryConfig, JudgeKind, MetricSetPair, Parallelism, Thresholds};
 use crate::query::{Binding, Engine, PreparedQuery, QueryError, QuerySeries};
 
@@ -18,6 +19,10 @@ pub(crate) struct Prepared {
     metrics: Vec<(String, PreparedQuery, PreparedQuery)>,
     tick_lock: tokio::sync::Mutex<()>,
     store: crate::store::Store,
+    /// The traffic-split guard (the run's `trafficSplit`, else the config's).
+    guard: Option<SplitGuard>,
+    /// Per metric: whether it has an SLO or error-budget gate.
+    gated: Vec<bool>,
 }
 
 impl Prepared {
@@ -28,12 +33,22 @@ impl Prepared {
         spec: &RunSpec,
     ) -> Result<Prepared, RunError> {
         let kind = JudgeKind::resolve(spec.judge.as_deref(), config)?;
+        let guard = SplitGuard::resolve(config, spec.traffic_split.as_ref())
+            .map_err(|e| RunError::Invalid(e.to_string()))?;
         let docs = doc
             .get("metrics")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
         let mut metrics = Vec::new();
+        let gated = config
+            .metrics
+            .iter()
+            .map(|m| {
+                crate::judge::lookup::get(&m.analysis, &["canary", "slo"]).is_some()
+                    || crate::judge::lookup::get(&m.analysis, &["canary", "errorBudget"]).is_some()
+            })
+            .collect();
         for (m, d) in config.metrics.iter().zip(docs) {
             let sql = d
                 .get("query")
@@ -68,6 +83,8 @@ impl Prepared {
             metrics,
             tick_lock: tokio::sync::Mutex::new(()),
             store: engine.store().clone(),
+            guard,
+            gated,
         })
     }
 }
@@ -78,6 +95,8 @@ pub(crate) struct TickOutcome {
     pub pairs: Vec<PairData>,
     /// `coalmine-seq-v1`: the run's sequential states after this tick.
     pub states: Option<BTreeMap<String, SequentialState>>,
+    /// The traffic-split guard's state after this tick.
+    pub split: Option<SplitState>,
 }
 
 /// Query, pair and judge one tick.
@@ -140,6 +159,27 @@ pub(crate) async fn judge_tick(
         let base = format!("{}-{}", &run.id[..8.min(run.id.len())], run.next_tick);
         pairs.extend(mix(name, &base, control, experiment));
     }
+    // The guard takes each bucket once, as the sequential judges do: what arrived since the
+    // last tick (a fixed-horizon judge's window slides over buckets already counted).
+    let split = match &p.guard {
+        None => None,
+        Some(guard) => {
+            let looks = if sequential.is_some() {
+                guard.looks(&pairs)
+            } else {
+                let (from, to) = run
+                    .spec
+                    .new_data_window(run.judgments.last().map(|j| j.window_end_ms), tick_ms);
+                guard_looks(p, guard, from, to).await?
+            };
+            let mut state = run
+                .traffic_split
+                .clone()
+                .unwrap_or_else(|| SplitState::new(guard));
+            state.observe(&looks);
+            Some(state)
+        }
+    };
     let thresholds = Thresholds {
         pass: run.spec.pass,
         marginal: run.spec.marginal,
@@ -148,6 +188,13 @@ pub(crate) async fn judge_tick(
     let kind = p.kind;
     let judged_pairs: Vec<MetricSetPair> =
         pairs.iter().map(|p: &PairData| p.pair.clone()).collect();
+    // A sequential judge takes only the new values; the SLO gates judge the run's window.
+    let window = match sequential {
+        Some(_) if p.gated.iter().any(|g| *g) => {
+            Some(window_pairs(p, run, run.spec.window_at(tick_ms)).await?)
+        }
+        _ => None,
+    };
     let mut states = run.sequential.clone();
     let horizon = judge::sequential::Horizon::Looks(run.spec.judgments());
     let _judging = cpu
@@ -156,17 +203,18 @@ pub(crate) async fn judge_tick(
         .expect("the judging semaphore is never closed");
     let (result, states) = tokio::task::spawn_blocking(move || {
         if let Some(version) = sequential {
-            judge::sequential::judge_states(
+            judge::sequential::judge_states_gated(
                 version,
                 &config,
                 &judged_pairs,
                 &mut states,
                 thresholds,
                 horizon,
+                window.as_deref(),
             )
             .map(|r| (r, Some(states)))
         } else {
-            judge::run_with(
+            judge::judge_pairs(
                 kind,
                 &config,
                 &judged_pairs,
@@ -180,11 +228,90 @@ pub(crate) async fn judge_tick(
     let mut result = result;
     explain_missing_tags(&mut result, &missing_tags);
     explain_limited(&mut result, &limited);
+    if let Some(state) = &split {
+        judge::split::attach(&mut result, state);
+    }
     Ok(TickOutcome {
         result,
         pairs,
         states,
+        split,
     })
+}
+
+/// The pairs of the metrics with SLO gates over `[from, to)` (a limit leaves a metric out:
+/// its gates then see the tick's values).
+async fn window_pairs(
+    p: &Prepared,
+    run: &Run,
+    (from, to): (i64, i64),
+) -> Result<Vec<MetricSetPair>, RunError> {
+    let mut out = Vec::new();
+    for ((name, control_q, experiment_q), _) in p.metrics.iter().zip(&p.gated).filter(|(_, g)| **g)
+    {
+        let mut sides = Vec::with_capacity(2);
+        for (q, which) in [(control_q, "control"), (experiment_q, "experiment")] {
+            q.rebind(Binding::new(q_tags(q), from, to));
+            sides.push(match q.series().await {
+                Ok(series) => Some(series),
+                Err(QueryError::Limit(_)) => None,
+                Err(source) => {
+                    return Err(RunError::Query {
+                        metric: name.clone(),
+                        side: which,
+                        source,
+                    })
+                }
+            });
+        }
+        if let [Some(control), Some(experiment)] = [sides.remove(0), sides.remove(0)] {
+            out.extend(
+                mix(name, &run.id, control, experiment)
+                    .into_iter()
+                    .map(|d| d.pair),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The guard's metric over `[from, to)`: its queries rebound to the new data (a query
+/// stopped by a limit counts nothing this tick; the guard goes on with the next).
+async fn guard_looks(
+    p: &Prepared,
+    guard: &SplitGuard,
+    from: i64,
+    to: i64,
+) -> Result<Looks, RunError> {
+    let mut looks = Looks::default();
+    let Some((name, control_q, experiment_q)) = p.metrics.iter().find(|m| m.0 == guard.metric)
+    else {
+        return Ok(looks);
+    };
+    let mut sides = Vec::with_capacity(2);
+    for (q, which) in [(control_q, "control"), (experiment_q, "experiment")] {
+        q.rebind(Binding::new(q_tags(q), from, to));
+        sides.push(match q.series().await {
+            Ok(series) => series,
+            Err(QueryError::Limit(_)) => Vec::new(),
+            Err(source) => {
+                return Err(RunError::Query {
+                    metric: name.clone(),
+                    side: which,
+                    source,
+                })
+            }
+        });
+    }
+    let experiment = sides.pop().unwrap_or_default();
+    let control = sides.pop().unwrap_or_default();
+    for s in &control {
+        looks.add(&s.values, &[]);
+    }
+    for s in &experiment {
+        looks.add(&[], &s.values);
+    }
+    Ok(looks)
 }
 
 /// A metric without data whose query names tags no point has yet says so.

@@ -91,6 +91,20 @@ pub fn judge_states(
     thresholds: Thresholds,
     horizon: Horizon,
 ) -> Result<CanaryJudgeResult, JudgeError> {
+    judge_states_gated(version, config, pairs, states, thresholds, horizon, None)
+}
+
+/// [`judge_states`] with the SLO gates evaluated on `window` (the run's window at this
+/// tick, of which `pairs` holds only the values new since the last tick).
+pub fn judge_states_gated(
+    version: SeqVersion,
+    config: &CanaryConfig,
+    pairs: &[MetricSetPair],
+    states: &mut BTreeMap<String, SequentialState>,
+    thresholds: Thresholds,
+    horizon: Horizon,
+    window: Option<&[MetricSetPair]>,
+) -> Result<CanaryJudgeResult, JudgeError> {
     let (jobs, alpha_m) = resolve_jobs(version, config, pairs)?;
     // Each job takes its state out of the map (created on first sight), so that the updates,
     // independent of one another, can run on both cores; the states go back afterwards.
@@ -127,10 +141,11 @@ pub fn judge_states(
         work.into_iter()
             .filter_map(|(key, st)| Some((key, st.ok()?))),
     );
-    Ok(crate::judge::assemble(
+    Ok(crate::judge::assemble_gated(
         version.kind(),
         config,
         pairs,
+        window,
         results,
         thresholds,
     ))
@@ -214,6 +229,7 @@ fn analysis(
         not_judged,
         inconclusive,
         slo: None,
+        error_budget: None,
     }
 }
 
