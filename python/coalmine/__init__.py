@@ -27,6 +27,7 @@ from coalmine._internal import (
     __version__,
 )
 from coalmine._judge import (
+    BurnReport,
     EffectSize,
     EffectSizeSettings,
     JudgeResult,
@@ -38,6 +39,7 @@ from coalmine._judge import (
     SeriesStats,
     SloArm,
     SloReport,
+    SplitReport,
     V2Report,
     V2Test,
     judge,
@@ -58,6 +60,7 @@ from coalmine.store import Store, StoreStats
 
 __all__ = [
     "Archive",
+    "BurnReport",
     "CoalmineError",
     "Comparison",
     "ComparisonSummary",
@@ -79,6 +82,7 @@ __all__ = [
     "SeriesStats",
     "SloArm",
     "SloReport",
+    "SplitReport",
     "V2Report",
     "V2Test",
     "Store",

@@ -334,6 +334,116 @@ class SloReport:
 
 
 @dataclass(frozen=True)
+class BurnReport:
+    """A metric's error-budget burn gate (``analysisConfigurations.canary.errorBudget``).
+
+    The burn rate is the error ratio over the budget ``1 - objective``: 0.5 % errors burn a
+    99.9 % objective's budget at 5x.
+
+    Attributes
+    ----------
+    objective : float
+        The SLO as a ratio (0.999).
+    max_burn_rate : float
+        The fastest burn allowed.
+    statistic : {"mean", "value"}
+    confidence : float
+    canary, baseline : SloArm
+        ``estimate`` and ``bound`` are burn rates.
+    note : str or None
+        Why the values could not be taken for error ratios.
+    """
+
+    objective: float
+    max_burn_rate: float
+    statistic: str
+    confidence: float
+    canary: SloArm
+    baseline: SloArm
+    note: Optional[str] = None
+
+    @classmethod
+    def _from_json(cls, d: Optional[Mapping[str, Any]]) -> "Optional[BurnReport]":
+        if d is None:
+            return None
+        return cls(
+            objective=float(d["objective"]),
+            max_burn_rate=float(d["maxBurnRate"]),
+            statistic=str(d["statistic"]),
+            confidence=float(d["confidence"]),
+            canary=SloArm._from_json(d["canary"]),
+            baseline=SloArm._from_json(d["baseline"]),
+            note=d.get("note"),
+        )
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """The traffic-split guard (``trafficSplit``): is the canary getting its share?
+
+    Attributes
+    ----------
+    metric : str
+        The request-count metric.
+    expected_share, observed_share : float
+        The canary's share of the events, configured and observed.
+    lower, upper : float
+        The confidence sequence for the canary's share at ``confidence`` (``1 - alpha``).
+    confidence, alpha : float
+    e_value : float
+        The two-sided e-value now; the split is mismatched once it has reached ``1/alpha``.
+    looks : int
+        Buckets seen.
+    control, experiment : float
+        Events in the baseline and the canary.
+    dispersion : float
+        The overdispersion factor the counts are divided by (NaN before 3 looks with events).
+    mismatch_at : int or None
+        The look at which the mismatch was found.
+    state : {"consistent", "mismatch", "noData", "invalid"}
+    reason : str
+    """
+
+    metric: str
+    expected_share: float
+    observed_share: float
+    lower: float
+    upper: float
+    confidence: float
+    e_value: float
+    alpha: float
+    looks: int
+    control: float
+    experiment: float
+    dispersion: float
+    mismatch_at: Optional[int]
+    state: str
+    reason: str
+
+    @classmethod
+    def _from_json(cls, d: Optional[Mapping[str, Any]]) -> "Optional[SplitReport]":
+        if d is None:
+            return None
+        return cls(
+            metric=str(d["metric"]),
+            expected_share=float(d["expectedShare"]),
+            observed_share=number(d["observedShare"]),
+            lower=number(d["lower"]),
+            upper=number(d["upper"]),
+            confidence=float(d["confidence"]),
+            e_value=number(d["eValue"]),
+            alpha=float(d["alpha"]),
+            looks=int(d["looks"]),
+            control=float(d["control"]),
+            experiment=float(d["experiment"]),
+            dispersion=number(d["dispersion"]),
+            mismatch_at=d.get("mismatchAt"),
+            state=str(d["state"]),
+            reason=str(d["reason"]),
+        )
+
+
+@dataclass(frozen=True)
 class MetricResult:
     """One metric-set pair's verdict in a judgment (Kayenta's ``CanaryAnalysisResult``).
 
@@ -366,6 +476,8 @@ class MetricResult:
         Each side's values, summarised.
     slo : SloReport or None
         The metric's SLO gate, when its config has one (a breached canary fails the metric).
+    error_budget : BurnReport or None
+        The metric's error-budget burn gate, when its config has one.
     """
 
     name: str
@@ -383,6 +495,7 @@ class MetricResult:
     control_stats: SeriesStats
     inconclusive: bool = False
     slo: Optional[SloReport] = None
+    error_budget: Optional[BurnReport] = None
 
     @classmethod
     def _from_json(cls, d: Mapping[str, Any]) -> "MetricResult":
@@ -403,6 +516,7 @@ class MetricResult:
             control_stats=SeriesStats._from_json(d["controlMetadata"]["stats"]),
             inconclusive=bool(d.get("inconclusive", False)),
             slo=SloReport._from_json(d.get("slo")),
+            error_budget=BurnReport._from_json(d.get("errorBudget")),
         )
 
 
@@ -471,6 +585,11 @@ class JudgeResult:
     def results(self) -> List[MetricResult]:
         """One result per metric-set pair, in request order."""
         return [MetricResult._from_json(r) for r in self._doc["results"]]
+
+    @property
+    def traffic_split(self) -> Optional[SplitReport]:
+        """The traffic-split guard, when the config has a ``trafficSplit``."""
+        return SplitReport._from_json(self._doc.get("trafficSplit"))
 
     @property
     def group_scores(self) -> Dict[str, float]:

@@ -208,3 +208,54 @@ def test_an_slo_gate_is_reported_and_fails_a_breaching_canary(example):
     assert m.slo.canary.state == "breached" and m.slo.canary.bound > 100
     assert m.classification == "High" and m.classification_reason.startswith("SLO breached")
     assert r.results[1].slo is None
+
+
+def test_an_error_budget_gate_reports_burn_rates():
+    """Errors at 2 % against a 99.9 % objective burn its budget at 20x (hand: 0.02 / 0.001)."""
+    rng = np.random.default_rng(7)
+    canary = list(0.02 + rng.normal(0, 0.001, 30))
+    baseline = list(0.001 + rng.normal(0, 0.0001, 30))
+    req = {
+        "canaryConfig": {
+            "metrics": [
+                {
+                    "name": "error ratio",
+                    "groups": ["errors"],
+                    "analysisConfigurations": {
+                        "canary": {"direction": "increase", "errorBudget": {"objective": 0.999, "maxBurnRate": 10}}
+                    },
+                }
+            ]
+        },
+        "metricSetPairList": [{"name": "error ratio", "values": {"control": baseline, "experiment": canary}}],
+        "scoreThresholds": {"pass": 95, "marginal": 75},
+    }
+    m = coalmine.judge(req).results[0]
+    assert isinstance(m.error_budget, coalmine.BurnReport)
+    assert m.error_budget.canary.estimate == pytest.approx(np.mean(canary) / 0.001)
+    assert m.error_budget.canary.state == "breached" and m.error_budget.baseline.state == "met"
+    assert m.classification == "High" and m.classification_reason.startswith("Error budget burning too fast")
+
+
+def test_a_traffic_split_guard_reports_the_share():
+    """45/55 request counts where 50/50 is expected: a mismatch, with the share's confidence sequence."""
+    rng = np.random.default_rng(11)
+    n = rng.poisson(6000, 30)
+    canary = rng.binomial(n, 0.45).astype(float)
+    req = {
+        "canaryConfig": {
+            "trafficSplit": {"metric": "requests"},
+            "metrics": [{"name": "requests", "groups": ["traffic"], "analysisConfigurations": {"canary": {}}}],
+        },
+        "metricSetPairList": [
+            {"name": "requests", "values": {"control": list(n - canary), "experiment": list(canary)}}
+        ],
+        "scoreThresholds": {"pass": 95, "marginal": 75},
+    }
+    r = coalmine.judge(req)
+    split = r.traffic_split
+    assert isinstance(split, coalmine.SplitReport)
+    assert split.state == "mismatch" and split.expected_share == 0.5
+    assert split.observed_share == pytest.approx(canary.sum() / n.sum())
+    assert split.lower < split.observed_share < split.upper < 0.5
+    assert r.reason.startswith("Inconclusive: Traffic split mismatch on requests")

@@ -356,7 +356,7 @@ pub struct CanaryJudgeResult {
     pub results: Vec<AnalysisResult>,
     /// The traffic-split guard, when the config or the run has one ([`super::split`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic_split: Option<super::split::SplitReport>,
+    pub traffic_split: Option<crate::judge::split::state::SplitReport>,
 }
 
 /// `CanaryJudgeScore`.

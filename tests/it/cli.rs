@@ -305,3 +305,47 @@ fn replay_with_coalmine_v2_shows_which_verdicts_change() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The gates and the traffic-split guard in `coalmine judge --format table`: an error-budget
+/// breach marks the class and names the burn rates; a 45/55 request split where 50/50 is
+/// expected says the verdict is inconclusive, with a `traffic split:` line.
+#[test]
+fn the_table_shows_error_budget_and_traffic_split() {
+    let jitter = |i: usize| ((i * 37) % 11) as f64 - 5.0;
+    let request = serde_json::json!({
+        "canaryConfig": {"name": "gates", "trafficSplit": {"metric": "requests"},
+            "metrics": [
+              {"name": "error ratio", "groups": ["errors"],
+               "analysisConfigurations": {"canary": {"direction": "increase",
+                 "errorBudget": {"objective": 0.999, "maxBurnRate": 10}}}},
+              {"name": "requests", "groups": ["traffic"],
+               "analysisConfigurations": {"canary": {"direction": "decrease"}}}],
+            "classifier": {"groupWeights": {"errors": 100}}},
+        "metricSetPairList": [
+            {"name": "error ratio", "values": {
+                "control": (0..30).map(|i| 0.001 + jitter(i) * 1e-5).collect::<Vec<_>>(),
+                "experiment": (0..30).map(|i| 0.02 + jitter(i) * 1e-4).collect::<Vec<_>>()}},
+            {"name": "requests", "values": {
+                "control": (0..30).map(|i| 3300.0 + jitter(i)).collect::<Vec<_>>(),
+                "experiment": (0..30).map(|i| 2700.0 - jitter(i)).collect::<Vec<_>>()}}],
+        "scoreThresholds": {"pass": 95, "marginal": 75}});
+    let out = coalmine(
+        &["judge", "-", "--format", "table"],
+        Some(&request.to_string()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("error ratio"))
+        .unwrap();
+    assert!(row.contains("High (burn rate breached)"), "{table}");
+    assert!(
+        table.contains("reason: Inconclusive: Traffic split mismatch on requests: the canary has 45 % of its events"),
+        "{table}"
+    );
+    assert!(
+        table.contains("traffic split: Traffic split mismatch on requests"),
+        "{table}"
+    );
+}

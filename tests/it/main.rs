@@ -16,5 +16,6 @@ mod r_wilcox;
 mod seq_v2;
 mod sequential;
 mod slo;
+mod split;
 mod store;
 mod util;
