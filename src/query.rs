@@ -13,6 +13,7 @@
 
 pub mod limits;
 pub mod provider;
+pub mod timeseries;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -238,6 +239,16 @@ fn clean(msg: &str) -> String {
     let flat = msg.replace(['\n', '\t'], " ");
     // a signature mismatch is reported as an internal error with a bug-report request; the
     // useful part is the last sentence
+    // a function's own coercion message (coalmine's time-series functions) says more
+    const OWN: &str = "user-defined coercion failed with: ";
+    if let Some(i) = flat.find(OWN) {
+        let own = &flat[i + OWN.len()..];
+        let own = own.split(". No function matches").next().unwrap_or(own);
+        return own
+            .trim_start_matches("Error during planning: ")
+            .trim()
+            .to_string();
+    }
     let msg = match flat.find("No function matches the given name and argument types") {
         Some(i) => &flat[i..],
         None => flat
@@ -336,6 +347,9 @@ impl Engine {
         let ctx = SessionContext::new_with_config_rt(cfg, runtime);
         for f in limits::bounded_functions(&ctx.state()) {
             ctx.register_udf(f);
+        }
+        for f in timeseries::functions() {
+            ctx.register_udaf(f);
         }
         // It tells a stranger the engine's version and the host's OS and architecture.
         ctx.deregister_udf("version");

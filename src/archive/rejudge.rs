@@ -744,6 +744,9 @@ impl Archive {
     pub fn session(&self) -> Result<SessionContext, ArchiveError> {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+        for f in crate::query::timeseries::functions() {
+            ctx.register_udaf(f);
+        }
         let tables = [
             ("runs", self.runs_table()),
             ("judgments", self.judgments_table()),

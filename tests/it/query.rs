@@ -44,6 +44,47 @@ pub fn dataset(dir: &Path) -> Store {
         }
         let up = reg.resolve("up", &[]);
         pts.push(up, T0, 1.0);
+        // Counters and histograms (docs/metrics.md), sampled every 15 s from T0 + 5 s (k = 0..39),
+        // in scopes of their own (`version` c1 and c2).
+        // `req_total` on c-1: 10 per sample, restarting at k = 22 (210 at k = 21, then 5, 15, …).
+        let req = reg.resolve(
+            "req_total",
+            &[("app", "checkout"), ("instance", "c-1"), ("version", "c1")],
+        );
+        // pushed newest first: the functions sort by time themselves
+        for k in (0..40).rev() {
+            let v = if k < 22 { 10 * k } else { 10 * (k - 22) + 5 };
+            pts.push(req, T0 + 5_000 + k * 15_000, v as f64);
+        }
+        // `lat_bucket{le}` on every instance: per sample, c1 (c-1..c-3) observes 6 requests ≤ 0.1 s, 3 in
+        // (0.1, 0.25], 1 in (0.25, 0.5]; c2 4, 4, 1 and 1 above 0.5 s (cumulative counters).
+        // `broken_bucket` has no +Inf bucket.
+        for inst in 1..=6 {
+            let version = if inst <= 3 { "c1" } else { "c2" };
+            let instance = format!("c-{inst}");
+            let steps: [(&str, i64); 4] = if inst <= 3 {
+                [("0.1", 6), ("0.25", 9), ("0.5", 10), ("+Inf", 10)]
+            } else {
+                [("0.1", 4), ("0.25", 8), ("0.5", 9), ("+Inf", 10)]
+            };
+            for (le, step) in steps {
+                let tags = [
+                    ("app", "checkout"),
+                    ("instance", instance.as_str()),
+                    ("le", le),
+                    ("version", version),
+                ];
+                let bucket = reg.resolve("lat_bucket", &tags);
+                let broken = (le != "+Inf").then(|| reg.resolve("broken_bucket", &tags));
+                for k in 0..40 {
+                    let ts = T0 + 5_000 + k * 15_000;
+                    pts.push(bucket, ts, (step * k) as f64);
+                    if let Some(b) = broken {
+                        pts.push(b, ts, (step * k) as f64);
+                    }
+                }
+            }
+        }
     }
     store.append(&pts, &message_offsets("t", 0, 0));
     store.flush().unwrap();
@@ -87,7 +128,10 @@ fn parse_binding(line: &str) -> Binding {
         tags.insert(k.to_string(), v.to_string());
     }
     let (a, b) = window.trim_end_matches(')').split_once(',').unwrap();
-    let minutes = |s: &str| s.trim().trim_end_matches('m').parse::<i64>().unwrap() * 60_000;
+    let minutes = |s: &str| match s.trim().strip_suffix('s') {
+        Some(secs) => secs.parse::<i64>().unwrap() * 1_000,
+        None => s.trim().trim_end_matches('m').parse::<i64>().unwrap() * 60_000,
+    };
     Binding::new(tags, T0 + minutes(a), T0 + minutes(b))
 }
 
