@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -52,6 +53,12 @@ def test_arrow_crosses_zero_copy(archive):
     a, b = pa.table(t), pa.table(t)
     addr = lambda tbl: tbl.column("ratio").chunk(0).buffers()[1].address  # noqa: E731
     assert addr(a) == addr(b), "both imports point at the same Rust-owned buffer"
+
+
+def test_sql_has_the_histogram_functions(archive):
+    t = archive.sql("SELECT histogram_quantile(0.75, le, c) AS q FROM (VALUES ('0.1', 5.0), ('0.5', 8.0), ('+Inf', 10.0)) AS b(le, c)")
+    # rank 7.5 in (0.1, 0.5]: 0.1 + 0.4 * (7.5 - 5) / 3
+    assert t.column("q")[0] == pytest.approx(0.1 + 0.4 * 2.5 / 3)
 
 
 def test_sql(archive):
@@ -234,6 +241,14 @@ def test_store_sql_beside_data_written_by_the_daemon(coalmine_bin, tmp_path):
     assert stats["points"] > 0 and stats["series"] > 0 and stats["disk_bytes"] > 0
     with pytest.raises(coalmine.InvalidInputError, match="single SELECT"):
         store.sql("DELETE FROM metrics")
+    # the counter functions are in Python's sessions too: increase over one instance's
+    # latency samples (read as a counter: every drop is a restart) against numpy
+    raw = store.sql("SELECT ts, value FROM metrics WHERE metric = 'http.latency_ms' AND instance = 'i-1' ORDER BY ts")
+    v = np.array(raw.column("value"), dtype=float)
+    drops = v[1:] < v[:-1]
+    expected = v[-1] - v[0] + v[:-1][drops].sum()
+    got = store.sql("SELECT increase(value, ts) AS value FROM metrics WHERE metric = 'http.latency_ms' AND instance = 'i-1'")
+    assert got.column("value")[0] == pytest.approx(expected, rel=1e-12)
     # the daemon archived the run's judgments
     a = coalmine.Archive.open(data / "archive")
     assert len(a) == 2 and a.runs().column("status") == ["pass"]

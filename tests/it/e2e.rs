@@ -817,6 +817,9 @@ fn an_slo_gate_fails_a_healthy_canary_over_its_objective_in_a_run() {
         cfg["name"] = json!(name);
         cfg["judge"] =
             json!({"name": "coalmine-v2", "judgeConfigurations": {"multiplicity": "holm"}});
+        // 100 ms buckets: 30 values a side in a 3 s tick (with 6, the long-run variance
+        // can leave a bound infinite, and a breach merely uncertain)
+        cfg["metrics"][0]["query"]["sql"] = json!("SELECT date_bin(INTERVAL '100 milliseconds', ts) AS ts, median(value) AS value FROM metrics WHERE metric = 'latency' GROUP BY 1");
         let canary = &mut cfg["metrics"][0]["analysisConfigurations"]["canary"];
         canary["slo"] = slo;
         canary["critical"] = json!(true);
