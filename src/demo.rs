@@ -82,7 +82,9 @@ pub struct DemoOptions {
     pub seed: u64,
 }
 
-/// The bundled canary config: latency, errors and saturation as SQL over `metrics`.
+/// The bundled canary config: latency, errors and saturation as SQL over `metrics`: the p50
+/// from raw samples, the p90 from a Prometheus-style histogram (`histogram_quantile` over the
+/// `increase` of its buckets), the error rate from a request counter by status code.
 pub fn demo_config() -> Value {
     json!({
         "name": "checkout-demo",
@@ -93,10 +95,10 @@ pub fn demo_config() -> Value {
              "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '1 second', ts) AS ts, approx_percentile_cont(value, 0.5) AS value FROM metrics WHERE metric = 'http.latency_ms' GROUP BY 1"},
              "analysisConfigurations": {"canary": {"direction": "increase", "critical": true, "effectSize": {"allowedIncrease": 1.05, "criticalIncrease": 1.1}}}},
             {"name": "latency p90", "groups": ["latency"], "scopeName": "default",
-             "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '2 seconds', ts) AS ts, approx_percentile_cont(value, 0.9) AS value FROM metrics WHERE metric = 'http.latency_ms' GROUP BY 1"},
+             "query": {"type": "sql", "sql": "SELECT t AS ts, histogram_quantile(0.9, le, inc) AS value FROM (SELECT date_bin(INTERVAL '2 seconds', ts) AS t, le, instance, increase(value, ts) AS inc FROM metrics WHERE metric = 'http_request_duration_seconds_bucket' GROUP BY 1, 2, 3) GROUP BY t"},
              "analysisConfigurations": {"canary": {"direction": "increase", "effectSize": {"allowedIncrease": 1.05}}}},
             {"name": "error rate", "groups": ["errors"], "scopeName": "default",
-             "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '2 seconds', ts) AS ts, sum(CASE WHEN metric = 'http.errors' THEN value ELSE 0 END) / sum(CASE WHEN metric = 'http.requests' THEN value ELSE 0 END) AS value FROM metrics WHERE metric IN ('http.errors', 'http.requests') GROUP BY 1"},
+             "query": {"type": "sql", "sql": "SELECT t AS ts, sum(CASE WHEN code = '500' THEN inc ELSE 0 END) / sum(inc) AS value FROM (SELECT date_bin(INTERVAL '2 seconds', ts) AS t, code, instance, increase(value, ts) AS inc FROM metrics WHERE metric = 'http_requests_total' GROUP BY 1, 2, 3) GROUP BY t"},
              "analysisConfigurations": {"canary": {"direction": "increase", "nanStrategy": "replace"}}},
             {"name": "cpu", "groups": ["saturation"], "scopeName": "default",
              "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '1 second', ts) AS ts, avg(value) AS value FROM metrics WHERE metric = 'process.cpu' GROUP BY 1"},
@@ -106,7 +108,13 @@ pub fn demo_config() -> Value {
     })
 }
 
-/// Emit traffic until `stop`: every 100 ms, one JSON message per instance.
+/// The demo's latency histogram bounds (seconds), finer around its 100 ms median than
+/// Prometheus's defaults.
+const BUCKETS: [f64; 8] = [0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5];
+
+/// Emit traffic until `stop`: every 100 ms, one JSON message per instance. Besides raw
+/// latency samples and per-tick counts, each instance keeps Prometheus-style cumulative
+/// counters: `http_requests_total{code}` and `http_request_duration_seconds_bucket{le}`.
 fn generate(
     producer: ThreadedProducer<DefaultProducerContext>,
     topic: String,
@@ -115,6 +123,9 @@ fn generate(
 ) {
     let mut rng = crate::synthetic::Synth::new(opts.seed);
     let per_tick = (opts.rate as f64 / 10.0).max(1.0) as usize;
+    // per instance: requests by code (200, 500) and cumulative bucket counts (+Inf last)
+    let mut requests = [[0u64; 2]; 6];
+    let mut buckets = [[0u64; BUCKETS.len() + 1]; 6];
     while !stop.load(Ordering::Relaxed) {
         let t0 = Instant::now();
         let now = crate::store::now_ms();
@@ -132,15 +143,35 @@ fn generate(
             }
             let tags =
                 json!({"app": "checkout", "version": version, "instance": format!("i-{inst}")});
-            let mut points = Vec::with_capacity(per_tick + 3);
+            let mut points = Vec::with_capacity(per_tick + BUCKETS.len() + 6);
             let mut errors = 0;
             for k in 0..per_tick {
                 // log-normal latency around 100 ms
                 let ms = 100.0 * (0.25 * rng.normal(0.0, 1.0)).exp() * lat_mult;
                 points.push(json!({"metric": "http.latency_ms", "ts": now + k as i64, "value": (ms * 100.0).round() / 100.0, "tags": tags}));
-                if rng.uniform() < 0.01 * err_mult {
+                let error = rng.uniform() < 0.01 * err_mult;
+                if error {
                     errors += 1;
                 }
+                requests[inst - 1][usize::from(error)] += 1;
+                for (count, le) in buckets[inst - 1].iter_mut().zip(BUCKETS) {
+                    if ms / 1000.0 <= le {
+                        *count += 1;
+                    }
+                }
+                buckets[inst - 1][BUCKETS.len()] += 1;
+            }
+            let series_tags = |key: &str, value: &str| {
+                let mut t = tags.clone();
+                t[key] = json!(value);
+                t
+            };
+            for (code, n) in ["200", "500"].iter().zip(requests[inst - 1]) {
+                points.push(json!({"metric": "http_requests_total", "ts": now, "value": n, "tags": series_tags("code", code)}));
+            }
+            for (i, n) in buckets[inst - 1].iter().enumerate() {
+                let le = BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+                points.push(json!({"metric": "http_request_duration_seconds_bucket", "ts": now, "value": n, "tags": series_tags("le", &le)}));
             }
             points.push(
                 json!({"metric": "http.requests", "ts": now, "value": per_tick, "tags": tags}),
