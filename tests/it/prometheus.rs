@@ -124,14 +124,15 @@ async fn counter_and_histogram_functions_match_promql() {
     let Some(p) = start() else {
         return;
     };
-    // wait (with a deadline) until 25 scrapes of the counter are stored
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // wait (with a deadline) until 50 scrapes of the counter are stored (the 20 s range
+    // below ends 10-30 s ago)
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let up = std::net::TcpStream::connect(&p.addr).is_ok();
         if up {
             let now = coalmine::store::now_ms();
-            let n = query(&p, &format!("count_over_time({COUNTER}[40s])"), now);
-            if n.first().is_some_and(|s| number(&s["value"][1]) >= 25.0) {
+            let n = query(&p, &format!("count_over_time({COUNTER}[60s])"), now);
+            if n.first().is_some_and(|s| number(&s["value"][1]) >= 50.0) {
                 break;
             }
         }
@@ -142,8 +143,9 @@ async fn counter_and_histogram_functions_match_promql() {
         std::thread::sleep(Duration::from_millis(500));
     }
     // a range ending on a multiple of 20 s, so that it is the interval the SQL's
-    // INTERVAL '20 seconds' extrapolates to
-    let t = coalmine::store::now_ms().div_euclid(20_000) * 20_000;
+    // INTERVAL '20 seconds' extrapolates to; at least 10 s in the past, so that no scrape
+    // of the range is still being appended between the two queries (a loaded machine)
+    let t = (coalmine::store::now_ms() - 10_000).div_euclid(20_000) * 20_000;
     let range = "20s";
     // the raw samples, into a coalmine store
     let dir = TempDir::new("promstore");
