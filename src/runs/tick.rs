@@ -131,31 +131,16 @@ pub(crate) async fn judge_tick(
         if !missing.is_empty() {
             missing_tags.insert(name.clone(), missing);
         }
-        let scope = |q: &PreparedQuery| Binding::new(q_tags(q), start, end);
-        control_q.rebind(scope(control_q));
-        experiment_q.rebind(scope(experiment_q));
         // A query stopped by its limits leaves its metric without data, with the reason;
         // the other metrics and the run go on. Other query errors end the run.
-        let mut side = |r: Result<Vec<QuerySeries>, QueryError>, side: &'static str| match r {
-            Ok(series) => Ok(Some(series)),
-            Err(QueryError::Limit(why)) => Ok({
-                limited
-                    .entry(name.clone())
-                    .or_insert(format!("{side}: {why}"));
-                None
-            }),
-            Err(source) => Err(RunError::Query {
-                metric: name.clone(),
-                side,
-                source,
-            }),
-        };
-        let control = side(control_q.series().await, "control")?;
-        let experiment = side(experiment_q.series().await, "experiment")?;
-        let (control, experiment) = match (control, experiment) {
-            (Some(c), Some(e)) => (c, e),
-            _ => (Vec::new(), Vec::new()),
-        };
+        let (control, experiment) =
+            match query_window(name, control_q, experiment_q, start, end).await? {
+                Ok(sides) => sides,
+                Err(why) => {
+                    limited.insert(name.clone(), why);
+                    (Vec::new(), Vec::new())
+                }
+            };
         let base = format!("{}-{}", &run.id[..8.min(run.id.len())], run.next_tick);
         pairs.extend(mix(name, &base, control, experiment));
     }
@@ -249,22 +234,9 @@ async fn window_pairs(
     let mut out = Vec::new();
     for ((name, control_q, experiment_q), _) in p.metrics.iter().zip(&p.gated).filter(|(_, g)| **g)
     {
-        let mut sides = Vec::with_capacity(2);
-        for (q, which) in [(control_q, "control"), (experiment_q, "experiment")] {
-            q.rebind(Binding::new(q_tags(q), from, to));
-            sides.push(match q.series().await {
-                Ok(series) => Some(series),
-                Err(QueryError::Limit(_)) => None,
-                Err(source) => {
-                    return Err(RunError::Query {
-                        metric: name.clone(),
-                        side: which,
-                        source,
-                    })
-                }
-            });
-        }
-        if let [Some(control), Some(experiment)] = [sides.remove(0), sides.remove(0)] {
+        if let Ok((control, experiment)) =
+            query_window(name, control_q, experiment_q, from, to).await?
+        {
             out.extend(
                 mix(name, &run.id, control, experiment)
                     .into_iter()
@@ -273,6 +245,43 @@ async fn window_pairs(
         }
     }
     Ok(out)
+}
+
+/// A metric's control and experiment queries rebound to `[from, to)` and run: both sides'
+/// series, or (inner `Err`) why a limit stopped one of them; any other query error is the
+/// run's error.
+async fn query_window(
+    name: &str,
+    control_q: &PreparedQuery,
+    experiment_q: &PreparedQuery,
+    from: i64,
+    to: i64,
+) -> Result<Result<(Vec<QuerySeries>, Vec<QuerySeries>), String>, RunError> {
+    let mut sides = Vec::with_capacity(2);
+    let mut limit = None;
+    for (q, side) in [(control_q, "control"), (experiment_q, "experiment")] {
+        q.rebind(Binding::new(q_tags(q), from, to));
+        match q.series().await {
+            Ok(series) => sides.push(series),
+            Err(QueryError::Limit(why)) => {
+                limit.get_or_insert(format!("{side}: {why}"));
+                sides.push(Vec::new());
+            }
+            Err(source) => {
+                return Err(RunError::Query {
+                    metric: name.to_string(),
+                    side,
+                    source,
+                })
+            }
+        }
+    }
+    if let Some(why) = limit {
+        return Ok(Err(why));
+    }
+    let experiment = sides.pop().unwrap_or_default();
+    let control = sides.pop().unwrap_or_default();
+    Ok(Ok((control, experiment)))
 }
 
 /// The guard's metric over `[from, to)`: its queries rebound to the new data (a query
@@ -288,23 +297,11 @@ async fn guard_looks(
     else {
         return Ok(looks);
     };
-    let mut sides = Vec::with_capacity(2);
-    for (q, which) in [(control_q, "control"), (experiment_q, "experiment")] {
-        q.rebind(Binding::new(q_tags(q), from, to));
-        sides.push(match q.series().await {
-            Ok(series) => series,
-            Err(QueryError::Limit(_)) => Vec::new(),
-            Err(source) => {
-                return Err(RunError::Query {
-                    metric: name.clone(),
-                    side: which,
-                    source,
-                })
-            }
-        });
-    }
-    let experiment = sides.pop().unwrap_or_default();
-    let control = sides.pop().unwrap_or_default();
+    // a side stopped by a limit: neither counts this tick (one side alone would bias the share)
+    let Ok((control, experiment)) = query_window(name, control_q, experiment_q, from, to).await?
+    else {
+        return Ok(looks);
+    };
     for s in &control {
         looks.add(&s.values, &[]);
     }
