@@ -241,8 +241,7 @@ pub(crate) fn resolve_jobs<'a, P: Borrow<MetricSetPair>, S>(
                         name: pair.name.clone(),
                     })?;
             // every judge applies the metric's SLO gates (optional): check them up front
-            slo::SloGate::from_analysis(&metric.analysis, &metric.path)?;
-            slo::BurnGate::from_analysis(&metric.analysis, &metric.path)?;
+            slo::gates(&metric.analysis, &metric.path)?;
             Ok((pair, metric, settings(metric)?))
         })
         .collect()
@@ -366,12 +365,9 @@ fn apply_slo_gates<P: Borrow<MetricSetPair>>(
             continue;
         };
         // checked when the jobs were resolved
-        let gate = slo::SloGate::from_analysis(&metric.analysis, &metric.path)
-            .ok()
-            .flatten();
-        let burn = slo::BurnGate::from_analysis(&metric.analysis, &metric.path)
-            .ok()
-            .flatten();
+        let Ok((gate, burn)) = slo::gates(&metric.analysis, &metric.path) else {
+            continue;
+        };
         if gate.is_none() && burn.is_none() {
             continue;
         }
@@ -423,8 +419,7 @@ fn apply_slo_gates<P: Borrow<MetricSetPair>>(
 /// `judge.judgeConfigurations`) for one judge, without judging anything.
 pub fn check_settings(kind: JudgeKind, config: &CanaryConfig) -> Result<(), JudgeError> {
     for metric in &config.metrics {
-        slo::SloGate::from_analysis(&metric.analysis, &metric.path)?;
-        slo::BurnGate::from_analysis(&metric.analysis, &metric.path)?;
+        slo::gates(&metric.analysis, &metric.path)?;
     }
     split::SplitGuard::resolve(config, None)?;
     if kind == JudgeKind::CoalmineV2 {

@@ -74,48 +74,24 @@ impl SloGate {
         analysis: &Value,
         metric_path: &JsonPath,
     ) -> Result<Option<SloGate>, ShapeError> {
-        let path = metric_path
-            .key("analysisConfigurations")
-            .key("canary")
-            .key("slo");
-        let Some(slo) = get(analysis, &["canary", "slo"]) else {
+        let Some(doc) = GateDoc::read(
+            analysis,
+            metric_path,
+            "slo",
+            &["max", "min", "statistic", "confidence"],
+            None,
+        )?
+        else {
             return Ok(None);
         };
-        let Value::Object(o) = &slo else {
-            return Err(ShapeError::new(
-                &path,
-                format!("expected an object, found {}", describe(&slo)),
-            ));
-        };
-        let number = |key: &str| -> Result<Option<f64>, ShapeError> {
-            match o.get(key) {
-                None => Ok(None),
-                Some(v) => v
-                    .as_f64()
-                    .filter(|x| x.is_finite())
-                    .map(Some)
-                    .ok_or_else(|| {
-                        ShapeError::new(
-                            &path.key(key),
-                            format!("expected a number, found {}", describe(v)),
-                        )
-                    }),
-            }
-        };
-        for key in o.keys() {
-            if !matches!(key.as_str(), "max" | "min" | "statistic" | "confidence") {
-                return Err(ShapeError::new(
-                    &path.key(key),
-                    "unknown key (known: max, min, statistic, confidence)",
-                ));
-            }
-        }
+        let (o, path) = (&doc.o, &doc.path);
+        let number = |key: &str| doc.number(key);
         let objective = match (number("max")?, number("min")?) {
             (Some(m), None) => Objective::Max(m),
             (None, Some(m)) => Objective::Min(m),
             _ => {
                 return Err(ShapeError::new(
-                    &path,
+                    path,
                     "give exactly one of \"max\" and \"min\"",
                 ))
             }
@@ -137,13 +113,7 @@ impl SloGate {
                 ))
             }
         };
-        let confidence = number("confidence")?.unwrap_or(0.95);
-        if !(confidence > 0.5 && confidence < 1.0) {
-            return Err(ShapeError::new(
-                &path.key("confidence"),
-                format!("confidence must be in (0.5, 1), got {confidence}"),
-            ));
-        }
+        let confidence = doc.confidence()?;
         Ok(Some(SloGate {
             objective,
             statistic,
@@ -192,6 +162,87 @@ impl SloGate {
             Objective::Min(m) => format!("{} ≥ {}", self.statistic.name(), fmt(m)),
         }
     }
+}
+
+/// A gate's object at `analysisConfigurations.canary.<key>`, its keys checked against the
+/// ones the gate knows: what [`SloGate`] and [`BurnGate`] read their settings from.
+struct GateDoc {
+    path: JsonPath,
+    o: serde_json::Map<String, Value>,
+}
+
+impl GateDoc {
+    /// `None` when the metric has no such gate; `example` shows the expected shape in the
+    /// message for a value that is not an object.
+    fn read(
+        analysis: &Value,
+        metric_path: &JsonPath,
+        key: &str,
+        known: &[&str],
+        example: Option<&str>,
+    ) -> Result<Option<GateDoc>, ShapeError> {
+        let path = metric_path
+            .key("analysisConfigurations")
+            .key("canary")
+            .key(key);
+        let Some(v) = get(analysis, &["canary", key]) else {
+            return Ok(None);
+        };
+        let Value::Object(o) = v else {
+            let like = example.map_or(String::new(), |e| format!(" like {e}"));
+            return Err(ShapeError::new(
+                &path,
+                format!("expected an object{like}, found {}", describe(&v)),
+            ));
+        };
+        if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(ShapeError::new(
+                &path.key(k),
+                format!("unknown key (known: {})", known.join(", ")),
+            ));
+        }
+        Ok(Some(GateDoc { path, o }))
+    }
+
+    /// An optional finite number.
+    fn number(&self, key: &str) -> Result<Option<f64>, ShapeError> {
+        match self.o.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .map(Some)
+                .ok_or_else(|| {
+                    ShapeError::new(
+                        &self.path.key(key),
+                        format!("expected a number, found {}", describe(v)),
+                    )
+                }),
+        }
+    }
+
+    /// `confidence`: 0.95 unless given, in (0.5, 1).
+    fn confidence(&self) -> Result<f64, ShapeError> {
+        let confidence = self.number("confidence")?.unwrap_or(0.95);
+        if !(confidence > 0.5 && confidence < 1.0) {
+            return Err(ShapeError::new(
+                &self.path.key("confidence"),
+                format!("confidence must be in (0.5, 1), got {confidence}"),
+            ));
+        }
+        Ok(confidence)
+    }
+}
+
+/// A metric's gates, each optional: its SLO gate and its error-budget gate.
+pub fn gates(
+    analysis: &Value,
+    metric_path: &JsonPath,
+) -> Result<(Option<SloGate>, Option<BurnGate>), ShapeError> {
+    Ok((
+        SloGate::from_analysis(analysis, metric_path)?,
+        BurnGate::from_analysis(analysis, metric_path)?,
+    ))
 }
 
 fn parse_statistic(s: &str) -> Option<Statistic> {
@@ -394,43 +445,20 @@ impl BurnGate {
         analysis: &Value,
         metric_path: &JsonPath,
     ) -> Result<Option<BurnGate>, ShapeError> {
-        let path = metric_path
-            .key("analysisConfigurations")
-            .key("canary")
-            .key("errorBudget");
-        let Some(v) = get(analysis, &["canary", "errorBudget"]) else {
+        let Some(doc) = GateDoc::read(
+            analysis,
+            metric_path,
+            "errorBudget",
+            &["objective", "maxBurnRate", "statistic", "confidence"],
+            Some("{\"objective\": 0.999, \"maxBurnRate\": 10}"),
+        )?
+        else {
             return Ok(None);
         };
-        let Value::Object(o) = &v else {
-            return Err(ShapeError::new(
-                &path,
-                format!(
-                    "expected an object like {{\"objective\": 0.999, \"maxBurnRate\": 10}}, found {}",
-                    describe(&v)
-                ),
-            ));
-        };
-        for key in o.keys() {
-            if !matches!(
-                key.as_str(),
-                "objective" | "maxBurnRate" | "statistic" | "confidence"
-            ) {
-                return Err(ShapeError::new(
-                    &path.key(key),
-                    "unknown key (known: objective, maxBurnRate, statistic, confidence)",
-                ));
-            }
-        }
+        let (o, path) = (&doc.o, &doc.path);
         let number = |key: &str, hint: &str| -> Result<f64, ShapeError> {
-            match o.get(key) {
-                None => Err(ShapeError::new(&path.key(key), format!("missing ({hint})"))),
-                Some(v) => v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-                    ShapeError::new(
-                        &path.key(key),
-                        format!("expected a number, found {}", describe(v)),
-                    )
-                }),
-            }
+            doc.number(key)?
+                .ok_or_else(|| ShapeError::new(&path.key(key), format!("missing ({hint})")))
         };
         let objective = number("objective", "the SLO as a ratio, e.g. 0.999")?;
         if !(objective > 0.0 && objective < 1.0) {
@@ -463,15 +491,7 @@ impl BurnGate {
                 ))
             }
         };
-        let confidence = match o.get("confidence") {
-            None => 0.95,
-            Some(v) => v.as_f64().filter(|c| *c > 0.5 && *c < 1.0).ok_or_else(|| {
-                ShapeError::new(
-                    &path.key("confidence"),
-                    format!("confidence must be a number in (0.5, 1), found {v}"),
-                )
-            })?,
-        };
+        let confidence = doc.confidence()?;
         Ok(Some(BurnGate {
             objective,
             max_burn_rate,

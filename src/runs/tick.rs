@@ -45,8 +45,8 @@ impl Prepared {
             .metrics
             .iter()
             .map(|m| {
-                crate::judge::lookup::get(&m.analysis, &["canary", "slo"]).is_some()
-                    || crate::judge::lookup::get(&m.analysis, &["canary", "errorBudget"]).is_some()
+                crate::judge::slo::gates(&m.analysis, &m.path)
+                    .is_ok_and(|(slo, burn)| slo.is_some() || burn.is_some())
             })
             .collect();
         for (m, d) in config.metrics.iter().zip(docs) {
