@@ -29,10 +29,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, ListArray};
-use arrow::datatypes::{DataType, Field, FieldRef, IntervalUnit, TimeUnit};
+use arrow::array::{Array, ArrayRef, AsArray, ListArray};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, FieldRef, Float64Type, Int64Type, IntervalUnit, TimeUnit,
+};
 use datafusion::common::cast::{
-    as_float64_array, as_interval_mdn_array, as_list_array, as_string_array,
+    as_float64_array, as_int64_array, as_interval_mdn_array, as_list_array, as_string_array,
     as_timestamp_millisecond_array,
 };
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
@@ -64,6 +66,26 @@ fn ts_type() -> DataType {
 
 fn list_of(t: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", t, true)))
+}
+
+/// A list-valued state of primitive type `T` (the samples an accumulator passes on).
+fn list_scalar<T: ArrowPrimitiveType>(values: impl Iterator<Item = T::Native>) -> ScalarValue {
+    ScalarValue::List(Arc::new(ListArray::from_iter_primitive::<T, _, _>([Some(
+        values.map(Some),
+    )])))
+}
+
+/// One row of a list-valued state column, its values of type `T` (nulls skipped).
+fn list_row<T: ArrowPrimitiveType>(list: &ListArray, row: usize) -> Result<Vec<T::Native>> {
+    let values = list.value(row);
+    match values.as_primitive_opt::<T>() {
+        Some(a) => Ok(a.iter().flatten().collect()),
+        None => exec_err!(
+            "a state list of {}, not {}",
+            values.data_type(),
+            T::DATA_TYPE
+        ),
+    }
 }
 
 /// `increase` and `rate`.
@@ -198,20 +220,8 @@ impl Accumulator for CounterAcc {
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         Ok(vec![
-            ScalarValue::List(Arc::new(ListArray::from_iter_primitive::<
-                arrow::datatypes::Int64Type,
-                _,
-                _,
-            >([Some(
-                self.ts.iter().map(|x| Some(*x)),
-            )]))),
-            ScalarValue::List(Arc::new(ListArray::from_iter_primitive::<
-                arrow::datatypes::Float64Type,
-                _,
-                _,
-            >([Some(
-                self.values.iter().map(|x| Some(*x)),
-            )]))),
+            list_scalar::<Int64Type>(self.ts.iter().copied()),
+            list_scalar::<Float64Type>(self.values.iter().copied()),
             ScalarValue::Int64(self.range_ms),
         ])
     }
@@ -219,32 +229,13 @@ impl Accumulator for CounterAcc {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let ts = as_list_array(&states[0])?;
         let values = as_list_array(&states[1])?;
-        let range = states[2]
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| datafusion::error::DataFusionError::Internal("range state".into()))?;
+        let range = as_int64_array(&states[2])?;
         for row in 0..ts.len() {
             if ts.is_null(row) {
                 continue;
             }
-            let t = ts.value(row);
-            let v = values.value(row);
-            let t = t
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .into_iter()
-                .flatten();
-            let v = v
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .into_iter()
-                .flatten();
-            for (t, v) in t.zip(v) {
-                if let (Some(t), Some(v)) = (t, v) {
-                    self.ts.push(t);
-                    self.values.push(v);
-                }
-            }
+            self.ts.extend(list_row::<Int64Type>(ts, row)?);
+            self.values.extend(list_row::<Float64Type>(values, row)?);
             if self.range_ms.is_none() && !range.is_null(row) {
                 self.range_ms = Some(range.value(row));
             }
@@ -440,17 +431,10 @@ impl Accumulator for QuantileAcc {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let list = |v: Vec<f64>| {
-            ScalarValue::List(Arc::new(ListArray::from_iter_primitive::<
-                arrow::datatypes::Float64Type,
-                _,
-                _,
-            >([Some(v.into_iter().map(Some))])))
-        };
         Ok(vec![
             ScalarValue::Float64(self.q),
-            list(self.buckets.iter().map(|b| b.0).collect()),
-            list(self.buckets.iter().map(|b| b.1).collect()),
+            list_scalar::<Float64Type>(self.buckets.iter().map(|b| b.0)),
+            list_scalar::<Float64Type>(self.buckets.iter().map(|b| b.1)),
         ])
     }
 
@@ -465,23 +449,9 @@ impl Accumulator for QuantileAcc {
             if le.is_null(row) {
                 continue;
             }
-            let l = le.value(row);
-            let c = counts.value(row);
-            let l = l
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .into_iter()
-                .flatten();
-            let c = c
-                .as_any()
-                .downcast_ref::<Float64Array>()
-                .into_iter()
-                .flatten();
-            for (l, c) in l.zip(c) {
-                if let (Some(l), Some(c)) = (l, c) {
-                    self.buckets.push((l, c));
-                }
-            }
+            let bounds = list_row::<Float64Type>(le, row)?;
+            let counts = list_row::<Float64Type>(counts, row)?;
+            self.buckets.extend(bounds.into_iter().zip(counts));
         }
         Ok(())
     }
