@@ -14,6 +14,8 @@ pub mod decode;
 mod fast_json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod otlp;
+pub mod remote_write;
 mod timestamp;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,7 +29,7 @@ use decode::Format;
 pub const SETTINGS: &[Setting] = &[
     Setting { key: "kafka.bootstrap-servers", kind: Kind::Str, default: "127.0.0.1:9092", doc: "Kafka brokers (librdkafka bootstrap.servers)." },
     Setting { key: "kafka.group-id", kind: Kind::Str, default: "coalmine", doc: "Consumer group: daemons in one group split the partitions." },
-    Setting { key: "kafka.topics", kind: Kind::Custom(check_topics), default: "[{ name = \"metrics\", format = \"json\" }]", doc: "Topics to consume, each with its payload format: json | influx | prometheus-json." },
+    Setting { key: "kafka.topics", kind: Kind::Custom(check_topics), default: "[{ name = \"metrics\", format = \"json\" }]", doc: "Topics to consume, each with its payload format: json | influx | prometheus-json | otlp-proto | otlp-json | prometheus-remote-write." },
     Setting { key: "kafka.dead-letter-topic", kind: Kind::OptStr, default: "", doc: "Undecodable messages are copied here with headers coalmine-source-topic/-partition/-offset/-error (unset: only counted and logged)." },
     Setting { key: "kafka.dead-letter-max-bytes", kind: Kind::Bytes, default: "900KiB", doc: "A dead-lettered payload longer than this is cut to it (the record must fit the producer's and the topic's message limit, 1 MB by default); headers coalmine-original-bytes and coalmine-original-crc32 describe the whole message, coalmine-truncated says it was cut." },
     Setting { key: "kafka.max-message-bytes", kind: Kind::Bytes, default: "1MiB", doc: "Messages larger than this are rejected as undecodable." },
@@ -128,8 +130,12 @@ fn parse_format(s: &str) -> Result<Format, String> {
         "json" => Ok(Format::Json),
         "influx" | "line-protocol" => Ok(Format::Influx),
         "prometheus-json" => Ok(Format::PrometheusJson),
+        // the OpenTelemetry Collector's Kafka exporter names them with underscores
+        "otlp-proto" | "otlp_proto" => Ok(Format::OtlpProto),
+        "otlp-json" | "otlp_json" => Ok(Format::OtlpJson),
+        "prometheus-remote-write" => Ok(Format::PrometheusRemoteWrite),
         other => Err(format!(
-            "unknown format {other:?} (json | influx | prometheus-json)"
+            "unknown format {other:?} (json | influx | prometheus-json | otlp-proto | otlp-json | prometheus-remote-write)"
         )),
     }
 }

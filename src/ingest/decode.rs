@@ -7,6 +7,12 @@
 //!   booleans, backslash escapes; string fields are skipped (they are not samples).
 //! * [`Format::PrometheusJson`] — the Prometheus→Kafka adapter's JSON:
 //!   `{"timestamp": "...Z", "value": "12.5", "name": "...", "labels": {"__name__": ..., ...}}`.
+//! * [`Format::OtlpProto`], [`Format::OtlpJson`] — OTLP `ExportMetricsServiceRequest`s, as
+//!   the OpenTelemetry Collector's Kafka exporter writes them (`otlp_proto`, its default, and
+//!   `otlp_json`); see [`super::otlp`].
+//! * [`Format::PrometheusRemoteWrite`] — Prometheus remote-write bodies (snappy + protobuf
+//!   `WriteRequest`), as the daemon's `POST /api/v1/write` receiver produces them; see
+//!   [`super::remote_write`].
 //!
 //! A message is atomic: either all its points are decoded or none (the error says why and
 //! where). Strings are borrowed from the payload; resolving a known series allocates
@@ -30,6 +36,9 @@ pub enum Format {
     Json,
     Influx,
     PrometheusJson,
+    OtlpProto,
+    OtlpJson,
+    PrometheusRemoteWrite,
 }
 
 impl Format {
@@ -38,6 +47,9 @@ impl Format {
             Format::Json => "json",
             Format::Influx => "influx",
             Format::PrometheusJson => "prometheus-json",
+            Format::OtlpProto => "otlp-proto",
+            Format::OtlpJson => "otlp-json",
+            Format::PrometheusRemoteWrite => "prometheus-remote-write",
         }
     }
 }
@@ -50,7 +62,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn new(reason: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
         DecodeError {
             reason: reason.into(),
         }
@@ -120,6 +132,19 @@ impl Decoder {
                     registry,
                     out,
                 )
+            }
+            Format::OtlpProto | Format::OtlpJson => {
+                let req = if self.format == Format::OtlpProto {
+                    super::otlp::parse_proto(payload)?
+                } else {
+                    super::otlp::parse_json(payload)?
+                };
+                super::otlp::points(&req, fallback_ts_ms, &self.limits, registry, out)
+            }
+            Format::PrometheusRemoteWrite => {
+                let req =
+                    super::remote_write::parse(payload, self.max_message_bytes.saturating_mul(8))?;
+                super::remote_write::points(&req, &self.limits, registry, out)
             }
         };
         match result {

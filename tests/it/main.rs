@@ -10,6 +10,7 @@ mod judge;
 mod judge_v2;
 mod kafka;
 mod kayenta_vectors;
+mod otlp;
 mod prometheus;
 mod properties;
 mod query;
