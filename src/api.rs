@@ -1,6 +1,10 @@
 //! The HTTP API (axum): Kayenta-compatible judging and config CRUD, canary runs, a verdict
 //! endpoint for delivery pipelines, health, Prometheus metrics and an OpenAPI document.
 //!
+//! `POST /api/v1/write` (Prometheus remote-write) and `POST /v1/metrics` (OTLP/HTTP) are
+//! receivers: each request goes to a Kafka topic and is acknowledged once Kafka has it
+//! (`crate::ingest::receive`).
+//!
 //! Every error is JSON `{"message": "..."}` with a 4xx/5xx status from the error's kind.
 //! When a token is configured, writes (`POST`/`PUT`/`DELETE` on configs and runs) need
 //! `Authorization: Bearer <token>`; `POST /judge` computes without storing anything and is
@@ -41,6 +45,9 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     pub judge_requests: Arc<AtomicU64>,
     pub limits: Arc<JudgeLimits>,
+    /// The remote-write and OTLP/HTTP receivers (`None`: `[receive]` sets no topic).
+    #[cfg(feature = "kafka")]
+    pub receiver: Option<Arc<crate::ingest::receive::Receiver>>,
 }
 
 /// What `POST /judge` may cost: bodies, requests at once, their memory together, values.
@@ -253,7 +260,12 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// The router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new();
+    #[cfg(feature = "kafka")]
+    let routes = routes
+        .route("/api/v1/write", post(remote_write))
+        .route("/v1/metrics", post(otlp_metrics));
+    routes
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -565,4 +577,117 @@ async fn verdict(
 async fn metrics(State(st): State<AppState>) -> Response {
     let (content_type, text) = metrics::render(&st);
     ([(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Receivers
+
+#[cfg(feature = "kafka")]
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+#[cfg(feature = "kafka")]
+fn unsupported(message: String) -> ApiError {
+    ApiError::refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+}
+
+#[cfg(feature = "kafka")]
+fn from_refused(r: crate::ingest::receive::Refused) -> ApiError {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let e = ApiError::refused(status, r.message);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        e.retry_after(1)
+    } else {
+        e
+    }
+}
+
+#[cfg(feature = "kafka")]
+async fn receive(
+    st: &AppState,
+    payload: crate::ingest::receive::Payload,
+    body: &[u8],
+) -> ApiResult<usize> {
+    let Some(receiver) = st.receiver.as_ref() else {
+        let key = if payload == crate::ingest::receive::Payload::RemoteWrite {
+            "receive.remote-write-topic"
+        } else {
+            "receive.otlp-topic"
+        };
+        return Err(ApiError::refused(
+            StatusCode::NOT_FOUND,
+            format!("this receiver is off: set {key}"),
+        ));
+    };
+    receiver.accept(payload, body).await.map_err(from_refused)
+}
+
+/// `POST /api/v1/write`: Prometheus remote-write 1.0 (snappy-compressed protobuf
+/// `WriteRequest`), answered 204 once Kafka has it.
+#[cfg(feature = "kafka")]
+async fn remote_write(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    let ct = header_text(&headers, header::CONTENT_TYPE);
+    let v1 = ct.starts_with("application/x-protobuf")
+        && (!ct.contains("proto=") || ct.contains("proto=prometheus.writerequest"));
+    if !v1 {
+        return Err(unsupported(format!(
+            "Content-Type {ct:?}: remote-write 1.0 is application/x-protobuf (a prometheus.WriteRequest); remote-write 2.0 is not supported (set protobuf_message: prometheus.WriteRequest in Prometheus's remote_write)"
+        )));
+    }
+    let enc = header_text(&headers, header::CONTENT_ENCODING);
+    if !(enc.is_empty() || enc == "snappy") {
+        return Err(unsupported(format!(
+            "Content-Encoding {enc:?}: remote-write bodies are snappy"
+        )));
+    }
+    receive(&st, crate::ingest::receive::Payload::RemoteWrite, &body).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/metrics`: OTLP/HTTP metrics, protobuf or JSON, identity or gzip; answered 200
+/// with an empty `ExportMetricsServiceResponse` once Kafka has the request.
+#[cfg(feature = "kafka")]
+async fn otlp_metrics(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    use crate::ingest::receive::Payload;
+    let ct = header_text(&headers, header::CONTENT_TYPE);
+    let payload = if ct.starts_with("application/x-protobuf") {
+        Payload::OtlpProto
+    } else if ct.starts_with("application/json") {
+        Payload::OtlpJson
+    } else {
+        return Err(unsupported(format!(
+            "Content-Type {ct:?}: OTLP/HTTP is application/x-protobuf or application/json"
+        )));
+    };
+    let enc = header_text(&headers, header::CONTENT_ENCODING);
+    let body = crate::ingest::receive::content_decoded(
+        Some(enc.as_str()),
+        &body,
+        st.limits.request.max_body,
+    )
+    .map_err(from_refused)?;
+    receive(&st, payload, &body).await?;
+    Ok(if payload == Payload::OtlpJson {
+        ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            Vec::<u8>::new(),
+        )
+            .into_response()
+    })
 }

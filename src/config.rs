@@ -20,6 +20,7 @@ pub const SECTIONS: &[(&str, &[Setting])] = &[
     ("store", crate::store::SETTINGS),
     ("kafka", crate::ingest::SETTINGS),
     ("server", crate::daemon::settings::SERVER_SETTINGS),
+    ("receive", crate::ingest::receive::SETTINGS),
     ("runs", crate::runs::SETTINGS),
     ("query", crate::query::limits::SETTINGS),
     ("verdicts", crate::sinks::VERDICTS_SETTINGS),
@@ -38,6 +39,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub kafka: KafkaConfig,
     pub server: ServerConfig,
+    pub receive: crate::ingest::receive::ReceiveConfig,
     pub runs: RunsConfig,
     pub query: crate::query::QueryLimits,
     pub sinks: SinksConfig,
@@ -79,6 +81,7 @@ impl Config {
         let cfg = Config {
             kafka: KafkaConfig::from_settings(&v),
             server: ServerConfig::from_settings(&v),
+            receive: crate::ingest::receive::ReceiveConfig::from_settings(&v),
             runs: RunsConfig::from_settings(&v),
             query: crate::query::QueryLimits::from_settings(&v),
             log: LogConfig::from_settings(&v),
@@ -89,6 +92,7 @@ impl Config {
         let mut problems = cfg.store.validate();
         problems.extend(cfg.kafka.validate());
         problems.extend(cfg.server.validate());
+        problems.extend(cfg.receive.validate(&cfg.kafka));
         // across stages
         if let Some(v) = &cfg.sinks.verdicts_topic {
             if cfg.kafka.topics.iter().any(|t| &t.name == v) {

@@ -109,6 +109,14 @@ impl Daemon {
                 token: cfg.server.token.as_deref().map(Arc::from),
                 judge_requests: Arc::new(AtomicU64::new(0)),
                 limits: Arc::new(crate::api::JudgeLimits::new(cfg.server.limits)),
+                #[cfg(feature = "kafka")]
+                receiver: crate::ingest::receive::Receiver::new(
+                    &cfg.receive,
+                    &cfg.kafka,
+                    cfg.store.series_limits,
+                )
+                .map_err(crate::sinks::SinkError::from)?
+                .map(Arc::new),
             };
             let shutdown = stopped(stop_rx.clone());
             tasks.push(tokio::spawn(async move {

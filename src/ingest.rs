@@ -15,6 +15,7 @@ mod fast_json;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod otlp;
+pub mod receive;
 pub mod remote_write;
 mod timestamp;
 

@@ -577,6 +577,7 @@ async fn health_reports_a_stuck_subsystem() {
         token: None,
         judge_requests: Default::default(),
         limits: Arc::new(coalmine::api::JudgeLimits::new(Default::default())),
+        receiver: None,
     };
     let (listener, addr) = coalmine::api::bind("127.0.0.1:0").await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
