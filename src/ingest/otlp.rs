@@ -227,9 +227,8 @@ pub fn metric_name(name: &str, to: &mut String) {
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == ':'))
         .filter(|p| !p.is_empty())
     {
-        if !to.is_empty() {
-            to.push('_');
-        } else if part.starts_with(|c: char| c.is_ascii_digit()) {
+        // a separator, or the `_` before a leading digit
+        if !to.is_empty() || part.starts_with(|c: char| c.is_ascii_digit()) {
             to.push('_');
         }
         to.push_str(part);

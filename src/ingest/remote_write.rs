@@ -130,9 +130,7 @@ pub fn points(
             )));
         }
         sort_tags(&mut tags);
-        let series = registry
-            .try_resolve(name, &tags, limits)
-            .map_err(|e| at(e))?;
+        let series = registry.try_resolve(name, &tags, limits).map_err(at)?;
         for s in &ts.samples {
             if s.value.to_bits() == STALE_NAN {
                 continue;

@@ -35,13 +35,25 @@ pub fn request(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Resp {
+    request_bytes(addr, method, path, body.unwrap_or("").as_bytes(), headers)
+}
+
+/// [`request`] with a binary body. A server that answers before reading the whole body
+/// (413 from the declared length) may close the connection mid-write: the response is
+/// read all the same.
+pub fn request_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> Resp {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    let body = body.unwrap_or("");
     if !body.is_empty() || matches!(method, "POST" | "PUT") {
         if !headers
             .iter()
@@ -52,10 +64,12 @@ pub fn request(
         req.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
+    let mut raw_req = req.into_bytes();
+    raw_req.extend_from_slice(body);
+    let _ = s.write_all(&raw_req);
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let _ = s.read_to_end(&mut raw);
+    assert!(!raw.is_empty(), "no response from {addr}");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();

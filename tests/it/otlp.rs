@@ -198,3 +198,332 @@ fn bad_otlp_points_are_refused_with_their_path() {
         "{e}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The receivers, with a broker
+
+use coalmine::ingest::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
+
+use crate::http::{get, request_bytes};
+use crate::kafka::{broker, new_topic, recent_ms, unique, Daemon, TempDir};
+
+const TOKEN: &str = "recv-secret";
+
+fn series(name: &str, tags: &[(&str, &str)], t0: i64, n: usize) -> TimeSeries {
+    let mut labels = vec![Label {
+        name: "__name__".into(),
+        value: name.into(),
+    }];
+    labels.extend(tags.iter().map(|(k, v)| Label {
+        name: (*k).into(),
+        value: (*v).into(),
+    }));
+    TimeSeries {
+        labels,
+        samples: (0..n)
+            .map(|i| Sample {
+                value: i as f64 * 1.5,
+                timestamp: t0 + i as i64 * 1000,
+            })
+            .collect(),
+        histograms: vec![],
+    }
+}
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
+fn receivers_store_what_kafka_acknowledged_and_refuse_bad_input() {
+    use prost::Message;
+    let addr = broker();
+    let dir = TempDir::new("recv");
+    let (rw, otlp) = (new_topic(&addr, "rw", 2), new_topic(&addr, "otlp", 2));
+    let mut d = Daemon::start(
+        &dir.0,
+        "d",
+        &addr,
+        &unique("g"),
+        &[(&rw, "prometheus-remote-write"), (&otlp, "otlp-proto")],
+        &format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\n[receive]\nremote-write-topic = \"{rw}\"\notlp-topic = \"{otlp}\"\n"),
+    );
+    let api = d.api();
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = ("Authorization", bearer.as_str());
+    let rw_headers = [
+        auth,
+        ("Content-Type", "application/x-protobuf"),
+        ("Content-Encoding", "snappy"),
+        ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+    ];
+    let post = |path: &str, body: &[u8], headers: &[(&str, &str)]| {
+        request_bytes(&api, "POST", path, body, headers)
+    };
+    let t0 = recent_ms();
+    let req = WriteRequest {
+        timeseries: vec![
+            series(
+                "http_requests_total",
+                &[("code", "200"), ("instance", "a:9100"), ("job", "shop")],
+                t0,
+                100,
+            ),
+            series(
+                "http_requests_total",
+                &[("code", "500"), ("instance", "a:9100"), ("job", "shop")],
+                t0,
+                100,
+            ),
+            series("up", &[("instance", "a:9100"), ("job", "shop")], t0, 100),
+        ],
+    };
+    let body = remote_write::encode(&req);
+
+    // writes need the token, like every other write
+    let r = post("/api/v1/write", &body, &rw_headers[1..]);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = post("/api/v1/write", &body, &rw_headers);
+    assert_eq!(r.status, 204, "{}", r.body);
+
+    // OTLP/HTTP: protobuf, JSON, gzip'd JSON (the example, moved to the recent past)
+    let recent_ns = format!("{}", t0 as u64 * 1_000_000);
+    let example = EXAMPLE.replace("1544712660300000000", &recent_ns);
+    let proto = {
+        let req: opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest =
+            serde_json::from_str(&example).unwrap();
+        req.encode_to_vec()
+    };
+    let r = post(
+        "/v1/metrics",
+        &proto,
+        &[auth, ("Content-Type", "application/x-protobuf")],
+    );
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (200, Some("application/x-protobuf")),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/v1/metrics",
+        example.as_bytes(),
+        &[auth, ("Content-Type", "application/json")],
+    );
+    assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+    let r = post(
+        "/v1/metrics",
+        &gzip(example.as_bytes()),
+        &[
+            auth,
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // bad input: a clear 4xx, nothing produced
+    let msg = |r: &crate::http::Resp| r.json()["message"].as_str().unwrap().to_string();
+    let r = post(
+        "/v1/metrics",
+        &proto[..proto.len() / 2],
+        &[auth, ("Content-Type", "application/x-protobuf")],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        msg(&r).starts_with("not an OTLP ExportMetricsServiceRequest protobuf"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/v1/metrics",
+        example.as_bytes(),
+        &[auth, ("Content-Type", "text/plain")],
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    assert!(msg(&r).contains("application/x-protobuf or application/json"));
+    let r = post(
+        "/v1/metrics",
+        b"\x1f\x8b\x08garbage",
+        &[
+            auth,
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        msg(&r).starts_with("the gzip body cannot be inflated"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/v1/metrics",
+        example.as_bytes(),
+        &[
+            auth,
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "br"),
+        ],
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = post("/api/v1/write", b"this is not snappy at all", &rw_headers);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(msg(&r).contains("snappy"), "{}", r.body);
+    let r = post(
+        "/api/v1/write",
+        &body,
+        &[
+            auth,
+            (
+                "Content-Type",
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            ),
+            ("Content-Encoding", "snappy"),
+        ],
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    assert!(
+        msg(&r).contains("remote-write 2.0 is not supported"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        "/api/v1/write",
+        &body,
+        &[auth, ("Content-Type", "application/json")],
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    // 100 MB: refused from the declared length (server.max-body), before it is read
+    let huge = vec![0u8; 100 << 20];
+    let r = post("/api/v1/write", &huge, &rw_headers);
+    assert_eq!(r.status, 413, "{}", r.body);
+    drop(huge);
+    // a label value of 1 MB: the store's tag limit, named
+    let mb = "v".repeat(1 << 20);
+    let big = WriteRequest {
+        timeseries: vec![series("up", &[("instance", &mb)], t0, 1)],
+    };
+    let r = post("/api/v1/write", &remote_write::encode(&big), &rw_headers);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(msg(&r).contains("store.max-tag-value-bytes"), "{}", r.body);
+    // no __name__, and a native histogram
+    let mut nameless = series("x", &[("job", "shop")], t0, 1);
+    nameless.labels.remove(0);
+    let r = post(
+        "/api/v1/write",
+        &remote_write::encode(&WriteRequest {
+            timeseries: vec![nameless],
+        }),
+        &rw_headers,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        msg(&r),
+        "timeseries[0]: no __name__ label (labels [\"job\"])"
+    );
+    let mut native = series("latency", &[], t0, 0);
+    native.histograms.push(vec![8, 1]);
+    let r = post(
+        "/api/v1/write",
+        &remote_write::encode(&WriteRequest {
+            timeseries: vec![native],
+        }),
+        &rw_headers,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        msg(&r).starts_with("timeseries[0]: latency: native histograms are not supported"),
+        "{}",
+        r.body
+    );
+
+    // the daemon is unharmed, and stores exactly what was acknowledged: 300 samples, and
+    // the example's 20 points three times
+    assert_eq!(get(&api, "/health").status, 200);
+    d.wait_for_points(360, std::time::Duration::from_secs(60));
+    assert!(d.terminate().success(), "{}", d.log_text());
+    let store = coalmine::store::Store::open_read_only(&d.data_dir).unwrap();
+    assert_eq!(store.count_and_sum().unwrap().0, 360);
+    let filter = coalmine::store::ScanFilter {
+        metric: Some("http_requests_total".into()),
+        tags: [("code".to_string(), "500".to_string())].into(),
+        ..coalmine::store::ScanFilter::all()
+    };
+    let mut got: Vec<(i64, f64)> = Vec::new();
+    for b in store.scan(&filter).unwrap() {
+        let (_, ts, v) = coalmine::store::segment::columns(&b);
+        got.extend(ts.values().iter().copied().zip(v.values().iter().copied()));
+    }
+    got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let want: Vec<(i64, f64)> = (0..100).map(|i| (t0 + i * 1000, i as f64 * 1.5)).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+#[ignore = "needs a Kafka broker: scripts/test.sh starts one and runs these"]
+fn a_receiver_answers_503_while_kafka_is_down_and_404_when_off() {
+    // a daemon whose brokers are unreachable: nothing can be acknowledged, so the sender is
+    // told to retry (Prometheus and the OTLP exporters retry 5xx)
+    let dir = TempDir::new("recv-down");
+    let topic = unique("rw-down");
+    let mut d = Daemon::start(
+        &dir.0,
+        "d",
+        "127.0.0.1:9",
+        &unique("g"),
+        &[(&topic, "prometheus-remote-write")],
+        &format!("\n[server]\nlisten = \"127.0.0.1:0\"\n\n[receive]\nremote-write-topic = \"{topic}\"\nproduce-timeout = \"1s\"\n"),
+    );
+    let api = d.api();
+    let body = remote_write::encode(&WriteRequest {
+        timeseries: vec![series("up", &[], recent_ms(), 3)],
+    });
+    let r = request_bytes(
+        &api,
+        "POST",
+        "/api/v1/write",
+        &body,
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+        ],
+    );
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Kafka did not acknowledge the request"),
+        "{}",
+        r.body
+    );
+    let r = request_bytes(
+        &api,
+        "POST",
+        "/v1/metrics",
+        b"{}",
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.json()["message"],
+        "this receiver is off: set receive.otlp-topic"
+    );
+    d.terminate();
+}
+
+#[test]
+fn a_receiver_topic_must_be_consumed_in_its_format() {
+    let cfg = "[kafka]\ntopics = [{ name = \"m\", format = \"json\" }]\n[receive]\nremote-write-topic = \"m\"\notlp-topic = \"o\"\n";
+    let e =
+        coalmine::config::Config::from_text(cfg, "coalmine.toml", &Default::default()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("receive.remote-write-topic: topic \"m\" is consumed as json, but this receiver writes prometheus-remote-write"), "{text}");
+    assert!(text.contains("receive.otlp-topic: topic \"o\" is not in kafka.topics; add { name = \"o\", format = \"otlp-proto\" }"), "{text}");
+}
