@@ -83,7 +83,7 @@ pub struct DemoOptions {
 }
 
 /// The bundled canary config: latency, errors and saturation as SQL over `metrics`: the p50
-/// from raw samples, the p90 from a Prometheus-style histogram (`histogram_quantile` over the
+/// from raw samples, the p99 from a Prometheus-style histogram (`histogram_quantile` over the
 /// `increase` of its buckets), the error rate from a request counter by status code.
 pub fn demo_config() -> Value {
     json!({
@@ -94,8 +94,8 @@ pub fn demo_config() -> Value {
             {"name": "latency p50", "groups": ["latency"], "scopeName": "default",
              "query": {"type": "sql", "sql": "SELECT date_bin(INTERVAL '1 second', ts) AS ts, approx_percentile_cont(value, 0.5) AS value FROM metrics WHERE metric = 'http.latency_ms' GROUP BY 1"},
              "analysisConfigurations": {"canary": {"direction": "increase", "critical": true, "effectSize": {"allowedIncrease": 1.05, "criticalIncrease": 1.1}}}},
-            {"name": "latency p90", "groups": ["latency"], "scopeName": "default",
-             "query": {"type": "sql", "sql": "SELECT t AS ts, histogram_quantile(0.9, le, inc) AS value FROM (SELECT date_bin(INTERVAL '2 seconds', ts) AS t, le, instance, increase(value, ts) AS inc FROM metrics WHERE metric = 'http_request_duration_seconds_bucket' GROUP BY 1, 2, 3) GROUP BY t"},
+            {"name": "latency p99", "groups": ["latency"], "scopeName": "default",
+             "query": {"type": "sql", "sql": "SELECT t AS ts, histogram_quantile(0.99, le, inc) AS value FROM (SELECT date_bin(INTERVAL '2 seconds', ts) AS t, le, instance, increase(value, ts) AS inc FROM metrics WHERE metric = 'http_request_duration_seconds_bucket' GROUP BY 1, 2, 3) GROUP BY t"},
              "analysisConfigurations": {"canary": {"direction": "increase", "effectSize": {"allowedIncrease": 1.05}}}},
             {"name": "error rate", "groups": ["errors"], "scopeName": "default",
              "query": {"type": "sql", "sql": "SELECT t AS ts, sum(CASE WHEN code = '500' THEN inc ELSE 0 END) / sum(inc) AS value FROM (SELECT date_bin(INTERVAL '2 seconds', ts) AS t, code, instance, increase(value, ts) AS inc FROM metrics WHERE metric = 'http_requests_total' GROUP BY 1, 2, 3) GROUP BY t"},
@@ -108,9 +108,11 @@ pub fn demo_config() -> Value {
     })
 }
 
-/// The demo's latency histogram bounds (seconds), finer around its 100 ms median than
-/// Prometheus's defaults.
-const BUCKETS: [f64; 8] = [0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5];
+/// The demo's latency histogram bounds (seconds), finer than Prometheus's defaults around
+/// its 100 ms median and its 180 ms p99.
+const BUCKETS: [f64; 11] = [
+    0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.5,
+];
 
 /// Emit traffic until `stop`: every 100 ms, one JSON message per instance. Besides raw
 /// latency samples and per-tick counts, each instance keeps Prometheus-style cumulative

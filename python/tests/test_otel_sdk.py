@@ -35,15 +35,7 @@ pytest.importorskip("opentelemetry.sdk.metrics")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.common.metrics_encoder")
 
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics  # noqa: E402
-from opentelemetry.sdk.metrics import (  # noqa: E402
-    Counter,
-    Histogram,
-    MeterProvider,
-    ObservableCounter,
-    ObservableGauge,
-    ObservableUpDownCounter,
-    UpDownCounter,
-)
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter  # noqa: E402
 from opentelemetry.sdk.metrics.export import (  # noqa: E402
     AggregationTemporality,
     ExponentialHistogram,
@@ -83,7 +75,7 @@ def broker() -> str:
 
 
 def create_topic(addr: str, name: str, partitions: int) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     admin = AdminClient({"bootstrap.servers": addr})  # kept alive until the futures resolve
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions)])
@@ -137,21 +129,25 @@ def le_text(bound: float) -> str:
 def exponential_buckets(p: Any) -> List[Tuple[float, float]]:
     """The exponential histogram point ``p`` (the SDK's) as cumulative ``(le, count)``, without
     ``+Inf``. Scale s: base = 2^(2^-s); positive bucket i covers (base^i, base^(i+1)], negative
-    bucket i covers [-base^(i+1), -base^i). The encoder sends a bucket list only when the SDK's
-    ``bucket_counts`` is non-empty (it may be ``[0]``); the SDK has no zero threshold (0)."""
+    bucket i covers [-base^(i+1), -base^i). A bucket list of zeros (the SDK sends ``[0]``) is
+    no bucket; the SDK has no zero threshold (0)."""
     step = 2.0 ** -p.scale
-    bound = lambda index: 2.0 ** (index * step)  # noqa: E731
+
+    def bound(index: int) -> float:
+        return float(2.0 ** (index * step))
+
     zero_threshold = float(getattr(p, "zero_threshold", 0.0) or 0.0)
     out: List[Tuple[float, float]] = []
     cumulative = 0
-    negative = list(p.negative.bucket_counts)
+    # a list of zeros (the SDK sends [0] for a histogram without negative values) is no bucket
+    negative = list(p.negative.bucket_counts) if any(p.negative.bucket_counts) else []
     for k in reversed(range(len(negative))):  # the most negative bucket first
         cumulative += negative[k]
         out.append((-bound(p.negative.offset + k), cumulative))
     if p.zero_count > 0 or zero_threshold > 0 or negative:
         cumulative += p.zero_count
         out.append((max(zero_threshold, 0.0), cumulative))
-    positive = list(p.positive.bucket_counts)
+    positive = list(p.positive.bucket_counts) if any(p.positive.bucket_counts) else []
     if positive:
         low = bound(p.positive.offset)
         if not out or out[-1][0] < low:
@@ -189,7 +185,8 @@ def expected_points(collections: Sequence[MetricsData]) -> Expected:
                     scoped[f"otel_scope_{label_name(k)}"] = tag_text(v)
                 for m in sm.metrics:
                     name = metric_name(m.name)
-                    for p in m.data.data_points:
+                    data_points: Sequence[Any] = m.data.data_points
+                    for p in data_points:
                         tags = dict(scoped)
                         tags.update({label_name(k): tag_text(v) for k, v in (p.attributes or {}).items()})
                         ts = p.time_unix_nano // 1_000_000
@@ -254,14 +251,7 @@ def bucket_quantile(q: float, buckets: Sequence[Tuple[float, float]]) -> float:
 
 def provider(service: str, temporality: AggregationTemporality) -> Tuple[MeterProvider, InMemoryMetricReader]:
     reader = InMemoryMetricReader(
-        preferred_temporality={
-            Counter: temporality,
-            UpDownCounter: temporality,
-            Histogram: temporality,
-            ObservableCounter: temporality,
-            ObservableUpDownCounter: temporality,
-            ObservableGauge: AggregationTemporality.CUMULATIVE,
-        }
+        preferred_temporality={Counter: temporality, UpDownCounter: temporality, Histogram: temporality}
     )
     resource = Resource.create(
         {"service.name": service, "service.version": "2.7.0", "service.instance.id": f"{service}-pod-1",
@@ -303,7 +293,7 @@ def record(pairs: Sequence[Tuple[MeterProvider, InMemoryMetricReader]], seed: in
                 hist.record(latency, {"http.route": route})
                 exp_hist.record(size, {"rpc.method": method})
                 updown.add(depth, {"messaging.destination.name": queue})
-        # a new millisecond for every collection: coalmine keys a point by (series, ts ms)
+        # a new millisecond for every collection, so no two points of a series share a timestamp
         while time.time_ns() // 1_000_000 <= last_ms:
             time.sleep(0.0005)
         for i, (_, reader) in enumerate(pairs):
@@ -350,7 +340,7 @@ def test_otel_sdk_metrics_through_kafka(broker: str, coalmine_bin: str, tmp_path
 
     # the SDK really did what the test is about
     for t, temporality in TEMPORALITIES.items():
-        kinds = {type(m.data).__name__: m.data.aggregation_temporality
+        kinds = {type(m.data).__name__: getattr(m.data, "aggregation_temporality", None)
                  for md in sdk[t] for rm in md.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
         assert kinds == {"Sum": temporality, "Histogram": temporality, "ExponentialHistogram": temporality}
         exp = series_points(sdk[t], "rpc.server.payload.size", **{"rpc.method": "Get"})
@@ -424,13 +414,13 @@ def test_otel_sdk_metrics_through_kafka(broker: str, coalmine_bin: str, tmp_path
 
     # the tags, spelled out once (the comparison above already covers them all)
     cum = services["cumulative"]
-    tags = store.sql(
+    spelled = store.sql(
         "SELECT DISTINCT service_name, service_version, service_instance_id, job, instance, otel_scope_name, "
         "otel_scope_version, deployment_environment_name, telemetry_sdk_language, http_route, "
         "http_response_status_code FROM metrics WHERE metric = 'http_server_request_count' "
         f"AND service_name = '{cum}' AND http_route = '/health' AND http_response_status_code = '200'"
     ).to_pylist()
-    assert tags == [{
+    assert spelled == [{
         "service_name": cum, "service_version": "2.7.0", "service_instance_id": f"{cum}-pod-1", "job": cum,
         "instance": f"{cum}-pod-1", "otel_scope_name": SCOPE, "otel_scope_version": SCOPE_VERSION,
         "deployment_environment_name": "canary", "telemetry_sdk_language": "python", "http_route": "/health",
@@ -495,3 +485,11 @@ def test_otel_sdk_metrics_through_kafka(broker: str, coalmine_bin: str, tmp_path
             )
             # bounds re-read from their printed text: equal within float rounding
             assert got_q == pytest.approx(bucket_quantile(0.5, buckets), rel=1e-9), (t, method)
+            # no value was negative, so no quantile is: the lowest bucket is the zero bucket
+            # (the SDK's empty negative bucket list [0] adds none below it)
+            low = one(
+                "SELECT histogram_quantile(0.01, le, value) FROM metrics WHERE metric = "
+                f"'rpc_server_payload_size_bucket' AND service_name = '{service}' "
+                f"AND rpc_method = '{method}' AND CAST(ts AS BIGINT) = {ms}"
+            )
+            assert low == pytest.approx(bucket_quantile(0.01, buckets), rel=1e-9) and low >= 0.0, (t, method, low)

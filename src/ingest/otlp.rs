@@ -528,6 +528,11 @@ fn exponential_buckets(
             "exponential histogram scale {scale} is outside -10..20"
         )));
     }
+    // an SDK sends `negative: {offset: 0, bucketCounts: [0]}` for a histogram that never saw
+    // a negative value: a list of zeros is no bucket (else a bucket at -1 would pull low
+    // quantiles below 0)
+    let negative = negative.filter(|b| b.bucket_counts.iter().any(|c| *c > 0));
+    let positive = positive.filter(|b| b.bucket_counts.iter().any(|c| *c > 0));
     let step = (-f64::from(scale)).exp2();
     let bound = |index: i64| (index as f64 * step).exp2();
     let mut out = Vec::new();
@@ -546,7 +551,7 @@ fn exponential_buckets(
         cumulative = cumulative.saturating_add(zero_count);
         out.push((zero_threshold.max(0.0), cumulative as f64));
     }
-    if let Some(pos) = positive.filter(|b| !b.bucket_counts.is_empty()) {
+    if let Some(pos) = positive {
         // the lowest positive bucket's lower edge, so that interpolation starts there
         let low = bound(i64::from(pos.offset));
         if out.last().is_none_or(|(b, _)| *b < low) {
@@ -618,5 +623,15 @@ mod tests {
         let got = exponential_buckets(1, 0.0, 0, None, Some(&pos)).unwrap();
         assert_eq!(got, vec![(1.0, 0.0), (std::f64::consts::SQRT_2, 1.0)]);
         assert!(exponential_buckets(21, 0.0, 0, None, None).is_err());
+        // an all-zero negative list (what the Python SDK sends) is no bucket
+        let zeros = Buckets {
+            offset: 0,
+            bucket_counts: vec![0],
+        };
+        let got = exponential_buckets(1, 0.0, 3, Some(&zeros), Some(&pos)).unwrap();
+        assert_eq!(
+            got,
+            vec![(0.0, 3.0), (1.0, 3.0), (std::f64::consts::SQRT_2, 4.0)]
+        );
     }
 }
