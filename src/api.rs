@@ -628,14 +628,41 @@ async fn receive(
     receiver.accept(payload, body).await.map_err(from_refused)
 }
 
+/// Count a receiver's answer (every answer of its endpoint, the body-size refusal included).
+#[cfg(feature = "kafka")]
+fn counted(
+    st: &AppState,
+    payload: crate::ingest::receive::Payload,
+    result: ApiResult<(usize, Response)>,
+) -> Response {
+    if let Some(r) = &st.receiver {
+        r.stats.note(
+            payload,
+            result
+                .as_ref()
+                .map(|(n, _)| *n)
+                .map_err(|e| e.status.as_u16()),
+        );
+    }
+    match result {
+        Ok((_, response)) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
 /// `POST /api/v1/write`: Prometheus remote-write 1.0 (snappy-compressed protobuf
 /// `WriteRequest`), answered 204 once Kafka has it.
 #[cfg(feature = "kafka")]
-async fn remote_write(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> ApiResult<Response> {
+async fn remote_write(State(st): State<AppState>, req: Request) -> Response {
+    let payload = crate::ingest::receive::Payload::RemoteWrite;
+    let result = remote_write_request(&st, req).await;
+    counted(&st, payload, result)
+}
+
+#[cfg(feature = "kafka")]
+async fn remote_write_request(st: &AppState, req: Request) -> ApiResult<(usize, Response)> {
+    let headers = req.headers().clone();
+    let Body(body) = Body::from_request(req, st).await?;
     let ct = header_text(&headers, header::CONTENT_TYPE);
     let v1 = ct.starts_with("application/x-protobuf")
         && (!ct.contains("proto=") || ct.contains("proto=prometheus.writerequest"));
@@ -650,19 +677,23 @@ async fn remote_write(
             "Content-Encoding {enc:?}: remote-write bodies are snappy"
         )));
     }
-    receive(&st, crate::ingest::receive::Payload::RemoteWrite, &body).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let points = receive(st, crate::ingest::receive::Payload::RemoteWrite, &body).await?;
+    Ok((points, StatusCode::NO_CONTENT.into_response()))
 }
 
 /// `POST /v1/metrics`: OTLP/HTTP metrics, protobuf or JSON, identity or gzip; answered 200
 /// with an empty `ExportMetricsServiceResponse` once Kafka has the request.
 #[cfg(feature = "kafka")]
-async fn otlp_metrics(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Body(body): Body,
-) -> ApiResult<Response> {
+async fn otlp_metrics(State(st): State<AppState>, req: Request) -> Response {
+    let result = otlp_request(&st, req).await;
+    counted(&st, crate::ingest::receive::Payload::OtlpProto, result)
+}
+
+#[cfg(feature = "kafka")]
+async fn otlp_request(st: &AppState, req: Request) -> ApiResult<(usize, Response)> {
     use crate::ingest::receive::Payload;
+    let headers = req.headers().clone();
+    let Body(body) = Body::from_request(req, st).await?;
     let ct = header_text(&headers, header::CONTENT_TYPE);
     let payload = if ct.starts_with("application/x-protobuf") {
         Payload::OtlpProto
@@ -680,8 +711,8 @@ async fn otlp_metrics(
         st.limits.request.max_body,
     )
     .map_err(from_refused)?;
-    receive(&st, payload, &body).await?;
-    Ok(if payload == Payload::OtlpJson {
+    let points = receive(st, payload, &body).await?;
+    let response = if payload == Payload::OtlpJson {
         ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
     } else {
         (
@@ -689,5 +720,6 @@ async fn otlp_metrics(
             Vec::<u8>::new(),
         )
             .into_response()
-    })
+    };
+    Ok((points, response))
 }

@@ -26,6 +26,9 @@ struct Snapshot {
     verdicts: Vec<(&'static str, u64)>,
     runs_active: u64,
     judge_requests: u64,
+    /// `(endpoint, outcome, requests)` and `(endpoint, points)` of the receivers, when on.
+    received: Vec<(&'static str, &'static str, u64)>,
+    received_points: Vec<(&'static str, u64)>,
 }
 
 /// The exposition text and its content type.
@@ -51,6 +54,24 @@ pub(super) fn render(st: &AppState) -> (&'static str, String) {
         .collect(),
         runs_active: st.runs.active() as u64,
         judge_requests: st.judge_requests.load(Ordering::Relaxed),
+        received: Vec::new(),
+        received_points: Vec::new(),
+    };
+    #[cfg(feature = "kafka")]
+    let snapshot = {
+        let mut snapshot = snapshot;
+        if let Some(r) = &st.receiver {
+            use crate::ingest::receive::ReceiveStats;
+            for (e, endpoint) in ReceiveStats::ENDPOINTS.iter().enumerate() {
+                for (o, outcome) in ReceiveStats::OUTCOMES.iter().enumerate() {
+                    let n = r.stats.requests[e][o].load(Ordering::Relaxed);
+                    snapshot.received.push((endpoint, outcome, n));
+                }
+                let n = r.stats.points[e].load(Ordering::Relaxed);
+                snapshot.received_points.push((endpoint, n));
+            }
+        }
+        snapshot
     };
     let mut registry = Registry::with_prefix("coalmine");
     registry.register_collector(Box::new(snapshot));
@@ -109,6 +130,28 @@ impl Collector for Snapshot {
             "Metric points decoded and stored.",
             counter(i.points),
         )?;
+        if !self.received.is_empty() {
+            let mut enc = e.encode_descriptor(
+                "received_requests",
+                "Requests to the remote-write and OTLP receivers, by endpoint and outcome (accepted: Kafka acknowledged; refused: 4xx; retry: 5xx).",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for (endpoint, outcome, n) in &self.received {
+                let labels = vec![("endpoint", *endpoint), ("outcome", *outcome)];
+                ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
+            }
+            drop(enc);
+            family(
+                &mut e,
+                "received_points",
+                "Points of the requests the receivers had acknowledged by Kafka, by endpoint.",
+                self.received_points
+                    .iter()
+                    .map(|(endpoint, n)| (Some(("endpoint", *endpoint)), ConstCounter::new(*n)))
+                    .collect(),
+            )?;
+        }
         family(
             &mut e,
             "decode_errors",

@@ -113,9 +113,40 @@ pub enum Payload {
     OtlpJson,
 }
 
+/// What the receivers did, by endpoint (`/metrics`).
+#[derive(Debug, Default)]
+pub struct ReceiveStats {
+    /// Requests by endpoint (remote-write, OTLP) and outcome (see [`ReceiveStats::OUTCOMES`]).
+    pub requests: [[std::sync::atomic::AtomicU64; 3]; 2],
+    /// Points of the accepted requests, by endpoint.
+    pub points: [std::sync::atomic::AtomicU64; 2],
+}
+
+impl ReceiveStats {
+    pub const ENDPOINTS: [&'static str; 2] = ["remote-write", "otlp"];
+    /// Acknowledged by Kafka (2xx), refused (4xx: the payload cannot succeed), to retry (5xx).
+    pub const OUTCOMES: [&'static str; 3] = ["accepted", "refused", "retry"];
+
+    /// Count one answer of `payload`'s endpoint: `Ok(points)` or the HTTP status.
+    pub fn note(&self, payload: Payload, result: Result<usize, u16>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let e = usize::from(payload != Payload::RemoteWrite);
+        let o = match result {
+            Ok(points) => {
+                self.points[e].fetch_add(points as u64, Relaxed);
+                0
+            }
+            Err(status) if status >= 500 => 2,
+            Err(_) => 1,
+        };
+        self.requests[e][o].fetch_add(1, Relaxed);
+    }
+}
+
 /// The receivers' producer and their topics.
 #[cfg(feature = "kafka")]
 pub struct Receiver {
+    pub stats: ReceiveStats,
     producer: FutureProducer,
     cfg: ReceiveConfig,
     limits: SeriesLimits,
@@ -147,6 +178,7 @@ impl Receiver {
                 cfg.produce_timeout.as_millis().max(1).to_string(),
             );
         Ok(Some(Receiver {
+            stats: ReceiveStats::default(),
             producer: pc.create()?,
             cfg: cfg.clone(),
             limits,

@@ -445,6 +445,19 @@ fn receivers_store_what_kafka_acknowledged_and_refuse_bad_input() {
     // the daemon is unharmed, and stores exactly what was acknowledged: 300 samples, and
     // the example's 20 points three times
     assert_eq!(get(&api, "/health").status, 200);
+    // every answer of the receivers is counted (the 401s are the API's, before them)
+    let m = get(&api, "/metrics").body;
+    for line in [
+        r#"coalmine_received_requests_total{endpoint="remote-write",outcome="accepted"} 1"#,
+        r#"coalmine_received_requests_total{endpoint="remote-write",outcome="refused"} 7"#,
+        r#"coalmine_received_requests_total{endpoint="otlp",outcome="accepted"} 3"#,
+        r#"coalmine_received_requests_total{endpoint="otlp",outcome="refused"} 4"#,
+        r#"coalmine_received_requests_total{endpoint="otlp",outcome="retry"} 0"#,
+        r#"coalmine_received_points_total{endpoint="remote-write"} 300"#,
+        r#"coalmine_received_points_total{endpoint="otlp"} 60"#,
+    ] {
+        assert!(m.contains(line), "{line} in\n{m}");
+    }
     d.wait_for_points(360, std::time::Duration::from_secs(60));
     assert!(d.terminate().success(), "{}", d.log_text());
     let store = coalmine::store::Store::open_read_only(&d.data_dir).unwrap();
@@ -514,6 +527,13 @@ fn a_receiver_answers_503_while_kafka_is_down_and_404_when_off() {
     assert_eq!(
         r.json()["message"],
         "this receiver is off: set receive.otlp-topic"
+    );
+    let m = get(&api, "/metrics").body;
+    assert!(
+        m.contains(
+            r#"coalmine_received_requests_total{endpoint="remote-write",outcome="retry"} 1"#
+        ),
+        "{m}"
     );
     d.terminate();
 }
