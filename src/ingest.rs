@@ -11,6 +11,7 @@
 //! logged once per burst and copied to a dead-letter topic when one is configured.
 
 pub mod decode;
+mod decode_error;
 mod fast_json;
 #[cfg(feature = "kafka")]
 pub mod kafka;

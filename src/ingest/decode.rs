@@ -54,20 +54,7 @@ impl Format {
     }
 }
 
-/// Why a message could not be decoded.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{reason}")]
-pub struct DecodeError {
-    pub reason: String,
-}
-
-impl DecodeError {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
-        DecodeError {
-            reason: reason.into(),
-        }
-    }
-}
+pub use super::decode_error::DecodeError;
 
 /// Decodes payloads of one format into point columns.
 pub struct Decoder {

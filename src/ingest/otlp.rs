@@ -36,7 +36,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use prost::Message;
 use smallvec::SmallVec;
 
-use super::decode::DecodeError;
+use super::decode_error::DecodeError;
 use super::timestamp::check_ts;
 use crate::store::segment::PointColumns;
 use crate::store::series::{sort_tags, SeriesLimits, SeriesRegistry};
