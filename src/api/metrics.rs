@@ -141,7 +141,6 @@ impl Collector for Snapshot {
                 let labels = vec![("endpoint", *endpoint), ("outcome", *outcome)];
                 ConstCounter::new(*n).encode(enc.encode_family(&labels)?)?;
             }
-            drop(enc);
             family(
                 &mut e,
                 "received_points",
