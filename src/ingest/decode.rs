@@ -62,6 +62,7 @@ pub struct Decoder {
     max_message_bytes: usize,
     limits: SeriesLimits,
     metric_buf: String,
+    otlp_cache: super::otlp::SeriesCache,
 }
 
 impl Decoder {
@@ -71,6 +72,7 @@ impl Decoder {
             max_message_bytes,
             limits: SeriesLimits::default(),
             metric_buf: String::new(),
+            otlp_cache: Default::default(),
         }
     }
 
@@ -126,7 +128,14 @@ impl Decoder {
                 } else {
                     super::otlp::parse_json(payload)?
                 };
-                super::otlp::points(&req, fallback_ts_ms, &self.limits, registry, out)
+                super::otlp::points(
+                    &req,
+                    fallback_ts_ms,
+                    &self.limits,
+                    registry,
+                    out,
+                    &mut self.otlp_cache,
+                )
             }
             Format::PrometheusRemoteWrite => {
                 let req =

@@ -111,14 +111,25 @@ pub struct SeriesRegistry {
     /// Every tag key of every series.
     tag_keys: std::collections::HashSet<Arc<str>>,
     hasher: ahash::RandomState,
+    /// Tells registries apart (0: one made by `Default`, which caches must not trust).
+    instance: u64,
 }
+
+static REGISTRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl SeriesRegistry {
     pub fn new() -> Self {
         SeriesRegistry {
             hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
+            instance: REGISTRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ..Default::default()
         }
+    }
+
+    /// A number no other registry of this process has (0 for one made by `Default`): a
+    /// decoder's cache of series ids is valid only for the registry it was filled from.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     pub fn len(&self) -> usize {

@@ -547,3 +547,25 @@ fn a_receiver_topic_must_be_consumed_in_its_format() {
     assert!(text.contains("receive.remote-write-topic: topic \"m\" is consumed as json, but this receiver writes prometheus-remote-write"), "{text}");
     assert!(text.contains("receive.otlp-topic: topic \"o\" is not in kafka.topics; add { name = \"o\", format = \"otlp-proto\" }"), "{text}");
 }
+
+#[test]
+fn a_decoder_reused_across_messages_and_registries_names_the_same_series() {
+    // the decoder caches histogram series ids per registry: a second message, and a message
+    // into another registry, must come out as the first did
+    let mut d = Decoder::new(Format::OtlpJson, 1 << 20);
+    let run = |d: &mut Decoder, reg: &mut SeriesRegistry| {
+        let mut out = PointColumns::default();
+        d.decode(EXAMPLE.as_bytes(), None, reg, &mut out).unwrap();
+        (0..out.len())
+            .map(|i| (reg.key(out.series[i]).unwrap().display(), out.value[i]))
+            .collect::<Vec<_>>()
+    };
+    let mut a = SeriesRegistry::new();
+    let first = run(&mut d, &mut a);
+    assert_eq!(run(&mut d, &mut a), first);
+    // another registry that already has other series: other ids, the same series
+    let mut b = SeriesRegistry::new();
+    b.resolve("unrelated", &[("x", "1")]);
+    assert_eq!(run(&mut d, &mut b), first);
+    assert_eq!(run(&mut d, &mut a), first);
+}
