@@ -103,7 +103,40 @@ pub fn points(
     registry: &mut SeriesRegistry,
     out: &mut PointColumns,
 ) -> Result<(), DecodeError> {
+    each_series(req, |i, name, tags, samples| {
+        let series = registry
+            .try_resolve(name, tags, limits)
+            .map_err(|e| DecodeError::new(format!("timeseries[{i}]: {e}")))?;
+        for &(t, v) in samples {
+            out.push(series, t, v);
+        }
+        Ok(())
+    })
+}
+
+/// Whether every series of `req` can be stored — what [`points`] checks, but the
+/// store-wide count of tag keys — without registering any: the receiver's check of a
+/// request. Returns its sample count.
+pub fn check(req: &WriteRequest, limits: &SeriesLimits) -> Result<usize, DecodeError> {
+    let mut n = 0;
+    each_series(req, |i, name, tags, samples| {
+        limits
+            .check(name, tags)
+            .map_err(|e| DecodeError::new(format!("timeseries[{i}]: {e}")))?;
+        n += samples.len();
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+/// Each series of `req` with its index, metric name, sorted tags and samples (checked
+/// timestamps, staleness markers skipped).
+fn each_series(
+    req: &WriteRequest,
+    mut f: impl FnMut(usize, &str, &[(&str, &str)], &[(i64, f64)]) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
     let mut tags: SmallVec<[(&str, &str); 16]> = SmallVec::new();
+    let mut samples: Vec<(i64, f64)> = Vec::new();
     for (i, ts) in req.timeseries.iter().enumerate() {
         let at = |reason: String| DecodeError::new(format!("timeseries[{i}]: {reason}"));
         let mut name = None;
@@ -130,14 +163,12 @@ pub fn points(
             )));
         }
         sort_tags(&mut tags);
-        let series = registry.try_resolve(name, &tags, limits).map_err(at)?;
-        for s in &ts.samples {
-            if s.value.to_bits() == STALE_NAN {
-                continue;
-            }
+        samples.clear();
+        for s in ts.samples.iter().filter(|s| s.value.to_bits() != STALE_NAN) {
             let t = check_ts(s.timestamp).map_err(|e| at(format!("{name}: {e}")))?;
-            out.push(series, t, s.value);
+            samples.push((t, s.value));
         }
+        f(i, name, &tags, &samples)?;
     }
     Ok(())
 }

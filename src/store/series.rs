@@ -92,6 +92,57 @@ pub struct SeriesLimits {
     pub max_value_bytes: usize,
 }
 
+impl SeriesLimits {
+    /// The limits one series is held to on its own (lengths, tag count); the store-wide
+    /// count of tag keys is the registry's ([`SeriesRegistry::try_resolve`]).
+    pub fn check(&self, metric: &str, sorted_tags: &[(&str, &str)]) -> Result<(), String> {
+        let long = |what: &str, s: &str, max: usize, setting: &str| {
+            let shown: String = s.chars().take(40).collect();
+            format!(
+                "{what} {shown:?}… is {} bytes, longer than {setting} ({max})",
+                s.len()
+            )
+        };
+        if metric.len() > self.max_name_bytes {
+            return Err(long(
+                "metric name",
+                metric,
+                self.max_name_bytes,
+                "store.max-name-bytes",
+            ));
+        }
+        if sorted_tags.len() > self.max_tags {
+            return Err(format!(
+                "metric '{metric}': {} tags; a point may carry at most {} (store.max-tags-per-point)",
+                sorted_tags.len(),
+                self.max_tags
+            ));
+        }
+        for (k, v) in sorted_tags {
+            if k.len() > self.max_name_bytes {
+                return Err(long(
+                    "tag key",
+                    k,
+                    self.max_name_bytes,
+                    "store.max-name-bytes",
+                ));
+            }
+            if v.len() > self.max_value_bytes {
+                return Err(format!(
+                    "tag '{k}': {}",
+                    long(
+                        "value",
+                        v,
+                        self.max_value_bytes,
+                        "store.max-tag-value-bytes"
+                    )
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for SeriesLimits {
     fn default() -> Self {
         SeriesLimits {
@@ -187,49 +238,9 @@ impl SeriesRegistry {
         if let Some(id) = self.lookup(metric, sorted_tags) {
             return Ok(id);
         }
-        let long = |what: &str, s: &str, max: usize, setting: &str| {
-            let shown: String = s.chars().take(40).collect();
-            format!(
-                "{what} {shown:?}… is {} bytes, longer than {setting} ({max})",
-                s.len()
-            )
-        };
-        if metric.len() > limits.max_name_bytes {
-            return Err(long(
-                "metric name",
-                metric,
-                limits.max_name_bytes,
-                "store.max-name-bytes",
-            ));
-        }
-        if sorted_tags.len() > limits.max_tags {
-            return Err(format!(
-                "metric '{metric}': {} tags; a point may carry at most {} (store.max-tags-per-point)",
-                sorted_tags.len(),
-                limits.max_tags
-            ));
-        }
+        limits.check(metric, sorted_tags)?;
         let mut new_keys = 0;
-        for (k, v) in sorted_tags {
-            if k.len() > limits.max_name_bytes {
-                return Err(long(
-                    "tag key",
-                    k,
-                    limits.max_name_bytes,
-                    "store.max-name-bytes",
-                ));
-            }
-            if v.len() > limits.max_value_bytes {
-                return Err(format!(
-                    "tag '{k}': {}",
-                    long(
-                        "value",
-                        v,
-                        limits.max_value_bytes,
-                        "store.max-tag-value-bytes"
-                    )
-                ));
-            }
+        for (k, _) in sorted_tags {
             if !self.tag_keys.contains(*k) {
                 new_keys += 1;
                 if self.tag_keys.len() + new_keys > limits.max_tag_keys {
