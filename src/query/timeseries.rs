@@ -159,11 +159,7 @@ impl AggregateUDFImpl for CounterFn {
         &self,
         _args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(CounterGroups {
-            name: self.name,
-            rate: self.rate,
-            groups: Vec::new(),
-        }))
+        Ok(Box::new(CounterGroups::new(self.name, self.rate)))
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -285,21 +281,42 @@ impl Accumulator for CounterAcc {
 struct CounterGroups {
     name: &'static str,
     rate: bool,
-    groups: Vec<CounterGroup>,
-}
-
-#[derive(Default)]
-struct CounterGroup {
-    samples: Vec<(i64, f64)>,
-    range_ms: Option<i64>,
+    /// Every group's samples in one vector, `(group, ms, value)` in arrival order (no
+    /// allocation per group; sorted by group and time when evaluated).
+    rows: Vec<(u32, i64, f64)>,
+    /// The range of each group (`INTERVAL` argument), by group index.
+    ranges: Vec<Option<i64>>,
 }
 
 impl CounterGroups {
-    fn grow(&mut self, total_num_groups: usize) {
-        if self.groups.len() < total_num_groups {
-            self.groups
-                .resize_with(total_num_groups, CounterGroup::default);
+    fn new(name: &'static str, rate: bool) -> Self {
+        CounterGroups {
+            name,
+            rate,
+            rows: Vec::new(),
+            ranges: Vec::new(),
         }
+    }
+
+    fn grow(&mut self, total_num_groups: usize) {
+        if self.ranges.len() < total_num_groups {
+            self.ranges.resize(total_num_groups, None);
+        }
+    }
+
+    /// The first `n` groups' samples (all with `EmitTo::All`), sorted by group then time,
+    /// and their ranges; the groups after them are renumbered from 0.
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<(u32, i64, f64)>, Vec<Option<i64>>) {
+        let ranges = emit_to.take_needed(&mut self.ranges);
+        let n = ranges.len() as u32;
+        let mut taken = std::mem::take(&mut self.rows);
+        if let EmitTo::First(_) = emit_to {
+            let (keep, out): (Vec<_>, Vec<_>) = taken.into_iter().partition(|r| r.0 >= n);
+            self.rows = keep.into_iter().map(|(g, t, v)| (g - n, t, v)).collect();
+            taken = out;
+        }
+        taken.sort_unstable_by_key(|r| (r.0, r.1));
+        (taken, ranges)
     }
 }
 
@@ -318,6 +335,7 @@ impl GroupsAccumulator for CounterGroups {
             .get(2)
             .map(|a| as_interval_mdn_array(a))
             .transpose()?;
+        self.rows.reserve(group_indices.len());
         for (i, &g) in group_indices.iter().enumerate() {
             if opt_filter.is_some_and(|f| !f.is_valid(i) || !f.value(i))
                 || v.is_null(i)
@@ -326,43 +344,43 @@ impl GroupsAccumulator for CounterGroups {
             {
                 continue;
             }
-            let group = &mut self.groups[g];
             if let Some(r) = range {
-                if !r.is_null(i) && group.range_ms.is_none() {
-                    group.range_ms = Some(interval_ms(r.value(i), self.name)?);
+                if !r.is_null(i) && self.ranges[g].is_none() {
+                    self.ranges[g] = Some(interval_ms(r.value(i), self.name)?);
                 }
             }
-            group.samples.push((t.value(i), v.value(i)));
+            self.rows.push((g as u32, t.value(i), v.value(i)));
         }
         Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        let out: arrow::array::Float64Array = groups
-            .into_iter()
-            .map(|mut g| {
-                g.samples.sort_by_key(|s| s.0);
-                counter_growth(&g.samples, g.range_ms, self.rate)
-            })
-            .collect();
-        Ok(Arc::new(out))
+        let (rows, ranges) = self.take(emit_to);
+        let mut out = arrow::array::Float64Builder::with_capacity(ranges.len());
+        let mut samples: Vec<(i64, f64)> = Vec::new();
+        let mut at = 0;
+        for (g, range) in ranges.iter().enumerate() {
+            samples.clear();
+            while at < rows.len() && rows[at].0 as usize == g {
+                samples.push((rows[at].1, rows[at].2));
+                at += 1;
+            }
+            out.append_option(counter_growth(&samples, *range, self.rate));
+        }
+        Ok(Arc::new(out.finish()))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = emit_to.take_needed(&mut self.groups);
-        let lengths = groups.iter().map(|g| g.samples.len());
+        let (rows, ranges) = self.take(emit_to);
+        let mut lengths = vec![0usize; ranges.len()];
+        for r in &rows {
+            lengths[r.0 as usize] += 1;
+        }
         let offsets = arrow::buffer::OffsetBuffer::from_lengths(lengths);
-        let ts: arrow::array::Int64Array = groups
-            .iter()
-            .flat_map(|g| g.samples.iter().map(|s| s.0))
-            .collect();
-        let values: arrow::array::Float64Array = groups
-            .iter()
-            .flat_map(|g| g.samples.iter().map(|s| s.1))
-            .collect();
+        let ts: arrow::array::Int64Array = rows.iter().map(|r| r.1).collect();
+        let values: arrow::array::Float64Array = rows.iter().map(|r| r.2).collect();
         let item = |t: DataType| Arc::new(Field::new("item", t, true));
-        let range: arrow::array::Int64Array = groups.iter().map(|g| g.range_ms).collect();
+        let range: arrow::array::Int64Array = ranges.into_iter().collect();
         Ok(vec![
             Arc::new(ListArray::new(
                 item(DataType::Int64),
@@ -398,10 +416,10 @@ impl GroupsAccumulator for CounterGroups {
                 list_row::<Int64Type>(ts, row)?,
                 list_row::<Float64Type>(vals, row)?,
             );
-            let group = &mut self.groups[g];
-            group.samples.extend(t.into_iter().zip(v));
-            if group.range_ms.is_none() && !range.is_null(row) {
-                group.range_ms = Some(range.value(row));
+            self.rows
+                .extend(t.into_iter().zip(v).map(|(t, v)| (g as u32, t, v)));
+            if self.ranges[g].is_none() && !range.is_null(row) {
+                self.ranges[g] = Some(range.value(row));
             }
         }
         Ok(())
@@ -415,24 +433,14 @@ impl GroupsAccumulator for CounterGroups {
         opt_filter: Option<&arrow::array::BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let rows = values[0].len();
-        let mut each = CounterGroups {
-            name: self.name,
-            rate: self.rate,
-            groups: Vec::new(),
-        };
+        let mut each = CounterGroups::new(self.name, self.rate);
         let indices: Vec<usize> = (0..rows).collect();
         each.update_batch(values, &indices, opt_filter, rows)?;
         each.state(EmitTo::All)
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self.groups.capacity() * std::mem::size_of::<CounterGroup>()
-            + self
-                .groups
-                .iter()
-                .map(|g| g.samples.capacity() * 16)
-                .sum::<usize>()
+        std::mem::size_of_val(self) + self.rows.capacity() * 24 + self.ranges.capacity() * 16
     }
 }
 
