@@ -278,12 +278,15 @@ impl Accumulator for CounterAcc {
 /// grouped aggregates: one accumulator for all groups instead of one boxed accumulator per
 /// group, which dominated a per-minute, per-bucket, per-instance query — measured in
 /// `benches/sql_functions.rs`). The same samples, state and result as [`CounterAcc`].
+/// `(group, ms, value)`.
+type GroupRow = (u32, i64, f64);
+
 struct CounterGroups {
     name: &'static str,
     rate: bool,
     /// Every group's samples in one vector, `(group, ms, value)` in arrival order (no
     /// allocation per group; sorted by group and time when evaluated).
-    rows: Vec<(u32, i64, f64)>,
+    rows: Vec<GroupRow>,
     /// The range of each group (`INTERVAL` argument), by group index.
     ranges: Vec<Option<i64>>,
 }
@@ -306,7 +309,7 @@ impl CounterGroups {
 
     /// The first `n` groups' samples (all with `EmitTo::All`), sorted by group then time,
     /// and their ranges; the groups after them are renumbered from 0.
-    fn take(&mut self, emit_to: EmitTo) -> (Vec<(u32, i64, f64)>, Vec<Option<i64>>) {
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<GroupRow>, Vec<Option<i64>>) {
         let ranges = emit_to.take_needed(&mut self.ranges);
         let n = ranges.len() as u32;
         let mut taken = std::mem::take(&mut self.rows);
