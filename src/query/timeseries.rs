@@ -144,11 +144,9 @@ impl AggregateUDFImpl for CounterFn {
     }
 
     fn accumulator(&self, _acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(CounterAcc {
-            rate: self.rate,
-            name: self.name,
-            ..CounterAcc::default()
-        }))
+        Ok(Box::new(CounterAcc(CounterGroups::new(
+            self.name, self.rate,
+        ))))
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -183,16 +181,11 @@ impl AggregateUDFImpl for CounterFn {
     }
 }
 
-/// The samples of one group, in arrival order (sorted when evaluated).
-#[derive(Debug, Default)]
-struct CounterAcc {
-    name: &'static str,
-    rate: bool,
-    ts: Vec<i64>,
-    values: Vec<f64>,
-    /// The range in milliseconds (`INTERVAL` argument), when given.
-    range_ms: Option<i64>,
-}
+/// `increase`/`rate` without a `GROUP BY` (or as a window function): the groups
+/// accumulator below with every row in group 0, so that both keep one sample store, state
+/// and result.
+#[derive(Debug)]
+struct CounterAcc(CounterGroups);
 
 /// An `INTERVAL` as milliseconds (months have no fixed length: refused).
 fn interval_ms(v: arrow::datatypes::IntervalMonthDayNano, name: &str) -> Result<i64> {
@@ -208,79 +201,45 @@ fn interval_ms(v: arrow::datatypes::IntervalMonthDayNano, name: &str) -> Result<
 
 impl Accumulator for CounterAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let v = as_float64_array(&values[0])?;
-        let t = as_timestamp_millisecond_array(&values[1])?;
-        let range = values
-            .get(2)
-            .map(|a| as_interval_mdn_array(a))
-            .transpose()?;
-        for i in 0..v.len() {
-            if v.is_null(i) || t.is_null(i) || v.value(i).is_nan() {
-                continue;
-            }
-            if let Some(r) = range {
-                if !r.is_null(i) && self.range_ms.is_none() {
-                    self.range_ms = Some(interval_ms(r.value(i), self.name)?);
-                }
-            }
-            self.ts.push(t.value(i));
-            self.values.push(v.value(i));
-        }
-        Ok(())
+        let n = values[0].len();
+        self.0.update_batch(values, &vec![0; n], None, 1)
     }
 
+    // `state` and `evaluate` leave the samples in place: a window function evaluates again
+    // after more rows
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![
-            list_scalar::<Int64Type>(self.ts.iter().copied()),
-            list_scalar::<Float64Type>(self.values.iter().copied()),
-            ScalarValue::Int64(self.range_ms),
-        ])
+        let mut copy = self.0.clone();
+        copy.grow(1);
+        copy.state(EmitTo::All)?
+            .iter()
+            .map(|a| ScalarValue::try_from_array(a, 0))
+            .collect()
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let ts = as_list_array(&states[0])?;
-        let values = as_list_array(&states[1])?;
-        let range = as_int64_array(&states[2])?;
-        for row in 0..ts.len() {
-            if ts.is_null(row) {
-                continue;
-            }
-            self.ts.extend(list_row::<Int64Type>(ts, row)?);
-            self.values.extend(list_row::<Float64Type>(values, row)?);
-            if self.range_ms.is_none() && !range.is_null(row) {
-                self.range_ms = Some(range.value(row));
-            }
-        }
-        Ok(())
+        let n = states[0].len();
+        self.0.merge_batch(states, &vec![0; n], 1)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut samples: Vec<(i64, f64)> = self
-            .ts
-            .iter()
-            .copied()
-            .zip(self.values.iter().copied())
-            .collect();
-        samples.sort_by_key(|s| s.0);
-        Ok(ScalarValue::Float64(counter_growth(
-            &samples,
-            self.range_ms,
-            self.rate,
-        )))
+        let mut copy = self.0.clone();
+        copy.grow(1);
+        ScalarValue::try_from_array(&copy.evaluate(EmitTo::All)?, 0)
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.ts.capacity() * 8 + self.values.capacity() * 8
+        self.0.size()
     }
 }
+
+/// `(group, ms, value)`.
+type GroupRow = (u32, i64, f64);
 
 /// `increase`/`rate` for every group of a `GROUP BY` at once (DataFusion's fast path for
 /// grouped aggregates: one accumulator for all groups instead of one boxed accumulator per
 /// group, which dominated a per-minute, per-bucket, per-instance query — measured in
-/// `benches/sql_functions.rs`). The same samples, state and result as [`CounterAcc`].
-/// `(group, ms, value)`.
-type GroupRow = (u32, i64, f64);
-
+/// `benches/sql_functions.rs`).
+#[derive(Debug, Clone)]
 struct CounterGroups {
     name: &'static str,
     rate: bool,
@@ -318,7 +277,8 @@ impl CounterGroups {
             self.rows = keep.into_iter().map(|(g, t, v)| (g - n, t, v)).collect();
             taken = out;
         }
-        taken.sort_unstable_by_key(|r| (r.0, r.1));
+        // stable: samples at one instant keep their arrival order
+        taken.sort_by_key(|r| (r.0, r.1));
         (taken, ranges)
     }
 }
