@@ -615,15 +615,7 @@ async fn receive(
     body: &[u8],
 ) -> ApiResult<usize> {
     let Some(receiver) = st.receiver.as_ref() else {
-        let key = if payload == crate::ingest::receive::Payload::RemoteWrite {
-            "receive.remote-write-topic"
-        } else {
-            "receive.otlp-topic"
-        };
-        return Err(ApiError::refused(
-            StatusCode::NOT_FOUND,
-            format!("this receiver is off: set {key}"),
-        ));
+        return Err(from_refused(payload.off()));
     };
     receiver.accept(payload, body).await.map_err(from_refused)
 }

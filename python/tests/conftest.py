@@ -36,6 +36,47 @@ def coalmine_bin() -> str:
     pytest.fail("the coalmine binary is not built: run `cargo build` first or set COALMINE_BIN")
 
 
+@pytest.fixture(scope="session")
+def broker() -> str:
+    """The Kafka broker that scripts/test.sh starts (COALMINE_TEST_KAFKA). Without one the
+    test fails under COALMINE_REQUIRE_KAFKA (the full test command) and is skipped otherwise."""
+    addr = os.environ.get("COALMINE_TEST_KAFKA")
+    if not addr:
+        if os.environ.get("COALMINE_REQUIRE_KAFKA"):
+            pytest.fail("COALMINE_TEST_KAFKA is not set (scripts/test.sh starts a broker)")
+        pytest.skip("no Kafka broker")
+    return addr
+
+
+@pytest.fixture(scope="session")
+def create_topic():
+    """``create_topic(addr, name, partitions)``: create a topic with confluent-kafka's admin
+    client and wait for it."""
+
+    def create(addr: str, name: str, partitions: int) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": addr})  # kept alive until the futures resolve
+        futures = admin.create_topics([NewTopic(name, num_partitions=partitions)])
+        for f in futures.values():
+            f.result(timeout=30)
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def store_stats(coalmine_bin):
+    """``store_stats(data_dir)``: ``coalmine store stats`` of a data directory (read-only, safe
+    beside a running daemon); no points while it cannot be read yet."""
+    import subprocess
+
+    def stats(data_dir):
+        out = subprocess.run([coalmine_bin, "store", "stats", "--data-dir", str(data_dir)], capture_output=True, text=True)
+        return json.loads(out.stdout) if out.returncode == 0 else {"points": 0, "sum": 0.0}
+
+    return stats
+
+
 @pytest.fixture
 def ticks_during():
     """``ticks_during(work, every)``: call ``work()`` while another Python thread ticks every

@@ -3,7 +3,6 @@
 `coalmine store stats` reads the data directory."""
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -14,31 +13,7 @@ import pytest
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
 
-@pytest.fixture(scope="module")
-def broker():
-    addr = os.environ.get("COALMINE_TEST_KAFKA")
-    if not addr:
-        if os.environ.get("COALMINE_REQUIRE_KAFKA"):
-            pytest.fail("COALMINE_TEST_KAFKA is not set (scripts/test.sh starts a broker)")
-        pytest.skip("no Kafka broker")
-    return addr
-
-
-def create_topic(addr, name, partitions):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": addr})  # kept alive until the futures resolve
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions)])
-    for f in futures.values():
-        f.result(timeout=30)
-
-
-def stats(coalmine_bin, data_dir):
-    out = subprocess.run([coalmine_bin, "store", "stats", "--data-dir", str(data_dir)], capture_output=True, text=True)
-    return json.loads(out.stdout) if out.returncode == 0 else {"points": 0, "sum": 0.0}
-
-
-def test_points_from_an_independent_producer(broker, coalmine_bin, tmp_path):
+def test_points_from_an_independent_producer(broker, create_topic, store_stats, coalmine_bin, tmp_path):
     suffix = uuid.uuid4().hex[:8]
     tj, ti = f"py-json-{suffix}", f"py-influx-{suffix}"
     create_topic(broker, tj, 3)
@@ -70,7 +45,7 @@ def test_points_from_an_independent_producer(broker, coalmine_bin, tmp_path):
         proc = subprocess.Popen([coalmine_bin, "serve", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 90
-        while stats(coalmine_bin, data)["points"] < want_points:
+        while store_stats(data)["points"] < want_points:
             assert proc.poll() is None, (tmp_path / "serve.log").read_text()
             assert time.time() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.2)
@@ -79,7 +54,7 @@ def test_points_from_an_independent_producer(broker, coalmine_bin, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    s = stats(coalmine_bin, data)
+    s = store_stats(data)
     assert s["points"] == want_points
     assert s["sum"] == pytest.approx(want_sum, rel=1e-12)
     assert s["series"] == 8 * 2 // 2 + 3 * 2  # latency{pod,version}: 8 pods; cpu.user/system x 3 hosts

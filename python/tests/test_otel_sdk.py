@@ -16,9 +16,7 @@ with sums and a Prometheus ``bucketQuantile`` computed by hand.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import os
 import random
 import re
 import signal
@@ -26,7 +24,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -62,30 +60,6 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 # (metric, tags without `le`, ts ms) → [(le as float or None, le text or None, value)]
 Key = Tuple[str, FrozenSet[Tuple[str, str]], int]
 Expected = Dict[Key, List[Tuple[Optional[float], Optional[str], float]]]
-
-
-@pytest.fixture(scope="module")
-def broker() -> str:
-    addr = os.environ.get("COALMINE_TEST_KAFKA")
-    if not addr:
-        if os.environ.get("COALMINE_REQUIRE_KAFKA"):
-            pytest.fail("COALMINE_TEST_KAFKA is not set (scripts/test.sh starts a broker)")
-        pytest.skip("no Kafka broker")
-    return addr
-
-
-def create_topic(addr: str, name: str, partitions: int) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-    admin = AdminClient({"bootstrap.servers": addr})  # kept alive until the futures resolve
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions)])
-    for f in futures.values():
-        f.result(timeout=30)
-
-
-def stats(coalmine_bin: str, data_dir: Path) -> Dict[str, Any]:
-    out = subprocess.run([coalmine_bin, "store", "stats", "--data-dir", str(data_dir)], capture_output=True, text=True)
-    return json.loads(out.stdout) if out.returncode == 0 else {"points": 0}
 
 
 # ---- the OTLP → Prometheus mapping, written down independently of src/ingest/otlp.rs ----
@@ -323,7 +297,13 @@ def series_points(collections: Sequence[MetricsData], name: str, **attrs: Any) -
 # ---- the test ----
 
 
-def test_otel_sdk_metrics_through_kafka(broker: str, coalmine_bin: str, tmp_path: Path) -> None:
+def test_otel_sdk_metrics_through_kafka(
+    broker: str,
+    create_topic: Callable[[str, str, int], None],
+    store_stats: Callable[[Path], Dict[str, Any]],
+    coalmine_bin: str,
+    tmp_path: Path,
+) -> None:
     suffix = uuid.uuid4().hex[:8]
     services = {t: f"checkout-{t}" for t in TEMPORALITIES}
     topics = {t: f"py-otel-{t}-{suffix}" for t in TEMPORALITIES}
@@ -368,7 +348,7 @@ def test_otel_sdk_metrics_through_kafka(broker: str, coalmine_bin: str, tmp_path
         proc = subprocess.Popen([coalmine_bin, "serve", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 60
-        while stats(coalmine_bin, data)["points"] < want_points:
+        while store_stats(data)["points"] < want_points:
             assert proc.poll() is None, log_path.read_text()
             assert time.time() < deadline, log_path.read_text()
             time.sleep(0.2)

@@ -127,14 +127,6 @@ def _missing(what):
 
 
 @pytest.fixture(scope="module")
-def broker():
-    addr = os.environ.get("COALMINE_TEST_KAFKA")
-    if not addr:
-        _missing("no Kafka broker: COALMINE_TEST_KAFKA is not set")
-    return addr
-
-
-@pytest.fixture(scope="module")
 def tools():
     """Paths of the real programs: nginx and hey."""
     found = {"nginx": shutil.which("nginx") or shutil.which("/usr/sbin/nginx"), "hey": shutil.which("hey")}
@@ -154,15 +146,6 @@ def children():
         if p.poll() is None:
             p.kill()
         p.wait()
-
-
-def create_topic(addr, name, partitions):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": addr})  # kept alive until the futures resolve
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions)])
-    for f in futures.values():
-        f.result(timeout=30)
 
 
 def free_port():
@@ -437,7 +420,7 @@ def check_run(role, verdict, run):
     return None
 
 
-def test_rate_limited_nginx_canary_fails_and_healthy_canary_passes(broker, tools, backend, coalmine_bin, tmp_path, children):
+def test_rate_limited_nginx_canary_fails_and_healthy_canary_passes(broker, create_topic, tools, backend, coalmine_bin, tmp_path, children):
     topic = f"nginx-access-{uuid.uuid4().hex[:8]}"  # Tansu: a fresh topic and group per test
     create_topic(broker, topic, 1)
     daemon = Daemon(coalmine_bin, tmp_path, broker, topic, children)

@@ -30,8 +30,8 @@ use std::borrow::Cow;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    exponential_histogram_data_point::Buckets, metric::Data, number_data_point, Metric,
-    NumberDataPoint,
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point, Gauge, Metric,
+    NumberDataPoint, Sum,
 };
 use prost::Message;
 use smallvec::SmallVec;
@@ -313,14 +313,8 @@ impl Sink<'_> {
             ));
         };
         match data {
-            Data::Gauge(g) => {
-                for (i, p) in g.data_points.iter().enumerate() {
-                    self.number(&base, p, scoped, fallback_ts_ms)
-                        .map_err(|e| at(i, e))?;
-                }
-            }
-            Data::Sum(s) => {
-                for (i, p) in s.data_points.iter().enumerate() {
+            Data::Gauge(Gauge { data_points }) | Data::Sum(Sum { data_points, .. }) => {
+                for (i, p) in data_points.iter().enumerate() {
                     self.number(&base, p, scoped, fallback_ts_ms)
                         .map_err(|e| at(i, e))?;
                 }

@@ -143,6 +143,17 @@ impl ReceiveStats {
     }
 }
 
+impl Payload {
+    /// The 404 of a receiver whose topic is not set, naming the setting.
+    pub fn off(self) -> Refused {
+        let key = match self {
+            Payload::RemoteWrite => "receive.remote-write-topic",
+            Payload::OtlpProto | Payload::OtlpJson => "receive.otlp-topic",
+        };
+        Refused::new(404, format!("this receiver is off: set {key}"))
+    }
+}
+
 /// The receivers' producer and their topics.
 #[cfg(feature = "kafka")]
 pub struct Receiver {
@@ -188,13 +199,11 @@ impl Receiver {
 
     /// The topic `payload` goes to, or 404 naming the setting.
     fn topic(&self, payload: Payload) -> Result<&str, Refused> {
-        let (topic, key) = match payload {
-            Payload::RemoteWrite => (&self.cfg.remote_write_topic, "receive.remote-write-topic"),
-            Payload::OtlpProto | Payload::OtlpJson => (&self.cfg.otlp_topic, "receive.otlp-topic"),
+        let topic = match payload {
+            Payload::RemoteWrite => &self.cfg.remote_write_topic,
+            Payload::OtlpProto | Payload::OtlpJson => &self.cfg.otlp_topic,
         };
-        topic
-            .as_deref()
-            .ok_or_else(|| Refused::new(404, format!("this receiver is off: set {key}")))
+        topic.as_deref().ok_or_else(|| payload.off())
     }
 
     /// Check `body`, produce it and wait for Kafka's acknowledgement. Returns the samples

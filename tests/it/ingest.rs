@@ -11,7 +11,8 @@ use crate::kafka::{
     TempDir,
 };
 
-fn values_of(store: &Store, metric: &str, tags: &[(&str, &str)]) -> Vec<(i64, f64)> {
+/// The stored `(ts, value)` samples of `metric` with `tags`, sorted.
+pub fn values_of(store: &Store, metric: &str, tags: &[(&str, &str)]) -> Vec<(i64, f64)> {
     let filter = ScanFilter {
         metric: Some(metric.to_string()),
         tags: tags

@@ -462,17 +462,7 @@ fn receivers_store_what_kafka_acknowledged_and_refuse_bad_input() {
     assert!(d.terminate().success(), "{}", d.log_text());
     let store = coalmine::store::Store::open_read_only(&d.data_dir).unwrap();
     assert_eq!(store.count_and_sum().unwrap().0, 360);
-    let filter = coalmine::store::ScanFilter {
-        metric: Some("http_requests_total".into()),
-        tags: [("code".to_string(), "500".to_string())].into(),
-        ..coalmine::store::ScanFilter::all()
-    };
-    let mut got: Vec<(i64, f64)> = Vec::new();
-    for b in store.scan(&filter).unwrap() {
-        let (_, ts, v) = coalmine::store::segment::columns(&b);
-        got.extend(ts.values().iter().copied().zip(v.values().iter().copied()));
-    }
-    got.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let got = crate::ingest::values_of(&store, "http_requests_total", &[("code", "500")]);
     let want: Vec<(i64, f64)> = (0..100).map(|i| (t0 + i * 1000, i as f64 * 1.5)).collect();
     assert_eq!(got, want);
 }

@@ -253,21 +253,12 @@ fn prometheus_remote_write_feeds_coalmine() {
         for series in query(&p, &format!("{selector}[{RANGE}]"), t) {
             let labels: BTreeMap<String, String> =
                 serde_json::from_value(series["metric"].clone()).unwrap();
-            let filter = coalmine::store::ScanFilter {
-                metric: Some(labels["__name__"].clone()),
-                tags: labels
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != "__name__")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                ..coalmine::store::ScanFilter::all()
-            };
-            let mut ours: Vec<(i64, f64)> = Vec::new();
-            for b in store.scan(&filter).unwrap() {
-                let (_, ts, v) = coalmine::store::segment::columns(&b);
-                ours.extend(ts.values().iter().copied().zip(v.values().iter().copied()));
-            }
-            ours.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let tags: Vec<(&str, &str)> = labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "__name__")
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut ours = crate::ingest::values_of(&store, &labels["__name__"], &tags);
             let theirs: Vec<(i64, f64)> = series["values"]
                 .as_array()
                 .unwrap()
