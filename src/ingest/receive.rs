@@ -239,7 +239,11 @@ impl Receiver {
 
     /// Decode `body` in full, as the consumer will; the message to produce (OTLP/JSON
     /// becomes protobuf) and its point count.
-    fn check(&self, payload: Payload, body: &[u8]) -> Result<(Vec<u8>, usize), Refused> {
+    fn check<'b>(
+        &self,
+        payload: Payload,
+        body: &'b [u8],
+    ) -> Result<(std::borrow::Cow<'b, [u8]>, usize), Refused> {
         let bad = |e: super::decode::DecodeError| Refused::new(400, e.reason);
         if payload == Payload::RemoteWrite {
             // checked without a registry: building one for each request's series was most
@@ -250,14 +254,14 @@ impl Receiver {
             let req = super::remote_write::parse(body, self.max_message_bytes.saturating_mul(8))
                 .map_err(bad)?;
             let n = super::remote_write::check(&req, &self.limits).map_err(bad)?;
-            return Ok((body.to_vec(), n));
+            return Ok((body.into(), n));
         }
-        let (format, message) = match payload {
+        let (format, message): (Format, std::borrow::Cow<'b, [u8]>) = match payload {
             Payload::RemoteWrite => unreachable!("checked above"),
-            Payload::OtlpProto => (Format::OtlpProto, body.to_vec()),
+            Payload::OtlpProto => (Format::OtlpProto, body.into()),
             Payload::OtlpJson => {
                 let req = super::otlp::parse_json(body).map_err(bad)?;
-                (Format::OtlpProto, req.encode_to_vec())
+                (Format::OtlpProto, req.encode_to_vec().into())
             }
         };
         if message.len() > self.max_message_bytes {
