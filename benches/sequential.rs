@@ -159,6 +159,7 @@ fn tick(c: &mut Criterion) {
                     control: lat_c[off..off + NEW_POINTS].to_vec(),
                     experiment: lat_e[off..off + NEW_POINTS].to_vec(),
                     times: None,
+                    histogram: None,
                 }
             })
             .collect()

@@ -262,6 +262,7 @@ pub fn pairs_from_batch(batch: &RecordBatch, path: &Path) -> Result<Vec<PairData
                         control: Vec::new(),
                         experiment: Vec::new(),
                         times: Some(crate::judge::PairTimes::default()),
+                        histogram: None,
                     },
                 },
             )

@@ -14,6 +14,7 @@
 
 pub mod classifier;
 pub mod effect;
+pub mod histogram;
 pub mod json;
 pub mod kayenta_mw;
 pub mod lookup;
@@ -272,9 +273,18 @@ pub(crate) fn judge_pairs<P: Borrow<MetricSetPair> + Sync>(
     match kind {
         JudgeKind::CoalmineSeqV1 | JudgeKind::CoalmineSeqV2 => {
             let version = kind.sequential().expect("a sequential judge");
-            return sequential::run(version, config, pairs, thresholds, parallelism);
+            return match histogram::fold(config, pairs)? {
+                Some(folded) => sequential::run(version, config, &folded, thresholds, parallelism),
+                None => sequential::run(version, config, pairs, thresholds, parallelism),
+            };
         }
-        JudgeKind::CoalmineV2 => return v2::run(config, pairs, thresholds, parallelism),
+        JudgeKind::CoalmineV2 => {
+            // a histogram metric's `le` series become one pair judged on its requests
+            return match histogram::fold(config, pairs)? {
+                Some(folded) => v2::run(config, &folded, thresholds, parallelism),
+                None => v2::run(config, pairs, thresholds, parallelism),
+            };
+        }
         _ => {}
     }
     let defaults = JudgeDefaults::from_config(kind, config)?;

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import html
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -154,10 +155,11 @@ class V2Test:
 
     Attributes
     ----------
-    name : {"location", "spread", "rate"}
+    name : {"location", "spread", "rate", "tail"}
     method : str
         ``"wilcoxon-hac"``, ``"paired-log-ratio-hac"``, ``"paired-difference-hac"``,
-        ``"levene-hac"``, ``"conditional-binomial"`` or ``"quasi-binomial"``.
+        ``"levene-hac"``, ``"conditional-binomial"``, ``"quasi-binomial"``, or for
+        histograms ``"cmh"`` / ``"quasi-cmh"``.
     alternative : {"greater", "less", "two-sided"}
     statistic : float
     df : float or None
@@ -177,9 +179,18 @@ class V2Test:
     pairs : int or None
         Instants compared pairwise.
     events : tuple of float or None
-        Rate tests: events in the baseline and the canary.
+        Rate tests: events in the baseline and the canary; histogram tests: slow requests.
     dispersion : float or None
-        Rate tests: the long-run dispersion the totals were scaled by (1: Poisson-like).
+        Rate tests: the long-run dispersion the totals were scaled by (1: Poisson-like);
+        histogram tests: the Pearson dispersion of the intervals (1: binomial).
+    bound : float or None
+        Histogram tests: the bucket bound above which a request counts as slow.
+    requests : tuple of float or None
+        Histogram tests: all requests in the baseline and the canary.
+    quantiles : tuple of float or None
+        Histogram tests: each arm's quantile from its pooled buckets (baseline, canary).
+    scored : tuple of float or None
+        Histogram tests: the bounds whose exceedances score a request.
     """
 
     name: str
@@ -198,10 +209,22 @@ class V2Test:
     pairs: Optional[int]
     events: Optional[Tuple[float, float]]
     dispersion: Optional[float]
+    bound: Optional[float] = None
+    requests: Optional[Tuple[float, float]] = None
+    quantiles: Optional[Tuple[float, float]] = None
+    scored: Optional[Tuple[float, ...]] = None
 
     @classmethod
     def _from_json(cls, d: Mapping[str, Any]) -> "V2Test":
         ev = d.get("events")
+
+        def pair(key: str) -> Optional[Tuple[float, float]]:
+            v = d.get(key)
+            if not v:
+                return None
+            # JSON has no NaN: an arm without a quantile is null
+            return (math.nan if v[0] is None else number(v[0]), math.nan if v[1] is None else number(v[1]))
+
         return cls(
             name=d["name"],
             method=d["method"],
@@ -219,6 +242,10 @@ class V2Test:
             pairs=d.get("pairs"),
             events=(number(ev[0]), number(ev[1])) if ev else None,
             dispersion=optional_number(d, "dispersion"),
+            bound=optional_number(d, "bound"),
+            requests=pair("requests"),
+            quantiles=pair("quantiles"),
+            scored=tuple(number(b) for b in d["scored"]) if d.get("scored") else None,
         )
 
 
@@ -236,7 +263,7 @@ class V2Report:
         The false-alarm rate kept.
     p_value, adjusted_p_value : float
         The metric's p-value (over its tests) and after the correction across metrics.
-    pairing : {"paired", "unpaired", "counts"}
+    pairing : {"paired", "unpaired", "counts", "histogram"}
     tests : tuple of V2Test
     """
 

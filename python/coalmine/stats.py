@@ -14,7 +14,14 @@ from typing import Any, Dict, List, Literal, Mapping, NamedTuple, Optional, Sequ
 from coalmine import _internal
 from coalmine._arraylike import ArrayLike
 from coalmine._json import number, optional_int, optional_number
-from coalmine.types import Alternative, MetricType, SequentialKind, SequentialLabel, TestMethod
+from coalmine.types import (
+    Alternative,
+    MetricType,
+    ReportedMetricType,
+    SequentialKind,
+    SequentialLabel,
+    TestMethod,
+)
 
 __all__ = [
     "ConfidenceSequence",
@@ -405,12 +412,13 @@ class SequentialReport:
 
     Attributes
     ----------
-    kind : {"sequential-count", "sequential-quantile", "sequential-paired"}
+    kind : {"sequential-count", "sequential-quantile", "sequential-paired", "sequential-histogram"}
         The test: Lindon & Malek's count test, Howard & Ramdas's quantile test
-        (``coalmine-seq-v1``), or the paired look-by-look test (``coalmine-seq-v2``).
+        (``coalmine-seq-v1``), the paired look-by-look test (``coalmine-seq-v2``), or the
+        slow-request test of a histogram's buckets (both).
     method : str
         The method, in words.
-    metric_type : {"continuous", "count"}
+    metric_type : {"continuous", "count", "histogram"}
     metric_type_inferred : bool
         ``metric_type`` was not configured; the judge chose it from the values.
     alternative : {"increase", "decrease", "either"}
@@ -441,12 +449,16 @@ class SequentialReport:
         ``coalmine-seq-v2`` continuous metrics: the paired test.
     dispersion, dispersion_upper : float or None
         ``coalmine-seq-v2`` count metrics: the per-look overdispersion and the upper bound the
-        counts were divided by (None before three looks with events).
+        counts were divided by (None before three looks with events); histogram metrics: the
+        looks' dispersion and the bound each look was tempered with.
+    histogram : dict or None
+        Histogram metrics: ``{"quantile", "bound", "requests", "intervals", "scored",
+        "quantiles", "effectMeasure"}`` (the slow requests are ``events_*``).
     """
 
     kind: SequentialKind
     method: str
-    metric_type: MetricType
+    metric_type: ReportedMetricType
     metric_type_inferred: bool
     alternative: Alternative
     e_value: float
@@ -473,6 +485,7 @@ class SequentialReport:
     paired: Optional[PairedReport] = None
     dispersion: Optional[float] = None
     dispersion_upper: Optional[float] = None
+    histogram: Optional[Dict[str, Any]] = None
 
     @classmethod
     def _from_json(cls, d: Mapping[str, Any]) -> "SequentialReport":
@@ -500,6 +513,7 @@ class SequentialReport:
             paired=PairedReport._from_json(d.get("paired")),
             dispersion=optional_number(d, "dispersion"),
             dispersion_upper=optional_number(d, "dispersionUpper"),
+            histogram=d.get("histogram"),
             **_decision_fields(d),
         )
 

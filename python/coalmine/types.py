@@ -19,6 +19,7 @@ __all__ = [
     "JudgeName",
     "MetricClassification",
     "MetricType",
+    "ReportedMetricType",
     "NanStrategy",
     "RunStatus",
     "SequentialKind",
@@ -42,6 +43,10 @@ TestMethod = Literal["exact", "asymptotic"]
 #: What a sequential test tests: event counts per interval, or any other values.
 MetricType = Literal["continuous", "count"]
 
+#: What a judge tested: :data:`MetricType`, or a histogram's bucket counts (``"histogram"``,
+#: a metric whose series carry an ``le`` tag).
+ReportedMetricType = Literal["continuous", "count", "histogram"]
+
 #: The change a sequential test looks for.
 Alternative = Literal["increase", "decrease", "either"]
 
@@ -61,7 +66,9 @@ EffectMeasure = Literal["meanRatio", "cles"]
 SequentialLabel = Literal["Pass", "High", "Low", "Nodata"]
 
 #: The test behind a ``coalmine-seq-v1`` result.
-SequentialKind = Literal["sequential-count", "sequential-quantile", "sequential-paired"]
+SequentialKind = Literal[
+    "sequential-count", "sequential-quantile", "sequential-paired", "sequential-histogram"
+]
 
 #: Where a daemon run stands.
 RunStatus = Literal["running", "pass", "marginal", "fail", "stopped", "error", "inconclusive"]

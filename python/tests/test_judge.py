@@ -259,3 +259,60 @@ def test_a_traffic_split_guard_reports_the_share():
     assert split.observed_share == pytest.approx(canary.sum() / n.sum())
     assert split.lower < split.observed_share < split.upper < 0.5
     assert r.reason.startswith("Inconclusive: Traffic split mismatch on requests")
+
+
+def _histogram_request(rng, shift, minutes=20, requests=1000):
+    """Per-minute Prometheus-default buckets of log-normal latencies, as ``le`` series."""
+    bounds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, math.inf]
+    les = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
+
+    def arm(factor):
+        lat = 0.1 * np.exp(rng.normal(0.0, 0.6, size=(minutes, requests))) * factor
+        return np.stack([(lat <= b).sum(axis=1) for b in bounds], axis=1).astype(float)
+
+    control, experiment = arm(1.0), arm(shift)
+    pairs = [
+        {"name": "latency", "id": f"latency-{le}", "tags": {"le": le},
+         "values": {"control": control[:, j], "experiment": experiment[:, j]}}
+        for j, le in enumerate(les)
+    ]
+    request = {
+        "canaryConfig": {
+            "name": "histograms",
+            "metrics": [{"name": "latency", "query": {"type": "sql", "sql": "SELECT 1"}, "groups": ["latency"],
+                         "analysisConfigurations": {"canary": {"direction": "increase",
+                                                               "histogram": {"quantile": 0.99}}}}],
+            "classifier": {"groupWeights": {"latency": 100}},
+        },
+        "metricSetPairList": pairs,
+        "scoreThresholds": {"pass": 95, "marginal": 75},
+    }
+    return request, control, experiment
+
+
+def test_histogram_metrics_are_judged_on_their_buckets():
+    rng = np.random.default_rng(7)
+    request, control, experiment = _histogram_request(rng, 1.2)
+    r = coalmine.judge(request)
+    assert len(r.results) == 1 and r.results[0].tags == {}
+    m = r.results[0]
+    assert m.classification == "High", m.reason
+    test = m.test
+    assert isinstance(test, coalmine.V2Report) and test.pairing == "histogram"
+    (tail,) = test.tests
+    assert tail.name == "tail" and tail.method in ("cmh", "quasi-cmh")
+    # the requests numpy drew, and the slow ones above the 0.5 s bound the test chose
+    assert tail.requests == (control[:, -1].sum(), experiment[:, -1].sum())
+    assert tail.bound == 0.5 and 0.5 in tail.scored
+    slow = lambda h: (h[:, -1] - h[:, 6]).sum()  # noqa: E731
+    assert tail.events == (slow(control), slow(experiment))
+    assert tail.gate_measure == "quantile:0.99" and tail.gate_value > 1.0
+
+    seq = coalmine.judge(request, judge="coalmine-seq-v2").results[0]
+    assert seq.classification == "High"
+    assert isinstance(seq.test, coalmine.stats.SequentialReport)
+    assert seq.test.kind == "sequential-histogram" and seq.test.metric_type == "histogram"
+    assert seq.test.events_experiment == slow(experiment)
+
+    same, _, _ = _histogram_request(rng, 1.0)
+    assert coalmine.judge(same).results[0].classification == "Pass"

@@ -218,6 +218,7 @@ pub fn generate(root: &Path, opts: &FixtureOptions) -> Result<usize, ArchiveErro
                                 control: times.clone(),
                                 experiment: times,
                             }),
+                            histogram: None,
                         },
                     }
                 })

@@ -52,6 +52,40 @@ pub struct MetricSetPair {
     /// the same instants when they line up.
     #[serde(skip)]
     pub times: Option<PairTimes>,
+    /// A histogram metric's bucket counts, when the judge folded its `le` series into one
+    /// pair (`judge::histogram`): `control`/`experiment` then hold each interval's
+    /// estimated quantile.
+    #[serde(skip)]
+    pub histogram: Option<std::sync::Arc<Buckets>>,
+}
+
+/// A histogram metric-set pair's buckets, interval by interval.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Buckets {
+    /// Upper bounds, ascending; the last is `+Inf` unless [`Buckets::problem`] says so.
+    pub bounds: Vec<f64>,
+    /// Intervals both arms measured completely: `[control, experiment]` cumulative counts per
+    /// bound (made monotonic as PromQL does).
+    pub strata: Vec<[Vec<f64>; 2]>,
+    /// Intervals each arm measured completely, `[control, experiment]`.
+    pub intervals: [usize; 2],
+    /// The quantile of interest (`histogram.quantile`).
+    pub quantile: f64,
+    /// Why the buckets cannot be judged at all (no `+Inf` bucket, …).
+    pub problem: Option<String>,
+}
+
+impl Buckets {
+    /// The same buckets without intervals (to feed them one by one).
+    pub fn clone_without_strata(&self) -> Buckets {
+        Buckets {
+            bounds: self.bounds.clone(),
+            strata: Vec::new(),
+            intervals: self.intervals,
+            quantile: self.quantile,
+            problem: self.problem.clone(),
+        }
+    }
 }
 
 /// When each value of a pair was measured (`None`: unknown), index for index.
@@ -250,6 +284,7 @@ impl MetricSetPair {
             control,
             experiment,
             times,
+            histogram: None,
         })
     }
 }

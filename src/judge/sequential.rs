@@ -92,6 +92,7 @@ pub mod quantile;
 mod report;
 mod settings;
 mod state;
+pub mod tail;
 
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +104,9 @@ pub use judge::{
 pub use mixture::{BetaMixture, Side};
 pub use paired::{PairedScale, PairedTest};
 pub use quantile::{quantile_bounds, two_sided_ln_e, QuantileBounds, QuantileTest};
-pub use report::{ConfidenceSequence, Interval, QuantileReport, ReachReport, SequentialReport};
+pub use report::{
+    ConfidenceSequence, HistogramReport, Interval, QuantileReport, ReachReport, SequentialReport,
+};
 pub use state::{
     ln_mean_exp, Crossing, Decision, Horizon, Monitor, Reach, SeqTest, SeqVersion,
     SequentialParams, SequentialState, Sums, DEFAULT_WARMUP,
@@ -119,6 +122,9 @@ pub enum MetricType {
     Count,
     /// Anything else: [`QuantileTest`].
     Continuous,
+    /// Bucket counts of a histogram ([`tail::HistogramTest`]): never inferred from values;
+    /// the judge folds a metric's `le` series into one pair.
+    Histogram,
 }
 
 impl MetricType {

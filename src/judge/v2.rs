@@ -226,15 +226,18 @@ impl MetricSettings {
             "auto" => None,
             "count" => Some(MetricType::Count),
             "continuous" => Some(MetricType::Continuous),
+            // the judge folds its `le` series into one pair with buckets (`histogram`)
+            "histogram" => None,
             other => {
                 return Err(ShapeError::new(
                     &canary.key("metricType"),
                     format!(
-                        "metricType must be \"count\", \"continuous\" or \"auto\", got {other:?}"
+                        "metricType must be \"count\", \"continuous\", \"histogram\" or \"auto\", got {other:?}"
                     ),
                 ))
             }
         };
+        super::histogram::quantile_of(metric)?;
         Ok(MetricSettings {
             basics: super::CanaryBasics::read(&r)?,
             metric_type,
@@ -320,6 +323,18 @@ pub struct TestResult {
     pub events: Option<[f64; 2]>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispersion: Option<f64>,
+    /// Histogram tests: the bucket bound above which a request is slow (`events` are then
+    /// the slow requests), all requests `[baseline, canary]`, and each arm's quantile from
+    /// its pooled buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<[f64; 2]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantiles: Option<[f64; 2]>,
+    /// Histogram tests: the bounds whose exceedances score a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scored: Option<Vec<f64>>,
 }
 
 /// `resultMetadata.test` of `coalmine-v2`.
@@ -338,7 +353,7 @@ pub struct V2Report {
     pub p_value: f64,
     #[serde(with = "crate::judge::json::kayenta_f64")]
     pub adjusted_p_value: f64,
-    /// `"paired"`, `"unpaired"` or `"counts"`.
+    /// `"paired"`, `"unpaired"`, `"counts"` or `"histogram"`.
     pub pairing: String,
     pub tests: Vec<TestResult>,
 }
@@ -478,6 +493,10 @@ fn location_unpaired(x: &[f64], y: &[f64], alt: Alt, level: f64, s: &MetricSetti
         pairs: None,
         events: None,
         dispersion: None,
+        bound: None,
+        requests: None,
+        quantiles: None,
+        scored: None,
     }
 }
 
@@ -591,6 +610,10 @@ fn location_paired(x: &[f64], y: &[f64], alt: Alt, level: f64, s: &MetricSetting
         pairs: Some(d.len()),
         events: None,
         dispersion: None,
+        bound: None,
+        requests: None,
+        quantiles: None,
+        scored: None,
     }
 }
 
@@ -630,6 +653,10 @@ fn spread(x: &[f64], y: &[f64], alt: Alt, tail_q: f64, s: &MetricSettings) -> Te
         pairs: None,
         events: None,
         dispersion: None,
+        bound: None,
+        requests: None,
+        quantiles: None,
+        scored: None,
     }
 }
 
@@ -728,6 +755,10 @@ fn rate(x: &[f64], y: &[f64], alt: Alt, level: f64, share: f64, s: &MetricSettin
         pairs: None,
         events: Some([b, c]),
         dispersion: Some(dispersion),
+        bound: None,
+        requests: None,
+        quantiles: None,
+        scored: None,
     }
 }
 
@@ -744,6 +775,9 @@ fn evaluate(
     settings: &Settings,
     level: f64,
 ) -> (Vec<f64>, Vec<f64>, Evaluated) {
+    if let Some(buckets) = &pair.histogram {
+        return evaluate_histogram(pair, buckets, s);
+    }
     let x = s.basics.clean(&pair.control);
     let y = s.basics.clean(&pair.experiment);
     let mut ev = Evaluated {
@@ -880,6 +914,96 @@ fn evaluate(
             ev.effect = ev.tests[best].gate_value;
         }
     }
+    (x, y, ev)
+}
+
+/// A histogram metric: the stratified test of its slow requests ([`super::histogram`]).
+fn evaluate_histogram(
+    pair: &MetricSetPair,
+    buckets: &super::histogram::Buckets,
+    s: &MetricSettings,
+) -> (Vec<f64>, Vec<f64>, Evaluated) {
+    let finite = |v: &[f64]| {
+        v.iter()
+            .copied()
+            .filter(|x| !x.is_nan())
+            .collect::<Vec<_>>()
+    };
+    let (x, y) = (finite(&pair.control), finite(&pair.experiment));
+    let mut ev = Evaluated {
+        early: None,
+        inconclusive: None,
+        tests: Vec::new(),
+        p_value: 1.0,
+        label_if_rejected: Label::Pass,
+        pairing: "histogram",
+        effect: f64::NAN,
+    };
+    if buckets.problem.is_none() && (buckets.intervals[0] == 0 || buckets.intervals[1] == 0) {
+        ev.early = Some(super::classifier::missing_data(
+            &pair.name,
+            s.basics.nan_strategy,
+            s.basics.must_have_data,
+            s.basics.critical,
+        ));
+        return (x, y, ev);
+    }
+    let t = match super::histogram::tail_test(buckets) {
+        Ok(t) => t,
+        Err(why) => {
+            ev.inconclusive = Some(format!(
+                "cannot judge {} from its buckets: {why}",
+                pair.name
+            ));
+            return (x, y, ev);
+        }
+    };
+    let alt = Alt::of(s.basics.direction);
+    let p = match alt {
+        Alt::Greater => t.p_greater,
+        Alt::Less => t.p_less,
+        Alt::TwoSided => (2.0 * t.p_greater.min(t.p_less)).min(1.0),
+    };
+    let upward = t.z >= 0.0;
+    let beyond_allowed = beyond(t.effect, pointing(alt, upward), s.ratio_allowed());
+    ev.effect = t.effect;
+    ev.p_value = if beyond_allowed { p } else { 1.0 };
+    ev.label_if_rejected = if matches!(pointing(alt, upward), Alt::Less) {
+        Label::Low
+    } else {
+        Label::High
+    };
+    ev.tests.push(TestResult {
+        name: "tail".into(),
+        method: if t.dispersion > 1.0 {
+            "quasi-cmh"
+        } else {
+            "cmh"
+        }
+        .into(),
+        alternative: alt.name().into(),
+        statistic: t.z,
+        df: t.df,
+        p_value: p,
+        estimate: t.odds_ratio,
+        lower: None,
+        upper: None,
+        gate_measure: if t.effect_is_quantile {
+            format!("quantile:{}", buckets.quantile)
+        } else {
+            "tail share".into()
+        },
+        gate_value: t.effect,
+        beyond_allowed,
+        dependence: None,
+        pairs: Some(t.strata),
+        events: Some(t.slow),
+        dispersion: Some(t.dispersion),
+        bound: Some(t.bound),
+        requests: Some(t.requests),
+        quantiles: Some(t.quantiles),
+        scored: Some(t.scored),
+    });
     (x, y, ev)
 }
 

@@ -531,7 +531,7 @@ struct QuantileAcc {
 }
 
 /// A bucket bound as Prometheus writes it (`"0.25"`, `"+Inf"`, `"1e+06"`).
-fn parse_le(s: &str) -> Option<f64> {
+pub fn parse_le(s: &str) -> Option<f64> {
     match s.trim() {
         "+Inf" | "Inf" | "inf" | "+inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),

@@ -405,6 +405,7 @@ pub(crate) fn mix(
                         control: control_ts,
                         experiment: experiment_ts,
                     }),
+                    histogram: None,
                 },
             }
         })

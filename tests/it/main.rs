@@ -3,6 +3,7 @@
 mod cli;
 mod docs;
 mod e2e;
+mod histogram;
 mod hostile;
 mod http;
 mod ingest;

@@ -159,7 +159,7 @@ impl Dispersion {
 /// computed once per df up to [`CHI2_TABLE`] and kept (every look of every count metric
 /// needs one; the inverse CDF is an iterative solve), Wilson–Hilferty's cube-root
 /// approximation beyond (relative error below 1e-4 there).
-fn chi2_lower_quantile(df: usize) -> f64 {
+pub(super) fn chi2_lower_quantile(df: usize) -> f64 {
     static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
         (0..=CHI2_TABLE)

@@ -30,11 +30,11 @@ pub fn run<P: Borrow<MetricSetPair>>(
         &mut jobs,
         parallelism.parallel(pairs),
         |(pair, metric, ms)| {
-            let mut state = replay(
-                ms.params_for(pair, alpha_m, Horizon::Complete),
-                &pair.control,
-                &pair.experiment,
-            );
+            let params = ms.params_for(pair, alpha_m, Horizon::Complete);
+            let mut state = match &pair.histogram {
+                Some(h) => replay_histogram(params, h),
+                None => replay(params, &pair.control, &pair.experiment),
+            };
             if let Ok(st) = &mut state {
                 st.refresh_reach(Horizon::Complete);
             }
@@ -105,6 +105,15 @@ pub fn judge_states_gated(
     horizon: Horizon,
     window: Option<&[MetricSetPair]>,
 ) -> Result<CanaryJudgeResult, JudgeError> {
+    // a histogram metric's `le` series become one pair (its per-interval quantiles here)
+    let folded: Vec<MetricSetPair>;
+    let pairs: &[MetricSetPair] = match crate::judge::histogram::fold(config, pairs)? {
+        Some(f) => {
+            folded = f.into_iter().map(std::borrow::Cow::into_owned).collect();
+            &folded
+        }
+        None => pairs,
+    };
     let (jobs, alpha_m) = resolve_jobs(version, config, pairs)?;
     // Each job takes its state out of the map (created on first sight), so that the updates,
     // independent of one another, can run on both cores; the states go back afterwards.
@@ -125,7 +134,11 @@ pub fn judge_states_gated(
         Parallelism::Auto.parallel(pairs),
         |(state, (pair, metric, ms))| {
             let updated = match &mut **state {
-                Ok(st) => st.update(&pair.control, &pair.experiment).map(|()| {
+                Ok(st) => match &pair.histogram {
+                    Some(h) => st.update_histogram(h),
+                    None => st.update(&pair.control, &pair.experiment),
+                }
+                .map(|()| {
                     st.refresh_reach(horizon);
                 }),
                 Err(e) => Err(e.clone()),
@@ -167,6 +180,26 @@ pub fn replay(
     Ok(state)
 }
 
+/// Feed a histogram pair's intervals into a fresh state, one look per interval both arms
+/// measured.
+pub fn replay_histogram(
+    params: SequentialParams,
+    buckets: &crate::judge::histogram::Buckets,
+) -> Result<SequentialState, StatsError> {
+    let mut state = SequentialState::new(params)?;
+    if let Some(problem) = &buckets.problem {
+        return Err(StatsError::NotEnoughData(problem.clone()));
+    }
+    for s in &buckets.strata {
+        let one = crate::judge::histogram::Buckets {
+            strata: vec![s.clone()],
+            ..buckets.clone_without_strata()
+        };
+        state.update_histogram(&one)?;
+    }
+    Ok(state)
+}
+
 /// One metric's `AnalysisResult` from its state once `pair`'s values went in (or the error
 /// that stopped them).
 fn analysis(
@@ -178,6 +211,19 @@ fn analysis(
     let mut not_judged = None;
     let mut inconclusive = false;
     let (label, reason, critical, metadata) = match state {
+        // a histogram whose buckets cannot be judged (no +Inf bucket…): not judged, as in
+        // coalmine-v2
+        Err(StatsError::NotEnoughData(why)) if pair.histogram.is_some() => {
+            let why = format!("cannot judge {} from its buckets: {why}", pair.name);
+            not_judged = Some(why.clone());
+            inconclusive = true;
+            (
+                Label::Nodata,
+                Some(format!("Inconclusive: {why}")),
+                false,
+                None,
+            )
+        }
         Err(e) => (
             Label::Error,
             Some(format!("Metric Classification Failed: {e}")),

@@ -123,6 +123,31 @@ pub struct SequentialReport {
     pub dispersion: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispersion_upper: Option<f64>,
+    /// Histogram metrics: the slow/fast split and each arm's quantile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<HistogramReport>,
+}
+
+/// A histogram metric's test (see [`super::tail`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistogramReport {
+    pub quantile: f64,
+    /// The bucket bound above which a request is slow (absent until enough requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<f64>,
+    /// All requests of the looks at the bound, `[baseline, canary]` (the slow ones are
+    /// `eventsControl`/`eventsExperiment`).
+    pub requests: [f64; 2],
+    /// Intervals both arms measured with scored requests (the looks of the test).
+    pub intervals: usize,
+    /// The bounds whose exceedances score a request.
+    pub scored: Vec<f64>,
+    /// Each arm's quantile from all its buckets, `[baseline, canary]` (null: none yet).
+    pub quantiles: [Option<f64>; 2],
+    /// What `effectSize` compares: `"quantile:q"`, or `"tail share"` when a quantile lies
+    /// beyond the highest finite bound.
+    pub effect_measure: String,
 }
 
 /// The paired test of `coalmine-seq-v2` (see [`super::paired`]).
@@ -175,7 +200,7 @@ impl SequentialState {
                 ),
                 None => return Vec::new(),
             },
-            SeqTest::Count(_) => return Vec::new(),
+            SeqTest::Count(_) | SeqTest::Histogram(_) => return Vec::new(),
         };
         let nq = quantiles.len() as f64;
         let arm_alpha = self.params.alpha / (2.0 * nq);
@@ -263,6 +288,7 @@ impl SequentialState {
             paired: None,
             dispersion: None,
             dispersion_upper: None,
+            histogram: None,
         };
         match &self.test {
             SeqTest::Count(c) => {
@@ -287,6 +313,30 @@ impl SequentialState {
                     upper: c.rate_ratio(c.theta_upper),
                     estimate: c.rate_ratio_estimate(),
                     level: 1.0 - c.cs_alpha,
+                });
+            }
+            SeqTest::Histogram(h) => {
+                r.kind = "sequential-histogram".into();
+                r.method = "mixture of conditional likelihood ratios on the slow requests, interval by interval, dispersion-tempered".into();
+                let finite = |x: f64| x.is_finite().then_some(x);
+                r.dispersion = finite(h.dispersion());
+                r.dispersion_upper = finite(h.phi);
+                r.events_control = Some(h.slow[0]);
+                r.events_experiment = Some(h.slow[1]);
+                let (quantiles, effect, is_quantile) = h.effect();
+                r.effect_size = effect;
+                r.histogram = Some(HistogramReport {
+                    quantile: h.quantile,
+                    bound: h.bound.map(|j| h.bounds[j]),
+                    requests: h.requests,
+                    intervals: h.looks.len(),
+                    scored: h.scored.iter().map(|&j| h.bounds[j]).collect(),
+                    quantiles: quantiles.map(finite),
+                    effect_measure: if is_quantile {
+                        format!("quantile:{}", h.quantile)
+                    } else {
+                        "tail share".into()
+                    },
                 });
             }
             SeqTest::Paired(pt) => {

@@ -148,9 +148,13 @@ impl MetricSettings {
         let mut params = self.params.clone();
         params.alpha = alpha;
         let (control, experiment) = (self.clean(&pair.control), self.clean(&pair.experiment));
-        params.metric_type = self
-            .metric_type
-            .unwrap_or_else(|| MetricType::infer(&control, &experiment));
+        // a folded histogram is judged on its buckets
+        params.metric_type = if pair.histogram.is_some() {
+            MetricType::Histogram
+        } else {
+            self.metric_type
+                .unwrap_or_else(|| MetricType::infer(&control, &experiment))
+        };
         params.t_opt = self.t_opt.unwrap_or_else(|| {
             let per_look = control.len().max(experiment.len()).max(1) as f64;
             let looks = match horizon {
@@ -218,11 +222,12 @@ impl MetricSettings {
             None => None,
             Some(Value::String(s)) if s == "count" => Some(MetricType::Count),
             Some(Value::String(s)) if s == "continuous" => Some(MetricType::Continuous),
+            Some(Value::String(s)) if s == "histogram" || s == "auto" => None,
             Some(other) => {
                 return Err(ShapeError::new(
                     &cp.key("metricType"),
                     format!(
-                        "expected \"count\" or \"continuous\", found {}",
+                        "expected \"count\", \"continuous\", \"histogram\" or \"auto\", found {}",
                         describe(&other)
                     ),
                 ))

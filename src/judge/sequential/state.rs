@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::count::CountTest;
 use super::paired::PairedTest;
 use super::quantile::QuantileTest;
+use super::tail::HistogramTest;
 use super::{Alternative, MetricType, Tail};
 use crate::judge::classifier::Label;
 use crate::judge::StatsError;
@@ -193,6 +194,7 @@ pub enum SeqTest {
     Count(CountTest),
     Continuous(QuantileTest),
     Paired(PairedTest),
+    Histogram(HistogramTest),
 }
 
 /// One metric's incremental, serialisable sequential test (see the module docs).
@@ -288,6 +290,7 @@ impl SequentialState {
                 tails,
                 params.tail_quantile,
             )),
+            (MetricType::Histogram, _) => SeqTest::Histogram(HistogramTest::new(tails)),
             (MetricType::Continuous, SeqVersion::V1) => SeqTest::Continuous(QuantileTest::new(
                 &params.quantiles,
                 tails,
@@ -334,6 +337,10 @@ impl SequentialState {
                 (total, total)
             }
             SeqTest::Continuous(_) => (scale(self.sums[0].n as f64), scale(self.sums[1].n as f64)),
+            SeqTest::Histogram(h) => {
+                let looks = scale(h.looks.len() as f64);
+                (looks, looks)
+            }
             SeqTest::Paired(p) => {
                 let looks = scale(p.paired_looks as f64);
                 (looks, looks)
@@ -356,6 +363,9 @@ impl SequentialState {
     /// (continuous; events for counts) separated as far as they can be, in the direction of
     /// the first alternative.
     fn max_ln_e(&self, nc: u64, ne: u64) -> f64 {
+        if let SeqTest::Histogram(h) = &self.test {
+            return h.max_ln_e(nc as f64);
+        }
         if let SeqTest::Paired(p) = &self.test {
             // the t-mixture's supremum over |t| with the batches those looks make, and the
             // tail test's with every canary batch beyond every baseline one; before the
@@ -412,7 +422,7 @@ impl SequentialState {
                     probe.update(&events, &[0.0])
                 }
             }
-            SeqTest::Paired(_) => return f64::INFINITY,
+            SeqTest::Paired(_) | SeqTest::Histogram(_) => return f64::INFINITY,
             SeqTest::Continuous(_) => {
                 let (nc, ne) = (nc.min(REACH_SIMULATION_CAP), ne.min(REACH_SIMULATION_CAP));
                 if nc == 0 || ne == 0 {
@@ -454,6 +464,7 @@ impl SequentialState {
                 }
             ),
             (_, MetricType::Count) => format!("{} events in all", r.n_control),
+            (_, MetricType::Histogram) => format!("{} looks with slow requests", r.n_control),
             (_, MetricType::Continuous) if r.n_control == r.n_experiment => {
                 format!("{} values per arm", r.n_control)
             }
@@ -489,6 +500,9 @@ impl SequentialState {
 
     /// Kayenta's `deviation`: mean(experiment) / mean(control), NaN when a mean is 0.
     pub fn mean_ratio(&self) -> f64 {
+        if let SeqTest::Histogram(h) = &self.test {
+            return h.effect().1; // the quantile ratio from the buckets
+        }
         let mean = |s: &Sums| if s.n == 0 { 0.0 } else { s.sum / s.n as f64 };
         let (c, e) = (mean(&self.sums[0]), mean(&self.sums[1]));
         if c == 0.0 || e == 0.0 {
@@ -514,6 +528,11 @@ impl SequentialState {
                 Some(x)
             }
         };
+        if let SeqTest::Histogram(_) = self.test {
+            return Err(StatsError::InvalidArgument(
+                "a histogram metric takes bucket counts, not values (update_histogram)".into(),
+            ));
+        }
         if let SeqTest::Count(_) = self.test {
             for (arm, values) in [("control", new_control), ("experiment", new_experiment)] {
                 if let Some((i, x)) = values.iter().enumerate().find(|(_, &x)| {
@@ -533,7 +552,7 @@ impl SequentialState {
                 sum += x;
                 n += 1;
                 match &mut self.test {
-                    SeqTest::Count(_) => {}
+                    SeqTest::Count(_) | SeqTest::Histogram(_) => {}
                     SeqTest::Continuous(q) => q.insert(arm, x),
                     SeqTest::Paired(p) => p.insert(arm, x),
                 }
@@ -545,7 +564,33 @@ impl SequentialState {
         match &mut self.test {
             SeqTest::Count(c) => c.add(look_sums[0], look_sums[1]),
             SeqTest::Paired(p) => p.end_look(),
-            SeqTest::Continuous(_) => {}
+            SeqTest::Continuous(_) | SeqTest::Histogram(_) => {}
+        }
+        self.look();
+        Ok(())
+    }
+
+    /// A histogram metric's look: the intervals of `buckets` both arms measured, in time
+    /// order ([`super::tail`]). Requests count as the arms' values.
+    pub fn update_histogram(
+        &mut self,
+        buckets: &crate::judge::histogram::Buckets,
+    ) -> Result<(), StatsError> {
+        let SeqTest::Histogram(h) = &mut self.test else {
+            return Err(StatsError::InvalidArgument(
+                "bucket counts for a metric that is not a histogram".into(),
+            ));
+        };
+        if let Some(problem) = &buckets.problem {
+            return Err(StatsError::NotEnoughData(problem.clone()));
+        }
+        h.add(&buckets.bounds, buckets.quantile, &buckets.strata)?;
+        for s in &buckets.strata {
+            for (arm, counts) in s.iter().enumerate() {
+                let requests = counts.last().copied().unwrap_or(0.0);
+                self.sums[arm].n += requests.round() as u64;
+                self.sums[arm].sum += requests;
+            }
         }
         self.look();
         Ok(())
@@ -561,6 +606,7 @@ impl SequentialState {
             }
             SeqTest::Continuous(q) => q.ln_e_upper_by_tail(tails),
             SeqTest::Paired(p) => p.ln_e_upper_by_tail(),
+            SeqTest::Histogram(h) => h.ln_e_by_tail(),
         };
         if ln_mean_exp(&upper.iter().map(|x| x.1).collect::<Vec<_>>()) <= self.monitor.ln_max_e {
             return; // E_t ≤ max_{s<t} E_s: neither the maximum nor the crossing can change
@@ -570,6 +616,7 @@ impl SequentialState {
             SeqTest::Count(c) => c.ln_e_by_tail(),
             SeqTest::Continuous(q) => q.ln_e_by_tail_refresh(tails),
             SeqTest::Paired(p) => p.ln_e_by_tail_refresh(),
+            SeqTest::Histogram(h) => h.ln_e_by_tail(),
         };
         let ln_e = ln_mean_exp(&exact.iter().map(|x| x.1).collect::<Vec<_>>());
         if ln_e > self.monitor.ln_max_e {
@@ -594,6 +641,7 @@ impl SequentialState {
             SeqTest::Count(c) => c.ln_e_by_tail(),
             SeqTest::Continuous(q) => q.ln_e_by_tail(self.params.alternative.tails()),
             SeqTest::Paired(p) => p.ln_e_by_tail(),
+            SeqTest::Histogram(h) => h.ln_e_by_tail(),
         }
     }
 
@@ -649,6 +697,8 @@ impl SequentialState {
                 Some(r) => ok(r.lower, r.upper),
                 None => false,
             }),
+            // no confidence sequence for the quantile ratio: no early pass
+            SeqTest::Histogram(_) => false,
             SeqTest::Paired(_) => self
                 .paired_ratio_cs()
                 .is_some_and(|(lower, _, upper)| ok(lower, upper)),
