@@ -317,7 +317,10 @@ fn bucket_counters_queried_with_sql_in_a_run_are_judged_as_one_histogram() {
     let store = Store::open(StoreConfig::new(&dir.0)).unwrap();
     // the last 30 minutes, scraped every 15 s: 3 instances per arm, 100 requests each a scrape
     let t0 = (now_ms() / 60_000 - 40) * 60_000;
-    let bounds: Vec<f64> = LE.iter().map(|s| s.parse().unwrap_or(f64::INFINITY)).collect();
+    let bounds: Vec<f64> = LE
+        .iter()
+        .map(|s| s.parse().unwrap_or(f64::INFINITY))
+        .collect();
     let mut rng = Synth::new(48);
     let mut pts = PointColumns::default();
     {
@@ -382,5 +385,30 @@ fn bucket_counters_queried_with_sql_in_a_run_are_judged_as_one_histogram() {
     assert!(
         (requests / minutes - 1200.0).abs() < 120.0,
         "{requests} requests in {minutes} intervals"
+    );
+}
+
+#[test]
+fn the_effect_gate_reads_a_ten_percent_shift_as_ten_percent() {
+    // PromQL's linear interpolation inside (0.25, 0.5] would read this p99 shift as about 3 %
+    let mut rng = Synth::new(49);
+    let base = minutes(&mut rng, 20, 2000, 1.0);
+    let slower = minutes(&mut rng, 20, 2000, 1.1);
+    let gated = |allowed: f64| {
+        let mut canary = declared();
+        canary["effectSize"] = json!({"allowedIncrease": allowed});
+        judge(&request(canary, &[(json!({}), base.clone(), slower.clone())]))
+    };
+    let r = gated(1.05);
+    let m = &r.results[0];
+    assert_eq!(m.classification, "High", "{:?}", m.classification_reason);
+    let v = serde_json::to_value(m).unwrap();
+    let ratio = v["resultMetadata"]["test"]["tests"][0]["gateValue"].as_f64().unwrap();
+    assert!((ratio - 1.1).abs() < 0.04, "p99 ratio {ratio}");
+    let r = gated(1.2);
+    assert_eq!(r.results[0].classification, "Pass");
+    assert_eq!(
+        r.results[0].classification_reason.as_deref(),
+        Some("no change beyond the allowed effect")
     );
 }
