@@ -397,13 +397,18 @@ fn the_effect_gate_reads_a_ten_percent_shift_as_ten_percent() {
     let gated = |allowed: f64| {
         let mut canary = declared();
         canary["effectSize"] = json!({"allowedIncrease": allowed});
-        judge(&request(canary, &[(json!({}), base.clone(), slower.clone())]))
+        judge(&request(
+            canary,
+            &[(json!({}), base.clone(), slower.clone())],
+        ))
     };
     let r = gated(1.05);
     let m = &r.results[0];
     assert_eq!(m.classification, "High", "{:?}", m.classification_reason);
     let v = serde_json::to_value(m).unwrap();
-    let ratio = v["resultMetadata"]["test"]["tests"][0]["gateValue"].as_f64().unwrap();
+    let ratio = v["resultMetadata"]["test"]["tests"][0]["gateValue"]
+        .as_f64()
+        .unwrap();
     assert!((ratio - 1.1).abs() < 0.04, "p99 ratio {ratio}");
     let r = gated(1.2);
     assert_eq!(r.results[0].classification, "Pass");
