@@ -148,18 +148,28 @@ pub(crate) fn fold<'a, P: Borrow<MetricSetPair>>(
         return Ok(None);
     }
     let list = JsonPath::root().key("metricSetPairList");
-    // which metric names are histograms
-    let mut is_histogram: HashMap<&str, bool> = HashMap::new();
+    // which metric names are histograms: declared, or every series but the no-data
+    // placeholder has `le` (and one does)
+    let mut is_histogram: HashMap<&str, (bool, bool)> = HashMap::new(); // (all, any)
     for p in pairs.iter().map(Borrow::borrow) {
         let Some(metric) = config.metric(&p.name) else {
             continue; // the judge reports the missing config
         };
-        let has_le = p.tags.contains_key("le");
+        let d = declared(metric);
         let entry = is_histogram
             .entry(p.name.as_str())
-            .or_insert_with(|| declared(metric) != Declared::Other);
-        *entry &= declared(metric) == Declared::Histogram || has_le;
+            .or_insert((d != Declared::Other, d == Declared::Histogram));
+        if d == Declared::Histogram || no_data(p) {
+            continue;
+        }
+        let has_le = p.tags.contains_key("le");
+        entry.0 &= has_le;
+        entry.1 |= has_le;
     }
+    let is_histogram: HashMap<&str, bool> = is_histogram
+        .into_iter()
+        .map(|(k, (all, any))| (k, all && any))
+        .collect();
     if !is_histogram.values().any(|&h| h) {
         return Ok(None);
     }
@@ -170,6 +180,20 @@ pub(crate) fn fold<'a, P: Borrow<MetricSetPair>>(
     for (i, p) in pairs.iter().map(Borrow::borrow).enumerate() {
         if !is_histogram.get(p.name.as_str()).copied().unwrap_or(false) {
             out.push(Cow::Borrowed(p));
+            continue;
+        }
+        if !p.tags.contains_key("le") && no_data(p) {
+            // a run's tick without data for the metric: a histogram without intervals
+            let metric = config.metric(&p.name).expect("checked above");
+            let mut empty = p.clone();
+            empty.control.clear();
+            empty.experiment.clear();
+            empty.times = None;
+            empty.histogram = Some(Arc::new(Buckets {
+                quantile: quantile_of(metric)?,
+                ..Buckets::default()
+            }));
+            out.push(Cow::Owned(empty));
             continue;
         }
         if !p.tags.contains_key("le") {
@@ -208,6 +232,12 @@ pub(crate) fn fold<'a, P: Borrow<MetricSetPair>>(
         out[slot] = Cow::Owned(folded(&series, quantile, &list)?);
     }
     Ok(Some(out))
+}
+
+/// The placeholder a run sends for a metric whose query returned nothing in either scope
+/// (or a Kayenta pair without values): no tags, no value that is not NaN.
+fn no_data(p: &MetricSetPair) -> bool {
+    p.tags.is_empty() && p.control.iter().chain(&p.experiment).all(|v| v.is_nan())
 }
 
 /// Where an arm's value sits: the instant it was measured, or its index.
@@ -320,7 +350,14 @@ fn folded(
         complete[arm]
             .iter()
             .map(|(k, counts)| {
-                let q = tail_quantile(&bounds, counts, quantile).unwrap_or(f64::NAN);
+                // beyond the highest finite bound: that bound, as PromQL answers (the
+                // interval must not vanish from summaries and gates as NaN would)
+                let top = bounds.iter().rev().copied().find(|b| b.is_finite());
+                let q = match tail_quantile(&bounds, counts, quantile) {
+                    Some(q) => q,
+                    None if counts.last().is_some_and(|&n| n > 0.0) => top.unwrap_or(f64::NAN),
+                    None => f64::NAN,
+                };
                 (q, timed.then_some(*k))
             })
             .unzip()
@@ -358,7 +395,8 @@ pub struct TailTest {
     pub scored: Vec<f64>,
     /// Strata (intervals) that carried information.
     pub strata: usize,
-    /// Slow requests and all requests, `[baseline, canary]`, over those strata.
+    /// Slow requests (over the intervals with both slow and fast requests) and all requests
+    /// (over every interval both arms measured), `[baseline, canary]`.
     pub slow: [f64; 2],
     pub requests: [f64; 2],
     /// The statistic with the dispersion applied.
@@ -534,16 +572,21 @@ pub(crate) fn tail_quantile(bounds: &[f64], cumulative: &[f64], q: f64) -> Optio
     if j + 1 >= bounds.len() || !bounds[j].is_finite() {
         return None; // in the +Inf bucket
     }
+    if j == 0 && bounds[0] <= 0.0 {
+        return Some(bounds[0]); // as PromQL: a non-positive lowest bound is returned as is
+    }
     let (lo, hi) = if j == 0 {
         (0.0, bounds[0])
     } else {
         (bounds[j - 1], bounds[j])
     };
     let (c_lo, c_hi) = (if j == 0 { 0.0 } else { cumulative[j - 1] }, cumulative[j]);
-    let (s_lo, s_hi, s) = ((n - c_lo) / n, (n - c_hi) / n, 1.0 - q);
-    if j > 0 && lo > 0.0 && s_hi > 0.0 && s_lo > s_hi {
+    // the share above the bucket, at least half a request: an empty tail above must not
+    // switch the arm to another interpolation than an arm with one request there
+    let (s_lo, s_hi, s) = ((n - c_lo) / n, ((n - c_hi) / n).max(0.5 / n), 1.0 - q);
+    if j > 0 && lo > 0.0 && lo.is_finite() && s_lo > s_hi {
         Some(lo * ((s / s_lo).ln() / (s_hi / s_lo).ln() * (hi / lo).ln()).exp())
-    } else if c_hi > c_lo {
+    } else if c_hi > c_lo && lo.is_finite() {
         Some(lo + (hi - lo) * (rank - c_lo) / (c_hi - c_lo))
     } else {
         Some(hi)
@@ -650,7 +693,12 @@ pub fn tail_test(b: &Buckets) -> Result<TailTest, String> {
         Some(df) => StudentsT::new(0.0, 1.0, df).map_or(f64::NAN, |d| d.cdf(x)),
         None => Normal::new(0.0, 1.0).map_or(f64::NAN, |d| d.cdf(x)),
     };
-    let tail_ratio = (slow[1] / requests[1]) / (slow[0] / requests[0]);
+    // slow shares over the intervals the slow requests were counted in
+    let counted = [
+        tables.iter().map(|t| t.2 + t.3).sum::<f64>(),
+        tables.iter().map(|t| t.0 + t.1).sum::<f64>(),
+    ];
+    let tail_ratio = (slow[1] / counted[1]) / (slow[0] / counted[0]);
     let (quantiles, effect, effect_is_quantile) = effect(
         &b.bounds,
         [&arm_pooled[0], &arm_pooled[1]],
@@ -801,6 +849,16 @@ mod tests {
         assert!(
             linear(&slow) / linear(&base) < 1.05,
             "PromQL's interpolation flattens it"
+        );
+        // an empty bucket above the quantile's switches neither arm to another rule: with
+        // 2 % of requests in (0.5, 1], none above 1 in one arm and 0.01 % in the other, the
+        // p99s stay close (linear in one arm, log-log in the other would read 0.75 vs 0.55)
+        let b = [0.5, 1.0, f64::INFINITY];
+        let none_above = tail_quantile(&b, &[98_000.0, 100_000.0, 100_000.0], 0.99).unwrap();
+        let some_above = tail_quantile(&b, &[98_000.0, 99_990.0, 100_000.0], 0.99).unwrap();
+        assert!(
+            (none_above / some_above - 1.0).abs() < 0.1,
+            "{none_above} {some_above}"
         );
         // the lowest bucket and the +Inf bucket
         assert_eq!(

@@ -47,6 +47,25 @@ pub mod kayenta_f64 {
     }
 }
 
+/// [`kayenta_f64`] for a `Vec<f64>`: non-finite elements as `"NaN"`/`"Infinity"` both ways
+/// (plain JSON numbers cannot hold them; states saved between ticks must read back).
+pub mod kayenta_f64_vec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        super::f64_vec_kayenta(v, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        #[derive(Deserialize)]
+        struct Element(#[serde(with = "super::kayenta_f64")] f64);
+        Ok(Vec::<Element>::deserialize(d)?
+            .into_iter()
+            .map(|e| e.0)
+            .collect())
+    }
+}
+
 /// A list of `f64` with [`f64_kayenta`] elements.
 pub fn f64_vec_kayenta<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;

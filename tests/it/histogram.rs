@@ -417,3 +417,48 @@ fn the_effect_gate_reads_a_ten_percent_shift_as_ten_percent() {
         Some("no change beyond the allowed effect")
     );
 }
+
+#[test]
+fn a_run_state_survives_json_and_ticks_without_data() {
+    use coalmine::judge::sequential::{judge_states, Horizon, SeqVersion, SequentialState};
+    use coalmine::judge::JudgeRequest;
+    use std::collections::BTreeMap;
+    let mut rng = Synth::new(50);
+    let base = minutes(&mut rng, 6, 1000, 1.0);
+    let slower = minutes(&mut rng, 6, 1000, 1.15);
+    let mut states: BTreeMap<String, SequentialState> = BTreeMap::new();
+    let tick = |req: &Value, states: &mut BTreeMap<String, SequentialState>| {
+        let req = JudgeRequest::from_value(req).unwrap();
+        judge_states(
+            SeqVersion::V2,
+            &req.canary_config,
+            &req.metric_set_pair_list,
+            states,
+            req.score_thresholds,
+            Horizon::Looks(10),
+        )
+        .unwrap()
+    };
+    // the placeholder a run sends when neither scope returned a row
+    let mut empty = request(declared(), &[]);
+    empty["metricSetPairList"] = json!([{"name": "latency", "id": "latency", "tags": {},
+        "values": {"control": ["NaN"], "experiment": ["NaN"]}}]);
+    let r = tick(&empty, &mut states);
+    assert_eq!(r.results[0].classification, "Nodata", "{:?}", r.results[0]);
+    for minute in 0..6 {
+        let req = request(
+            declared(),
+            &[(json!({}), vec![base[minute]], vec![slower[minute]])],
+        );
+        let r = tick(&req, &mut states);
+        assert_ne!(r.results[0].classification, "Error", "{:?}", r.results[0]);
+        // saved between ticks as a run saves it, and read back (∞ and +Inf included)
+        let saved = serde_json::to_string(&states).unwrap();
+        let restored: BTreeMap<String, SequentialState> = serde_json::from_str(&saved).unwrap();
+        assert_eq!(serde_json::to_string(&restored).unwrap(), saved);
+        states = restored;
+    }
+    let r = tick(&empty, &mut states);
+    assert_ne!(r.results[0].classification, "Error", "{:?}", r.results[0]);
+    assert_eq!(states.len(), 1);
+}

@@ -85,8 +85,9 @@ pub struct Dispersion {
     pub sum_e2: f64,
     pub sum_en: f64,
     pub sum_n2: f64,
-    /// The factor at the last look with events (computed once per such look).
-    #[serde(default)]
+    /// The factor at the last look with events (computed once per such look; ∞ before
+    /// [`DISPERSION_MIN_LOOKS`], written as `"Infinity"` so a saved state reads back).
+    #[serde(default, with = "crate::judge::json::kayenta_f64")]
     pub factor: f64,
 }
 

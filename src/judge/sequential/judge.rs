@@ -114,6 +114,16 @@ pub fn judge_states_gated(
         }
         None => pairs,
     };
+    // the window the SLO gates judge, folded the same way
+    let folded_window: Vec<MetricSetPair>;
+    let window = match window.map(|w| crate::judge::histogram::fold(config, w)) {
+        Some(Ok(Some(f))) => {
+            folded_window = f.into_iter().map(std::borrow::Cow::into_owned).collect();
+            Some(folded_window.as_slice())
+        }
+        Some(Err(e)) => return Err(e),
+        _ => window,
+    };
     let (jobs, alpha_m) = resolve_jobs(version, config, pairs)?;
     // Each job takes its state out of the map (created on first sight), so that the updates,
     // independent of one another, can run on both cores; the states go back afterwards.
@@ -122,6 +132,15 @@ pub fn judge_states_gated(
         .map(|(pair, _, ms)| {
             let key = state_key(pair);
             let state = match states.remove(&key) {
+                // a state made on a tick without data, before the metric showed it is a
+                // histogram (or is not): made again
+                Some(st)
+                    if st.n() == (0, 0)
+                        && matches!(st.test, super::state::SeqTest::Histogram(_))
+                            != pair.histogram.is_some() =>
+                {
+                    SequentialState::new(ms.params_for(pair, alpha_m, horizon))
+                }
                 Some(st) => Ok(st),
                 None => SequentialState::new(ms.params_for(pair, alpha_m, horizon)),
             };

@@ -232,7 +232,8 @@ pub struct Reach {
     /// Values per arm (events, for counts) projected to the end of the horizon.
     pub n_control: u64,
     pub n_experiment: u64,
-    /// `ln` of the largest e-value reachable with them.
+    /// `ln` of the largest e-value reachable with them (∞: nothing to project yet).
+    #[serde(with = "crate::judge::json::kayenta_f64")]
     pub ln_max_e: f64,
 }
 
@@ -529,6 +530,10 @@ impl SequentialState {
             }
         };
         if let SeqTest::Histogram(_) = self.test {
+            if new_control.iter().chain(new_experiment).all(|x| x.is_nan()) {
+                self.look(); // a tick without data for the histogram
+                return Ok(());
+            }
             return Err(StatsError::InvalidArgument(
                 "a histogram metric takes bucket counts, not values (update_histogram)".into(),
             ));
