@@ -240,6 +240,14 @@ fn no_data(p: &MetricSetPair) -> bool {
     p.tags.is_empty() && p.control.iter().chain(&p.experiment).all(|v| v.is_nan())
 }
 
+/// [`fold`] into owned pairs, for callers that hold plain slices.
+pub(crate) fn fold_owned(
+    config: &CanaryConfig,
+    pairs: &[MetricSetPair],
+) -> Result<Option<Vec<MetricSetPair>>, JudgeError> {
+    Ok(fold(config, pairs)?.map(|f| f.into_iter().map(Cow::into_owned).collect()))
+}
+
 /// Where an arm's value sits: the instant it was measured, or its index.
 fn keys(times: Option<&Vec<Option<i64>>>, len: usize) -> Option<Vec<i64>> {
     match times {
@@ -497,17 +505,9 @@ pub(crate) fn cap(u: f64, v: f64, v_ref: f64) -> f64 {
     u.clamp(-c, c)
 }
 
-pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
+/// The median (R's type 7, as every judge's percentiles).
+pub(crate) fn median(xs: &[f64]) -> f64 {
+    super::stats::percentile(xs, 50.0)
 }
 
 /// The interval's table at bound `j` from both arms' cumulative counts, when it has slow
@@ -672,7 +672,7 @@ pub fn tail_test(b: &Buckets) -> Result<TailTest, String> {
         .filter_map(|s| score_stratum(&s[0], &s[1], &scored))
         .map(|(a, e, v)| (a - e, v))
         .collect();
-    let v_ref = median(raw.iter().map(|s| s.1).collect());
+    let v_ref = median(&raw.iter().map(|s| s.1).collect::<Vec<_>>());
     let strata: Vec<(f64, f64)> = raw.iter().map(|&(u, v)| (cap(u, v, v_ref), v)).collect();
     let (u, v): (f64, f64) = strata
         .iter()

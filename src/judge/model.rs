@@ -75,19 +75,6 @@ pub struct Buckets {
     pub problem: Option<String>,
 }
 
-impl Buckets {
-    /// The same buckets without intervals (to feed them one by one).
-    pub fn clone_without_strata(&self) -> Buckets {
-        Buckets {
-            bounds: self.bounds.clone(),
-            strata: Vec::new(),
-            intervals: self.intervals,
-            quantile: self.quantile,
-            problem: self.problem.clone(),
-        }
-    }
-}
-
 /// When each value of a pair was measured (`None`: unknown), index for index.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PairTimes {

@@ -371,6 +371,32 @@ struct Evaluated {
     effect: f64,
 }
 
+impl Evaluated {
+    /// Nothing found yet.
+    fn new(pairing: &'static str) -> Self {
+        Evaluated {
+            early: None,
+            inconclusive: None,
+            tests: Vec::new(),
+            p_value: 1.0,
+            label_if_rejected: Label::Pass,
+            pairing,
+            effect: f64::NAN,
+        }
+    }
+
+    /// Decided before any test: an arm without data, as the metric's NaN settings say.
+    fn missing_data(mut self, pair: &MetricSetPair, s: &MetricSettings) -> Self {
+        self.early = Some(super::classifier::missing_data(
+            &pair.name,
+            s.basics.nan_strategy,
+            s.basics.must_have_data,
+            s.basics.critical,
+        ));
+        self
+    }
+}
+
 fn t_cdf(t: f64, df: f64) -> f64 {
     if t.is_nan() {
         return f64::NAN;
@@ -780,23 +806,9 @@ fn evaluate(
     }
     let x = s.basics.clean(&pair.control);
     let y = s.basics.clean(&pair.experiment);
-    let mut ev = Evaluated {
-        early: None,
-        inconclusive: None,
-        tests: Vec::new(),
-        p_value: 1.0,
-        label_if_rejected: Label::Pass,
-        pairing: "unpaired",
-        effect: f64::NAN,
-    };
+    let mut ev = Evaluated::new("unpaired");
     if x.is_empty() || y.is_empty() {
-        ev.early = Some(super::classifier::missing_data(
-            &pair.name,
-            s.basics.nan_strategy,
-            s.basics.must_have_data,
-            s.basics.critical,
-        ));
-        return (x, y, ev);
+        return (x, y, ev.missing_data(pair, s));
     }
     let first = x[0];
     if x.iter().chain(&y).all(|&v| v == first) {
@@ -930,23 +942,9 @@ fn evaluate_histogram(
             .collect::<Vec<_>>()
     };
     let (x, y) = (finite(&pair.control), finite(&pair.experiment));
-    let mut ev = Evaluated {
-        early: None,
-        inconclusive: None,
-        tests: Vec::new(),
-        p_value: 1.0,
-        label_if_rejected: Label::Pass,
-        pairing: "histogram",
-        effect: f64::NAN,
-    };
+    let mut ev = Evaluated::new("histogram");
     if buckets.problem.is_none() && (buckets.intervals[0] == 0 || buckets.intervals[1] == 0) {
-        ev.early = Some(super::classifier::missing_data(
-            &pair.name,
-            s.basics.nan_strategy,
-            s.basics.must_have_data,
-            s.basics.critical,
-        ));
-        return (x, y, ev);
+        return (x, y, ev.missing_data(pair, s));
     }
     let t = match super::histogram::tail_test(buckets) {
         Ok(t) => t,

@@ -2,7 +2,10 @@
 //! bucket series folded into one result, the stratified test on simulated requests whose
 //! counts the test knows independently, and bad bucket series refused with their path.
 
-use coalmine::judge::{judge_value, CanaryJudgeResult};
+use std::collections::BTreeMap;
+
+use coalmine::judge::sequential::{judge_states, Horizon, SeqVersion, SequentialState};
+use coalmine::judge::{judge_value, CanaryJudgeResult, JudgeRequest};
 use coalmine::synthetic::Synth;
 use serde_json::{json, Value};
 
@@ -69,6 +72,24 @@ fn request(canary: Value, arms: &[Arm]) -> Value {
 
 fn judge(req: &Value) -> CanaryJudgeResult {
     judge_value(req, None).unwrap()
+}
+
+/// One tick of a `coalmine-seq-v2` run: `req`'s pairs are the values new since the last.
+fn seq_v2_tick(
+    req: &Value,
+    states: &mut BTreeMap<String, SequentialState>,
+    horizon: Horizon,
+) -> CanaryJudgeResult {
+    let req = JudgeRequest::from_value(req).unwrap();
+    judge_states(
+        SeqVersion::V2,
+        &req.canary_config,
+        &req.metric_set_pair_list,
+        states,
+        req.score_thresholds,
+        horizon,
+    )
+    .unwrap()
 }
 
 fn declared() -> Value {
@@ -250,9 +271,6 @@ fn the_sequential_judges_test_the_slow_requests_look_by_look() {
 
 #[test]
 fn a_run_fed_minute_by_minute_reaches_the_same_e_value_as_one_judgment() {
-    use coalmine::judge::sequential::{judge_states, Horizon, SeqVersion};
-    use coalmine::judge::JudgeRequest;
-    use std::collections::BTreeMap;
     let mut rng = Synth::new(46);
     let base = minutes(&mut rng, 12, 1000, 1.0);
     let slower = minutes(&mut rng, 12, 1000, 1.15);
@@ -268,18 +286,7 @@ fn a_run_fed_minute_by_minute_reaches_the_same_e_value_as_one_judgment() {
             declared(),
             &[(json!({}), vec![base[minute]], vec![slower[minute]])],
         );
-        let req = JudgeRequest::from_value(&req).unwrap();
-        last = Some(
-            judge_states(
-                SeqVersion::V2,
-                &req.canary_config,
-                &req.metric_set_pair_list,
-                &mut states,
-                req.score_thresholds,
-                Horizon::Unknown,
-            )
-            .unwrap(),
-        );
+        last = Some(seq_v2_tick(&req, &mut states, Horizon::Unknown));
     }
     assert_eq!(states.len(), 1, "one state for the 12 bucket series");
     let e = |r: &CanaryJudgeResult| {
@@ -420,24 +427,12 @@ fn the_effect_gate_reads_a_ten_percent_shift_as_ten_percent() {
 
 #[test]
 fn a_run_state_survives_json_and_ticks_without_data() {
-    use coalmine::judge::sequential::{judge_states, Horizon, SeqVersion, SequentialState};
-    use coalmine::judge::JudgeRequest;
-    use std::collections::BTreeMap;
     let mut rng = Synth::new(50);
     let base = minutes(&mut rng, 6, 1000, 1.0);
     let slower = minutes(&mut rng, 6, 1000, 1.15);
     let mut states: BTreeMap<String, SequentialState> = BTreeMap::new();
     let tick = |req: &Value, states: &mut BTreeMap<String, SequentialState>| {
-        let req = JudgeRequest::from_value(req).unwrap();
-        judge_states(
-            SeqVersion::V2,
-            &req.canary_config,
-            &req.metric_set_pair_list,
-            states,
-            req.score_thresholds,
-            Horizon::Looks(10),
-        )
-        .unwrap()
+        seq_v2_tick(req, states, Horizon::Looks(10))
     };
     // the placeholder a run sends when neither scope returned a row
     let mut empty = request(declared(), &[]);

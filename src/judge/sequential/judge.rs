@@ -105,25 +105,15 @@ pub fn judge_states_gated(
     horizon: Horizon,
     window: Option<&[MetricSetPair]>,
 ) -> Result<CanaryJudgeResult, JudgeError> {
-    // a histogram metric's `le` series become one pair (its per-interval quantiles here)
-    let folded: Vec<MetricSetPair>;
-    let pairs: &[MetricSetPair] = match crate::judge::histogram::fold(config, pairs)? {
-        Some(f) => {
-            folded = f.into_iter().map(std::borrow::Cow::into_owned).collect();
-            &folded
-        }
-        None => pairs,
-    };
-    // the window the SLO gates judge, folded the same way
-    let folded_window: Vec<MetricSetPair>;
-    let window = match window.map(|w| crate::judge::histogram::fold(config, w)) {
-        Some(Ok(Some(f))) => {
-            folded_window = f.into_iter().map(std::borrow::Cow::into_owned).collect();
-            Some(folded_window.as_slice())
-        }
-        Some(Err(e)) => return Err(e),
-        _ => window,
-    };
+    // a histogram metric's `le` series become one pair with its buckets, in the tick's new
+    // values and in the window the SLO gates judge
+    let folded = crate::judge::histogram::fold_owned(config, pairs)?;
+    let pairs = folded.as_deref().unwrap_or(pairs);
+    let folded_window = window
+        .map(|w| crate::judge::histogram::fold_owned(config, w))
+        .transpose()?
+        .flatten();
+    let window = folded_window.as_deref().or(window);
     let (jobs, alpha_m) = resolve_jobs(version, config, pairs)?;
     // Each job takes its state out of the map (created on first sight), so that the updates,
     // independent of one another, can run on both cores; the states go back afterwards.
@@ -209,12 +199,8 @@ pub fn replay_histogram(
     if let Some(problem) = &buckets.problem {
         return Err(StatsError::NotEnoughData(problem.clone()));
     }
-    for s in &buckets.strata {
-        let one = crate::judge::histogram::Buckets {
-            strata: vec![s.clone()],
-            ..buckets.clone_without_strata()
-        };
-        state.update_histogram(&one)?;
+    for one in buckets.strata.chunks(1) {
+        state.look_at_intervals(&buckets.bounds, buckets.quantile, one)?;
     }
     Ok(state)
 }

@@ -581,16 +581,32 @@ impl SequentialState {
         &mut self,
         buckets: &crate::judge::histogram::Buckets,
     ) -> Result<(), StatsError> {
+        if !matches!(self.test, SeqTest::Histogram(_)) {
+            return Err(StatsError::InvalidArgument(
+                "bucket counts for a metric that is not a histogram".into(),
+            ));
+        }
+        if let Some(problem) = &buckets.problem {
+            return Err(StatsError::NotEnoughData(problem.clone()));
+        }
+        self.look_at_intervals(&buckets.bounds, buckets.quantile, &buckets.strata)
+    }
+
+    /// [`SequentialState::update_histogram`] once the buckets are known to be judgeable:
+    /// `strata` are the look's intervals, each arm's cumulative counts per bound.
+    pub(super) fn look_at_intervals(
+        &mut self,
+        bounds: &[f64],
+        quantile: f64,
+        strata: &[[Vec<f64>; 2]],
+    ) -> Result<(), StatsError> {
         let SeqTest::Histogram(h) = &mut self.test else {
             return Err(StatsError::InvalidArgument(
                 "bucket counts for a metric that is not a histogram".into(),
             ));
         };
-        if let Some(problem) = &buckets.problem {
-            return Err(StatsError::NotEnoughData(problem.clone()));
-        }
-        h.add(&buckets.bounds, buckets.quantile, &buckets.strata)?;
-        for s in &buckets.strata {
+        h.add(bounds, quantile, strata)?;
+        for s in strata {
             for (arm, counts) in s.iter().enumerate() {
                 let requests = counts.last().copied().unwrap_or(0.0);
                 self.sums[arm].n += requests.round() as u64;

@@ -179,11 +179,12 @@ impl HistogramTest {
             // temper with the dispersion of the looks before this one
             self.phi = self.dispersion_bound();
             let v_ref = median(
-                self.looks
+                &self
+                    .looks
                     .iter()
                     .map(|l| l.1)
                     .chain(std::iter::once(v))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             );
             self.looks.push((cap(u, v, v_ref), v));
             if self.phi.is_finite() {
@@ -233,7 +234,7 @@ impl HistogramTest {
 
     /// A typical look's variance: the median.
     fn v_ref(&self) -> f64 {
-        median(self.looks.iter().map(|l| l.1).collect())
+        median(&self.looks.iter().map(|l| l.1).collect::<Vec<_>>())
     }
 
     /// `ln E_t` per tail: the mixture over the grid.
