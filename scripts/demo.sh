@@ -12,13 +12,15 @@ BIN="$ROOT/target/debug/coalmine"
 
 log "coalmine demo --regression latency=+15%   (the canary is slower: expect FAIL)"
 status=0
-"$BIN" demo --regression latency=+15% || status=$?
+mkdir -p "$ROOT/target/demo"
+"$BIN" demo --regression latency=+15% --report "$ROOT/target/demo/report-regressed.html" || status=$?
 if [ "$status" -ne 1 ]; then
     echo "error: the regressed canary was not failed (exit $status)" >&2
     exit 1
 fi
 
 log "coalmine demo --regression none   (a healthy canary: expect PASS)"
-"$BIN" demo --regression none
+"$BIN" demo --regression none --report "$ROOT/target/demo/report-healthy.html"
 
 log "Both verdicts as expected: the regression was caught, the healthy canary passed."
+echo "Their reports: target/demo/report-regressed.html and target/demo/report-healthy.html"

@@ -7,8 +7,9 @@ need_cmd cargo
 python_env
 oracle_env
 # the documentation tests run the docs' curl | jq commands; the real-canary test runs nginx
-# servers under load from hey; the SQL function tests compare with a real Prometheus
-apt_install curl jq nginx hey prometheus
+# servers under load from hey; the SQL function tests compare with a real Prometheus; the
+# report tests render pages in a real browser (chromium, headless)
+apt_install curl jq nginx hey prometheus chromium
 
 log "Starting a Kafka-protocol broker (Tansu) for the integration tests"
 COALMINE_TEST_KAFKA="$("$VENV/bin/python" scripts/tansu.py start)"

@@ -45,6 +45,11 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     pub judge_requests: Arc<AtomicU64>,
     pub limits: Arc<JudgeLimits>,
+    /// `server.public-url`: the base of `reportUrl` (else the request's Host header).
+    pub public_url: Option<Arc<str>>,
+    /// `server.run-metrics-ttl`: finished runs leave `/metrics` this long after their last
+    /// judgment.
+    pub run_metrics_ttl: std::time::Duration,
     /// The remote-write and OTLP/HTTP receivers (`None`: `[receive]` sets no topic).
     #[cfg(feature = "kafka")]
     pub receiver: Option<Arc<crate::ingest::receive::Receiver>>,
@@ -279,6 +284,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs", get(list_runs).post(create_run))
         .route("/runs/{id}", get(get_run).delete(stop_run))
         .route("/runs/{id}/verdict", get(verdict))
+        .route("/runs/{id}/report", get(run_report))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -537,7 +543,11 @@ async fn delete_config(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_run(State(st): State<AppState>, Body(body): Body) -> ApiResult<Response> {
+async fn create_run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Response> {
     let value = tokio::task::spawn_blocking(move || json_body(&body, "a run request"))
         .await
         .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))??;
@@ -545,7 +555,55 @@ async fn create_run(State(st): State<AppState>, Body(body): Body) -> ApiResult<R
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/runs/{}", run.id))],
-        Json(serde_json::to_value(&run).expect("runs serialise")),
+        Json(run_json(&st, &headers, &run)),
+    )
+        .into_response())
+}
+
+/// Where the run's report is: `server.public-url`, else the address the request was sent to.
+fn report_url(st: &AppState, headers: &HeaderMap, id: &str) -> String {
+    let base = match &st.public_url {
+        Some(u) => u.to_string(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '"', '<', '>']))
+                .unwrap_or("localhost");
+            format!("http://{host}")
+        }
+    };
+    format!("{base}/runs/{id}/report")
+}
+
+/// A run's JSON with its `reportUrl`.
+fn run_json(st: &AppState, headers: &HeaderMap, run: &crate::runs::Run) -> Value {
+    let mut v = serde_json::to_value(run).expect("runs serialise");
+    v["reportUrl"] = Value::String(report_url(st, headers, &run.id));
+    v
+}
+
+/// `GET /runs/{id}/report`: the run's HTML report (series queried again from the store).
+async fn run_report(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let (run, pairs, note) = st.runs.report_data(&id).await?;
+    let page = tokio::task::spawn_blocking(move || {
+        let pairs: Vec<judge::MetricSetPair> = pairs.into_iter().map(|p| p.pair).collect();
+        crate::report::run_html(&run, &pairs, &note, crate::report::Form::Page)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // the page needs nothing but its own inline styles and SVG
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            ),
+        ],
+        page,
     )
         .into_response())
 }
@@ -554,23 +612,30 @@ async fn list_runs(State(st): State<AppState>) -> Json<Vec<crate::runs::RunSumma
     Json(st.runs.list())
 }
 
-async fn get_run(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        serde_json::to_value(st.runs.get(&id)?).expect("runs serialise"),
-    ))
+async fn get_run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(run_json(&st, &headers, &st.runs.get(&id)?)))
 }
 
-async fn stop_run(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        serde_json::to_value(st.runs.stop(&id).await?).expect("runs serialise"),
-    ))
+async fn stop_run(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(run_json(&st, &headers, &st.runs.stop(&id).await?)))
 }
 
 async fn verdict(
     State(st): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<crate::runs::Verdict>> {
-    Ok(Json(st.runs.get(&id)?.verdict()))
+    let mut v = st.runs.get(&id)?.verdict();
+    v.report_url = Some(report_url(&st, &headers, &id));
+    Ok(Json(v))
 }
 
 /// The counters, in the OpenMetrics text format.

@@ -20,7 +20,7 @@
 pub mod fixture;
 pub mod rejudge;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -522,6 +522,110 @@ impl Archive {
         self.judgments
             .iter()
             .find(|j| j.run_id == run_id && j.index == index)
+    }
+
+    /// An archived run with the results of its archived judgments, and the series a report
+    /// draws with a sentence saying what they cover: the last judgment's pairs, or for a
+    /// sequential judge (each judgment saw only new values) every judgment's pairs joined per
+    /// series.
+    pub fn run_report_data(
+        &self,
+        run_id: &str,
+    ) -> Result<(Run, Vec<MetricSetPair>, String), ArchiveError> {
+        let doc = self.runs.get(run_id).ok_or_else(|| {
+            ArchiveError::NotFound(format!("run '{run_id}' is not in the archive"))
+        })?;
+        let js: BTreeMap<u64, &ArchivedJudgment> = self
+            .judgments
+            .iter()
+            .filter(|j| j.run_id == run_id)
+            .map(|j| (j.index, j))
+            .collect();
+        let mut v = doc.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("label");
+        }
+        // run.json keeps the judgments without their results: those are in the judgment
+        // files (a judgment whose file is missing is left out)
+        if let Some(list) = v.get_mut("judgments").and_then(Value::as_array_mut) {
+            list.retain_mut(|j| {
+                match j
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .and_then(|i| js.get(&i))
+                {
+                    Some(a) => {
+                        j["result"] = a.result().clone();
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
+        let path = self.root.join("runs").join(run_id).join("run.json");
+        let run: Run = serde_json::from_value(v).map_err(|e| ArchiveError::Corrupt {
+            path: path.clone(),
+            reason: format!("not a run with its judgments: {e}"),
+        })?;
+        let sequential = run.judgments.last().is_some_and(|j| {
+            crate::judge::JudgeKind::from_name(&j.result.judge_name)
+                .is_ok_and(|k| k.sequential().is_some())
+        });
+        let Some(last) = js.values().next_back() else {
+            return Ok((run, Vec::new(), String::new()));
+        };
+        let when = |a: i64, b: i64| {
+            format!(
+                "{} to {}",
+                crate::runs::utc_text(a),
+                crate::runs::utc_text(b)
+            )
+        };
+        let window =
+            |j: &ArchivedJudgment, k: &str| j.meta.get(k).and_then(Value::as_i64).unwrap_or(0);
+        if !sequential {
+            let note = format!(
+                "the last judgment's window, {}, as archived",
+                when(window(last, "windowStartMs"), window(last, "windowEndMs"))
+            );
+            return Ok((
+                run,
+                last.pairs.iter().map(|p| p.pair.clone()).collect(),
+                note,
+            ));
+        }
+        let mut joined: Vec<MetricSetPair> = Vec::new();
+        let mut at: HashMap<(String, BTreeMap<String, String>), usize> = HashMap::new();
+        for j in js.values() {
+            for p in &j.pairs {
+                let p = &p.pair;
+                let key = (p.name.clone(), p.tags.clone());
+                match at.get(&key) {
+                    None => {
+                        at.insert(key, joined.len());
+                        joined.push(p.clone());
+                    }
+                    Some(&i) => {
+                        let into = &mut joined[i];
+                        match (&mut into.times, &p.times) {
+                            (Some(a), Some(b)) => {
+                                a.control.extend_from_slice(&b.control);
+                                a.experiment.extend_from_slice(&b.experiment);
+                            }
+                            (t, _) => *t = None,
+                        }
+                        into.control.extend_from_slice(&p.control);
+                        into.experiment.extend_from_slice(&p.experiment);
+                    }
+                }
+            }
+        }
+        let first = js.values().next().map_or(0, |j| window(j, "windowStartMs"));
+        let note = format!(
+            "every value judged, {}, as archived",
+            when(first, window(last, "windowEndMs"))
+        );
+        Ok((run, joined, note))
     }
 
     /// Export one run (its `run.json` and every judgment) to a single Arrow IPC file.

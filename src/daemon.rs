@@ -56,8 +56,12 @@ impl Daemon {
         }
         #[cfg(feature = "kafka")]
         if let Some(topic) = &cfg.sinks.verdicts_topic {
-            let v = crate::sinks::kafka::KafkaVerdicts::new(&cfg.kafka, topic)
-                .map_err(crate::sinks::SinkError::from)?;
+            let v = crate::sinks::kafka::KafkaVerdicts::new(
+                &cfg.kafka,
+                topic,
+                cfg.server.public_url.clone(),
+            )
+            .map_err(crate::sinks::SinkError::from)?;
             sinks.push(Arc::new(v));
         }
         sinks.extend(extra);
@@ -109,6 +113,8 @@ impl Daemon {
                 token: cfg.server.token.as_deref().map(Arc::from),
                 judge_requests: Arc::new(AtomicU64::new(0)),
                 limits: Arc::new(crate::api::JudgeLimits::new(cfg.server.limits)),
+                public_url: cfg.server.public_url.as_deref().map(Arc::from),
+                run_metrics_ttl: cfg.server.run_metrics_ttl,
                 #[cfg(feature = "kafka")]
                 receiver: crate::ingest::receive::Receiver::new(
                     &cfg.receive,

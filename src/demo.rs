@@ -80,6 +80,10 @@ pub struct DemoOptions {
     pub judge: Option<String>,
     pub data_dir: Option<std::path::PathBuf>,
     pub seed: u64,
+    /// Where to write the run's HTML report when it ends.
+    pub report: Option<std::path::PathBuf>,
+    /// Keep the API up after the verdict until Ctrl-C.
+    pub keep_serving: bool,
 }
 
 /// The bundled canary config: latency, errors and saturation as SQL over `metrics`: the p50
@@ -336,9 +340,9 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
         opts.regression
     );
     println!(
-        "broker {brokers} · data {} · API {api} (try: curl {api}/runs/{}/verdict)",
+        "broker {brokers} · data {} · API {api}\n(while it runs: curl {api}/runs/{id}/verdict, or open {api}/runs/{id}/report)",
         data_dir.display(),
-        run.id
+        id = run.id
     );
     println!(
         "run {} · {} judgments every {} over a {} sliding window after a {} warm-up\n",
@@ -367,6 +371,22 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     );
     let (points, _) = daemon.store.count_and_sum().unwrap_or((0, 0.0));
     println!("({} points ingested and judged)", points);
+    let report_url = format!("{api}/runs/{}/report", final_run.id);
+    if let Some(path) = &opts.report {
+        let (run, pairs, note) = daemon.runs.report_data(&final_run.id).await?;
+        let pairs: Vec<_> = pairs.into_iter().map(|p| p.pair).collect();
+        let page = crate::report::run_html(&run, &pairs, &note, crate::report::Form::Page);
+        std::fs::write(path, page)
+            .map_err(|e| Error::io(format!("cannot write the report to {}", path.display()), e))?;
+        println!("report: {} (open it in a browser)", path.display());
+    }
+    if opts.keep_serving {
+        println!(
+            "the API stays up: {report_url} · {api}/runs/{} — Ctrl-C to stop",
+            final_run.id
+        );
+        let _ = tokio::signal::ctrl_c().await;
+    }
     daemon.shutdown().await?;
     drop(mock);
     if opts.data_dir.is_none() {

@@ -21,6 +21,8 @@ struct Cli {
     command: Command,
 }
 
+// parsed once per process: the size of its largest variant does not matter
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Judge a Kayenta remote-judge request and print the CanaryJudgeResult.
@@ -80,6 +82,13 @@ enum Command {
         /// Seed of the traffic generator.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Write the run's HTML report here when it ends (`none`: do not).
+        #[arg(long, default_value = "coalmine-demo-report.html")]
+        report: String,
+        /// After the verdict, keep the API up (until Ctrl-C) so the run's `reportUrl` and
+        /// `/runs/{id}` can be opened.
+        #[arg(long)]
+        keep_serving: bool,
         /// Instead of the live demo, write a synthetic archive of --runs runs with known
         /// labels (regressions injected in a recorded subset) into this directory.
         #[arg(long, value_name = "DIR")]
@@ -110,6 +119,18 @@ enum Command {
         /// Output: a table of the judgments whose verdict changes, or all of it as JSON.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Write the HTML report of an archived run: verdict, score over time, and every metric's
+    /// series, distributions, test and query (one file, opens offline).
+    Report {
+        /// The run id.
+        run: String,
+        /// The archive (<data-dir>/archive by default in the daemon).
+        #[arg(long)]
+        archive: PathBuf,
+        /// The file to write (`-` for standard output).
+        #[arg(long, short, default_value = "-")]
+        output: String,
     },
     /// Move runs between archives as single files.
     Archive {
@@ -178,6 +199,8 @@ enum Format {
     CompactJson,
     /// A per-metric table and the verdict, for people.
     Table,
+    /// A self-contained HTML report (inline charts, no scripts, opens offline).
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -227,6 +250,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 Format::Table => {
                     coalmine::report::judge_table(&result, Some(request.score_thresholds))
                 }
+                Format::Html => {
+                    coalmine::report::judgment_html(&request, &result, coalmine::report::Form::Page)
+                }
             };
             println!("{}", out.trim_end());
             let failed = matches!(
@@ -269,6 +295,25 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             overrides,
             format,
         } => replay(&archive, judge.as_deref(), overrides.as_deref(), format),
+        Command::Report {
+            run,
+            archive,
+            output,
+        } => {
+            let a = coalmine::archive::Archive::open(&archive)?;
+            let page = coalmine::report::archived_run_html(&a, &run, coalmine::report::Form::Page)?;
+            if output == "-" {
+                print!("{page}");
+            } else {
+                std::fs::write(&output, &page)
+                    .map_err(|e| Error::io(format!("cannot write '{output}'"), e))?;
+                eprintln!(
+                    "wrote the report of run {run} to {output} ({} KiB)",
+                    page.len() / 1024
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Archive {
             command:
                 ArchiveCommand::Export {
@@ -419,6 +464,8 @@ fn demo(cmd: Command) -> ExitCode {
         judge,
         data_dir,
         seed,
+        report,
+        keep_serving,
         ..
     } = cmd
     else {
@@ -440,6 +487,8 @@ fn demo(cmd: Command) -> ExitCode {
             judge,
             data_dir,
             seed,
+            report: (report != "none").then(|| PathBuf::from(report)),
+            keep_serving,
         })
     })();
     let opts = match opts {
@@ -557,6 +606,25 @@ fn replay(
                 serde_json::to_string(&doc)
             };
             println!("{}", out.expect("json"));
+        }
+        Format::Html => {
+            let thresholds = a.judgments.first().map_or(
+                coalmine::judge::Thresholds {
+                    pass: 95.0,
+                    marginal: 75.0,
+                },
+                |j| j.thresholds(),
+            );
+            print!(
+                "{}",
+                coalmine::report::html::comparison(
+                    &c.judgments,
+                    &c.metrics,
+                    took.as_secs_f64(),
+                    thresholds,
+                    coalmine::report::Form::Page,
+                )
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

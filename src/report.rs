@@ -1,9 +1,89 @@
-//! Human-readable renderings of judge results (terminal tables).
+//! Human-readable renderings of judge results: terminal tables and the HTML report
+//! ([`html`]: one self-contained page of a run or a judgment, charts by [`charts`]).
 
 use std::fmt::Write as _;
 
+mod charts;
+pub mod html;
+
+pub use html::{render, Form, ReportInput};
+
+/// `&`, `<`, `>`, `"` and `'` as entities.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+
 use crate::judge::model::{AnalysisResult, CanaryJudgeResult};
 use crate::judge::Thresholds;
+
+/// The HTML report of one judgment: the request's config, series and thresholds, and the
+/// result the judge gave it.
+pub fn judgment_html(
+    request: &crate::judge::JudgeRequest,
+    result: &CanaryJudgeResult,
+    form: Form,
+) -> String {
+    render(
+        &ReportInput {
+            run: None,
+            result: Some(result),
+            config: &request.canary_config.raw,
+            thresholds: request.score_thresholds,
+            pairs: &request.metric_set_pair_list,
+            series_note: "the values of the request".into(),
+            generated_ms: crate::store::now_ms(),
+        },
+        form,
+    )
+}
+
+/// The HTML report of a run: its spec, score timeline and every metric of its last
+/// judgment, with `pairs` as the series (`note` says what they cover).
+pub fn run_html(
+    run: &crate::runs::Run,
+    pairs: &[crate::judge::MetricSetPair],
+    note: &str,
+    form: Form,
+) -> String {
+    let last = run.judgments.last().map(|j| &j.result);
+    render(
+        &ReportInput {
+            run: Some(run),
+            result: last,
+            config: &run.config,
+            thresholds: Thresholds {
+                pass: run.spec.pass,
+                marginal: run.spec.marginal,
+            },
+            pairs,
+            series_note: note.to_string(),
+            generated_ms: crate::store::now_ms(),
+        },
+        form,
+    )
+}
+
+/// The HTML report of an archived run (no daemon needed).
+pub fn archived_run_html(
+    archive: &crate::archive::Archive,
+    run_id: &str,
+    form: Form,
+) -> Result<String, crate::archive::ArchiveError> {
+    let (run, pairs, note) = archive.run_report_data(run_id)?;
+    Ok(run_html(&run, &pairs, &note, form))
+}
 
 /// A fixed-width table of every metric result, the group scores and the verdict.
 pub fn judge_table(result: &CanaryJudgeResult, thresholds: Option<Thresholds>) -> String {

@@ -137,6 +137,16 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Running,
+        RunStatus::Pass,
+        RunStatus::Marginal,
+        RunStatus::Fail,
+        RunStatus::Stopped,
+        RunStatus::Error,
+        RunStatus::Inconclusive,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -236,6 +246,7 @@ impl Run {
                 .last()
                 .map(|j| not_judged(&j.result))
                 .unwrap_or_default(),
+            report_url: None,
         }
     }
 
@@ -272,6 +283,9 @@ pub struct Verdict {
     pub message: Option<String>,
     /// The metrics of the last judgment that could not be judged at the configured level.
     pub not_judged: Vec<NotJudged>,
+    /// Where the run's HTML report is (set by the API and the Kafka verdict sink).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
 }
 
 /// A metric that could not be judged, and why.
@@ -293,6 +307,32 @@ pub struct RunSummary {
     pub judgments: usize,
     pub start_ms: i64,
     pub end_ms: i64,
+}
+
+/// A run as `/metrics` exports it ([`RunManager::gauges`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunGauges {
+    pub id: String,
+    /// The config's name (empty without one).
+    pub config: String,
+    pub status: RunStatus,
+    pub score: Option<f64>,
+    pub judgments: usize,
+    /// `(pass, marginal)`.
+    pub thresholds: (f64, f64),
+    /// The last judgment's metric results.
+    pub metrics: Vec<MetricGauge>,
+}
+
+/// One metric result of a run's last judgment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricGauge {
+    pub name: String,
+    /// `k=v,k=v`.
+    pub tags: String,
+    pub classification: String,
+    pub critical: bool,
+    pub muted: bool,
 }
 
 /// A metric-set pair as judged; its `times` hold the timestamps of its values (`None` when
@@ -566,6 +606,63 @@ impl RunManager {
             .count()
     }
 
+    /// What `/metrics` shows of each run: running runs, and finished ones until `ttl_ms`
+    /// after their last judgment; the newest `max` of them.
+    pub fn gauges(&self, ttl_ms: i64, max: usize) -> Vec<RunGauges> {
+        let now = now_ms();
+        let runs = self.inner.runs();
+        let mut v: Vec<&Run> = runs
+            .values()
+            .map(|e| &e.run)
+            .filter(|r| {
+                let last = r
+                    .judgments
+                    .last()
+                    .map_or(r.created_ms, |j| j.judged_ms.max(r.created_ms));
+                r.status == RunStatus::Running || now.saturating_sub(last) <= ttl_ms
+            })
+            .collect();
+        v.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
+        v.truncate(max);
+        v.into_iter()
+            .map(|r| RunGauges {
+                id: r.id.clone(),
+                config: r
+                    .config
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                status: r.status,
+                score: r.judgments.last().map(|j| j.score),
+                judgments: r.judgments.len(),
+                thresholds: (r.spec.pass, r.spec.marginal),
+                metrics: r
+                    .judgments
+                    .last()
+                    .map(|j| {
+                        j.result
+                            .results
+                            .iter()
+                            .map(|m| MetricGauge {
+                                name: m.name.clone(),
+                                tags: m
+                                    .tags
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(","),
+                                classification: m.classification.clone(),
+                                critical: m.critical,
+                                muted: m.muted,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
     /// Stop a running run (its judgments are kept).
     pub async fn stop(&self, id: &str) -> Result<Run, RunError> {
         let run = {
@@ -587,6 +684,43 @@ impl RunManager {
             l.finished(&run);
         }
         Ok(run)
+    }
+
+    /// A run and its series for the report: the last judgment's window for a fixed-horizon
+    /// judge, everything since the first judged value for a sequential one (each of its
+    /// judgments saw only new values). The series are queried again from the store, so
+    /// values that arrived late show too, and data past retention is gone.
+    pub async fn report_data(&self, id: &str) -> Result<(Run, Vec<PairData>, String), RunError> {
+        let (run, prepared) = {
+            let runs = self.inner.runs();
+            let e = runs.get(id).ok_or_else(|| RunError::NotFound(id.into()))?;
+            (e.run.clone(), e.prepared.clone())
+        };
+        let (Some(first), Some(last)) = (run.judgments.first(), run.judgments.last()) else {
+            return Ok((run, Vec::new(), String::new()));
+        };
+        let prepared = match prepared {
+            Some(p) => p,
+            None => self.prepare(&run).await?,
+        };
+        let (window, what) = if prepared.kind.sequential().is_some() {
+            (
+                (first.window_start_ms, last.window_end_ms),
+                "every value judged so far",
+            )
+        } else {
+            (
+                (last.window_start_ms, last.window_end_ms),
+                "the last judgment's window",
+            )
+        };
+        let pairs = tick::series(&prepared, &run, window).await?;
+        let note = format!(
+            "{what}, {} to {}, queried again from the store",
+            utc_text(window.0),
+            utc_text(window.1)
+        );
+        Ok((run, pairs, note))
     }
 
     /// Write `<data-dir>/runs/<id>.json` atomically, off the async runtime (it fsyncs).
@@ -879,6 +1013,14 @@ impl PreparedRun {
         let out = tick::judge_tick(&self.prepared, &self.run, tick_ms, &cpu).await?;
         Ok((out.result, out.pairs))
     }
+}
+
+/// `ms` (Unix) as `2026-12-01 10:00:00 UTC`.
+pub(crate) fn utc_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || format!("{ms} ms"),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
 /// [`decide`] for generated archives (`archive::fixture`).

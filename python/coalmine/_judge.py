@@ -46,6 +46,7 @@ __all__ = [
 
 #: A remote-judge request: a dict, JSON text, or the path of a JSON file.
 Request = Union[Dict[str, Any], str, "os.PathLike[str]"]
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass(frozen=True)
@@ -584,8 +585,17 @@ class JudgeResult:
     judge : makes one.
     """
 
-    def __init__(self, document: Dict[str, Any]) -> None:
+    def __init__(
+        self,
+        document: Dict[str, Any],
+        *,
+        request: Union[str, Dict[str, Any], None] = None,
+        overrides: Optional[str] = None,
+    ) -> None:
         self._doc = document
+        # the request judged (for the report's series, SQL and allowed effects)
+        self._request = request
+        self._overrides = overrides
 
     @property
     def judge_name(self) -> str:
@@ -699,29 +709,39 @@ class JudgeResult:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def _repr_html_(self) -> str:
-        head = (
-            f"<p><b>{html.escape(self.judge_name)}</b>: {html.escape(self.classification)} "
-            f"(score {self.score:.2f}){' - ' + html.escape(self.reason) if self.reason else ''}</p>"
-        )
-        cols = ["name", "tags", "classification", "ratio", "estimate", "lower", "upper", "p_value", "method"]
-        rows = []
-        for m in self.metrics():
-            row = cast(Mapping[str, Any], m)
-            cells = []
-            for c in cols:
-                v = row[c]
-                if c == "tags":
-                    v = ", ".join(f"{k}={x}" for k, x in v.items())
-                elif isinstance(v, float):
-                    v = f"{v:.4g}"
-                elif v is None:
-                    v = ""
-                cells.append(f"<td>{html.escape(str(v))}</td>")
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-        header = "<tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
-        return head + "<table>" + header + "".join(rows) + "</table>"
+    def to_html(self) -> str:
+        """The HTML report of this judgment: one self-contained page (inline SVG charts and
+        CSS, no script, opens offline) with the verdict, every metric failing first, both
+        scopes' series and distributions, each test's estimate and interval against the
+        allowed effect, and the metric's query.
 
+        Returns
+        -------
+        str
+            The page. Results made by :func:`judge` or :meth:`Archive.result` include the
+            request's series; a result built from a bare document has no series to draw.
+        """
+        return self._html(fragment=False)
+
+    def save_html(self, path: "PathLike") -> None:
+        """Write :meth:`to_html` to ``path`` (UTF-8).
+
+        Parameters
+        ----------
+        path : str or path
+        """
+        _write_text(path, self.to_html())
+
+    def _html(self, fragment: bool) -> str:
+        request: Union[str, Dict[str, Any]] = (
+            self._request
+            if self._request is not None
+            else {"canaryConfig": {"metrics": []}, "metricSetPairList": [], "scoreThresholds": {"pass": 95, "marginal": 75}}
+        )
+        return _internal.judgment_report_html(request, json.dumps(self._doc), self._overrides, fragment)
+
+    def _repr_html_(self) -> str:
+        return self._html(fragment=True)
 
 class EffectSizeSettings(TypedDict, total=False):
     """``analysisConfigurations.canary.effectSize`` (Kayenta's keys).
@@ -892,8 +912,10 @@ def judge(
     >>> r.classification, [m.name for m in r.results if m.classification != "Pass"]  # doctest: +SKIP
     ('Fail', ['latency p99'])
     """
-    text = _internal.judge_request(_load(request), judge, _overrides(overrides, settings))
-    return JudgeResult(json.loads(text))
+    loaded = _load(request)
+    patch = _overrides(overrides, settings)
+    text = _internal.judge_request(loaded, judge, patch)
+    return JudgeResult(json.loads(text), request=loaded, overrides=patch)
 
 
 def judges() -> List[str]:
@@ -905,3 +927,8 @@ def judges() -> List[str]:
         Their names (see :data:`coalmine.types.JudgeName`), the default first.
     """
     return list(_internal.judges())
+
+
+def _write_text(path: "PathLike", text: str) -> None:
+    with open(os.fspath(path), "w", encoding="utf-8") as f:
+        f.write(text)

@@ -11,11 +11,11 @@ import html
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
 from coalmine import _internal
-from coalmine._judge import JudgeResult, JudgeSettings, _overrides
+from coalmine._judge import JudgeResult, JudgeSettings, _overrides, _write_text
 from coalmine._json import number
 from coalmine._table import Table
 from coalmine.types import Classification, JudgeName, RunStatus
@@ -107,13 +107,27 @@ class Comparison:
             f"{s['metrics_changed']} of {s['metrics']} metric results change)"
         )
 
+    def to_html(self) -> str:
+        """The comparison as one self-contained HTML page: how many verdicts change, each
+        judgment's old against new score, and the judgments and metric results that change.
+
+        Returns
+        -------
+        str
+        """
+        return _internal.comparison_report_html(self.judgments._inner, self.metrics._inner, self.seconds)
+
+    def save_html(self, path: PathLike) -> None:
+        """Write :meth:`to_html` to ``path`` (UTF-8).
+
+        Parameters
+        ----------
+        path : str or path
+        """
+        _write_text(path, self.to_html())
+
     def _repr_html_(self) -> str:
-        s = self.summary()
-        return (
-            f"<p><b>{s['judgments_changed']}</b> of {s['judgments']} judgments and "
-            f"<b>{s['metrics_changed']}</b> of {s['metrics']} metric results change "
-            f"({s['judgments_per_second']:.0f} judgments/s)</p>" + self.judgments._repr_html_(10)
-        )
+        return _internal.comparison_report_html(self.judgments._inner, self.metrics._inner, self.seconds, fragment=True)
 
 
 def _progress_printer() -> Callable[[int, int], None]:
@@ -243,9 +257,44 @@ class RunInfo:
     label: Optional[RunLabel]
     spec: Dict[str, Any]
     config: Dict[str, Any]
+    _archive: Optional[_internal.ArchiveHandle] = field(default=None, repr=False, compare=False)
+
+    def to_html(self) -> str:
+        """The run's HTML report: one self-contained page (inline SVG charts and CSS, no
+        script, opens offline) with the verdict, the score of every judgment against the
+        thresholds, and every metric of the last judgment failing first with both scopes'
+        series, distributions, test, evidence path and query.
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        coalmine.CoalmineError
+            The run was not read from an archive (:meth:`Archive.run` makes ones that can).
+        """
+        return self._html(fragment=False)
+
+    def save_html(self, path: PathLike) -> None:
+        """Write :meth:`to_html` to ``path`` (UTF-8).
+
+        Parameters
+        ----------
+        path : str or path
+        """
+        _write_text(path, self.to_html())
+
+    def _html(self, fragment: bool) -> str:
+        if self._archive is None:
+            raise _internal.CoalmineError(f"run '{self.id}': a report needs the archive; get the run with Archive.run()")
+        return self._archive.report_html(self.id, fragment)
+
+    def _repr_html_(self) -> str:
+        return self._html(fragment=True)
 
     @classmethod
-    def _from_json(cls, d: Mapping[str, Any]) -> "RunInfo":
+    def _from_json(cls, d: Mapping[str, Any], archive: Optional[_internal.ArchiveHandle] = None) -> "RunInfo":
         label = d.get("label")
         return cls(
             id=d["id"],
@@ -259,6 +308,7 @@ class RunInfo:
             else RunLabel(bool(label["regressed"]), str(label["kind"]), float(label["magnitude"]), tuple(label["metrics"])),
             spec=dict(d.get("spec", {})),
             config=dict(d.get("config", {})),
+            _archive=archive,
         )
 
 
@@ -423,7 +473,7 @@ class Archive:
         coalmine.NotFoundError
             No such judgment.
         """
-        return JudgeResult(json.loads(self._h.result(run_id, index)))
+        return JudgeResult(json.loads(self._h.result(run_id, index)), request=self._h.request(run_id, index))
 
     def run(self, run_id: str) -> RunInfo:
         """A run's metadata: spec, config, status, message, judgments, label.
@@ -441,7 +491,27 @@ class Archive:
         coalmine.NotFoundError
             No such run.
         """
-        return RunInfo._from_json(json.loads(self._h.run(run_id)))
+        return RunInfo._from_json(json.loads(self._h.run(run_id)), self._h)
+
+    def report_html(self, run_id: str) -> str:
+        """The HTML report of a run (the same page as the daemon's ``GET /runs/{id}/report``
+        and ``coalmine report``); :meth:`RunInfo.save_html` writes it to a file and a
+        :class:`RunInfo` shows it in a notebook.
+
+        Parameters
+        ----------
+        run_id : str
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        coalmine.NotFoundError
+            No such run.
+        """
+        return self._h.report_html(run_id)
 
     def rejudge(
         self,

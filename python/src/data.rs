@@ -254,6 +254,14 @@ impl ArchiveHandle {
             })
     }
 
+    /// The HTML report of an archived run (a page, or a fragment for a notebook cell).
+    #[pyo3(signature = (run_id, fragment = false))]
+    fn report_html(&self, py: Python<'_>, run_id: String, fragment: bool) -> PyResult<String> {
+        let a = self.inner.clone();
+        py.detach(move || coalmine::report::archived_run_html(&a, &run_id, crate::form(fragment)))
+            .map_err(archive_err)
+    }
+
     fn run_ids(&self) -> Vec<String> {
         self.inner.runs.keys().cloned().collect()
     }
@@ -565,4 +573,31 @@ pub fn sequential_path(
         Ok((ev, pv, st.decision().crossed_at_look))
     })
     .map_err(|e| InvalidInputError::new_err(e.to_string()))
+}
+
+/// The HTML page (or fragment) of a re-judge comparison: its judgments and metrics tables.
+#[pyfunction]
+#[pyo3(signature = (judgments, metrics, seconds, pass_threshold = 95.0, marginal_threshold = 75.0, fragment = false))]
+pub fn comparison_report_html(
+    judgments: PyRef<'_, Table>,
+    metrics: PyRef<'_, Table>,
+    seconds: f64,
+    pass_threshold: f64,
+    marginal_threshold: f64,
+    fragment: bool,
+) -> PyResult<String> {
+    let concat = |t: &Table| {
+        arrow::compute::concat_batches(&t.schema, &t.batches)
+            .map_err(|e| InvalidInputError::new_err(format!("not a comparison table: {e}")))
+    };
+    Ok(coalmine::report::html::comparison(
+        &concat(&judgments)?,
+        &concat(&metrics)?,
+        seconds,
+        coalmine::judge::Thresholds {
+            pass: pass_threshold,
+            marginal: marginal_threshold,
+        },
+        crate::form(fragment),
+    ))
 }

@@ -134,6 +134,58 @@ fn judge_request(
     })
 }
 
+/// `judgment_report_html(request, result, overrides, fragment) -> str`: the HTML report of
+/// one judgment. `request` as for `judge_request` (the same `overrides` applied), `result`
+/// the `CanaryJudgeResult` JSON text.
+#[pyfunction]
+#[pyo3(signature = (request, result, overrides = None, fragment = false))]
+fn judgment_report_html(
+    py: Python<'_>,
+    request: &Bound<'_, PyAny>,
+    result: String,
+    overrides: Option<String>,
+    fragment: bool,
+) -> PyResult<String> {
+    let mut value = if let Ok(text) = request.cast::<PyString>() {
+        let text: String = text.extract()?;
+        parse_text(&text, "the request").map_err(|e| InvalidInputError::new_err(e.message))?
+    } else {
+        json::to_json(request, "request")?
+    };
+    if let Some(o) = overrides {
+        let o: Value = serde_json::from_str(&o)
+            .map_err(|e| InvalidInputError::new_err(format!("overrides: {e}")))?;
+        if let Some(cfg) = value.get("canaryConfig") {
+            let patched = coalmine::archive::rejudge::apply_overrides(cfg, &o)
+                .map_err(InvalidInputError::new_err)?;
+            value["canaryConfig"] = patched;
+        }
+    }
+    py.detach(move || -> PyResult<String> {
+        let request = JudgeRequest::from_value(&value).map_err(|e| {
+            let err = coalmine::Error::from(JudgeError::from(e));
+            to_py_err(err.kind(), err.to_string())
+        })?;
+        let result: judge::CanaryJudgeResult = serde_json::from_str(&result).map_err(|e| {
+            InvalidInputError::new_err(format!("result: not a CanaryJudgeResult: {e}"))
+        })?;
+        Ok(coalmine::report::judgment_html(
+            &request,
+            &result,
+            form(fragment),
+        ))
+    })
+}
+
+/// A page, or a fragment for a notebook cell.
+fn form(fragment: bool) -> coalmine::report::Form {
+    if fragment {
+        coalmine::report::Form::Fragment
+    } else {
+        coalmine::report::Form::Page
+    }
+}
+
 /// The judges this build knows, default first.
 #[pyfunction]
 fn judges() -> Vec<&'static str> {
@@ -168,5 +220,7 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mann_whitney, m)?)?;
     m.add_function(wrap_pyfunction!(judge_request, m)?)?;
     m.add_function(wrap_pyfunction!(judges, m)?)?;
+    m.add_function(wrap_pyfunction!(judgment_report_html, m)?)?;
+    m.add_function(wrap_pyfunction!(data::comparison_report_html, m)?)?;
     Ok(())
 }

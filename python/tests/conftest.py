@@ -104,3 +104,15 @@ def ticks_during():
         return len([s for s in ticks if start < s < end]), end - start
 
     return run
+
+
+@pytest.fixture
+def children():
+    """Child processes started by the test; whatever is still alive at teardown is killed,
+    so that a failed assertion leaves no nginx, hey or daemon behind."""
+    procs = []
+    yield procs
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.kill()
+        p.wait()

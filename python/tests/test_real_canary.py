@@ -28,6 +28,7 @@ canary against the baseline. The test proves that, on real data from a real serv
 * the healthy canary passes, every metric judged on a full window of data: its latencies
   differ from the baseline's by noise only, which the judges' tests and the config's
   effect-size gate (a regression is at least 1.5x the baseline) tell from a regression;
+* each run's report (its verdict's `reportUrl`) is valid HTML that chromium draws;
 * every access-log line was decoded (no decode errors), and the daemon stops cleanly.
 """
 
@@ -36,20 +37,18 @@ import http.server
 import json
 import os
 import random
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+from report_checks import check_report
+from served import Daemon, stop, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
@@ -136,36 +135,10 @@ def tools():
     return found
 
 
-@pytest.fixture
-def children():
-    """Child processes started by the test; whatever is still alive at teardown is killed,
-    so that a failed assertion leaves no nginx, hey or daemon behind."""
-    procs = []
-    yield procs
-    for p in reversed(procs):
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(what, condition, timeout, check=lambda: None, interval=0.1, report=lambda: ""):
-    """Poll `condition` until it returns something truthy (returned); `check` may raise to
-    give up early (a child process died); `report` says more when the time is up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        check()
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{report()}")
-        time.sleep(interval)
 
 
 # ---------------------------------------------------------------------------------------
@@ -244,12 +217,6 @@ def start_nginx(nginx, template, prefix, version, instance, backend, children):
     return port, prefix / "access.log", proc
 
 
-def stop(proc, sig=signal.SIGTERM, timeout=10):
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    return proc.wait(timeout=timeout)
-
-
 class LogShipper(threading.Thread):
     """Tails access logs and produces each complete line as one Kafka message, as a log
     shipper (Vector, Fluent Bit) would. Errors are kept for the test to report."""
@@ -305,59 +272,6 @@ class LogShipper(threading.Thread):
         if self.error is not None:
             raise self.error
         assert not self.delivery_errors, self.delivery_errors[:5]
-
-
-class Daemon:
-    """`coalmine serve` as a child process, and its HTTP API."""
-
-    def __init__(self, coalmine_bin, tmp_path, broker, topic, children):
-        self.log = tmp_path / "serve.log"
-        cfg = tmp_path / "coalmine.toml"
-        cfg.write_text(
-            f'[store]\ndata-dir = "{tmp_path / "data"}"\nflush-interval = "200ms"\n'
-            f'[kafka]\nbootstrap-servers = "{broker}"\ngroup-id = "{topic}"\n'
-            f'topics = [{{ name = "{topic}", format = "json" }}]\n'
-            '[server]\nlisten = "127.0.0.1:0"\n'
-        )
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [coalmine_bin, "serve", "--config", str(cfg)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            )
-        children.append(self.proc)
-        # the API listens on a port of the OS's choosing, logged at start-up
-        match = wait_for("the daemon's API address in its log",
-                         lambda: re.search(r"api=(http://127\.0\.0\.1:\d+)", self.log.read_text()),
-                         30, self.check)
-        self.url = match.group(1)
-
-    def check(self):
-        assert self.proc.poll() is None, f"coalmine serve exited with {self.proc.returncode}:\n{self.tail()}"
-
-    def tail(self, lines=40):
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def request(self, method, path, body=None):
-        """(HTTP status, body parsed as JSON, or text for non-JSON responses)."""
-        req = urllib.request.Request(
-            self.url + path, method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                status, raw, ctype = resp.status, resp.read(), resp.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as e:
-            with e:
-                status, raw, ctype = e.code, e.read(), e.headers.get("Content-Type", "")
-        return status, json.loads(raw) if "json" in ctype else raw.decode()
-
-    def metric(self, name):
-        """A counter or gauge from GET /metrics."""
-        _, text = self.request("GET", "/metrics")
-        m = re.search(rf"^coalmine_{name} (\S+)$", text, re.M)
-        assert m, f"coalmine_{name} not in /metrics:\n{text}"
-        return float(m.group(1))
 
 
 # ---------------------------------------------------------------------------------------
@@ -505,6 +419,20 @@ def test_rate_limited_nginx_canary_fails_and_healthy_canary_passes(broker, creat
             problems.append(f"{role} canary, {judge}: {problem}\n{run_report(run)}")
     if problems:
         pytest.fail("\n\n".join(problems) + f"\n\ndaemon log:\n{daemon.tail()}")
+
+    # the reports a pipeline links to, as a real browser draws them: the regressed and the
+    # healthy canary, with the default judge and with the sequential one (its e-value paths)
+    for (role, judge), rid in runs.items():
+        if judge not in ("coalmine-v2", "coalmine-seq-v1"):
+            continue
+        verdict = final[(role, judge)]
+        _, run = daemon.request("GET", f"/runs/{rid}")
+        status, page = daemon.request("GET", verdict["reportUrl"].removeprefix(daemon.url))
+        assert status == 200, (status, page)
+        classes = {r["name"]: r["classification"] for r in run["judgments"][-1]["result"]["results"]}
+        check_report(page, tmp_path, f"{role}-{judge}", classes, verdict["status"])
+        if judge == "coalmine-seq-v1":
+            assert "e-value path" in page
 
     assert daemon.metric("decode_errors_total") == 0, daemon.tail()  # every log line was valid points
     assert stop(daemon.proc, timeout=60) == 0, daemon.tail()

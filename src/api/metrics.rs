@@ -29,7 +29,13 @@ struct Snapshot {
     /// `(endpoint, outcome, requests)` and `(endpoint, points)` of the receivers, when on.
     received: Vec<(&'static str, &'static str, u64)>,
     received_points: Vec<(&'static str, u64)>,
+    /// Running runs and recently finished ones (`server.run-metrics-ttl`).
+    runs: Vec<crate::runs::RunGauges>,
 }
+
+/// Runs exported at most (the newest): the per-run families stay bounded whatever the
+/// run rate.
+const MAX_RUNS: usize = 500;
 
 /// The exposition text and its content type.
 pub(super) fn render(st: &AppState) -> (&'static str, String) {
@@ -56,6 +62,9 @@ pub(super) fn render(st: &AppState) -> (&'static str, String) {
         judge_requests: st.judge_requests.load(Ordering::Relaxed),
         received: Vec::new(),
         received_points: Vec::new(),
+        runs: st
+            .runs
+            .gauges(st.run_metrics_ttl.as_millis() as i64, MAX_RUNS),
     };
     #[cfg(feature = "kafka")]
     let snapshot = {
@@ -286,6 +295,89 @@ impl Collector for Snapshot {
             "POST /judge requests.",
             counter(self.judge_requests),
         )?;
+        self.encode_runs(&mut e)
+    }
+}
+
+impl Snapshot {
+    /// The per-run families: one sample set per run in progress or recently finished.
+    fn encode_runs(&self, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        use prometheus_client::metrics::MetricType;
+        if self.runs.is_empty() {
+            return Ok(());
+        }
+        let run_labels = |r: &crate::runs::RunGauges| {
+            vec![
+                ("run".to_string(), r.id.clone()),
+                ("config".to_string(), r.config.clone()),
+            ]
+        };
+        let mut enc = e.encode_descriptor(
+            "run_score",
+            "The score of a canary run's last judgment (0-100).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for r in &self.runs {
+            if let Some(score) = r.score {
+                ConstGauge::new(score).encode(enc.encode_family(&run_labels(r))?)?;
+            }
+        }
+        let mut enc = e.encode_descriptor(
+            "run_status",
+            "A canary run's status: 1 for the status it is in, 0 for the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for r in &self.runs {
+            for s in RunStatus::ALL {
+                let mut labels = run_labels(r);
+                labels.push(("status".into(), s.as_str().into()));
+                let on = if r.status == s { 1.0 } else { 0.0 };
+                ConstGauge::new(on).encode(enc.encode_family(&labels)?)?;
+            }
+        }
+        let mut enc = e.encode_descriptor(
+            "run_judgments",
+            "Judgments a canary run has made.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for r in &self.runs {
+            ConstGauge::new(r.judgments as f64).encode(enc.encode_family(&run_labels(r))?)?;
+        }
+        let mut enc = e.encode_descriptor(
+            "run_threshold",
+            "A canary run's score thresholds: a judgment passes at or above pass, is marginal at or above marginal.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for r in &self.runs {
+            for (name, v) in [("pass", r.thresholds.0), ("marginal", r.thresholds.1)] {
+                let mut labels = run_labels(r);
+                labels.push(("threshold".into(), name.into()));
+                ConstGauge::new(v).encode(enc.encode_family(&labels)?)?;
+            }
+        }
+        let mut enc = e.encode_descriptor(
+            "run_metric_classification",
+            "Each metric result of a canary run's last judgment: 1, with its classification (Pass, High, Low, Nodata, ...) as a label.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for r in &self.runs {
+            for m in &r.metrics {
+                let mut labels = run_labels(r);
+                labels.extend([
+                    ("metric".to_string(), m.name.clone()),
+                    ("tags".to_string(), m.tags.clone()),
+                    ("classification".to_string(), m.classification.clone()),
+                    ("critical".to_string(), m.critical.to_string()),
+                    ("muted".to_string(), m.muted.to_string()),
+                ]);
+                ConstGauge::new(1.0).encode(enc.encode_family(&labels)?)?;
+            }
+        }
         Ok(())
     }
 }

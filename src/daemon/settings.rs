@@ -12,6 +12,8 @@ pub const SERVER_SETTINGS: &[Setting] = &[
     Setting { key: "server.judge-concurrency", kind: Kind::Int, default: "4", doc: "`POST /judge` requests judged at once; one more is refused with 503 and `Retry-After`." },
     Setting { key: "server.judge-queue-wait", kind: Kind::Duration, default: "10s", doc: "How long a `POST /judge` waits for a turn when server.judge-concurrency requests are being judged, before 503 with `Retry-After`." },
     Setting { key: "server.judge-memory", kind: Kind::Bytes, default: "512MiB", doc: "Memory all `POST /judge` requests in progress may hold together (estimated as 16 bytes per byte of body, reserved from the declared length before the body is read); a request that does not fit now gets 503 with `Retry-After`, one that never could 413." },
+    Setting { key: "server.public-url", kind: Kind::OptStr, default: "", doc: "The API's address as people reach it (e.g. https://coalmine.example.com): the base of `reportUrl` in runs, verdicts and Kafka verdict events (unset: each response uses its request's Host header, and Kafka events carry no link)." },
+    Setting { key: "server.run-metrics-ttl", kind: Kind::Duration, default: "1h", doc: "How long a finished run's gauges (coalmine_run_*) stay on /metrics after its last judgment; running runs are always there." },
     Setting { key: "server.judge-max-values", kind: Kind::Int, default: "1000000", doc: "Values (both scopes, all metrics) one `POST /judge` request may carry; more is refused with 413." },
 ];
 
@@ -26,6 +28,10 @@ pub struct ServerConfig {
     pub listen: String,
     pub token: Option<String>,
     pub limits: RequestLimits,
+    /// `server.public-url`, without a trailing `/`.
+    pub public_url: Option<String>,
+    /// `server.run-metrics-ttl`.
+    pub run_metrics_ttl: std::time::Duration,
 }
 
 /// What one request, and all `POST /judge` requests together, may cost.
@@ -60,6 +66,10 @@ impl ServerConfig {
         ServerConfig {
             listen: v.string("server.listen").unwrap_or_default(),
             token: v.string("server.token"),
+            public_url: v
+                .string("server.public-url")
+                .map(|u| u.trim_end_matches('/').to_string()),
+            run_metrics_ttl: v.duration("server.run-metrics-ttl"),
             limits: RequestLimits {
                 max_body: v.bytes("server.max-body").unwrap_or(16 << 20).max(1024) as usize,
                 judge_concurrency: v.int("server.judge-concurrency").max(1),
@@ -81,6 +91,15 @@ impl ServerConfig {
                 "server.listen: {:?} is not an address like 127.0.0.1:8090",
                 self.listen
             ));
+        }
+        if let Some(u) = &self.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://"))
+                || u.contains(char::is_whitespace)
+            {
+                p.push(format!(
+                    "server.public-url: {u:?} is not an http:// or https:// URL"
+                ));
+            }
         }
         p
     }

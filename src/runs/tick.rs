@@ -224,6 +224,26 @@ pub(crate) async fn judge_tick(
     })
 }
 
+/// Every metric's pairs over `[from, to)` without judging them (the report's series): a
+/// metric whose query a limit stopped has no pairs. Waits for a tick in progress (the
+/// queries are rebound in place).
+pub(crate) async fn series(
+    p: &Prepared,
+    run: &Run,
+    (from, to): (i64, i64),
+) -> Result<Vec<PairData>, RunError> {
+    let _one_at_a_time = p.tick_lock.lock().await;
+    let mut out = Vec::new();
+    for (name, control_q, experiment_q) in &p.metrics {
+        if let Ok((control, experiment)) =
+            query_window(name, control_q, experiment_q, from, to).await?
+        {
+            out.extend(mix(name, &run.id, control, experiment));
+        }
+    }
+    Ok(out)
+}
+
 /// The pairs of the metrics with SLO gates over `[from, to)` (a limit leaves a metric out:
 /// its gates then see the tick's values).
 async fn window_pairs(

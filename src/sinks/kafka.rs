@@ -14,6 +14,8 @@ use crate::runs::{PairData, Run, RunListener};
 pub struct KafkaVerdicts {
     producer: ThreadedProducer<DefaultProducerContext>,
     topic: String,
+    /// `server.public-url`: events then link to their run's report.
+    public_url: Option<String>,
 }
 
 /// The event of a judgment: the run, the window, the score and each metric's class.
@@ -33,6 +35,8 @@ struct JudgmentEvent<'a> {
     reason: &'a str,
     status: &'static str,
     metrics: Vec<MetricEvent<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -52,13 +56,24 @@ struct VerdictEvent<'a> {
 }
 
 impl KafkaVerdicts {
-    pub fn new(cfg: &KafkaConfig, topic: &str) -> Result<KafkaVerdicts, KafkaError> {
+    pub fn new(
+        cfg: &KafkaConfig,
+        topic: &str,
+        public_url: Option<String>,
+    ) -> Result<KafkaVerdicts, KafkaError> {
         let mut pc = crate::ingest::kafka::producer_config(cfg);
         pc.set("linger.ms", "5");
         Ok(KafkaVerdicts {
             producer: pc.create()?,
             topic: topic.to_string(),
+            public_url,
         })
+    }
+
+    fn report_url(&self, id: &str) -> Option<String> {
+        self.public_url
+            .as_ref()
+            .map(|u| format!("{u}/runs/{id}/report"))
     }
 
     fn send(&self, key: &str, event: &impl Serialize) {
@@ -107,6 +122,7 @@ impl RunListener for KafkaVerdicts {
                 reason: &j.reason,
                 status: run.status.as_str(),
                 metrics,
+                report_url: self.report_url(&run.id),
             },
         );
     }
@@ -117,7 +133,10 @@ impl RunListener for KafkaVerdicts {
             &VerdictEvent {
                 r#type: "verdict",
                 run_id: &run.id,
-                verdict: run.verdict(),
+                verdict: crate::runs::Verdict {
+                    report_url: self.report_url(&run.id),
+                    ..run.verdict()
+                },
             },
         );
         self.flush();

@@ -577,6 +577,8 @@ async fn health_reports_a_stuck_subsystem() {
         token: None,
         judge_requests: Default::default(),
         limits: Arc::new(coalmine::api::JudgeLimits::new(Default::default())),
+        public_url: None,
+        run_metrics_ttl: std::time::Duration::from_secs(3600),
         receiver: None,
     };
     let (listener, addr) = coalmine::api::bind("127.0.0.1:0").await.unwrap();
