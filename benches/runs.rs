@@ -16,70 +16,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use serde_json::{json, Value};
 
 use coalmine::ingest::decode::{Decoder, Format};
 use coalmine::query::{Binding, Engine, QueryLimits};
-use coalmine::runs::{spec, PreparedRun};
+use coalmine::runs::PreparedRun;
 use coalmine::store::segment::PointColumns;
-use coalmine::store::{message_offsets, Store, StoreConfig};
+use coalmine::store::{message_offsets, Store};
 
-const METRICS: usize = 20;
-const INSTANCES: usize = 6; // per scope
-const WINDOW_S: i64 = 1800;
-const T0: i64 = 1_795_302_000_000;
-
-fn store(dir: &std::path::Path) -> Store {
-    let mut cfg = StoreConfig::new(dir);
-    cfg.retention = Duration::from_secs(100 * 365 * 86400);
-    cfg.hot_window = cfg.retention;
-    let store = Store::open(cfg).unwrap();
-    let mut pts = PointColumns::default();
-    {
-        let mut reg = store.registry_mut();
-        for m in 0..METRICS {
-            for i in 0..2 * INSTANCES {
-                let version = if i < INSTANCES { "v1" } else { "v2" };
-                let inst = format!("i-{i}");
-                let id = reg.resolve(
-                    &format!("svc.m{m:02}"),
-                    &[("app", "svc"), ("instance", &inst), ("version", version)],
-                );
-                for t in 0..WINDOW_S {
-                    let base = 100.0 + m as f64 + ((t * 7 + i as i64 * 13) % 29) as f64;
-                    pts.push(id, T0 + t * 1000, base);
-                }
-            }
-        }
-    }
-    store.append(&pts, &message_offsets("bench", 0, 0));
-    store.flush().unwrap();
-    store
-}
-
-fn config() -> Value {
-    let sqls = [
-        "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, avg(value) AS value FROM metrics WHERE metric = '{m}' GROUP BY 1",
-        "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, approx_percentile_cont(value, 0.99) AS value FROM metrics WHERE metric = '{m}' GROUP BY 1",
-        "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, max(value) AS value FROM metrics WHERE metric = '{m}' GROUP BY 1",
-        "SELECT date_bin(INTERVAL '1 minute', ts) AS ts, median(value) AS value FROM metrics WHERE metric = '{m}' GROUP BY 1",
-    ];
-    let metrics: Vec<Value> = (0..METRICS)
-        .map(|m| {
-            let name = format!("svc.m{m:02}");
-            json!({"name": format!("metric {m}"), "groups": [format!("g{}", m % 4)],
-                   "query": {"type": "sql", "sql": sqls[m % sqls.len()].replace("{m}", &name)},
-                   "analysisConfigurations": {"canary": {"direction": "increase"}}})
-        })
-        .collect();
-    json!({"name": "bench", "applications": ["bench"], "metrics": metrics})
-}
-
-fn run_spec() -> spec::RunSpec {
-    let body = json!({"config": "bench", "scopes": {"default": {"control": {"tags": {"version": "v1"}}, "experiment": {"tags": {"version": "v2"}}}},
-                      "start": T0, "lifetime": "2h", "interval": "1m", "window": "30m"});
-    spec::parse(&body, T0).unwrap().0
-}
+#[path = "support/run_data.rs"]
+mod run_data;
+use run_data::{config, run_spec, store, METRICS, T0, WINDOW_S};
 
 /// Decode JSON messages of 100 points into the store at `rate` points/s until `stop`.
 fn ingest(store: Store, rate: u64, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) {
@@ -122,14 +68,14 @@ fn ingest(store: Store, rate: u64, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) 
 fn runs_bench(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("coalmine-bench-runs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = store(&dir);
+    let store = store(&dir, WINDOW_S);
     let engine = Engine::new(store.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let prepared = rt
-        .block_on(PreparedRun::prepare(&engine, &config(), run_spec()))
+        .block_on(PreparedRun::prepare(&engine, &config(60), run_spec()))
         .unwrap();
     let tick = T0 + WINDOW_S * 1000;
     let (result, pairs) = rt.block_on(prepared.judge(tick)).unwrap();
@@ -161,7 +107,7 @@ fn runs_bench(c: &mut Criterion) {
     )
     .unwrap();
     let prepared_limited = rt
-        .block_on(PreparedRun::prepare(&limited, &config(), run_spec()))
+        .block_on(PreparedRun::prepare(&limited, &config(60), run_spec()))
         .unwrap();
     group.bench_function(
         "20 SQL metrics, 30-minute window, alone (query limits on)",

@@ -116,7 +116,8 @@ enum Command {
         /// {"allowedIncrease": 1.1}, "metrics": {"latency p99": {...}}, ...}.
         #[arg(long)]
         overrides: Option<String>,
-        /// Output: a table of the judgments whose verdict changes, or all of it as JSON.
+        /// Output: a table of the judgments whose verdict changes, all of it as JSON, or an
+        /// HTML page (old against new scores, the judgments and metric results that change).
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },

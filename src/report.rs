@@ -24,7 +24,6 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-
 use crate::judge::model::{AnalysisResult, CanaryJudgeResult};
 use crate::judge::Thresholds;
 

@@ -228,10 +228,13 @@ def test_store_sql_beside_data_written_by_the_daemon(coalmine_bin, tmp_path):
         # 6 s of data, 3 values a side: the default judge (coalmine-v2) would call that
         # inconclusive (exit 1); this test is about the store, so coalmine-v1 passes it
         [coalmine_bin, "demo", "--regression", "none", "--lifetime", "6s", "--interval", "3s", "--window", "3s",
-         "--warmup", "0s", "--judge", "coalmine-v1", "--data-dir", str(data)],
+         "--warmup", "0s", "--judge", "coalmine-v1", "--data-dir", str(data), "--report", str(tmp_path / "report.html")],
         capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+    # the demo's run report, written where asked
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert f"report: {tmp_path / 'report.html'}" in out.stdout
     store = coalmine.Store.open(data)
     t = store.sql("SELECT version, count(*) AS n, avg(value) AS mean FROM metrics WHERE metric = 'http.latency_ms' GROUP BY version ORDER BY version")
     rows = t.to_pylist()

@@ -196,7 +196,8 @@ def test_archived_run_report_in_a_browser(archive, tmp_path, regressed):
     result = archive.result(info.id, info.judgments[-1].index).to_dict()
     check_report(page, tmp_path, info.id, last_classes(result), info.status)
     # the score timeline: one marker per judgment
-    assert f"{len(info.judgments)} judgments" in page
+    n = len(info.judgments)
+    assert f"{n} judgment{'' if n == 1 else 's'};" in page
     # in a notebook: a fragment whose styles are scoped to it
     fragment = info._repr_html_()
     assert fragment.startswith('<div class="cm"><style>') and "<html" not in fragment

@@ -85,7 +85,6 @@ fn clock_of(input: &ReportInput) -> Clock {
     Clock::for_span(span.map_or(0, |(a, b)| b - a))
 }
 
-
 /// The page's style, scoped to `.cm` so a fragment inside a notebook restyles nothing else.
 const STYLE: &str = r#"
 .cm{--ink:#222;--muted:#666;--line:#ddd;--fail:#b00020;--warn:#8a5a00;--pass:#00664f;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#fff;margin:0 auto;max-width:1100px;padding:16px}
@@ -104,7 +103,7 @@ const STYLE: &str = r#"
 .cm dl.spec dt{color:var(--muted)}.cm dl.spec dd{margin:0;overflow-wrap:anywhere}
 .cm table{border-collapse:collapse;margin:.4em 0;font-size:.92em}
 .cm th,.cm td{border-bottom:1px solid var(--line);padding:3px 8px;text-align:left;vertical-align:top}
-.cm td.num{text-align:right;font-variant-numeric:tabular-nums}
+.cm td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .cm .scroll{overflow-x:auto}
 .cm section.metric{border:1px solid var(--line);border-radius:6px;padding:10px 12px;margin:14px 0}
 .cm section.metric.failing{border-left:6px solid var(--fail)}
@@ -406,8 +405,9 @@ fn run_section(out: &mut String, run: &Run, input: &ReportInput, clock: Clock) {
         ));
         let _ = write!(
             out,
-            "<figcaption>{} judgments; circle pass, triangle marginal, cross fail.</figcaption></figure></div>",
-            run.judgments.len()
+            "<figcaption>{} judgment{}; circle pass, triangle marginal, cross fail.</figcaption></figure></div>",
+            run.judgments.len(),
+            if run.judgments.len() == 1 { "" } else { "s" }
         );
     }
 }
@@ -476,17 +476,27 @@ fn summary_section(out: &mut String, result: &CanaryJudgeResult, input: &ReportI
     }
     out.push_str("</tbody></table></div>");
     if !result.group_scores.is_empty() {
-        out.push_str(
-            "<table><thead><tr><th>group</th><th>score</th><th>class</th></tr></thead><tbody>",
+        // Kayenta leaves a group's classification empty; the column shows when a judge sets it
+        let classes = result
+            .group_scores
+            .iter()
+            .any(|g| !g.classification.is_empty());
+        let _ = write!(
+            out,
+            "<table><thead><tr><th>group</th><th>score</th>{}</tr></thead><tbody>",
+            if classes { "<th>class</th>" } else { "" }
         );
         for g in &result.group_scores {
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td class=\"num\">{}</td>",
                 escape(&g.name),
                 fmt_num(g.score),
-                escape(&g.classification)
             );
+            if classes {
+                let _ = write!(out, "<td>{}</td>", escape(&g.classification));
+            }
+            out.push_str("</tr>");
         }
         out.push_str("</tbody></table>");
     }

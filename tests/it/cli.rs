@@ -349,3 +349,42 @@ fn the_table_shows_error_budget_and_traffic_split() {
         "{table}"
     );
 }
+
+/// `--format html` renders a report for every judge: the verdict, every metric and a chart.
+#[test]
+fn every_judge_renders_an_html_report() {
+    let metrics: Vec<String> = example()["canaryConfig"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    for judge in coalmine::judge::JudgeKind::ALL {
+        let out = coalmine(
+            &[
+                "judge",
+                "--judge",
+                judge.name(),
+                "--format",
+                "html",
+                "examples/checkout-canary.json",
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{}: {}", judge.name(), stderr(&out));
+        let page = String::from_utf8(out.stdout).unwrap();
+        assert!(page.starts_with("<!DOCTYPE html>"), "{}", judge.name());
+        assert!(page.contains("id=\"verdict\""), "{}", judge.name());
+        for m in &metrics {
+            assert!(
+                page.contains(&format!("</span> {m}")),
+                "{}: no section for {m}",
+                judge.name()
+            );
+        }
+        assert!(page.contains("<svg"), "{}: charts", judge.name());
+        assert!(
+            !page.contains("<script") && !page.contains("http://") && !page.contains("https://")
+        );
+    }
+}

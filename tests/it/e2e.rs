@@ -170,7 +170,9 @@ fn regressed_canary_fails_and_clean_canary_passes() {
     let dir = TempDir::new("e2e");
     let topic = new_topic(&addr, "e2e", 3);
     let verdicts = new_topic(&addr, "e2e-verdicts", 1);
-    let extra = format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n\n[verdicts]\ntopic = \"{verdicts}\"\n");
+    // behind a proxy: the links in verdicts and events use the public address
+    let public = "https://coalmine.example.com";
+    let extra = format!("\n[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\npublic-url = \"{public}/\"\n\n[verdicts]\ntopic = \"{verdicts}\"\n");
     let mut d = Daemon::on_topic(&dir.0, &addr, &topic, &extra);
     let api = d.api();
     let traffic = Traffic::start(
@@ -247,7 +249,16 @@ fn regressed_canary_fails_and_clean_canary_passes() {
     traffic.stop();
     assert_eq!(shop_v["status"], "fail", "{shop_v}");
     assert_eq!(cart_v["status"], "pass", "{cart_v}");
+    assert_eq!(
+        shop_v["reportUrl"],
+        format!("{public}/runs/{shop_id}/report").as_str()
+    );
+    // the page behind the link: every metric of the run, the verdict up front
+    let page = get(&api, &format!("/runs/{shop_id}/report"));
+    assert_eq!(page.status, 200);
+    assert!(page.body.starts_with("<!DOCTYPE html>") && page.body.contains("✗ FAIL"));
     let shop_run = get(&api, &format!("/runs/{shop_id}")).json();
+    assert_eq!(shop_run["reportUrl"], shop_v["reportUrl"]);
     let last = shop_run["judgments"]
         .as_array()
         .unwrap()
@@ -311,6 +322,14 @@ fn regressed_canary_fails_and_clean_canary_passes() {
             (last["type"].as_str(), last["verdict"]["status"].as_str()),
             (Some("verdict"), Some(status)),
             "{of_run:?}"
+        );
+        let link = format!("{public}/runs/{run_id}/report");
+        assert_eq!(last["verdict"]["reportUrl"], link.as_str());
+        assert!(
+            of_run
+                .iter()
+                .all(|e| e["reportUrl"] == link.as_str()
+                    || e["verdict"]["reportUrl"] == link.as_str())
         );
         for (i, j) in of_run[..of_run.len() - 1].iter().enumerate() {
             assert_eq!(

@@ -457,3 +457,38 @@ fn a_run_state_survives_json_and_ticks_without_data() {
     assert_ne!(r.results[0].classification, "Error", "{:?}", r.results[0]);
     assert_eq!(states.len(), 1);
 }
+
+/// The report of a histogram judgment draws the requests per interval (its `+Inf` bucket),
+/// the tail test's interval and its quantile gate against the allowed effect, and lists the
+/// test's histogram statistics.
+#[test]
+fn the_report_of_a_histogram_metric_draws_its_requests_and_tail_test() {
+    let mut rng = Synth::new(43);
+    let base = minutes(&mut rng, 20, 1000, 1.0);
+    let slower = minutes(&mut rng, 20, 1000, 1.2);
+    let mut canary = declared();
+    canary["effectSize"] = json!({"allowedIncrease": 1.1});
+    let req = request(canary, &[(json!({}), base, slower)]);
+    let result = judge(&req);
+    let page = coalmine::report::judgment_html(
+        &JudgeRequest::from_value(&req).unwrap(),
+        &result,
+        coalmine::report::Form::Page,
+    );
+    assert!(page.contains("latency: requests per interval (bucket le=+Inf)"));
+    assert!(
+        page.contains("tail (cmh): estimate and interval")
+            || page.contains("tail (quasi-cmh): estimate and interval")
+    );
+    assert!(page.contains("tail: effect gate (quantile:0.99)"));
+    for field in [
+        "tests[0].bound",
+        "tests[0].requests",
+        "tests[0].quantiles",
+        "tests[0].scored",
+    ] {
+        assert!(page.contains(&format!("<th>{field}</th>")), "{field}");
+    }
+    assert!(page.contains("▲ High"));
+    assert!(!page.contains("http"), "no URL in the page");
+}
