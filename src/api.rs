@@ -430,7 +430,18 @@ async fn judge_request(
     Query(q): Query<Vec<(String, String)>>,
     req: Request,
 ) -> ApiResult<Response> {
-    let judge_name = q.into_iter().find(|(k, _)| k == "judge").map(|(_, v)| v);
+    let param = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let judge_name = param("judge");
+    // `?format=html`: the judgment's report instead of the CanaryJudgeResult
+    let html = match param("format").as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "format: {other:?} is not json or html"
+            )))
+        }
+    };
     let max_body = st.limits.request.max_body as u64;
     let declared = declared_length(&req);
     if declared.is_some_and(|n| n > max_body) {
@@ -442,7 +453,7 @@ async fn judge_request(
     let _turn = st.limits.turn().await?;
     st.judge_requests.fetch_add(1, Ordering::Relaxed);
     let max_values = st.limits.request.judge_max_values;
-    let result = tokio::task::spawn_blocking(move || -> ApiResult<judge::CanaryJudgeResult> {
+    let (result, page) = tokio::task::spawn_blocking(move || -> ApiResult<(judge::CanaryJudgeResult, Option<String>)> {
         let value = json_body(&body, "a remote-judge request")?;
         drop(body);
         let request = judge::JudgeRequest::from_value(&value)
@@ -461,11 +472,35 @@ async fn judge_request(
                 ),
             ));
         }
-        Ok(judge::judge_request(&request, judge_name.as_deref())?)
+        let result = judge::judge_request(&request, judge_name.as_deref())?;
+        let page = html.then(|| {
+            crate::report::judgment_html(&request, &result, crate::report::Form::Page)
+        });
+        Ok((result, page))
     })
     .await
     .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))??;
+    if let Some(page) = page {
+        return Ok(html_page(page));
+    }
     Ok(Json(serde_json::to_value(&result).expect("results serialise")).into_response())
+}
+
+/// An HTML report as a response: it may load nothing but its own inline styles and SVG.
+fn html_page(page: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            ),
+        ],
+        page,
+    )
+        .into_response()
 }
 
 async fn list_configs(
@@ -592,20 +627,7 @@ async fn run_report(State(st): State<AppState>, Path(id): Path<String>) -> ApiRe
     })
     .await
     .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            // the page needs nothing but its own inline styles and SVG
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
-            ),
-        ],
-        page,
-    )
-        .into_response())
+    Ok(html_page(page))
 }
 
 async fn list_runs(State(st): State<AppState>) -> Json<Vec<crate::runs::RunSummary>> {

@@ -79,6 +79,19 @@ def render(page: str, tmp_path: Path, name: str, width: int = 1100, height: int 
     return dom.stdout, Image.open(png).convert("RGB")
 
 
+def print_pdf(page: str, tmp_path: Path, name: str) -> bytes:
+    """`page` printed to PDF by headless chromium (what "Print" in the browser makes)."""
+    browser = chromium()
+    html = tmp_path / f"{name}-print.html"
+    html.write_text(page, encoding="utf-8")
+    pdf = tmp_path / f"{name}.pdf"
+    done = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--no-pdf-header-footer",
+                           f"--print-to-pdf={pdf}", html.as_uri()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and pdf.exists(), done.stderr[-2000:]
+    return pdf.read_bytes()
+
+
 def painted(image) -> dict:
     """The screenshot's share of pixels that are not white, and how many pixels are of each
     arm's colour."""

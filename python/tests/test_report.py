@@ -6,20 +6,21 @@ builds, the pixels it paints).
   produced to Kafka with timestamps of the last hour, with a regressed critical metric, a
   NaN-only metric and a muted regressed metric; the report is fetched from the verdict's
   `reportUrl`, and `/metrics` shows the run's gauges until `server.run-metrics-ttl` after
-  it finished;
+  it finished; `POST /judge?format=html` answers one judgment's report;
 * archived runs (a regressed and a healthy one), a single judgment and a re-judge
   comparison render from Python, the CLI and in notebook form.
 """
 
 import json
 import random
+import re
 import subprocess
 import time
 import urllib.request
 import uuid
 
 import pytest
-from report_checks import check_report, external_references, parse_strict
+from report_checks import check_report, external_references, parse_strict, print_pdf
 from served import Daemon, wait_for
 
 import coalmine
@@ -107,7 +108,7 @@ def run_gauges(daemon, run_id):
     return [line for line in text.splitlines() if line.startswith("coalmine_run_") and f'run="{run_id}"' in line]
 
 
-def test_live_twenty_metric_run_report(broker, create_topic, coalmine_bin, tmp_path, children):
+def test_live_twenty_metric_run_report(broker, create_topic, coalmine_bin, tmp_path, children, root):
     topic = f"report-{uuid.uuid4().hex[:8]}"
     create_topic(broker, topic, 1)
     daemon = Daemon(coalmine_bin, tmp_path, broker, topic, children, server='run-metrics-ttl = "5s"\n')
@@ -162,6 +163,15 @@ def test_live_twenty_metric_run_report(broker, create_topic, coalmine_bin, tmp_p
     assert page.index(f"</span> {REGRESSED}") < min(page.index(f"</span> {m}") for m in NAMES[1:])
     assert len(page) < 3 * 1024 * 1024
 
+    # one judgment's report: POST /judge?format=html; another format is refused by name
+    example = json.loads((root / "examples" / "checkout-canary.json").read_text())
+    status, body = daemon.request("POST", "/judge?format=html", example)
+    assert status == 200 and body.startswith("<!DOCTYPE html>"), (status, body[:200])
+    parse_strict(body)
+    assert "</span> latency p99" in body and external_references(body) == []
+    status, body = daemon.request("POST", "/judge?format=pdf", example)
+    assert status == 400 and "format" in body["message"], body
+
     # an unknown run: a JSON 404, not a page
     status, body = daemon.request("GET", "/runs/no-such-run/report")
     assert status == 404 and "no-such-run" in body["message"], body
@@ -202,6 +212,11 @@ def test_archived_run_report_in_a_browser(archive, tmp_path, regressed):
     fragment = info._repr_html_()
     assert fragment.startswith('<div class="cm"><style>') and "<html" not in fragment
     assert all(rule.startswith((".cm", "@media", "}")) for rule in fragment.split("<style>")[1].split("</style>")[0].split("\n") if rule)
+    if regressed:
+        # printable: the print stylesheet keeps each metric's section on one page
+        pdf = print_pdf(page, tmp_path, info.id)
+        pages = len(re.findall(rb"/Type\s*/Page\b", pdf))
+        assert pdf.startswith(b"%PDF") and pages >= 2, pages
     info.save_html(tmp_path / "saved.html")
     saved = (tmp_path / "saved.html").read_text(encoding="utf-8")
     assert saved.startswith("<!DOCTYPE html>") and info.id in saved
