@@ -11,13 +11,11 @@
 //!
 //! `cargo bench --bench sql_functions`
 
-use std::time::Duration;
-
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use coalmine::query::{Binding, Engine};
 use coalmine::store::segment::PointColumns;
-use coalmine::store::{message_offsets, Store, StoreConfig};
+use coalmine::store::{message_offsets, Store};
 
 const T0: i64 = 1_795_302_000_000;
 const INSTANCES: usize = 12;
@@ -27,11 +25,11 @@ const BOUNDS: [&str; 15] = [
     "7.5", "10", "+Inf",
 ];
 
+#[path = "support/run_data.rs"]
+mod run_data;
+
 fn store(dir: &std::path::Path) -> Store {
-    let mut cfg = StoreConfig::new(dir);
-    cfg.retention = Duration::from_secs(100 * 365 * 86400);
-    cfg.hot_window = cfg.retention;
-    let store = Store::open(cfg).unwrap();
+    let store = run_data::open_store(dir);
     let mut pts = PointColumns::default();
     {
         let mut reg = store.registry_mut();

@@ -608,7 +608,7 @@ fn report_url(st: &AppState, headers: &HeaderMap, id: &str) -> String {
             format!("http://{host}")
         }
     };
-    format!("{base}/runs/{id}/report")
+    crate::runs::report_url(&base, id)
 }
 
 /// A run's JSON with its `reportUrl`.

@@ -371,7 +371,7 @@ pub async fn run(opts: DemoOptions) -> Result<Run, Error> {
     );
     let (points, _) = daemon.store.count_and_sum().unwrap_or((0, 0.0));
     println!("({} points ingested and judged)", points);
-    let report_url = format!("{api}/runs/{}/report", final_run.id);
+    let report_url = crate::runs::report_url(&api, &final_run.id);
     if let Some(path) = &opts.report {
         let (run, pairs, note) = daemon.runs.report_data(&final_run.id).await?;
         let pairs: Vec<_> = pairs.into_iter().map(|p| p.pair).collect();

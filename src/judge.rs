@@ -545,6 +545,49 @@ impl CanaryBasics {
     }
 }
 
+/// `effectSize.measure` and `(allowedDecrease, allowedIncrease)`, each side defaulting to the
+/// measure's no-change value.
+fn effect_gate(r: &Reader<'_>) -> Result<(EffectMeasure, f64, f64), ShapeError> {
+    let measure =
+        EffectMeasure::parse(&r.string(&["canary", "effectSize", "measure"], "meanRatio"));
+    let neutral = measure.neutral();
+    // increase first: its error is the one reported when both are bad
+    let increase = r.f64(&["canary", "effectSize", "allowedIncrease"], neutral)?;
+    let decrease = r.f64(&["canary", "effectSize", "allowedDecrease"], neutral)?;
+    Ok((measure, decrease, increase))
+}
+
+/// A metric's effect-size gate as the fixed-horizon judges read it from its
+/// `analysisConfigurations`: the measure and `(allowedDecrease, allowedIncrease)` (`None`
+/// when the settings are invalid).
+pub fn allowed_effect(analysis: &Value) -> Option<(EffectMeasure, f64, f64)> {
+    effect_gate(&Reader {
+        data: analysis,
+        base_path: JsonPath::root(),
+    })
+    .ok()
+}
+
+/// The IQR factor the judges remove a metric's outliers with (`outliers.strategy:
+/// "remove"`, read from its `analysisConfigurations` as they read it) and how many values of
+/// `series` their cleaning drops as outliers; `None` when outliers are kept or the settings
+/// are invalid.
+pub fn outliers_removed(analysis: &Value, series: &[f64]) -> Option<(f64, usize)> {
+    let basics = CanaryBasics::read(&Reader {
+        data: analysis,
+        base_path: JsonPath::root(),
+    })
+    .ok()?;
+    let factor = basics.outlier_factor?;
+    let without_nans = CanaryBasics {
+        outlier_factor: None,
+        ..basics
+    }
+    .clean(series)
+    .len();
+    Some((factor, without_nans - basics.clean(series).len()))
+}
+
 /// A metric's resolved `analysisConfigurations.canary` settings (Kayenta's defaults).
 #[derive(Debug, Clone, Copy)]
 struct MetricParams {
@@ -563,11 +606,8 @@ impl MetricParams {
             base_path: metric.path.key("analysisConfigurations"),
         };
         let basics = CanaryBasics::read(&r)?;
-        let measure =
-            EffectMeasure::parse(&r.string(&["canary", "effectSize", "measure"], "meanRatio"));
+        let (measure, allowed_decrease, allowed_increase) = effect_gate(&r)?;
         let neutral = measure.neutral();
-        let allowed_increase = r.f64(&["canary", "effectSize", "allowedIncrease"], neutral)?;
-        let allowed_decrease = r.f64(&["canary", "effectSize", "allowedDecrease"], neutral)?;
         let critical_increase = r.f64(&["canary", "effectSize", "criticalIncrease"], neutral)?;
         let critical_decrease = r.f64(&["canary", "effectSize", "criticalDecrease"], neutral)?;
         let (confidence, tolerance, interval) = match kind {

@@ -1015,6 +1015,11 @@ impl PreparedRun {
     }
 }
 
+/// The address of run `id`'s HTML report under the API at `base` (`reportUrl`).
+pub fn report_url(base: &str, id: &str) -> String {
+    format!("{base}/runs/{id}/report")
+}
+
 /// `ms` (Unix) as `2026-12-01 10:00:00 UTC`.
 pub(crate) fn utc_text(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(

@@ -1,4 +1,4 @@
-//! The run the run and report benches share: 20 SQL metrics over a store of 6 + 6 instances
+//! The run the run and report benches share (and the store every bench opens): 20 SQL metrics over a store of 6 + 6 instances
 //! writing 1 point/s each.
 
 // each bench uses part of it
@@ -17,12 +17,18 @@ pub const INSTANCES: usize = 6; // per scope
 pub const WINDOW_S: i64 = 1800;
 pub const T0: i64 = 1_795_302_000_000;
 
-/// A store in `dir` with `seconds` of every metric's series from `T0`.
-pub fn store(dir: &std::path::Path, seconds: i64) -> Store {
+/// An empty store in `dir` that keeps everything in memory and evicts nothing (the benches'
+/// timestamps are fixed, years from now or ago).
+pub fn open_store(dir: &std::path::Path) -> Store {
     let mut cfg = StoreConfig::new(dir);
     cfg.retention = Duration::from_secs(100 * 365 * 86400);
     cfg.hot_window = cfg.retention;
-    let store = Store::open(cfg).unwrap();
+    Store::open(cfg).unwrap()
+}
+
+/// A store in `dir` with `seconds` of every metric's series from `T0`.
+pub fn store(dir: &std::path::Path, seconds: i64) -> Store {
+    let store = open_store(dir);
     let mut pts = PointColumns::default();
     {
         let mut reg = store.registry_mut();

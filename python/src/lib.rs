@@ -98,16 +98,9 @@ fn mann_whitney<'py>(
     Ok(d)
 }
 
-/// `judge_request(request, judge) -> str`: `request` is a dict or JSON text; returns the
-/// `CanaryJudgeResult` as JSON text (exactly what `coalmine judge` prints, compact).
-#[pyfunction]
-#[pyo3(signature = (request, judge = None, overrides = None))]
-fn judge_request(
-    py: Python<'_>,
-    request: &Bound<'_, PyAny>,
-    judge: Option<String>,
-    overrides: Option<String>,
-) -> PyResult<String> {
+/// A remote-judge request given as a dict or JSON text, with `overrides` (JSON text) applied
+/// to its `canaryConfig`.
+fn request_value(request: &Bound<'_, PyAny>, overrides: Option<String>) -> PyResult<Value> {
     let mut value = if let Ok(text) = request.cast::<PyString>() {
         let text: String = text.extract()?;
         parse_text(&text, "the request").map_err(|e| InvalidInputError::new_err(e.message))?
@@ -123,6 +116,20 @@ fn judge_request(
             value["canaryConfig"] = patched;
         }
     }
+    Ok(value)
+}
+
+/// `judge_request(request, judge) -> str`: `request` is a dict or JSON text; returns the
+/// `CanaryJudgeResult` as JSON text (exactly what `coalmine judge` prints, compact).
+#[pyfunction]
+#[pyo3(signature = (request, judge = None, overrides = None))]
+fn judge_request(
+    py: Python<'_>,
+    request: &Bound<'_, PyAny>,
+    judge: Option<String>,
+    overrides: Option<String>,
+) -> PyResult<String> {
+    let value = request_value(request, overrides)?;
     py.detach(move || -> Result<String, JudgeError> {
         let request = JudgeRequest::from_value(&value)?;
         let result = judge::judge_request(&request, judge.as_deref())?;
@@ -146,21 +153,7 @@ fn judgment_report_html(
     overrides: Option<String>,
     fragment: bool,
 ) -> PyResult<String> {
-    let mut value = if let Ok(text) = request.cast::<PyString>() {
-        let text: String = text.extract()?;
-        parse_text(&text, "the request").map_err(|e| InvalidInputError::new_err(e.message))?
-    } else {
-        json::to_json(request, "request")?
-    };
-    if let Some(o) = overrides {
-        let o: Value = serde_json::from_str(&o)
-            .map_err(|e| InvalidInputError::new_err(format!("overrides: {e}")))?;
-        if let Some(cfg) = value.get("canaryConfig") {
-            let patched = coalmine::archive::rejudge::apply_overrides(cfg, &o)
-                .map_err(InvalidInputError::new_err)?;
-            value["canaryConfig"] = patched;
-        }
-    }
+    let value = request_value(request, overrides)?;
     py.detach(move || -> PyResult<String> {
         let request = JudgeRequest::from_value(&value).map_err(|e| {
             let err = coalmine::Error::from(JudgeError::from(e));

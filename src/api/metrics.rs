@@ -302,80 +302,94 @@ impl Collector for Snapshot {
 impl Snapshot {
     /// The per-run families: one sample set per run in progress or recently finished.
     fn encode_runs(&self, e: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        use prometheus_client::metrics::MetricType;
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        self.run_family(
+            e,
+            "run_score",
+            "The score of a canary run's last judgment (0-100).",
+            |r| r.score.map(|s| (vec![], s)).into_iter().collect(),
+        )?;
+        self.run_family(
+            e,
+            "run_status",
+            "A canary run's status: 1 for the status it is in, 0 for the others.",
+            |r| {
+                RunStatus::ALL
+                    .iter()
+                    .map(|&s| {
+                        (
+                            vec![pair("status", s.as_str())],
+                            f64::from(u8::from(r.status == s)),
+                        )
+                    })
+                    .collect()
+            },
+        )?;
+        self.run_family(
+            e,
+            "run_judgments",
+            "Judgments a canary run has made.",
+            |r| vec![(vec![], r.judgments as f64)],
+        )?;
+        self.run_family(
+            e,
+            "run_threshold",
+            "A canary run's score thresholds: a judgment passes at or above pass, is marginal at or above marginal.",
+            |r| {
+                vec![
+                    (vec![pair("threshold", "pass")], r.thresholds.0),
+                    (vec![pair("threshold", "marginal")], r.thresholds.1),
+                ]
+            },
+        )?;
+        self.run_family(
+            e,
+            "run_metric_classification",
+            "Each metric result of a canary run's last judgment: 1, with its classification (Pass, High, Low, Nodata, ...) as a label.",
+            |r| {
+                r.metrics
+                    .iter()
+                    .map(|m| {
+                        let labels = vec![
+                            pair("metric", &m.name),
+                            pair("tags", &m.tags),
+                            pair("classification", &m.classification),
+                            pair("critical", &m.critical.to_string()),
+                            pair("muted", &m.muted.to_string()),
+                        ];
+                        (labels, 1.0)
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// One per-run gauge family (none without runs): `samples(run)` gives each sample's
+    /// labels after `run` and `config`, and its value.
+    fn run_family(
+        &self,
+        e: &mut DescriptorEncoder<'_>,
+        name: &str,
+        help: &str,
+        samples: impl Fn(&crate::runs::RunGauges) -> Vec<(Vec<(String, String)>, f64)>,
+    ) -> Result<(), std::fmt::Error> {
         if self.runs.is_empty() {
             return Ok(());
         }
-        let run_labels = |r: &crate::runs::RunGauges| {
-            vec![
-                ("run".to_string(), r.id.clone()),
-                ("config".to_string(), r.config.clone()),
-            ]
-        };
         let mut enc = e.encode_descriptor(
-            "run_score",
-            "The score of a canary run's last judgment (0-100).",
+            name,
+            help,
             None,
-            MetricType::Gauge,
+            prometheus_client::metrics::MetricType::Gauge,
         )?;
         for r in &self.runs {
-            if let Some(score) = r.score {
-                ConstGauge::new(score).encode(enc.encode_family(&run_labels(r))?)?;
-            }
-        }
-        let mut enc = e.encode_descriptor(
-            "run_status",
-            "A canary run's status: 1 for the status it is in, 0 for the others.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for r in &self.runs {
-            for s in RunStatus::ALL {
-                let mut labels = run_labels(r);
-                labels.push(("status".into(), s.as_str().into()));
-                let on = if r.status == s { 1.0 } else { 0.0 };
-                ConstGauge::new(on).encode(enc.encode_family(&labels)?)?;
-            }
-        }
-        let mut enc = e.encode_descriptor(
-            "run_judgments",
-            "Judgments a canary run has made.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for r in &self.runs {
-            ConstGauge::new(r.judgments as f64).encode(enc.encode_family(&run_labels(r))?)?;
-        }
-        let mut enc = e.encode_descriptor(
-            "run_threshold",
-            "A canary run's score thresholds: a judgment passes at or above pass, is marginal at or above marginal.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for r in &self.runs {
-            for (name, v) in [("pass", r.thresholds.0), ("marginal", r.thresholds.1)] {
-                let mut labels = run_labels(r);
-                labels.push(("threshold".into(), name.into()));
-                ConstGauge::new(v).encode(enc.encode_family(&labels)?)?;
-            }
-        }
-        let mut enc = e.encode_descriptor(
-            "run_metric_classification",
-            "Each metric result of a canary run's last judgment: 1, with its classification (Pass, High, Low, Nodata, ...) as a label.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for r in &self.runs {
-            for m in &r.metrics {
-                let mut labels = run_labels(r);
-                labels.extend([
-                    ("metric".to_string(), m.name.clone()),
-                    ("tags".to_string(), m.tags.clone()),
-                    ("classification".to_string(), m.classification.clone()),
-                    ("critical".to_string(), m.critical.to_string()),
-                    ("muted".to_string(), m.muted.to_string()),
-                ]);
-                ConstGauge::new(1.0).encode(enc.encode_family(&labels)?)?;
+            for (extra, value) in samples(r) {
+                let mut labels = vec![
+                    ("run".to_string(), r.id.clone()),
+                    ("config".to_string(), r.config.clone()),
+                ];
+                labels.extend(extra);
+                ConstGauge::new(value).encode(enc.encode_family(&labels)?)?;
             }
         }
         Ok(())

@@ -6,7 +6,7 @@
 
 use std::error::Error;
 
-use plotters::chart::SeriesAnno;
+use plotters::chart::{MeshStyle, SeriesAnno};
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
@@ -119,6 +119,26 @@ fn svg(size: (u32, u32), label: &str, draw: impl FnOnce(&Area) -> Drawn) -> Stri
     }
 }
 
+/// The charts' text: 12 px sans-serif in ink.
+fn text() -> TextStyle<'static> {
+    ("sans-serif", 12).into_font().color(&INK)
+}
+
+/// Every chart's mesh: no minor grid lines, light major ones, the house text.
+fn house<'m, 'a, 'b, X, Y, DB>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: plotters::coord::ranged1d::Ranged,
+    Y: plotters::coord::ranged1d::Ranged,
+    DB: DrawingBackend,
+{
+    mesh.light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .label_style(text())
+        .axis_desc_style(text())
+}
+
 /// `[lo, hi]` with room around it (a single value gets a band of its own).
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if !lo.is_finite() || !hi.is_finite() {
@@ -180,17 +200,12 @@ pub(crate) fn series(
             .x_label_area_size(34)
             .y_label_area_size(62)
             .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID)
+        house(&mut chart.configure_mesh())
             .x_desc(x_desc)
             .x_labels(8)
             .y_labels(6)
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .label_style(("sans-serif", 12).into_font().color(&INK))
-            .axis_desc_style(("sans-serif", 12).into_font().color(&INK))
             .draw()?;
         for (arm, points) in arms {
             let arm = *arm;
@@ -218,7 +233,7 @@ pub(crate) fn series(
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(GUIDE)
-            .label_font(("sans-serif", 12).into_font().color(&INK))
+            .label_font(text())
             .draw()?;
         Ok(())
     })
@@ -236,18 +251,13 @@ pub(crate) fn ecdf(label: &str, arms: &[(Arm, Vec<(f64, f64)>)]) -> String {
             .x_label_area_size(34)
             .y_label_area_size(40)
             .build_cartesian_2d(x0..x1, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID)
+        house(&mut chart.configure_mesh())
             .x_desc("value")
             .y_desc("share ≤ value")
             .x_labels(5)
             .y_labels(5)
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .label_style(("sans-serif", 12).into_font().color(&INK))
-            .axis_desc_style(("sans-serif", 12).into_font().color(&INK))
             .draw()?;
         for (arm, points) in arms {
             let arm = *arm;
@@ -276,7 +286,7 @@ pub(crate) fn ecdf(label: &str, arms: &[(Arm, Vec<(f64, f64)>)]) -> String {
             .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.85))
             .border_style(GUIDE)
-            .label_font(("sans-serif", 12).into_font().color(&INK))
+            .label_font(text())
             .draw()?;
         Ok(())
     })
@@ -305,17 +315,12 @@ pub(crate) fn scores(
             .x_label_area_size(34)
             .y_label_area_size(44)
             .build_cartesian_2d(x0..x1, 0.0..105.0)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID)
+        house(&mut chart.configure_mesh())
             .x_desc(x_desc)
             .y_desc("score")
             .x_labels(8)
             .y_labels(6)
             .x_label_formatter(&tick)
-            .label_style(("sans-serif", 12).into_font().color(&INK))
-            .axis_desc_style(("sans-serif", 12).into_font().color(&INK))
             .draw()?;
         guides(
             &mut chart,
@@ -405,18 +410,13 @@ pub(crate) fn path(
             .x_label_area_size(34)
             .y_label_area_size(54)
             .build_cartesian_2d(x0..x1, (y0..y1).log_scale())?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID)
+        house(&mut chart.configure_mesh())
             .x_desc(x_desc)
             .y_desc(y_desc)
             .x_labels(5)
             .y_labels(6)
             .x_label_formatter(&tick)
             .y_label_formatter(&tick)
-            .label_style(("sans-serif", 12).into_font().color(&INK))
-            .axis_desc_style(("sans-serif", 12).into_font().color(&INK))
             .draw()?;
         guides(
             &mut chart,
@@ -456,16 +456,11 @@ pub(crate) fn rescored(
             .x_label_area_size(36)
             .y_label_area_size(44)
             .build_cartesian_2d(-2.0..102.0, -2.0..102.0)?;
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID)
+        house(&mut chart.configure_mesh())
             .x_desc("old score")
             .y_desc("new score")
             .x_labels(6)
             .y_labels(6)
-            .label_style(("sans-serif", 12).into_font().color(&INK))
-            .axis_desc_style(("sans-serif", 12).into_font().color(&INK))
             .draw()?;
         guides(
             &mut chart,
@@ -530,17 +525,13 @@ pub(crate) fn effect(e: &Effect) -> String {
             .margin_top(22)
             .x_label_area_size(26)
             .build_cartesian_2d(x0..x1, 0.0..1.0)?;
-        chart
-            .configure_mesh()
+        house(&mut chart.configure_mesh())
             .disable_y_mesh()
             .disable_y_axis()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID)
             .x_labels(7)
             .x_label_formatter(&tick)
-            .label_style(("sans-serif", 12).into_font().color(&INK))
             .draw()?;
-        let font = ("sans-serif", 12).into_font().color(&INK);
+        let font = text();
         if let Some((lo, hi, name)) = e.allowed {
             let (lo, hi) = (lo.clamp(x0, x1), hi.clamp(x0, x1));
             chart.draw_series(std::iter::once(Rectangle::new(

@@ -12,9 +12,10 @@ use serde_json::Value;
 
 use super::charts::{self, Arm, Effect};
 use super::escape;
+use crate::judge::effect::EffectMeasure;
 use crate::judge::model::{AnalysisResult, CanaryJudgeResult, MetricSetPair, TestDetails};
 use crate::judge::Thresholds;
-use crate::runs::{Run, RunStatus, Window};
+use crate::runs::{utc_text as time, Run, RunStatus, Window};
 
 /// Points per arm a series chart draws at most (thinned for display, never for statistics).
 const SERIES_POINTS: usize = 400;
@@ -183,8 +184,9 @@ pub fn render(input: &ReportInput, form: Form) -> String {
     }
     match input.result {
         Some(result) => {
-            summary_section(&mut out, result, input);
+            // one order for the summary and the sections, so the anchors line up
             let order = failing_first(&result.results);
+            summary_section(&mut out, result, &order);
             out.push_str("<h2 id=\"details\">Metrics in detail</h2>");
             if !input.series_note.is_empty() {
                 let _ = write!(
@@ -275,10 +277,6 @@ fn fmt_num(v: f64) -> String {
     } else {
         crate::judge::stats::significant(v, 4)
     }
-}
-
-fn time(ms: i64) -> String {
-    crate::runs::utc_text(ms)
 }
 
 fn duration(ms: i64) -> String {
@@ -441,7 +439,7 @@ fn is_failing(r: &AnalysisResult) -> bool {
         )
 }
 
-fn summary_section(out: &mut String, result: &CanaryJudgeResult, input: &ReportInput) {
+fn summary_section(out: &mut String, result: &CanaryJudgeResult, order: &[usize]) {
     let _ = write!(
         out,
         "<h2 id=\"metrics\">Metrics</h2><p>{} metric results by {}, failing first.</p>\
@@ -450,7 +448,7 @@ fn summary_section(out: &mut String, result: &CanaryJudgeResult, input: &ReportI
         result.results.len(),
         escape(&result.judge_name)
     );
-    for (n, &i) in failing_first(&result.results).iter().enumerate() {
+    for (n, &i) in order.iter().enumerate() {
         let r = &result.results[i];
         let (effect, interval, evidence) = brief(r);
         let _ = write!(
@@ -503,7 +501,6 @@ fn summary_section(out: &mut String, result: &CanaryJudgeResult, input: &ReportI
     if let Some(split) = &result.traffic_split {
         let _ = write!(out, "<p>Traffic split: {}</p>", escape(&split.reason));
     }
-    let _ = input;
 }
 
 fn tags_span(tags: &BTreeMap<String, String>) -> String {
@@ -600,11 +597,10 @@ fn pair_of<'a>(
 }
 
 fn bound(p: &MetricSetPair) -> f64 {
-    match p.tags.get("le").map(|b| b.trim()) {
-        Some("+Inf" | "Inf" | "inf" | "+inf") => f64::INFINITY,
-        Some(b) => b.parse().unwrap_or(f64::NAN),
-        None => f64::NAN,
-    }
+    p.tags
+        .get("le")
+        .and_then(|b| crate::query::timeseries::parse_le(b))
+        .unwrap_or(f64::NAN)
 }
 
 fn metric_section(
@@ -793,18 +789,9 @@ fn charts_range(a: &[(f64, f64)], b: &[(f64, f64)]) -> (f64, f64) {
     })
 }
 
-/// `analysisConfigurations.canary.effectSize.{allowedDecrease, allowedIncrease}` of a metric,
-/// defaulting to `neutral` (no change allowed on that side).
-fn allowed(config: &Value, metric: &str, neutral: f64) -> (f64, f64) {
-    let effect =
-        metric_doc(config, metric).map(|m| &m["analysisConfigurations"]["canary"]["effectSize"]);
-    let get = |k: &str| {
-        effect
-            .and_then(|e| e.get(k))
-            .and_then(Value::as_f64)
-            .unwrap_or(neutral)
-    };
-    (get("allowedDecrease"), get("allowedIncrease"))
+/// A metric's `analysisConfigurations` (`null` when the config has no such metric).
+fn analysis_of<'a>(config: &'a Value, metric: &str) -> &'a Value {
+    metric_doc(config, metric).map_or(&Value::Null, |m| &m["analysisConfigurations"])
 }
 
 fn metric_doc<'a>(config: &'a Value, metric: &str) -> Option<&'a Value> {
@@ -829,11 +816,17 @@ fn effects(r: &AnalysisResult, config: &Value) -> Vec<Effect> {
     let Some(meta) = &r.result_metadata else {
         return Vec::new();
     };
-    let measure = metric_doc(config, &r.name)
-        .and_then(|m| m["analysisConfigurations"]["canary"]["effectSize"]["measure"].as_str())
-        .unwrap_or("meanRatio");
-    let neutral = if measure == "cles" { 0.5 } else { 1.0 };
-    let (lo, hi) = allowed(config, &r.name, neutral);
+    // the gate as the judges read it: the measure, each side defaulting to no change
+    let (measure, lo, hi) = crate::judge::allowed_effect(analysis_of(config, &r.name)).unwrap_or((
+        EffectMeasure::MeanRatio,
+        1.0,
+        1.0,
+    ));
+    let neutral = measure.neutral();
+    let measure = serde_json::to_value(measure)
+        .ok()
+        .and_then(|m| m.as_str().map(str::to_owned))
+        .unwrap_or_default();
     let gate = |label: String, value: f64, neutral: f64| Effect {
         label,
         estimate: value,
@@ -1002,22 +995,14 @@ fn numbers_table(
             nan(&p.experiment).to_string(),
             nan(&p.control).to_string(),
         );
-        if let Some(factor) = outlier_factor(config, &r.name) {
-            let count = |v: &[f64]| {
-                let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-                crate::judge::transform::Detector::Iqr {
-                    factor,
-                    reduce_sensitivity: true,
-                }
-                .detect(&finite)
-                .into_iter()
-                .filter(|o| *o)
-                .count()
-            };
+        // the judges' own cleaning, so the counts are the values they dropped
+        let analysis = analysis_of(config, &r.name);
+        let removed = |v: &[f64]| crate::judge::outliers_removed(analysis, v);
+        if let (Some((factor, e)), Some((_, c))) = (removed(&p.experiment), removed(&p.control)) {
             row(
                 &format!("outliers removed (IQR × {})", fmt_num(factor)),
-                count(&p.experiment).to_string(),
-                count(&p.control).to_string(),
+                e.to_string(),
+                c.to_string(),
             );
         }
     }
@@ -1027,16 +1012,6 @@ fn numbers_table(
     row("min", fmt_num(e.min), fmt_num(c.min));
     row("max", fmt_num(e.max), fmt_num(c.max));
     out.push_str("</tbody></table></div>");
-}
-
-/// The IQR factor of a metric whose config removes outliers (`outliers.strategy: remove`).
-fn outlier_factor(config: &Value, metric: &str) -> Option<f64> {
-    let o = &metric_doc(config, metric)?["analysisConfigurations"]["canary"]["outliers"];
-    (o.get("strategy").and_then(Value::as_str) == Some("remove")).then(|| {
-        o.get("outlierFactor")
-            .and_then(Value::as_f64)
-            .unwrap_or(3.0)
-    })
 }
 
 /// `(path, value)` rows of a JSON document: nested keys dotted, arrays of objects indexed,

@@ -73,7 +73,7 @@ impl KafkaVerdicts {
     fn report_url(&self, id: &str) -> Option<String> {
         self.public_url
             .as_ref()
-            .map(|u| format!("{u}/runs/{id}/report"))
+            .map(|u| crate::runs::report_url(u, id))
     }
 
     fn send(&self, key: &str, event: &impl Serialize) {

@@ -255,3 +255,22 @@ fn results_read_back_to_the_same_json() {
         }
     }
 }
+
+/// The report counts the outliers the judges' own cleaning drops: one far value, with NaNs
+/// removed or replaced by 0 first; nothing when the config keeps outliers.
+#[test]
+fn outliers_removed_are_the_ones_the_judges_clean_away() {
+    let mut series: Vec<f64> = (1..=20).map(f64::from).collect();
+    series.extend([1000.0, f64::NAN]);
+    let analysis = |nan: &str| serde_json::json!({"canary": {"nanStrategy": nan, "outliers": {"strategy": "remove", "outlierFactor": 3.0}}});
+    assert_eq!(
+        coalmine::judge::outliers_removed(&analysis("remove"), &series),
+        Some((3.0, 1))
+    );
+    assert_eq!(
+        coalmine::judge::outliers_removed(&analysis("replace"), &series),
+        Some((3.0, 1))
+    );
+    let kept = serde_json::json!({"canary": {"outliers": {"strategy": "none"}}});
+    assert_eq!(coalmine::judge::outliers_removed(&kept, &series), None);
+}
